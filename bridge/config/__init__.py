@@ -1,0 +1,1 @@
+"""Loading and validating the YAML config against the JSON Schema."""

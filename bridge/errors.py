@@ -1,0 +1,99 @@
+"""The one exception tree of ws-bridge; third-party exceptions are translated into it at adapters.
+
+::
+
+    BridgeError
+    ├── ConfigError                 every problem in a config file at once (exit code 78)
+    ├── SourceError                 carries ``source``
+    │   ├── ConnectFailed           TCP/TLS/DNS/timeout before the handshake completed
+    │   │   └── HandshakeRejected   the HTTP upgrade got a non-101 ``status``
+    │   ├── AuthRejected            credentials refused (HTTP 401/403 or the auth ``reject``)
+    │   ├── SessionTimeout          an auth, subscribe, heartbeat or idle deadline (``stage``)
+    │   └── ConnectionLost          the socket closed or went half-open (``code``, ``reason``)
+    │       └── MessageTooBig       a frame exceeded ``max_message_size``
+    └── SinkError                   carries ``sink``
+        ├── SinkUnavailable         the target cannot be reached or opened now (retried)
+        └── PublishRefused          the target refused one message (an ACL, a topic)
+Messages are built in ``__str__`` from attributes, so no secret enters one by accident.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class BridgeError(Exception):
+    """Base class of every error ws-bridge raises on purpose."""
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    """One problem in a config file, at FILE:LINE:COL and a dotted key path."""
+    file: str
+    line: int
+    column: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}"
+        return f"{where}: {self.path or '(top level)'}: {self.message}"
+
+@dataclass
+class ConfigError(BridgeError):
+    """The config is invalid; ``issues`` holds every problem found, not just the first."""
+    issues: list[ConfigIssue] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return "\n".join(str(issue) for issue in self.issues)
+
+class SourceError(BridgeError):
+    """A problem with one upstream WebSocket source."""
+    def __init__(self, source: str, detail: str = "") -> None:
+        super().__init__(source, detail)
+        self.source, self.detail = source, detail
+
+    def __str__(self) -> str:
+        return f"source {self.source!r}: {self.detail or type(self).__name__}"
+
+class ConnectFailed(SourceError):
+    """The connection could not be opened."""
+
+class HandshakeRejected(ConnectFailed):
+    """The server answered the upgrade with an HTTP error status."""
+    def __init__(self, source: str, status: int, detail: str = "") -> None:
+        super().__init__(source, detail or f"handshake rejected with HTTP {status}")
+        self.status = status
+
+class AuthRejected(SourceError):
+    """The server refused the credentials (retried with backoff, reported as a rejection)."""
+
+class SessionTimeout(SourceError):
+    """A session deadline passed: ``stage`` is auth, subscribe, heartbeat or idle."""
+    def __init__(self, source: str, stage: str, detail: str = "") -> None:
+        super().__init__(source, detail or f"{stage} timed out")
+        self.stage = stage
+
+class ConnectionLost(SourceError):
+    """The connection closed, cleanly or not; ``code`` is None when no close frame arrived."""
+    def __init__(self, source: str, code: int | None = None, reason: str = "") -> None:
+        why = f"connection closed (code {code}{', ' + reason if reason else ''})"
+        super().__init__(source, why if code is not None else "connection lost")
+        self.code, self.reason = code, reason
+
+class MessageTooBig(ConnectionLost):
+    """A frame exceeded ``max_message_size``; the connection is dropped and re-opened."""
+
+class SinkError(BridgeError):
+    """A problem with one sink; other sinks and the sources keep running."""
+    def __init__(self, sink: str, detail: str) -> None:
+        super().__init__(sink, detail)
+        self.sink, self.detail = sink, detail
+
+    def __str__(self) -> str:
+        return f"sink {self.sink!r}: {self.detail}"
+
+class SinkUnavailable(SinkError):
+    """The target cannot be reached or opened right now; the sink retries."""
+
+class PublishRefused(SinkError):
+    """The target refused one message (an ACL, an invalid topic)."""

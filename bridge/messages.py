@@ -1,0 +1,93 @@
+"""The message that flows from a source to the sinks, with its JSON parsed at most once."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Final
+
+
+class _Invalid:
+    """Sentinel type: the frame is text but not valid JSON (or is binary)."""
+
+    def __repr__(self) -> str:
+        return "INVALID"
+
+
+INVALID: Final = _Invalid()
+_UNPARSED: Final = object()
+
+
+class Message:
+    """One frame from an upstream; ``data`` is ``str`` for text and ``bytes`` for binary."""
+
+    __slots__ = ("_json", "data", "received_at", "source")
+
+    def __init__(self, source: str, data: str | bytes, received_at: float) -> None:
+        self.source = source
+        self.data = data
+        self.received_at = received_at
+        self._json: Any = _UNPARSED
+
+    @classmethod
+    def from_json(cls, source: str, value: Any, received_at: float) -> Message:
+        """A message whose JSON value is already known (e.g. built by the bridge itself)."""
+        msg = cls(source, json.dumps(value, separators=(",", ":")), received_at)
+        msg._json = value
+        return msg
+
+    @property
+    def json(self) -> Any:
+        """The decoded JSON value, or ``INVALID``; decoded on first use, then cached."""
+        if self._json is _UNPARSED:
+            self._json = decode_json(self.data)
+        return self._json
+
+    @property
+    def is_binary(self) -> bool:
+        return isinstance(self.data, bytes)
+
+    def payload_bytes(self) -> bytes:
+        """The frame exactly as received, as bytes (text is UTF-8)."""
+        return self.data if isinstance(self.data, bytes) else self.data.encode()
+
+    def __repr__(self) -> str:
+        unit = "bytes" if self.is_binary else "chars"
+        return f"Message(source={self.source!r}, {len(self.data)} {unit})"
+
+
+MAX_JSON_DEPTH: Final = 64
+
+
+def decode_json(data: str | bytes) -> Any:
+    """Decode a text frame; binary frames, invalid JSON and over-deep nesting give ``INVALID``."""
+    if isinstance(data, bytes):
+        return INVALID
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError):
+        return INVALID
+    if _too_deep(value, MAX_JSON_DEPTH):
+        return INVALID
+    return value
+
+
+def _too_deep(value: Any, budget: int) -> bool:
+    if budget < 0:
+        return True
+    if isinstance(value, dict):
+        return any(_too_deep(v, budget - 1) for v in value.values())
+    if isinstance(value, list):
+        return any(_too_deep(v, budget - 1) for v in value)
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One routed message on its way into one sink: the route's rendered topic and payload."""
+
+    message: Message
+    payload: str | bytes
+    topic: str | None = None
+    qos: int | None = None
+    retain: bool | None = None

@@ -1,0 +1,1 @@
+"""Patterns, templates and the router that turns a message into deliveries."""

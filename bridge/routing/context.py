@@ -1,0 +1,67 @@
+"""What a template's placeholders can read, and how each placeholder is looked up."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bridge.messages import INVALID
+
+ROOTS = frozenset({"seq", "source", "now_ms", "now_s", "hostname", "msg", "mqtt"})
+_STEP = re.compile(r"\.([\w-]+)|\[(\d+)\]")
+
+
+class TemplateError(ValueError):
+    """A template is malformed, or a value it needs is missing from a message."""
+
+
+@dataclass(slots=True)
+class Context:
+    """What placeholders can read; ``seq`` is called once per ``{seq}`` rendered."""
+
+    source: str = ""
+    msg: Any = INVALID
+    raw: str | bytes = ""
+    now: float = 0.0
+    seq: Callable[[], int] = field(default=lambda: 0)
+    hostname: str = ""
+    mqtt: Any = None
+
+
+Getter = Callable[[Context], Any]
+Clean = Callable[[str], str] | None
+_SCALARS: dict[str, Getter] = {
+    "seq": lambda c: c.seq(),
+    "source": lambda c: c.source,
+    "now_ms": lambda c: int(c.now * 1000),
+    "now_s": lambda c: int(c.now),
+    "hostname": lambda c: c.hostname,
+}
+
+
+def getter(root: str, path: str) -> Getter:
+    name = "{" + root + path + "}"
+    if root not in ROOTS:
+        raise TemplateError(f"unknown placeholder {name}; known: {', '.join(sorted(ROOTS))}")
+    if root in _SCALARS:
+        if path:
+            raise TemplateError(f"{{{root}}} has no fields: {name}")
+        return _SCALARS[root]
+    steps = [int(i) if i else k for k, i in _STEP.findall(path)]
+
+    def get(ctx: Context) -> Any:
+        value = ctx.msg if root == "msg" else ctx.mqtt
+        if value is INVALID:
+            if not steps:
+                return ctx.raw
+            raise TemplateError(f"{name}: the message is not JSON")
+        try:
+            for step in steps:
+                value = value[step]
+        except (KeyError, IndexError, TypeError):
+            raise TemplateError(f"{name}: no such field in the message") from None
+        return value
+
+    return get

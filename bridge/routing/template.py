@@ -1,0 +1,65 @@
+"""Templates: JSON values and strings with ``{placeholders}``, compiled once, rendered per use."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+from bridge.routing.context import Clean, Context, Getter, TemplateError, getter
+
+__all__ = ["Context", "Template", "TemplateError"]
+
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_]\w*)((?:\.[\w-]+|\[\d+\])*)\}")
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+
+class Template:
+    """A compiled template; ``render`` keeps JSON types, ``render_str`` always gives text."""
+
+    __slots__ = ("_render", "roots", "spec", "static", "uses_message")
+
+    def __init__(self, spec: Any) -> None:
+        self.spec = spec
+        self.roots: set[str] = set()
+        self._render = self._compile(spec)
+        self.static = not self.roots
+        self.uses_message = "msg" in self.roots
+
+    def render(self, ctx: Context) -> Any:
+        return self._render(ctx, None)
+
+    def render_str(self, ctx: Context, clean: Clean = None) -> str:
+        """Render to text; ``clean`` is applied to each placeholder's value (topic/path safety)."""
+        return _text(self._render(ctx, clean))
+
+    def _compile(self, spec: Any) -> Callable[[Context, Clean], Any]:
+        if isinstance(spec, dict):
+            items = [(k, self._compile(v)) for k, v in spec.items()]
+            return lambda c, cl: {k: f(c, cl) for k, f in items}
+        if isinstance(spec, list):
+            parts = [self._compile(v) for v in spec]
+            return lambda c, cl: [f(c, cl) for f in parts]
+        if not isinstance(spec, str):
+            return lambda c, cl: spec
+        pieces: list[str | Getter] = []
+        pos = 0
+        for m in _PLACEHOLDER.finditer(spec):
+            pieces.append(spec[pos : m.start()])
+            pieces.append(m.group(0)[0] if m.group(1) is None else getter(m.group(1), m.group(2)))
+            self.roots.update([m.group(1)] if m.group(1) else [])
+            pos = m.end()
+        pieces = [p for p in [*pieces, spec[pos:]] if p != ""]
+        if all(isinstance(p, str) for p in pieces):
+            text = "".join(p for p in pieces if isinstance(p, str))
+            return lambda c, cl: text
+        if len(pieces) == 1 and not isinstance(only := pieces[0], str):  # keeps its JSON type
+            return lambda c, cl: only(c) if cl is None else cl(_text(only(c)))
+        return lambda c, cl: "".join(
+            p if isinstance(p, str) else _text(p(c)) if cl is None else cl(_text(p(c)))
+            for p in pieces
+        )

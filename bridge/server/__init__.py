@@ -1,0 +1,1 @@
+"""The WebSocket server side: the demo upstream."""

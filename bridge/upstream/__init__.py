@@ -1,0 +1,1 @@
+"""The upstream side: one reconnecting WebSocket client per configured source."""
