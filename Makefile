@@ -23,11 +23,11 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 
 test: lint
-	sh tests/support/ensure-mosquitto.sh
+	sh tests/support/ensure-tools.sh
 	$(PY) -m pytest
 
 bench: $(STAMP)
-	sh tests/support/ensure-mosquitto.sh
+	sh tests/support/ensure-tools.sh
 	$(PY) bench/run.py
 
 schema: $(STAMP)

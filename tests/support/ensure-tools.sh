@@ -1,0 +1,17 @@
+#!/bin/sh
+# The suite runs real programs: mosquitto (its own broker on a free port), mosquitto_passwd,
+# openssl (test certificates) and systemd-analyze (unit checks). Install what is missing.
+missing=""
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$missing mosquitto"
+command -v mosquitto_passwd >/dev/null 2>&1 || missing="$missing mosquitto-clients"
+command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
+command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing test tools:$missing" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+  exit $?
+fi
+echo "These tools are needed by the test suite and could not be installed automatically:$missing" >&2
+echo "Install them (Debian/Ubuntu: apt-get install$missing) and run make test again." >&2
+exit 1
