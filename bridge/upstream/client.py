@@ -1,0 +1,299 @@
+"""One source's reconnecting client: opens the connection, drives its Session, backs off, stops."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Final, TypeVar
+
+from bridge.config.model import SourceConfig
+from bridge.errors import (
+    AuthRejected,
+    ConnectFailed,
+    ConnectionLost,
+    HandshakeRejected,
+    MessageTooBig,
+    SessionTimeout,
+    SourceError,
+)
+from bridge.messages import Message
+from bridge.upstream.backoff import backoff
+from bridge.upstream.connection import Connection, open_connection, safe_url
+from bridge.upstream.session import Action, Close, Deliver, Fail, Send, Session, SetState
+from bridge.upstream.state import ConnState
+
+logger = logging.getLogger("bridge.upstream")
+
+# A connection that delivered data, or stayed connected this long, resets the backoff.
+HEALTHY_AFTER: Final = 5.0
+# Shutdown: how long the unsubscribe messages may take, then how long the close handshake may.
+STOP_SEND_GRACE: Final = 2.0
+CLOSE_GRACE: Final = 3.0
+# After a failure the peer is suspect: send a close frame but do not wait long for its answer.
+FAILED_CLOSE_GRACE: Final = 1.0
+# Invalid JSON frames: the first is logged, then at most one summary line per this many seconds.
+INVALID_LOG_EVERY: Final = 60.0
+
+REASONS: Final = {
+    "auth_rejected": "auth rejected",
+    "handshake_rejected": "handshake rejected",
+    "network": "network error",
+    "timeout": "timeout",
+    "too_big": "message too big",
+    "closed": "connection closed",
+    "rejected": "rejected",
+}
+
+DeliverFn = Callable[[Message], Awaitable[None] | None]
+StateFn = Callable[[str, ConnState], None]
+_T = TypeVar("_T")
+
+
+# Most specific first: HandshakeRejected is a ConnectFailed, MessageTooBig a ConnectionLost.
+_KINDS: Final = (
+    (AuthRejected, "auth_rejected"),
+    (HandshakeRejected, "handshake_rejected"),
+    (ConnectFailed, "network"),
+    (SessionTimeout, "timeout"),
+    (MessageTooBig, "too_big"),
+)
+
+
+def reason_of(error: SourceError) -> str:
+    """The reconnect reason for metrics and logs; a rejection is never a network error."""
+    for kind, reason in _KINDS:
+        if isinstance(error, kind):
+            return reason
+    if isinstance(error, ConnectionLost):  # 1006: the TCP connection dropped, no close frame
+        return "network" if error.code in (None, 1006) else "closed"
+    return "rejected"  # a subscribe reject, or a message the session could not render
+
+
+def _size(data: str | bytes) -> int:
+    if isinstance(data, bytes) or data.isascii():
+        return len(data)
+    return len(data.encode())
+
+
+@dataclass
+class SourceStats:
+    """Counters of one source over its whole life, across reconnects."""
+
+    received: int = 0  # frames, including the session's own (acks, pongs)
+    bytes: int = 0
+    invalid: int = 0  # text frames that were not valid JSON
+    reconnects: Counter[str] = field(default_factory=Counter)  # by reason_of()
+    connects: int = 0  # connections that reached CONNECTED
+    last_error: str | None = None
+
+
+class SourceClient:
+    """Keeps one source connected until ``stop()``, or until ``max_attempts`` is exhausted."""
+
+    def __init__(
+        self,
+        cfg: SourceConfig,
+        deliver: DeliverFn,
+        *,
+        on_state: StateFn | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        hostname: str = "",
+    ) -> None:
+        self.cfg = cfg
+        self.state = ConnState.CONNECTING
+        self.stats = SourceStats()
+        self._deliver = deliver
+        self._on_state = on_state
+        self._clock = clock
+        self._wall = wall
+        self._hostname = hostname
+        self._log = logging.LoggerAdapter(logger, {"source": cfg.name})
+        self._announced: ConnState | None = None  # the state last logged and reported
+        self._stopping = False
+        self._wakeup: asyncio.Timeout | None = None  # the wait that stop() cuts short
+        self._connected_at: float | None = None
+        self._delivered = 0  # messages delivered on the current connection
+        self._invalid_logged_at: float | None = None
+        self._invalid_unlogged = 0
+
+    async def run(self) -> None:
+        """Connect and serve, reconnecting with backoff; return once stopped or failed."""
+        name = self.cfg.name
+        delays = self._backoff()
+        attempts = 0
+        while not self._stopping:
+            attempts += 1
+            error = await self._attempt()
+            if error is None:
+                break
+            if self._was_healthy():
+                delays, attempts = self._backoff(), 1
+            reason = reason_of(error)
+            self.stats.last_error = str(error)
+            delay = next(delays, None)
+            if delay is None:
+                self._set_state(ConnState.FAILED)
+                self._log.error(
+                    "source %s: failed, giving up after %d attempts; last: %s: %s",
+                    name, attempts, REASONS[reason], error.detail,
+                )
+                return
+            self.stats.reconnects[reason] += 1
+            self._set_state(ConnState.RECONNECTING)
+            self._log.warning(
+                "source %s: reconnecting in %.2fs after %s: %s",
+                name, delay, REASONS[reason], error.detail,
+            )
+            try:
+                await self._interruptible(asyncio.sleep(delay), None)
+            except TimeoutError:
+                break
+        self._set_state(ConnState.STOPPED)
+
+    def stop(self) -> None:
+        """Ask ``run()`` to unsubscribe, close and return; safe to call at any time, repeatedly."""
+        self._stopping = True
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.expired():
+            wakeup.reschedule(asyncio.get_running_loop().time())
+
+    async def _attempt(self) -> SourceError | None:
+        """One connection from open to end: the error that ended it, or None when stopped."""
+        self._connected_at, self._delivered = None, 0
+        self._set_state(ConnState.CONNECTING)
+        try:
+            conn = await self._interruptible(open_connection(self.cfg), None)
+        except TimeoutError:
+            return None
+        except SourceError as exc:
+            return exc
+        try:
+            await self._serve(conn)
+        except SourceError as exc:
+            return exc
+        finally:
+            await self._close(conn, FAILED_CLOSE_GRACE)
+        return None
+
+    async def _serve(self, conn: Connection) -> None:
+        """The one loop of a connection: wait for a frame or the session's next deadline."""
+        session = Session(self.cfg, hostname=self._hostname, wall=self._wall)
+        await self._apply(conn, session.start(self._clock()))
+        while not self._stopping:
+            now = self._clock()
+            due = session.deadline()
+            if due is not None and due <= now:
+                await self._apply(conn, session.tick(now))
+                continue
+            try:
+                data = await self._interruptible(conn.recv(), None if due is None else due - now)
+            except TimeoutError:
+                continue
+            msg = Message(self.cfg.name, data, self._wall())
+            self.stats.received += 1
+            self.stats.bytes += _size(data)
+            invalid = session.invalid
+            actions = session.receive(msg, self._clock())
+            if session.invalid != invalid:
+                self._note_invalid(session.invalid - invalid)
+            await self._apply(conn, actions)
+        await self._shutdown(conn, session)
+
+    async def _apply(self, conn: Connection, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Deliver):
+                self._delivered += 1
+                pending = self._deliver(action.msg)
+                if pending is not None:
+                    await pending
+            elif isinstance(action, Send):
+                await conn.send(action.data)
+            elif isinstance(action, SetState):
+                if action.state is ConnState.CONNECTED:
+                    self._connected_at = self._clock()
+                    self.stats.connects += 1
+                self._set_state(action.state)
+            elif isinstance(action, Fail):
+                raise action.error
+            elif isinstance(action, Close):
+                await self._close(conn, CLOSE_GRACE)
+
+    async def _shutdown(self, conn: Connection, session: Session) -> None:
+        """Send the unsubscribe messages and a close frame, each bounded in time."""
+        actions = session.stop(self._clock())
+        try:
+            async with asyncio.timeout(STOP_SEND_GRACE):
+                for action in actions:
+                    if isinstance(action, Send):
+                        await conn.send(action.data)
+        except (SourceError, TimeoutError) as exc:
+            why = exc.detail if isinstance(exc, SourceError) else "timed out"
+            self._log.info("source %s: unsubscribe not sent before closing: %s", self.cfg.name, why)
+        await self._close(conn, CLOSE_GRACE)
+
+    async def _close(self, conn: Connection, grace: float) -> None:
+        try:
+            async with asyncio.timeout(grace):
+                await conn.close(1000)
+        except TimeoutError:
+            pass  # the adapter aborts the transport when its close is cut short
+
+    async def _interruptible(self, aw: Awaitable[_T], limit: float | None) -> _T:
+        """Await ``aw``; TimeoutError when ``limit`` seconds pass or when ``stop()`` is called."""
+        async with asyncio.timeout(limit) as wakeup:
+            self._wakeup = wakeup
+            if self._stopping:
+                wakeup.reschedule(asyncio.get_running_loop().time())
+            try:
+                return await aw
+            finally:
+                self._wakeup = None
+
+    def _backoff(self) -> Iterator[float]:
+        return backoff(self.cfg.reconnect)
+
+    def _was_healthy(self) -> bool:
+        if self._connected_at is None:
+            return False
+        return self._delivered > 0 or self._clock() - self._connected_at >= HEALTHY_AFTER
+
+    def _set_state(self, state: ConnState) -> None:
+        self.state = state
+        if state is self._announced:
+            return
+        self._announced = state
+        name = self.cfg.name
+        if state is ConnState.CONNECTING:
+            self._log.debug("source %s: connecting to %s", name, safe_url(self.cfg.url))
+        elif state in (ConnState.AUTHENTICATING, ConnState.SUBSCRIBING):
+            self._log.debug("source %s: %s", name, state)
+        elif state in (ConnState.CONNECTED, ConnState.STOPPED):
+            self._log.info("source %s: %s", name, state)
+        # RECONNECTING and FAILED are logged by run(), with their reason.
+        if self._on_state is not None:
+            self._on_state(name, state)
+
+    def _note_invalid(self, count: int) -> None:
+        self.stats.invalid += count
+        now = self._clock()
+        if self._invalid_logged_at is None:
+            self._invalid_logged_at = now
+            action = "forwarding it raw" if self.cfg.on_invalid == "forward" else "dropping it"
+            self._log.warning(
+                "source %s: received a text frame that is not valid JSON, %s "
+                "(further ones are counted and summarised every %ds)",
+                self.cfg.name, action, int(INVALID_LOG_EVERY),
+            )
+            return
+        self._invalid_unlogged += count
+        if now - self._invalid_logged_at >= INVALID_LOG_EVERY:
+            self._log.warning(
+                "source %s: %d more text frames that are not valid JSON since the last report",
+                self.cfg.name, self._invalid_unlogged,
+            )
+            self._invalid_logged_at, self._invalid_unlogged = now, 0
