@@ -30,6 +30,12 @@ class Template:
         self.static = not self.roots
         self.uses_message = "msg" in self.roots
 
+    def __eq__(self, other: object) -> bool:  # config reload compares configs by value
+        return isinstance(other, Template) and other.spec == self.spec
+
+    def __hash__(self) -> int:
+        return hash(repr(self.spec))
+
     def render(self, ctx: Context) -> Any:
         return self._render(ctx, None)
 

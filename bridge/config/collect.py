@@ -1,0 +1,78 @@
+"""Typed conversions for the config builders that record each failure at its key path."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Any
+
+from bridge.config.durations import parse_duration
+from bridge.config.explain import KeyPath
+from bridge.config.model import TLSConfig
+from bridge.routing.pattern import Pattern
+from bridge.routing.template import Template, TemplateError
+from bridge.sinks.base import QueueConfig
+from bridge.upstream.backoff import BackoffPolicy
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$")
+_UNITS = {"B": 1, "KB": 10**3, "KiB": 2**10, "MB": 10**6, "MiB": 2**20, "GB": 10**9, "GiB": 2**30}
+SIZE_PATTERN = r"^\s*\d+(\.\d+)?\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$"
+_DELAYS = {"initial_delay": "initial_delay", "max_delay": "max_delay"}
+_NUMBERS: dict[str, Any] = {"multiplier": float, "jitter": float, "max_attempts": int}
+
+
+def parse_size(value: int | str) -> int:
+    """Bytes for ``1048576``, ``"1MiB"`` or ``"100MB"``."""
+    if isinstance(value, int):
+        return value
+    match = _SIZE.match(value)
+    if not match:
+        raise ValueError(f"not a size: {value!r} (write e.g. 65536, 512KiB, 1MiB)")
+    return int(float(match.group(1)) * _UNITS[match.group(2) or "B"])
+
+
+class Collector:
+    """Problems found so far, each at a key path; typed conversions that record their failures."""
+
+    def __init__(self) -> None:
+        self.found: list[tuple[KeyPath, str]] = []
+
+    def add(self, path: KeyPath, message: str) -> None:
+        self.found.append((path, message))
+
+    def template(self, spec: Any, path: KeyPath) -> Template:
+        try:
+            return Template(spec)
+        except TemplateError as exc:
+            # The semantic checks already reported each bad string at its own key.
+            if not any(p[: len(path)] == path for p, _ in self.found):
+                self.add(path, str(exc))
+            return Template("")
+
+    def seconds(self, raw: dict[str, Any], path: KeyPath, names: dict[str, str]) -> dict[str, Any]:
+        """``{field: seconds}`` for each duration key of ``names`` (yaml key: field) in ``raw``."""
+        out = {}
+        for key, field in names.items():
+            if key in raw:
+                try:
+                    out[field] = parse_duration(raw[key])
+                except ValueError as exc:
+                    self.add((*path, key), str(exc))
+        return out
+
+    def backoff(self, raw: dict[str, Any], path: KeyPath) -> BackoffPolicy:
+        rest = {k: t(raw[k]) for k, t in _NUMBERS.items() if k in raw}
+        return BackoffPolicy(**self.seconds(raw, path, _DELAYS), **rest)
+
+
+def pattern(spec: Any) -> Pattern | None:
+    """A pattern, or None when the key is absent or null (no message is JSON null)."""
+    return None if spec is None else Pattern(spec)
+
+
+def queue(raw: dict[str, Any] | None, default: QueueConfig | None = None) -> QueueConfig:
+    return replace(default or QueueConfig(), **(raw or {}))
+
+
+def tls(raw: dict[str, Any] | None) -> TLSConfig:
+    return TLSConfig(**(raw or {}))

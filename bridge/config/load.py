@@ -1,0 +1,198 @@
+"""Reads a config file into a typed Config, or raises ConfigError listing every problem in it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+from collections.abc import Callable, Iterator, Mapping
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator
+
+from bridge.config import placeholders
+from bridge.config.build_sinks import build_sink
+from bridge.config.build_sources import build_source
+from bridge.config.checks import check, is_template_path
+from bridge.config.collect import Collector
+from bridge.config.credentials import find_secrets
+from bridge.config.explain import KeyPath, dotted, explain
+from bridge.config.marks import MarkedDict, MarkedList, RecursiveAlias, containers, locate, plain
+from bridge.config.model import Config
+from bridge.errors import ConfigError, ConfigIssue
+
+_MERGE = "tag:yaml.org,2002:merge"
+_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+
+
+class _Loader(yaml.SafeLoader):
+    """A safe loader whose mappings and sequences carry marks, so errors point at FILE:LINE:COL."""
+
+
+def _mapping(loader: _Loader, node: yaml.MappingNode) -> Iterator[MarkedDict]:
+    data = MarkedDict()
+    yield data
+    own = sum(1 for key, _ in node.value if key.tag != _MERGE)
+    loader.flatten_mapping(node)  # merged (`<<`) keys come first; the mapping's own keys win
+    seen: set[str] = set()
+    for index, (key_node, value_node) in enumerate(node.value):
+        key = loader.construct_object(key_node)
+        if not isinstance(key, str):
+            data.problems.append((str(key), f"the key {key!r} is not a string; quote it"))
+            key = str(key)
+        if index >= len(node.value) - own:
+            if key in seen:
+                data.problems.append((key, f"duplicate key '{key}'; only the last would count"))
+            seen.add(key)
+        data[key] = loader.construct_object(value_node)
+        data.marks[key] = (key_node.start_mark.line, key_node.start_mark.column)
+
+
+def _sequence(loader: _Loader, node: yaml.SequenceNode) -> Iterator[MarkedList]:
+    data = MarkedList()
+    yield data
+    for child in node.value:
+        data.append(loader.construct_object(child))
+        data.marks.append((child.start_mark.line, child.start_mark.column))
+
+
+_Loader.add_constructor("tag:yaml.org,2002:map", _mapping)
+_Loader.add_constructor("tag:yaml.org,2002:seq", _sequence)
+# JSON has no dates, and Home Assistant states are "on"/"off": as in YAML 1.2, only true/false
+# are booleans, and dates stay strings.
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", lambda loader, node: node.value)
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", _BOOL, list("tTfF"))
+
+
+def load_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of the config file."""
+    text = resources.files("bridge.config").joinpath("schema.json").read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+@cache
+def _validator() -> Any:
+    return Draft202012Validator(load_schema())
+
+
+def _parse(file: str) -> tuple[Any, list[tuple[KeyPath, Any]]]:
+    """The document and its containers; unreadable files and bad YAML raise ConfigError."""
+    try:
+        doc = yaml.load(Path(file).read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506
+        return doc, containers(doc)
+    except (OSError, UnicodeDecodeError) as exc:
+        why = f"cannot read the file: {getattr(exc, 'strerror', None) or 'not UTF-8 text'}"
+        line, column = 1, 1
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        why = "YAML: " + "; ".join(str(part) for part in (exc.context, exc.problem) if part)
+    except RecursiveAlias as exc:
+        why, line, column = f"YAML: {exc}", 1, 1
+    raise ConfigError([ConfigIssue(file, line, column, "", why)])
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
+    """The validated, typed config in ``path``; ``env`` defaults to ``os.environ``.
+
+    Raises ConfigError with every problem found (syntax, schema, semantics), each at
+    FILE:LINE:COL; no message contains a secret.
+    """
+    file = str(path)
+    doc, nodes = _parse(file)
+    if doc is None:
+        raise ConfigError([ConfigIssue(file, 1, 1, "", "the file is empty; see ws-bridge schema")])
+    c, failed = Collector(), set[KeyPath]()  # failed: a schema error there would repeat it
+    for where, node in nodes:
+        for key, message in getattr(node, "problems", []):
+            c.add((*where, key), message)
+            failed.add((*where, key))
+    env = os.environ if env is None else env
+    secrets = _resolve(nodes, env, Path(path).parent, c, failed)
+    secrets |= {s for s in find_secrets(doc) if "${" not in s}  # not a failed placeholder
+    invalid = {p: m for error in _validator().iter_errors(doc) for p, m in explain(error)}
+    for where, message in invalid.items():
+        if where not in failed:
+            c.add(where, message)
+    check(doc, c.add)
+    config = _build(file, plain(doc), c, set(invalid), frozenset(secrets))
+    if c.found:
+        issues = set()
+        for where, message in c.found:
+            line, column = locate(doc, where)
+            text = placeholders.redact(message, secrets)
+            issues.add(ConfigIssue(file, line, column, dotted(where), text))
+        raise ConfigError(sorted(issues, key=lambda i: (i.line, i.column, i.path, i.message)))
+    return config
+
+
+def _braces(value: str) -> str:
+    return value.replace("{", "{{").replace("}", "}}")
+
+
+def _resolve(
+    nodes: list[tuple[KeyPath, Any]], env: Mapping[str, str], base: Path, c: Collector,
+    failed: set[KeyPath],
+) -> frozenset[str]:
+    """Resolve ``${env:}``/``${file:}`` in every string value in place; returns the secrets."""
+
+    def read(name: str) -> str:
+        return (base / Path(name).expanduser()).read_text(encoding="utf-8")
+
+    secrets: frozenset[str] = frozenset()
+    done: set[int] = set()  # an aliased node is reached twice but resolved once
+    for path, node in nodes:
+        if id(node) in done:
+            continue
+        done.add(id(node))
+        for key, value in list(node.items() if isinstance(node, dict) else enumerate(node)):
+            if isinstance(value, str) and "${" in value:
+                where = (*path, key)
+                # In a run-time template, a secret's braces must stay literal text.
+                quote: Callable[[str], str] | None = _braces if is_template_path(where) else None
+                try:
+                    node[key], found = placeholders.resolve(value, env, read, quote)
+                    secrets |= found
+                except placeholders.PlaceholderError as exc:
+                    c.add(where, str(exc))
+                    failed.add(where)
+    return secrets
+
+
+def _build(
+    file: str, doc: Any, c: Collector, invalid: set[KeyPath], secrets: frozenset[str]
+) -> Config:
+    """The typed config, built from every part that passed the schema (to report more at once)."""
+
+    def valid(prefix: KeyPath) -> bool:
+        return not any(p[: len(prefix)] == prefix for p in invalid)
+
+    doc = doc if isinstance(doc, dict) else {}
+    sinks, sources = doc.get("sinks"), doc.get("sources")
+    defaults = doc.get("defaults", {}) if valid(("defaults",)) else None
+    hostname = socket.gethostname()
+    return Config(
+        path=file,
+        sources=tuple(
+            build_source(raw, defaults, ("sources", i), c)
+            for i, raw in enumerate(sources if isinstance(sources, list) else [])
+            if defaults is not None and valid(("sources", i))
+        ),
+        sinks={
+            name: build_sink(name, raw, c, hostname)
+            for name, raw in (sinks.items() if isinstance(sinks, dict) else [])
+            if valid(("sinks", name))
+        },
+        secrets=secrets,
+        metrics_listen=doc.get("metrics", {}).get("listen") if valid(("metrics",)) else None,
+    )
