@@ -1,0 +1,199 @@
+"""The file sink: lines appended to per-source paths, rotated, and kept through disk errors.
+
+Each wake writes what is queued, one ``write`` per file; failed lines go back to the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import gzip
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bridge.messages import Delivery
+from bridge.routing.template import Context
+from bridge.sinks import rotation as rot
+from bridge.sinks.base import FileSinkConfig
+from bridge.sinks.formats import format_line, sanitize_path_value
+from bridge.sinks.queue import BoundedQueue
+
+logger = logging.getLogger("bridge.sinks.file")
+
+
+class FileSink:
+    """Appends ``envelope`` or ``raw`` lines; ``run`` never raises on a write error."""
+
+    def __init__(self, config: FileSinkConfig, *, wall: Callable[[], float] = time.time,
+                 retry_delay: float = 1.0, batch: int = 1000, hostname: str = "") -> None:
+        if config.path.roots - {"source", "hostname"}:
+            raise ValueError(f"sink {config.name}: the path may use only {{source}}, {{hostname}}")
+        self.name, self.config = config.name, config
+        self.queue = BoundedQueue[Delivery](config.queue.max_messages, config.queue.overflow)
+        self.stats = rot.FileSinkStats(dropped=self.queue.dropped)
+        self._wall, self._retry_delay, self._batch, self._host = wall, retry_delay, batch, hostname
+        self._files: dict[str, rot.OpenFile] = {}
+        self._wake, self._room = asyncio.Event(), asyncio.Event()
+        self._closing = self._stopped = self._dirty = False
+        self._failing: OSError | None = None
+        self._synced, self._done = float("-inf"), 0
+        self._jobs, self._job_lock = set[asyncio.Future[None]](), threading.Lock()
+
+    def send(self, delivery: Delivery) -> None:
+        self.queue.put(delivery)
+        self._wake.set()
+
+    async def drain(self) -> None:
+        await self._until(lambda: not self.queue.full)
+
+    def close(self) -> None:
+        """Write what is queued and stop; while the target fails, retry until cancelled."""
+        self._closing = True
+        self._wake.set()
+
+    def reopen(self) -> None:
+        """Close every file; the next write opens it again by name (SIGHUP after logrotate)."""
+        self._forget(*self._files)
+
+    def source_state(self, source: str, state: str) -> None:
+        """Connection states are not written to files; the log already has them."""
+
+    async def flush(self) -> None:
+        """Return once the queue is written, or once one more write attempt has failed."""
+        errors = self.stats.errors
+        await self._until(lambda: not self.queue or self.stats.errors > errors)
+
+    async def _until(self, done: Callable[[], bool]) -> None:
+        while not done() and not self._stopped:
+            self._room.clear()
+            await self._room.wait()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        interval = 0.0 if self.config.fsync == "always" else self.config.flush_interval
+        self._stopped = False  # a run restarted after a crash blocks producers again
+        try:
+            while self.queue or not self._closing:
+                self._wake.clear()
+                if not self.queue:  # idle: wake for new lines, or when ``fsync: interval`` is due
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(interval if self._dirty else None):
+                            await self._wake.wait()
+                if self.queue and not self._write_batch():
+                    await asyncio.sleep(self._retry_delay)
+                if self._dirty and loop.time() - self._synced >= interval:
+                    self._dirty, self._synced = False, loop.time()
+                    fds = [out.file.fileno() for out in self._files.values()]
+                    try:
+                        await asyncio.to_thread(list, map(os.fsync, fds))
+                    except OSError as exc:
+                        self._error("fsync failed", exc)
+        finally:
+            if lost := len(self.queue.take(len(self.queue))):
+                self.stats.dropped["write_error"] += lost
+                logger.error("sink %s: stopping with %d lines not written", self.name, lost)
+            self._forget(*self._files)
+            await asyncio.gather(*self._jobs, return_exceptions=True)
+            self._stopped = True
+            self._room.set()
+
+    def _write_batch(self) -> bool:
+        """Write one batch, grouped by file; False when some of it could not be written."""
+        groups: dict[str, list[Delivery]] = {}
+        for d in self.queue.take(self._batch):
+            groups.setdefault(d.message.source, []).append(d)
+        now, left = self._wall(), list[Delivery]()
+        for source, items in groups.items():
+            path = self.config.path.render_str(Context(source, hostname=self._host),
+                                               sanitize_path_value)
+            self._done = 0
+            try:
+                self._append(path, items, now)
+            except OSError as exc:
+                left += items[self._done :]
+                self._forget(path)  # reopen by name on retry: the target may have been replaced
+                self._error(f"cannot write {path}", exc, retry=True)
+        self.queue.push_front(left)  # sync since take(), so the queue is still within bounds
+        if not left and self._failing is not None:
+            logger.warning("sink %s: writing again after %s", self.name, rot.why(self._failing))
+            self._failing = None
+        self._room.set()
+        return not left
+
+    def _append(self, path: str, items: list[Delivery], now: float) -> None:
+        cfg = self.config
+        out = self._files.get(path) or self._open(path, now)
+        if rot.due_by_time(out.period, now, cfg.rotate):
+            out = self._rotate(out, now) if out.size else out
+            out.period = rot.period_start(now, cfg.rotate)
+        lines = [format_line(d, cfg.format) for d in items]
+        for i, chunk in enumerate(rot.size_chunks(out.size, lines, cfg.max_bytes)):
+            out = self._put(self._rotate(out, now) if i else out, chunk)
+
+    def _put(self, out: rot.OpenFile, lines: list[bytes]) -> rot.OpenFile:
+        data = b"".join(lines)
+        try:
+            if (out.file.write(data) or 0) < len(data):  # the disk filled up mid-way
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError:
+            with contextlib.suppress(OSError):  # cut the torn line; the retry writes it whole
+                os.ftruncate(out.file.fileno(), out.size)
+            raise
+        out.size += len(data)
+        self._done += len(lines)
+        self.stats.written += len(lines)
+        self._dirty |= bool(lines) and self.config.fsync != "never"
+        return out
+
+    def _open(self, path: str, now: float) -> rot.OpenFile:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        file = Path(path).open("ab", buffering=0)  # noqa: SIM115 - kept open across batches
+        st = os.fstat(file.fileno())
+        period = rot.period_start(st.st_mtime if st.st_size else now, self.config.rotate)
+        return self._files.setdefault(path, rot.OpenFile(path, file, st.st_size, period))
+
+    def _rotate(self, out: rot.OpenFile, now: float) -> rot.OpenFile:
+        self._forget(out.path)
+        stamp = out.period or now  # the hour or day the file covered, else the rotation time
+        target = Path(rot.rotated_name(out.path, stamp, lambda name: Path(name).exists()))
+        Path(out.path).rename(target)
+        self.stats.rotations += 1
+        if self.config.compress or self.config.keep:
+            job = asyncio.ensure_future(asyncio.to_thread(self._finish, target, Path(out.path)))
+            self._jobs = {j for j in self._jobs if not j.done()} | {job}
+        return self._open(out.path, now)
+
+    def _finish(self, rotated: Path, base: Path) -> None:
+        """In a worker thread, one at a time: gzip ``rotated``, then prune beyond ``keep``."""
+        with self._job_lock:
+            try:
+                if self.config.compress:
+                    tmp = rotated.with_name(rotated.name + ".gz.tmp")
+                    with rotated.open("rb") as src, gzip.open(tmp, "wb") as dst:
+                        shutil.copyfileobj(src, dst, 1 << 20)
+                    tmp.rename(rotated.with_name(rotated.name + ".gz"))
+                    rotated.unlink()
+                names = [p.name for p in base.parent.iterdir()]
+                for name in rot.expired(base.name, names, self.config.keep):
+                    (base.parent / name).unlink(missing_ok=True)
+            except OSError as exc:
+                self._error(f"cannot gzip or prune {rotated}", exc)
+
+    def _forget(self, *paths: str) -> None:
+        for out in [self._files.pop(p) for p in paths if p in self._files]:
+            with contextlib.suppress(OSError), out.file:
+                if self.config.fsync != "never":
+                    os.fsync(out.file.fileno())
+
+    def _error(self, what: str, exc: OSError, *, retry: bool = False) -> None:
+        self.stats.errors += 1
+        if not (retry and self._failing):  # a failing target is logged once, not per retry
+            then = f"; keeping the lines, retrying every {self._retry_delay:g}s" if retry else ""
+            logger.error("sink %s: %s: %s%s", self.name, what, rot.why(exc), then)
+        self._failing = exc if retry else self._failing
