@@ -70,6 +70,7 @@ class Router:
     ) -> None:
         self.source = source.name
         self.stats = RouterStats()
+        self.last_received: float | None = None  # wall time of the latest message routed
         self._hostname = hostname
         self._wall = wall
         self._seq = itertools.count(1).__next__
@@ -87,6 +88,7 @@ class Router:
 
     def route(self, msg: Message) -> Awaitable[None] | None:
         """Send ``msg`` to every matching route's sink; an awaitable means: wait for room."""
+        self.last_received = msg.received_at
         ctx: Context | None = None
         full: list[Sink] = []
         for route in self._routes:

@@ -89,6 +89,7 @@ class SourceStats:
     reconnects: Counter[str] = field(default_factory=Counter)  # by reason_of()
     connects: int = 0  # connections that reached CONNECTED
     last_error: str | None = None
+    handshake_seconds: float | None = None  # of the latest connection
 
 
 class SourceClient:
@@ -118,6 +119,7 @@ class SourceClient:
         self._wakeup: asyncio.Timeout | None = None  # the wait that stop() cuts short
         self._connected_at: float | None = None
         self._delivered = 0  # messages delivered on the current connection
+        self._pending: SourceConfig | None = None  # new subscriptions from a reload
         self._invalid_logged_at: float | None = None
         self._invalid_unlogged = 0
 
@@ -155,9 +157,24 @@ class SourceClient:
                 break
         self._set_state(ConnState.STOPPED)
 
+    def retarget(self, deliver: DeliverFn) -> None:
+        """A reload changed the routes or sinks: deliver from now on through ``deliver``."""
+        self._deliver = deliver
+
+    def resubscribe(self, cfg: SourceConfig) -> None:
+        """A reload changed only the subscriptions: apply them on the live socket, no reconnect."""
+        if self.state in (ConnState.SUBSCRIBING, ConnState.CONNECTED):
+            self._pending = cfg  # picked up by the connection's loop, which we wake
+            self._wake()
+        else:
+            self.cfg = cfg  # not connected: the next connection subscribes with it
+
     def stop(self) -> None:
         """Ask ``run()`` to unsubscribe, close and return; safe to call at any time, repeatedly."""
         self._stopping = True
+        self._wake()
+
+    def _wake(self) -> None:
         wakeup = self._wakeup
         if wakeup is not None and not wakeup.expired():
             wakeup.reschedule(asyncio.get_running_loop().time())
@@ -172,6 +189,7 @@ class SourceClient:
             return None
         except SourceError as exc:
             return exc
+        self.stats.handshake_seconds = conn.handshake_seconds
         try:
             await self._serve(conn)
         except SourceError as exc:
@@ -186,6 +204,10 @@ class SourceClient:
         await self._apply(conn, session.start(self._clock()))
         while not self._stopping:
             now = self._clock()
+            if self._pending is not None:
+                self.cfg, self._pending = self._pending, None
+                await self._apply(conn, session.resubscribe(self.cfg, now))
+                continue
             due = session.deadline()
             if due is not None and due <= now:
                 await self._apply(conn, session.tick(now))

@@ -15,36 +15,10 @@ from bridge.errors import AuthRejected, SessionTimeout, SourceError
 from bridge.messages import INVALID, Message
 from bridge.routing.pattern import Pattern
 from bridge.routing.template import Context, Template, TemplateError
+from bridge.upstream.actions import Action, Close, Deliver, Fail, Send, SetState
 from bridge.upstream.state import ConnState
 
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    data: str
-
-
-@dataclass(frozen=True, slots=True)
-class Deliver:
-    msg: Message
-
-
-@dataclass(frozen=True, slots=True)
-class SetState:
-    state: ConnState
-
-
-@dataclass(frozen=True, slots=True)
-class Fail:
-    error: SourceError
-
-
-@dataclass(frozen=True, slots=True)
-class Close:
-    pass
-
-
-# Send a text frame; Deliver to the routes; SetState; Fail = drop this connection; Close cleanly.
-Action = Send | Deliver | SetState | Fail | Close
+__all__ = ["Action", "Close", "Deliver", "Fail", "Send", "Session", "SetState"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +105,23 @@ class Session:
                 out.append(self._render(step.send, now))
         self._live = False
         return [*out, Close()]
+
+    def resubscribe(self, cfg: SourceConfig, now: float) -> list[Action]:
+        """A reload changed only the subscriptions: unsubscribe the old, subscribe the new."""
+        old = self.stop(now)[:-1] if self.state is ConnState.CONNECTED else []
+        if not self._live and not old:
+            self.cfg = cfg
+            return []
+        self.cfg, self._live, self._wait = cfg, True, None
+        self._plan = [item for item in self._compile() if not isinstance(item, ConnState)]
+        self._plan = [ConnState.SUBSCRIBING, *self._plan[self._auth_items():], ConnState.CONNECTED]
+        return [*old, *self._guard(self._advance, now, INVALID)]
+
+    def _auth_items(self) -> int:
+        auth = self.cfg.auth
+        if auth is None:
+            return 0
+        return sum(x is not None for x in (auth.await_, auth.send, auth.expect))
 
     def _limits(self) -> list[tuple[str, float]]:
         idle = self._last_rx + self.cfg.idle_timeout if self.cfg.idle_timeout > 0 else math.inf

@@ -1,0 +1,128 @@
+"""The ``ws-bridge`` command line: run, check, schema, demo and status."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from bridge import __version__
+from bridge.config.load import load_config, load_schema
+from bridge.config.model import Config
+from bridge.errors import ConfigError
+from bridge.logs import setup_logging
+from bridge.metrics import fetch_status
+from bridge.server.feed import FeedServer
+from bridge.shard import owner, parse_shard
+from bridge.stats import format_status_table
+from bridge.supervisor import Supervisor
+from bridge.upstream.connection import safe_url
+
+EX_CONFIG = 78  # sysexits.h: configuration error; the systemd units' RestartPreventExitStatus
+EX_UNAVAILABLE = 69  # sysexits.h: `status` could not reach the daemon
+DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ws-bridge", description="Pipe WebSocket feeds into MQTT, files and stdout."
+    )
+    parser.add_argument("--version", action="version", version=f"ws-bridge {__version__}")
+    parser.add_argument("--log-level", default="info",
+                        choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--log-format", default="auto", choices=["auto", "text", "json"],
+                        help="auto: journald style under systemd, text otherwise")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the bridge for a config file")
+    run.add_argument("config", type=Path)
+    run.add_argument("--shard", metavar="K/N", type=parse_shard,
+                     help="run only the sources that shard K of N owns (rendezvous hashing)")
+    check = sub.add_parser("check", help="validate a config file without connecting")
+    check.add_argument("config", type=Path)
+    sub.add_parser("schema", help="print the config's JSON Schema (for editors)")
+    demo = sub.add_parser("demo", help="run the built-in demo upstream and bridge it to stdout")
+    demo.add_argument("--config", type=Path, default=DEMO_CONFIG)
+    status = sub.add_parser("status", help="print the sources of a running daemon")
+    status.add_argument("--url", default="http://127.0.0.1:9108",
+                        help="the daemon's metrics address (metrics.listen)")
+    status.add_argument("--interval", type=float, default=1.0,
+                        help="seconds between the two samples that give msgs/s")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "schema":
+        print(json.dumps(load_schema(), indent=2))
+        return 0
+    if args.command == "status":
+        return asyncio.run(_status(args.url, args.interval))
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        print(f"{args.config}: invalid config ({len(exc.issues)} problems)", file=sys.stderr)
+        return EX_CONFIG
+    if args.command == "check":
+        print(_summary(config))
+        return 0
+    setup_logging(args.log_level, args.log_format, config.secrets)
+    if getattr(args, "shard", None):
+        config = _shard(config, *args.shard)
+    try:
+        return asyncio.run(_demo(config) if args.command == "demo" else _run(config))
+    except BrokenPipeError:
+        # stdout's reader went away (`ws-bridge demo | head`): exit quietly, as Python documents.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _shard(config: Config, index: int, count: int) -> Config:
+    mine = tuple(s for s in config.sources if owner(s.name, count) == index)
+    return dataclasses.replace(config, sources=mine)
+
+
+async def _run(config: Config) -> int:
+    supervisor = Supervisor(config)
+    supervisor.install_signal_handlers()
+    return await supervisor.run()
+
+
+async def _demo(config: Config) -> int:
+    """Start the demo upstream where the demo config points, then bridge it."""
+    port = urlsplit(config.sources[0].url).port or 8765
+    server = FeedServer()
+    await server.start("127.0.0.1", port)
+    try:
+        return await _run(config)
+    finally:
+        await server.close()
+
+
+async def _status(url: str, interval: float) -> int:
+    try:
+        first = await fetch_status(url)
+        await asyncio.sleep(interval)  # two samples, so the table can show msgs/s
+        second = await fetch_status(url)
+    except (OSError, ValueError) as exc:
+        print(f"ws-bridge status: cannot read {url}: {exc}", file=sys.stderr)
+        print("Is the daemon running with `metrics: {listen: ...}` in its config?",
+              file=sys.stderr)
+        return EX_UNAVAILABLE
+    print(format_status_table(first, second))
+    return 0
+
+
+def _summary(config: Config) -> str:
+    lines = [f"{config.path}: OK ({len(config.sources)} sources, {len(config.sinks)} sinks)"]
+    for src in config.sources:
+        sinks = ", ".join(dict.fromkeys(route.sink for route in src.routes)) or "no routes"
+        lines.append(f"  source {src.name}: {safe_url(src.url)} -> {sinks}")
+    for name, sink in config.sinks.items():
+        lines.append(f"  sink {name}: {type(sink).__name__.removesuffix('SinkConfig').lower()}")
+    return "\n".join(lines)

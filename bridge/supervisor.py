@@ -1,0 +1,331 @@
+"""Runs a Config: one task per sink and per source in one TaskGroup; reload applies differences."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import signal
+import socket
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from bridge.config.load import load_config
+from bridge.config.model import Config, SourceConfig
+from bridge.errors import ConfigError
+from bridge.logs import add_secrets
+from bridge.metrics import MetricsServer
+from bridge.routing.router import Router
+from bridge.sinks.base import FileSinkConfig, MqttSinkConfig, SinkConfig, StdoutSinkConfig
+from bridge.sinks.file import FileSink
+from bridge.sinks.mqtt import MqttSink
+from bridge.sinks.stdout import StdoutSink
+from bridge.stats import SinkSnapshot, Snapshot, SourceSnapshot
+from bridge.systemd import Notifier
+from bridge.upstream.client import SourceClient
+from bridge.upstream.state import ConnState
+
+log = logging.getLogger("bridge.supervisor")
+SHUTDOWN_BUDGET = 10.0  # seconds for sources to unsubscribe and for sinks to flush, each
+READY_GRACE = 30.0  # a source not connected for less than this still counts as ready
+SUBSCRIPTION_FIELDS = frozenset({"subscribe", "unsubscribe"})
+ROUTING_FIELDS = frozenset({"routes"})
+AnySink = StdoutSink | FileSink | MqttSink
+
+
+def build_sink(cfg: SinkConfig, hostname: str) -> AnySink:
+    """The sink object for one ``sinks:`` entry."""
+    if isinstance(cfg, StdoutSinkConfig):
+        return StdoutSink(cfg)
+    if isinstance(cfg, FileSinkConfig):
+        return FileSink(cfg, hostname=hostname)
+    if isinstance(cfg, MqttSinkConfig):
+        return MqttSink(cfg)
+    raise TypeError(f"unknown sink config {type(cfg).__name__}")
+
+
+def changed_fields(old: SourceConfig, new: SourceConfig) -> set[str]:
+    """The names of the source settings a reload changed."""
+    return {
+        f.name for f in dataclasses.fields(SourceConfig)
+        if getattr(old, f.name) != getattr(new, f.name)
+    }
+
+
+class _Source:
+    """One running source: its client, its router and its task."""
+
+    client: SourceClient
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        self.task: asyncio.Task[None] | None = None
+        self.since = time.monotonic()  # of the current state, for the readiness grace period
+
+
+class Supervisor:
+    """Owns the sinks and sources of one config and their lifecycle."""
+
+    def __init__(self, config: Config, *, notifier: Notifier | None = None) -> None:
+        self.config = config
+        self.notifier = notifier or Notifier()
+        self.hostname = socket.gethostname()
+        self.sinks: dict[str, AnySink] = {}
+        self.sources: dict[str, _Source] = {}
+        self._sink_tasks: dict[str, asyncio.Task[None]] = {}
+        self._tg: asyncio.TaskGroup | None = None
+        self._stop = asyncio.Event()
+        self._all_gave_up = asyncio.Event()
+        self._reloading = False
+        self.exit_code = 0
+
+    # -- state -----------------------------------------------------------------------------
+
+    def _on_state(self, entry: _Source, source: str, state: ConnState) -> None:
+        if self.sources.get(source) is not entry:
+            return  # a replaced client saying goodbye: its successor owns the state topic now
+        entry.since = time.monotonic()
+        for sink in self.sinks.values():
+            sink.source_state(source, state.value)
+        self.notifier.status(self.status_line())
+        if self.sources and all(s.client.state is ConnState.FAILED for s in self.sources.values()):
+            self._all_gave_up.set()
+
+    def status_line(self) -> str:
+        up = sum(1 for s in self.sources.values() if s.client.state is ConnState.CONNECTED)
+        parts = [f"{up}/{len(self.sources)} sources connected"]
+        parts += [f"{name}: {'up' if _sink_up(s) else 'down'}" for name, s in self.sinks.items()
+                  if isinstance(s, MqttSink)]
+        return "; ".join(parts)
+
+    async def snapshot(self) -> Snapshot:
+        """Counters of every source and sink, read now (metrics, /readyz, ``ws-bridge status``)."""
+        now, wall = time.monotonic(), time.time()
+        return Snapshot(
+            sources=tuple(_source_snapshot(e, now, wall) for e in self.sources.values()),
+            sinks=tuple(_sink_snapshot(name, s) for name, s in self.sinks.items()),
+            taken_at=now,
+        )
+
+    # -- control ---------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+
+    def request_reload(self) -> None:
+        if self._tg is not None and not self._reloading:
+            self._tg.create_task(self.reload(), name="reload")
+
+    async def run(self) -> int:
+        """Run until ``request_stop`` (or every source has given up); return the exit code."""
+        metrics = None
+        if self.config.metrics_listen:
+            metrics = MetricsServer(self.snapshot, self.config.metrics_listen)
+            await metrics.start()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                for name, cfg in self.config.sinks.items():
+                    self._start_sink(name, cfg)
+                for src in self.config.sources:
+                    self._start_source(src)
+                watchdog = tg.create_task(self.notifier.watchdog_loop(), name="watchdog")
+                log.info("started %d sources and %d sinks", len(self.sources), len(self.sinks))
+                self.notifier.ready(self.status_line())
+                await self._until_stopped()
+                self.notifier.stopping()
+                await self._shutdown()
+                watchdog.cancel()
+        finally:
+            self._tg = None
+            if metrics is not None:
+                await metrics.close()
+        return self.exit_code
+
+    def _start_sink(self, name: str, cfg: SinkConfig) -> AnySink:
+        assert self._tg is not None
+        sink = self.sinks[name] = build_sink(cfg, self.hostname)
+        self._sink_tasks[name] = self._tg.create_task(self._guard(name, sink.run),
+                                                      name=f"sink:{name}")
+        return sink
+
+    def _start_source(self, src: SourceConfig) -> None:
+        assert self._tg is not None
+        router = Router(src, self.sinks, hostname=self.hostname)
+        entry = self.sources[src.name] = _Source(router)
+        entry.client = SourceClient(
+            src, router.route, hostname=self.hostname,
+            on_state=lambda name, state: self._on_state(entry, name, state),
+        )
+        entry.task = self._tg.create_task(entry.client.run(), name=f"source:{src.name}")
+
+    async def _until_stopped(self) -> None:
+        waits = {asyncio.ensure_future(self._stop.wait()),
+                 asyncio.ensure_future(self._all_gave_up.wait())}
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        if not self._stop.is_set():
+            log.error("every source has given up; stopping")
+            self.exit_code = 1
+        for waiter in waits:
+            waiter.cancel()
+
+    async def _shutdown(self) -> None:
+        log.info("stopping: closing sources, then flushing sinks")
+        for entry in self.sources.values():
+            entry.client.stop()
+        await _bounded([e.task for e in self.sources.values() if e.task], "sources")
+        for sink in self.sinks.values():
+            sink.close()
+        await _bounded(list(self._sink_tasks.values()), "sinks")
+
+    async def _guard(self, name: str, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """A sink's task: an unexpected crash is logged and the sink restarted, never fatal."""
+        while True:
+            try:
+                await run()
+                return
+            except Exception:
+                log.exception("sink %s crashed; restarting it in 1s", name)
+                if self._stop.is_set():
+                    return
+                await asyncio.sleep(1.0)
+
+    # -- reload ----------------------------------------------------------------------------
+
+    async def reload(self) -> bool:
+        """Re-read the config and apply the difference; keep the old one if the new is invalid."""
+        self._reloading = True
+        self.notifier.reloading()
+        try:
+            try:
+                new = load_config(self.config.path)
+            except ConfigError as exc:
+                for issue in exc.issues:
+                    log.error("reload rejected: %s", issue)
+                log.error("reload rejected: keeping the running config (%d problems)",
+                          len(exc.issues))
+                return False
+            add_secrets(new.secrets)
+            await self._apply(new)
+            self.config = new
+            return True
+        finally:
+            self._reloading = False
+            self.notifier.ready(self.status_line())
+
+    async def _apply(self, new: Config) -> None:
+        old = self.config
+        stale: list[tuple[str, AnySink, asyncio.Task[None]]] = []
+        for name, cfg in new.sinks.items():
+            if name in old.sinks and old.sinks[name] == cfg:
+                continue
+            previous, task = self.sinks.get(name), self._sink_tasks.get(name)
+            sink = self._start_sink(name, cfg)
+            if previous is not None and task is not None:
+                _hand_over(previous, sink)
+                stale.append((name, previous, task))
+            log.info("reload: sink %s %s", name, "rebuilt" if previous else "added")
+        removed_sinks = [n for n in old.sinks if n not in new.sinks]
+        new_names = {s.name for s in new.sources}
+        stopping = [self._stop_source(n) for n in list(self.sources) if n not in new_names]
+        for src in new.sources:
+            entry = self.sources.get(src.name)
+            if entry is None:
+                self._start_source(src)
+                log.info("reload: source %s added", src.name)
+                continue
+            changed = changed_fields(entry.client.cfg, src)
+            resinked = any(r.sink in {n for n, *_ in stale} for r in src.routes)
+            if changed - SUBSCRIPTION_FIELDS - ROUTING_FIELDS:
+                stopping.append(self._stop_source(src.name))
+                self._start_source(src)
+                log.info("reload: source %s reconnects (changed: %s)", src.name,
+                         ", ".join(sorted(changed)))
+                continue
+            if changed & ROUTING_FIELDS or resinked:
+                entry.router = Router(src, self.sinks, hostname=self.hostname)
+                entry.client.retarget(entry.router.route)
+            if changed & SUBSCRIPTION_FIELDS:
+                entry.client.resubscribe(src)
+                log.info("reload: source %s resubscribes on its live connection", src.name)
+            elif changed:
+                entry.client.cfg = src
+        await asyncio.gather(*stopping)
+        for name in removed_sinks:
+            sink, task = self.sinks.pop(name), self._sink_tasks.pop(name)
+            stale.append((name, sink, task))
+            log.info("reload: sink %s removed", name)
+        for _, sink, _ in stale:
+            sink.close()
+        await _bounded([task for *_, task in stale], "replaced sinks")
+
+    def _stop_source(self, name: str) -> Coroutine[Any, Any, None]:
+        """Stop a source now; the coroutine returned waits until it has closed."""
+        entry = self.sources.pop(name)
+        entry.client.stop()
+
+        async def closed() -> None:
+            await _bounded([entry.task] if entry.task else [], f"source {name}")
+            log.info("reload: source %s stopped", name)
+
+        return closed()
+
+
+def _hand_over(old: AnySink, new: AnySink) -> None:
+    """Move what a replaced sink still holds into its successor, in order, losing nothing."""
+    for delivery in old.queue.take(len(old.queue)):
+        new.send(delivery)
+
+
+def _sink_up(sink: AnySink) -> bool:
+    return sink.up if isinstance(sink, MqttSink) else True
+
+
+def _source_snapshot(entry: _Source, now: float, wall: float) -> SourceSnapshot:
+    client, stats = entry.client, entry.client.stats
+    connected = client.state is ConnState.CONNECTED
+    last = entry.router.last_received
+    return SourceSnapshot(
+        name=client.cfg.name, state=client.state.value,
+        connected_since=entry.since if connected else None,
+        received=stats.received, bytes=stats.bytes, invalid=stats.invalid,
+        forwarded=dict(entry.router.stats.forwarded),
+        dropped={"render_error": sum(entry.router.stats.render_errors.values())},
+        reconnects=dict(stats.reconnects),
+        last_message_age=None if last is None else max(0.0, wall - last),
+        handshake_seconds=stats.handshake_seconds,
+        grace_until=None if connected else entry.since + READY_GRACE,
+    )
+
+
+def _sink_snapshot(name: str, sink: AnySink) -> SinkSnapshot:
+    if isinstance(sink, MqttSink):
+        published, errors = sink.stats.published, sum(sink.stats.errors.values())
+    else:
+        published, errors = sink.stats.written, sink.stats.errors
+    return SinkSnapshot(
+        name=name, type=type(sink).__name__.removesuffix("Sink").lower(), up=_sink_up(sink),
+        queue_depth=len(sink.queue), published=published, errors=errors,
+        dropped=dict(sink.queue.dropped), publish_latency=None,
+    )
+
+
+async def _bounded(tasks: list[asyncio.Task[None]], what: str) -> None:
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_BUDGET)
+    if pending:
+        log.warning("%d %s did not finish within %.0fs; cancelling", len(pending), what,
+                    SHUTDOWN_BUDGET)
+        for task in pending:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*pending, return_exceptions=True)

@@ -1,0 +1,38 @@
+"""What the sans-I/O session asks its driver to do: the actions it returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bridge.errors import SourceError
+from bridge.messages import Message
+from bridge.upstream.state import ConnState
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    data: str
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    msg: Message
+
+
+@dataclass(frozen=True, slots=True)
+class SetState:
+    state: ConnState
+
+
+@dataclass(frozen=True, slots=True)
+class Fail:
+    error: SourceError
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    pass
+
+
+# Send a text frame; Deliver to the routes; SetState; Fail = drop this connection; Close cleanly.
+Action = Send | Deliver | SetState | Fail | Close
