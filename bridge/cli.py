@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from bridge import __version__
 from bridge.config.load import load_config, load_schema
 from bridge.config.model import Config
+from bridge.config.reference import markdown
 from bridge.errors import ConfigError
 from bridge.logs import setup_logging
 from bridge.metrics import fetch_status
@@ -44,7 +45,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="run only the sources that shard K of N owns (rendezvous hashing)")
     check = sub.add_parser("check", help="validate a config file without connecting")
     check.add_argument("config", type=Path)
-    sub.add_parser("schema", help="print the config's JSON Schema (for editors)")
+    schema = sub.add_parser("schema", help="print the config's JSON Schema (for editors)")
+    schema.add_argument("--markdown", action="store_true",
+                        help="print the config reference generated from the schema instead")
     demo = sub.add_parser("demo", help="run the built-in demo upstream and bridge it to stdout")
     demo.add_argument("--config", type=Path, default=DEMO_CONFIG)
     status = sub.add_parser("status", help="print the sources of a running daemon")
@@ -58,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "schema":
-        print(json.dumps(load_schema(), indent=2))
+        print(markdown(load_schema()) if args.markdown else json.dumps(load_schema(), indent=2))
         return 0
     if args.command == "status":
         return asyncio.run(_status(args.url, args.interval))
