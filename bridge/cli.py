@@ -69,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
-        print(f"{args.config}: invalid config ({len(exc.issues)} problems)", file=sys.stderr)
+        count = len(exc.issues)
+        print(f"{args.config}: invalid config ({count} problem{'s' * (count != 1)})",
+              file=sys.stderr)
         return EX_CONFIG
     if args.command == "check":
         print(_summary(config))
