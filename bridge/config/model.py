@@ -22,7 +22,6 @@ class TLSConfig:
 @dataclass(frozen=True, slots=True)
 class Step:
     """One message the session sends (``send``), and optionally the reply it waits for."""
-
     send: Template
     expect: Pattern | None = None
     reject: Pattern | None = None
@@ -32,7 +31,6 @@ class Step:
 @dataclass(frozen=True, slots=True)
 class AuthSpec:
     """Message-based auth: wait for ``await_``, send, then wait for ``expect`` or ``reject``."""
-
     send: Template | None = None
     await_: Pattern | None = None
     expect: Pattern | None = None
@@ -86,12 +84,12 @@ class SourceConfig:
     replies: tuple[ReplySpec, ...] = ()
     routes: tuple[RouteSpec, ...] = ()
     on_invalid: Literal["forward", "drop"] = "forward"
+    allow_insecure: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Config:
     """A whole validated config file; ``secrets`` are values to redact from all output."""
-
     path: str
     sources: tuple[SourceConfig, ...]
     sinks: dict[str, SinkConfig]

@@ -8,7 +8,8 @@ from typing import Any
 Schema = dict[str, Any]
 SECTIONS = (("Top level", "#"), ("Defaults (`defaults:`)", "#/$defs/defaults"),
             ("Sources (`sources[]`)", "#/$defs/source"), ("stdout sink", "#/$defs/stdout_sink"),
-            ("file sink", "#/$defs/file_sink"), ("mqtt sink", "#/$defs/mqtt_sink"))
+            ("file sink", "#/$defs/file_sink"), ("mqtt sink", "#/$defs/mqtt_sink"),
+            ("websocket sink", "#/$defs/websocket_sink"))
 
 
 def _resolve(root: Schema, node: Schema) -> Schema:

@@ -1,80 +1,26 @@
-"""What every sink is: its config types and the ``Sink`` protocol that the supervisor drives."""
+"""What every sink is: the ``Sink`` protocol the supervisor drives (settings re-exported)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Protocol
 
 from bridge.messages import Delivery
-from bridge.routing.template import Template
-from bridge.upstream.backoff import BackoffPolicy
+from bridge.sinks.settings import (
+    Availability,
+    FileSinkConfig,
+    Format,
+    MqttSinkConfig,
+    Overflow,
+    QueueConfig,
+    SinkConfig,
+    StdoutSinkConfig,
+    WebSocketSinkConfig,
+)
 
-Overflow = Literal["drop_oldest", "drop_newest", "block"]
-Format = Literal["raw", "envelope"]
-
-
-@dataclass(frozen=True, slots=True)
-class QueueConfig:
-    """The bounded queue in front of every sink, and what happens when it is full."""
-
-    max_messages: int = 10_000
-    overflow: Overflow = "drop_oldest"
-
-
-@dataclass(frozen=True, slots=True)
-class StdoutSinkConfig:
-    name: str
-    format: Format = "raw"
-    queue: QueueConfig = QueueConfig()
-
-
-@dataclass(frozen=True, slots=True)
-class FileSinkConfig:
-    name: str
-    path: Template
-    format: Format = "envelope"
-    flush_interval: float = 1.0
-    fsync: Literal["never", "interval", "always"] = "never"
-    max_bytes: int = 0
-    rotate: Literal["hourly", "daily"] | None = None
-    keep: int = 0
-    compress: bool = False
-    queue: QueueConfig = QueueConfig()
-
-
-@dataclass(frozen=True, slots=True)
-class Availability:
-    topic: str
-    online: str = "online"
-    offline: str = "offline"
-
-
-@dataclass(frozen=True, slots=True)
-class MqttSinkConfig:
-    name: str
-    host: str
-    port: int
-    tls_enabled: bool = False
-    client_id: str = "ws-bridge"
-    username: str | None = None
-    password: str | None = None
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    verify: bool = True
-    protocol: Literal[4, 5] = 5
-    keepalive: float = 30.0
-    qos: int = 0
-    retain: bool = False
-    topic_prefix: str = "ws-bridge"
-    availability: Availability | None = None
-    message_expiry: float | None = None
-    user_properties: dict[str, Template] = field(default_factory=dict)
-    reconnect: BackoffPolicy = BackoffPolicy()
-    queue: QueueConfig = QueueConfig(max_messages=100_000)
-
-
-SinkConfig = StdoutSinkConfig | FileSinkConfig | MqttSinkConfig
+__all__ = [
+    "Availability", "FileSinkConfig", "Format", "MqttSinkConfig", "Overflow", "QueueConfig",
+    "Sink", "SinkConfig", "StdoutSinkConfig", "WebSocketSinkConfig",
+]
 
 
 class Sink(Protocol):
