@@ -44,6 +44,11 @@ class Message:
         return self._json
 
     @property
+    def parsed(self) -> Any:
+        """The JSON value (or ``INVALID``) if already decoded, else None; never decodes."""
+        return None if self._json is _UNPARSED else self._json
+
+    @property
     def is_binary(self) -> bool:
         return isinstance(self.data, bytes)
 

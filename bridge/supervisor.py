@@ -62,7 +62,8 @@ class _Source:
     def __init__(self, router: Router) -> None:
         self.router = router
         self.task: asyncio.Task[None] | None = None
-        self.since = time.monotonic()  # of the current state, for the readiness grace period
+        self.was_connected = False
+        self.since = time.monotonic()  # when it last became connected, or stopped being so
 
 
 class Supervisor:
@@ -86,7 +87,10 @@ class Supervisor:
     def _on_state(self, entry: _Source, source: str, state: ConnState) -> None:
         if self.sources.get(source) is not entry:
             return  # a replaced client saying goodbye: its successor owns the state topic now
-        entry.since = time.monotonic()
+        if (state is ConnState.CONNECTED) != entry.was_connected:
+            # Only going up or down restarts the readiness grace period; retries do not.
+            entry.was_connected = state is ConnState.CONNECTED
+            entry.since = time.monotonic()
         for sink in self.sinks.values():
             sink.source_state(source, state.value)
         self.notifier.status(self.status_line())

@@ -1,0 +1,193 @@
+"""MQTT sink: one reconnecting broker connection, publishes fired from the queue, acks counted.
+
+Reconnects are ours, each a fresh ``MqttClient`` (clean start; see ``mqtt_client`` for why not
+gmqtt's). Deliveries unacked when a connection dies return to the front of the queue, in order.
+QoS 1 is at-least-once; QoS 2 exactly-once within a connection, at-least-once across reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+
+from bridge.errors import PublishRefused, SinkUnavailable
+from bridge.messages import Delivery
+from bridge.sinks import mqtt_topics as mt
+from bridge.sinks.base import MqttSinkConfig
+from bridge.sinks.mqtt_client import BrokerUnavailable, MqttClient
+from bridge.sinks.queue import BoundedQueue
+from bridge.upstream.backoff import backoff
+
+log = logging.getLogger("bridge.sinks.mqtt")
+MAX_INFLIGHT, BATCH = 1000, 256  # in-flight cap unless Receive Maximum is lower; fired per turn
+CLOSE_TIMEOUT = 5.0  # for close(): flushing the queue, then DISCONNECT
+
+
+class MqttSink:
+    """The ``Sink`` publishing to one MQTT broker; see the module docstring for reconnects."""
+
+    def __init__(self, cfg: MqttSinkConfig) -> None:
+        self.name, self.config, host = cfg.name, cfg, socket.gethostname()
+        self.queue = BoundedQueue[Delivery](cfg.queue.max_messages, cfg.queue.overflow)
+        self.stats = mt.MqttStats(self.queue, dropped=self.queue.dropped)
+        self._props = mt.PropertyBuilder(cfg.message_expiry, cfg.user_properties, host)
+        self._client_id = cfg.client_id.replace("{hostname}", host)
+        self._wake, self._stop, self._room = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        self._conn: MqttClient | None = None
+        self._sent: dict[int, tuple[str, Delivery]] = {}  # packet id -> (topic, delivery), in order
+        self._states: dict[str, str] = {}
+        self._noted: set[str] = set()  # topics already logged as invalid or refused
+        self._deadline, self._outage = 0.0, ""
+
+    @property
+    def up(self) -> bool:
+        return self._conn is not None
+
+    def send(self, delivery: Delivery) -> None:
+        self.queue.put(delivery)
+        self._wake.set()
+
+    async def drain(self) -> None:
+        while self.queue.full and not self._room.is_set():  # set for good once run() ends
+            await self._room.wait()
+
+    def close(self) -> None:
+        if not self._stop.is_set():
+            self._deadline = time.monotonic() + CLOSE_TIMEOUT
+            self._stop.set()
+            self._wake.set()
+
+    def source_state(self, source: str, state: str) -> None:
+        """Publish ``state`` retained; remembered and published again after every reconnect."""
+        self._states[source] = state
+        if self._conn is not None:
+            self._conn.publish(mt.source_topic(self.config.topic_prefix, source, "state"), state,
+                               retain=True)
+
+    async def run(self) -> None:
+        cfg, delays = self.config, backoff(self.config.reconnect)
+        self._room.clear()
+        if cfg.protocol == 4 and (cfg.message_expiry or cfg.user_properties):
+            log.warning("sink %r: MQTT 3.1.1 has no properties; message_expiry and user "
+                        "properties are ignored", self.name)
+        try:
+            while not self._stop.is_set() or (self.queue and self._left() > 0):
+                try:
+                    conn = await self._connect()
+                except BrokerUnavailable as exc:
+                    self._failed(exc)
+                    if self._stop.is_set():
+                        break  # closing cannot wait for the broker
+                    if (delay := next(delays, None)) is None:
+                        raise SinkUnavailable(self.name, "reconnect.max_attempts reached") from exc
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stop.wait(), delay)
+                    continue
+                delays = backoff(cfg.reconnect)
+                await self._pump(conn)
+        finally:
+            if left := len(self.queue.take(len(self.queue))):
+                self.queue.dropped["shutdown"] += left
+                log.warning("sink %r: stopped with %d messages undelivered", self.name, left)
+            self._room.set()
+
+    def _left(self) -> float:
+        return self._deadline - time.monotonic() if self._stop.is_set() else 3600.0
+
+    async def _connect(self) -> MqttClient:
+        cfg = self.config
+        conn = MqttClient(cfg, self._client_id, on_ack=self._acked, on_lost=self._lost)
+        await conn.connect()
+        log.info("sink %r: connected to %s:%d", self.name, cfg.host, cfg.port)
+        self._conn, self._outage = conn, ""
+        if av := cfg.availability:
+            conn.publish(av.topic, av.online, retain=True)
+        for source, state in self._states.items():
+            self.source_state(source, state)
+        return conn
+
+    async def _pump(self, conn: MqttClient) -> None:
+        sent, clean = self._sent, False
+        try:
+            while self._conn is conn:
+                self._wake.clear()
+                cap = min(MAX_INFLIGHT, conn.receive_maximum)
+                if self._stop.is_set() and (self._left() <= 0 or not (self.queue or sent)):
+                    if av := self.config.availability:
+                        conn.publish(av.topic, av.offline, retain=True)
+                    self._conn, clean = None, True
+                    await conn.disconnect()
+                    log.info("sink %r: disconnected", self.name)
+                elif self.queue and cap > len(sent):
+                    await conn.writable()  # the broker is not reading: the rest waits in our queue
+                    self._fire(conn, self.queue.take(min(cap - len(sent), BATCH)))
+                    self._room.set()  # wakes drain() waiters, which check for room themselves
+                    self._room.clear()
+                    await asyncio.sleep(0)
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self._left())
+        except BrokerUnavailable:
+            pass  # lost while waiting to write: handled like any other loss, below
+        finally:
+            self._conn = None
+            conn.abort()
+            self.queue.push_front([d for _, d in sent.values()])
+            sent.clear()
+            if not clean:
+                log.warning("sink %r: lost the connection to the broker", self.name)
+
+    def _fire(self, conn: MqttClient, batch: list[Delivery]) -> None:
+        cfg, props = self.config, self._props if self.config.protocol == 5 else None
+        for i, d in enumerate(batch):
+            topic = d.topic if d.topic is not None else f"{cfg.topic_prefix}/{d.message.source}"
+            if (problem := mt.topic_problem(topic)) is not None:
+                self.queue.dropped["invalid_topic"] += 1
+                self._note(topic, f"cannot publish to {topic[:200]!r}: {problem}")
+                continue
+            qos = cfg.qos if d.qos is None else d.qos
+            retain = cfg.retain if d.retain is None else d.retain
+            try:
+                mid = conn.publish(topic, d.payload, qos, retain, props(d) if props else None)
+            except PublishRefused:  # over MQTT's 256 MB limit
+                self.queue.dropped["too_large"] += 1
+            except BrokerUnavailable as exc:  # out of packet ids: put the rest back, lose nothing
+                self.stats.errors[exc.kind] += 1
+                self.queue.push_front(batch[i:])
+                return
+            else:
+                if mid is None:
+                    self.stats.published += 1
+                else:
+                    self._sent[mid] = (topic, d)
+
+    def _failed(self, exc: BrokerUnavailable) -> None:
+        self.stats.errors[exc.kind] += 1
+        if exc.detail != self._outage:  # once per outage, and again only when the reason changes
+            self._outage = exc.detail
+            level = logging.ERROR if exc.kind in ("auth", "tls") else logging.WARNING
+            log.log(level, "%s; retrying", exc)
+
+    def _lost(self) -> None:
+        self._conn = None
+        self._wake.set()
+
+    def _acked(self, mid: int, reason: int) -> None:
+        """The broker answered one QoS 1/2 publish; codes of 0x80 and above are refusals."""
+        if (item := self._sent.pop(mid, None)) is None:
+            return
+        if reason < 0x80:
+            self.stats.published += 1
+        else:
+            self.stats.refused[topic := item[0]] += 1
+            self._note(topic, f"the broker refused a publish to {topic!r} (reason 0x{reason:02x})"
+                       ": check the broker's ACL for this client")
+        self._wake.set()
+
+    def _note(self, topic: str, text: str) -> None:
+        if topic not in self._noted and len(self._noted) < 10_000:  # bounded: topics are not
+            self._noted.add(topic)
+            log.warning("sink %r: %s", self.name, text)

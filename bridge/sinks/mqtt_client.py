@@ -1,0 +1,197 @@
+"""The one place the bridge meets gmqtt: connect, publish, see each answer, translate its errors.
+
+gmqtt's reconnect is off: it does not retry a failed first connect and resumes with
+clean_session=False, which drops unacked QoS 1/2 messages when the broker lost the session; the
+sink makes a fresh ``MqttClient`` (clean start) per attempt instead. gmqtt internals used: the
+PUBACK/PUBREC handlers (it ignores their reason codes), its store of unacked QoS 1/2 packets (the
+id a publish got, when it is answered) and the transport (back-pressure, abort, TCP_NODELAY test).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import Callable
+from typing import Any, Final, cast
+
+import gmqtt
+from gmqtt.storage import PersistentStorage
+
+from bridge.errors import PublishRefused, SinkUnavailable
+from bridge.sinks.base import MqttSinkConfig
+from bridge.sinks.mqtt_topics import CONNACK_ADVICE
+
+if logging.getLogger("gmqtt").level == logging.NOTSET:  # it logs each lost socket; we log states
+    logging.getLogger("gmqtt").setLevel(logging.CRITICAL)
+_NEVER: Final = -2  # below gmqtt's "unlimited" (-1) reconnect_retries: its reconnect never fires
+CONNECT_TIMEOUT: Final = 10.0
+DISCONNECT_TIMEOUT: Final = 1.0  # a broker that does not take our DISCONNECT is cut off
+AckFn = Callable[[int, int], None]  # (packet id, reason code); 0x80 and above is a refusal
+
+
+class BrokerUnavailable(SinkUnavailable):
+    """``kind`` says why: auth, tls, refused, connect (unreachable), lost or no_packet_id."""
+
+    def __init__(self, sink: str, kind: str, detail: str) -> None:
+        super().__init__(sink, detail)
+        self.kind = kind
+
+
+class _Store(PersistentStorage):  # type: ignore[misc]
+    """gmqtt's store of unacked QoS 1/2 packets: which id a publish took, and when it ends."""
+
+    def __init__(self, settled: Callable[[int], None]) -> None:
+        super().__init__()
+        self.pushed: int | None = None  # also set when PUBREC swaps in its PUBREL: reset first
+        self._settled = settled
+
+    def push_message(self, mid: int, raw_package: bytes) -> None:
+        super().push_message(mid, raw_package)
+        self.pushed = mid
+
+    def remove_message_by_mid(self, mid: int) -> None:
+        super().remove_message_by_mid(mid)
+        self._settled(mid)
+
+
+class MqttClient:
+    """One connection to the sink's broker; every failure surfaces as a ``SinkError``.
+
+    ``on_ack(mid, reason)`` reports each answered QoS 1/2 publish, ``on_lost()`` the drop of the
+    connection; neither fires before ``connect`` returns or after ``disconnect`` or ``abort``.
+    """
+
+    def __init__(self, cfg: MqttSinkConfig, client_id: str, on_ack: AckFn,
+                 on_lost: Callable[[], None]) -> None:
+        self._cfg, self._on_ack, self._on_lost = cfg, on_ack, on_lost
+        self._open, self._broker_max = False, 65535
+        self._refusals: dict[int, int] = {}  # packet id -> reason code, until its removal
+        self._store = _Store(self._settled)
+        av = cfg.availability
+        will = gmqtt.Message(av.topic, av.offline, qos=1, retain=True) if av else None
+        client = gmqtt.Client(client_id, will_message=will, persistent_storage=self._store)
+        client.reconnect_retries = _NEVER
+        if cfg.username is not None:
+            client.set_auth_credentials(cfg.username, cfg.password)
+        handler = client._package_handler
+        for name in ("_handle_puback_packet", "_handle_pubrec_packet"):  # to see reason codes
+            handle = getattr(handler, name)
+            setattr(handler, name, lambda cmd, pkt, h=handle: h(cmd, self._reason(pkt)))
+        client.on_connect = self._connack
+        client.on_disconnect = lambda c, *_: self._lost()
+        self._client: Any = client
+
+    async def connect(self) -> None:
+        """Open the connection; raises BrokerUnavailable (kind auth, tls, refused or connect)."""
+        cfg = self._cfg
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                await self._client.connect(cfg.host, cfg.port, ssl=_tls(cfg),
+                                           version=cfg.protocol, keepalive=round(cfg.keepalive))
+        except (OSError, gmqtt.MQTTConnectError) as exc:  # TimeoutError is an OSError
+            self.abort()
+            raise _unavailable(cfg, exc) from exc
+        except BaseException:
+            self.abort()
+            raise
+        self._open = True
+
+    @property
+    def receive_maximum(self) -> int:
+        """QoS 1/2 publishes that may await an answer at once (gmqtt hands out max - 1 ids)."""
+        return max(1, self._broker_max - 1)
+
+    @property
+    def transport(self) -> asyncio.Transport | None:
+        return cast("asyncio.Transport | None", _conn(self._client, "_transport"))
+
+    def publish(self, topic: str, payload: str | bytes, qos: int = 0, retain: bool = False,
+                props: dict[str, Any] | None = None) -> int | None:
+        """Fire one PUBLISH; the packet id ``on_ack`` will report for QoS 1/2, else None.
+
+        Raises PublishRefused over MQTT's 256 MB limit, BrokerUnavailable (no_packet_id).
+        """
+        try:
+            msg = gmqtt.Message(topic, payload, qos, retain, **(props or {}))
+        except ValueError:
+            why = f"a payload for {topic[:200]!r} is over MQTT's 256 MB limit"
+            raise PublishRefused(self._cfg.name, why) from None
+        self._store.pushed = None
+        try:
+            self._client.publish(msg)
+        except OverflowError:
+            why = "every packet id awaits an answer"
+            raise BrokerUnavailable(self._cfg.name, "no_packet_id", why) from None
+        return self._store.pushed
+
+    async def writable(self) -> None:
+        """Return once the socket takes writes; raises BrokerUnavailable (lost) if it dropped."""
+        if (drain := getattr(_conn(self._client, "_protocol"), "_drain_helper", None)) is None:
+            return
+        try:
+            await drain()
+        except ConnectionError:
+            why = f"lost the connection to broker {self._cfg.host}:{self._cfg.port}"
+            raise BrokerUnavailable(self._cfg.name, "lost", why) from None
+
+    async def disconnect(self) -> None:
+        """Send DISCONNECT and close, within DISCONNECT_TIMEOUT; never raises."""
+        self._open = False
+        with contextlib.suppress(OSError, TimeoutError):
+            await asyncio.wait_for(self._client.disconnect(), DISCONNECT_TIMEOUT)
+
+    def abort(self) -> None:
+        """Drop the connection now, buffered writes and all; never raises."""
+        self._open = False
+        if (transport := self.transport) is not None:
+            transport.abort()
+
+    def _connack(self, _client: Any, _flags: Any, _rc: int, props: dict[str, Any]) -> None:
+        self._broker_max = props.get("receive_maximum", [65535])[0]
+
+    def _reason(self, packet: bytes) -> bytes:
+        """Read a PUBACK or PUBREC on its way to gmqtt, keeping refusals for ``on_ack``."""
+        if len(packet) > 2 and packet[2] >= 0x80:
+            self._refusals[int.from_bytes(packet[:2], "big")] = packet[2]
+        return packet
+
+    def _settled(self, mid: int) -> None:
+        reason = self._refusals.pop(mid, 0)
+        if self._open:
+            self._on_ack(mid, reason)
+
+    def _lost(self) -> None:
+        if self._open:
+            self._open = False
+            self._on_lost()
+
+
+def _conn(client: Any, attr: str) -> Any:
+    return getattr(getattr(client, "_connection", None), attr, None)
+
+
+def _tls(cfg: MqttSinkConfig) -> ssl.SSLContext | bool:
+    if not cfg.tls_enabled:
+        return False
+    ctx = ssl.create_default_context(cafile=cfg.ca_file)
+    if cfg.cert_file:
+        ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
+    if not cfg.verify:
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    return ctx
+
+
+def _unavailable(cfg: MqttSinkConfig, exc: BaseException) -> BrokerUnavailable:
+    """The failure as the user should read it: a refusal and its fix, TLS, or no route at all."""
+    at = f"{cfg.host}:{cfg.port}"
+    if isinstance(exc, gmqtt.MQTTConnectError):
+        kind, hint = CONNACK_ADVICE.get(getattr(exc, "_code", 0), ("refused", "see its log"))
+        why = f"broker {at} refused the connection ({exc.message}): {hint}"
+    elif isinstance(exc, ssl.SSLError) or getattr(exc, "filename", None):
+        reason = getattr(exc, "verify_message", None) or exc
+        kind, why = "tls", f"TLS with {at} failed ({reason}): check tls.ca_file (and the port)"
+    else:
+        kind, why = "connect", f"cannot reach broker {at} ({exc or 'timed out'})"
+    return BrokerUnavailable(cfg.name, kind, why)

@@ -1,0 +1,452 @@
+"""The MQTT sink against a real Mosquitto: what a subscriber sees, outages, refusals, TLS."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge.errors import SinkUnavailable
+from bridge.messages import Delivery, Message
+from bridge.routing.template import Template
+from bridge.sinks.base import Availability, MqttSinkConfig, QueueConfig
+from bridge.sinks.mqtt import MqttSink
+from bridge.sinks.mqtt_topics import source_topic, topic_problem
+from bridge.upstream.backoff import BackoffPolicy
+from tests.support.mosquitto import Broker, Subscriber
+
+pytestmark = pytest.mark.mqtt
+ROOT = Path(__file__).resolve().parents[1]
+FAST = BackoffPolicy(initial_delay=0.05, max_delay=0.2, jitter=0.0)
+Make = Callable[..., Broker]
+Subscribe = Callable[..., Awaitable[Subscriber]]
+
+
+def config(broker: Broker, **overrides: Any) -> MqttSinkConfig:
+    base: dict[str, Any] = {
+        "name": "broker", "host": broker.host, "port": broker.port, "reconnect": FAST,
+        "client_id": f"bridge-{id(overrides):x}", "tls_enabled": broker.tls,
+        "ca_file": broker.ca_file,
+    }
+    return MqttSinkConfig(**(base | overrides))
+
+
+def delivery(data: str | bytes, topic: str | None = None, source: str = "src",
+             **options: Any) -> Delivery:
+    return Delivery(Message(source, data, time.time()), data, topic, **options)
+
+
+@contextlib.asynccontextmanager
+async def running(sink: MqttSink) -> AsyncIterator[asyncio.Task[None]]:
+    task = asyncio.create_task(sink.run())
+    try:
+        yield task
+    finally:
+        sink.close()
+        await asyncio.wait_for(task, 10)
+
+
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """For counters with no event to await: checked every 10 ms, failing after ``timeout``."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+class LogWatch(logging.Handler):
+    """Records ``bridge.sinks.mqtt`` lines containing ``text``; ``await wait()`` for the first."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(logging.DEBUG)
+        self.text = text
+        self.records: list[logging.LogRecord] = []
+        self.seen = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.text in record.getMessage():
+            self.records.append(record)
+            self.seen.set()
+
+    async def wait(self, timeout: float = 5.0) -> logging.LogRecord:
+        async with asyncio.timeout(timeout):
+            await self.seen.wait()
+        return self.records[0]
+
+
+@pytest.fixture
+def watch_log() -> Iterator[Callable[[str], LogWatch]]:
+    logger = logging.getLogger("bridge.sinks.mqtt")
+    watches: list[LogWatch] = []
+    level = logger.level
+    logger.setLevel(logging.INFO)
+
+    def make(text: str) -> LogWatch:
+        watches.append(LogWatch(text))
+        logger.addHandler(watches[-1])
+        return watches[-1]
+
+    yield make
+    logger.setLevel(level)
+    for w in watches:
+        logger.removeHandler(w)
+
+
+def test_topic_rules_reject_wildcards_empty_and_oversized_topics() -> None:
+    assert topic_problem("feeds/binance/BTCUSDT") is None
+    for bad in ("", "a/+/b", "a/#", "x\0y", "é" * 40_000):
+        assert topic_problem(bad) is not None, bad
+    assert source_topic("ws-bridge", "binance", "state") == "ws-bridge/binance/state"
+
+
+async def test_publishes_payload_bytes_qos_and_retain_as_routed(
+    mosquitto: Make, mqtt_subscriber: Subscribe
+) -> None:
+    broker = mosquitto()
+    sub = await mqtt_subscriber(broker)
+    sink = MqttSink(config(broker, qos=1))
+    async with running(sink):
+        sink.send(delivery('{"s":"BTC"}'))
+        sink.send(delivery(b"\x00\xff\x10binary\r\n", topic="feeds/bin", qos=0))
+        sink.send(delivery("text é", topic="feeds/text", qos=2, retain=True))
+        await sub.wait_for(3)
+    default = sub.on("ws-bridge/src")[0]
+    assert (default.payload, default.qos, default.retain) == (b'{"s":"BTC"}', 1, False)
+    binary = sub.on("feeds/bin")[0]
+    assert (binary.payload, binary.qos, binary.retain) == (b"\x00\xff\x10binary\r\n", 0, False)
+    text = sub.on("feeds/text")[0]
+    assert (text.payload, text.qos, text.retain) == ("text é".encode(), 2, True)
+    assert sink.stats.published == 3
+
+
+async def test_mqtt5_properties_reach_the_subscriber(
+    mosquitto: Make, mqtt_subscriber: Subscribe
+) -> None:
+    broker = mosquitto()
+    sub = await mqtt_subscriber(broker)
+    user = {"source": Template("{source}"), "kind": Template("ticker"), "sym": Template("{msg.s}")}
+    sink = MqttSink(config(broker, qos=1, message_expiry=60.0, user_properties=user))
+    async with running(sink):
+        sink.send(delivery('{"s":"BTC"}', topic="t/json"))
+        sink.send(delivery(b"\x01\x02", topic="t/bin"))
+        sink.send(delivery("hello", topic="t/text"))
+        await sub.wait_for(3)
+    js, binary, text = (sub.on(t)[0].properties for t in ("t/json", "t/bin", "t/text"))
+    assert js["content_type"] == ["application/json"]
+    assert js["user_property"] == [("source", "src"), ("kind", "ticker"), ("sym", "BTC")]
+    assert 0 < js["message_expiry_interval"][0] <= 60
+    assert "content_type" not in binary and "content_type" not in text
+    # {msg.s} cannot be rendered for a non-JSON frame: that property alone is left out
+    assert binary["user_property"] == [("source", "src"), ("kind", "ticker")]
+
+
+async def test_mqtt311_publishes_without_properties_and_warns_once(
+    mosquitto: Make, mqtt_subscriber: Subscribe, watch_log: Callable[[str], LogWatch]
+) -> None:
+    broker = mosquitto()
+    sub = await mqtt_subscriber(broker)
+    warned = watch_log("3.1.1")
+    sink = MqttSink(config(broker, protocol=4, qos=1, message_expiry=60.0,
+                           user_properties={"k": Template("v")}))
+    async with running(sink):
+        for i in range(3):
+            sink.send(delivery(f'{{"i":{i}}}', topic="t/v3"))
+        got = await sub.wait_for(3)
+    assert all("content_type" not in m.properties and "user_property" not in m.properties
+               for m in got)
+    assert len(warned.records) == 1
+
+
+async def test_last_will_marks_the_bridge_offline_when_its_process_is_killed(
+    mosquitto: Make, mqtt_subscriber: Subscribe
+) -> None:
+    broker = mosquitto()
+    sub = await mqtt_subscriber(broker, "ws-bridge/status")
+    script = (
+        "import asyncio, sys\n"
+        "from bridge.sinks.base import Availability, MqttSinkConfig\n"
+        "from bridge.sinks.mqtt import MqttSink\n"
+        "cfg = MqttSinkConfig(name='killed', host='127.0.0.1', port=int(sys.argv[1]),\n"
+        "    client_id='bridge-killed', availability=Availability('ws-bridge/status'))\n"
+        "asyncio.run(MqttSink(cfg).run())\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script, str(broker.port)], cwd=ROOT)
+    try:
+        await sub.wait_for(lambda ms: any(m.payload == b"online" for m in ms), timeout=15)
+        proc.kill()
+        proc.wait(5)
+        got = await sub.wait_for(lambda ms: ms[-1].payload == b"offline")
+        assert got[-1].retain
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+    later = await mqtt_subscriber(broker, "ws-bridge/status")
+    retained = (await later.wait_for(1))[0]
+    assert (retained.payload, retained.retain) == (b"offline", True)
+
+
+async def test_clean_close_publishes_offline_retained_before_disconnecting(
+    mosquitto: Make, mqtt_subscriber: Subscribe
+) -> None:
+    broker = mosquitto()
+    sub = await mqtt_subscriber(broker, "ws-bridge/status")
+    sink = MqttSink(config(broker, availability=Availability("ws-bridge/status")))
+    async with running(sink):
+        await sub.wait_for(1)
+    await sub.wait_for(2)
+    assert [m.payload for m in sub.messages] == [b"online", b"offline"]
+    assert all(m.retain for m in sub.messages)
+    later = await mqtt_subscriber(broker, "ws-bridge/status")
+    assert (await later.wait_for(1))[0].payload == b"offline"
+
+
+async def test_online_and_source_states_are_retained_again_after_a_broker_restart(
+    mosquitto: Make, mqtt_subscriber: Subscribe
+) -> None:
+    broker = mosquitto()
+    sink = MqttSink(config(broker, availability=Availability("ws-bridge/status")))
+    sink.source_state("binance", "connected")
+    async with running(sink):
+        first = await mqtt_subscriber(broker, "ws-bridge/#")
+        await first.wait_for(lambda ms: {m.payload for m in ms} >= {b"online", b"connected"})
+        broker.kill()  # a crash: the broker forgets every retained message
+        sink.source_state("binance", "reconnecting")
+        broker.start()
+        after = await mqtt_subscriber(broker, "ws-bridge/#")
+        await after.wait_for(lambda ms: {m.payload for m in ms} >= {b"online", b"reconnecting"})
+        third = await mqtt_subscriber(broker, "ws-bridge/#")
+        retained = {m.topic: (m.payload, m.retain) for m in await third.wait_for(2)}
+    assert retained == {"ws-bridge/status": (b"online", True),
+                        "ws-bridge/binance/state": (b"reconnecting", True)}
+
+
+async def test_qos1_stream_survives_a_broker_restart_with_every_message_in_order(
+    mosquitto: Make, mqtt_subscriber: Subscribe
+) -> None:
+    broker = mosquitto()
+    sub = await mqtt_subscriber(broker, "feeds/#", persistent=True)
+    sink = MqttSink(config(broker, qos=1))
+    total = 2000
+    async with running(sink):
+        for i in range(total // 2):
+            sink.send(delivery(str(i), topic="feeds/seq"))
+        await sub.wait_for(200, topic="feeds/seq")
+        broker.stop()  # mid-stream; the subscriber's persistent session is saved
+        await until(lambda: sink.stats.errors["connect"] >= 1)  # the sink saw the outage
+        for i in range(total // 2, total):
+            sink.send(delivery(str(i), topic="feeds/seq"))
+        broker.start()
+        await sub.reconnect()
+        got = await sub.wait_for(lambda ms: len({m.payload for m in ms}) >= total,
+                                 topic="feeds/seq", timeout=20)
+    first_seen = list(dict.fromkeys(int(m.payload) for m in got))  # QoS 1 may repeat, not skip
+    assert first_seen == list(range(total))
+    assert sink.stats.errors["no_packet_id"] == 0
+
+
+async def _down_with_persistent_subscriber(mosquitto: Make, subscribe: Subscribe,
+                                           ) -> tuple[Broker, Subscriber]:
+    """A broker that knows a persistent subscriber, then stopped: the sink starts unreachable."""
+    broker = mosquitto()
+    sub = await subscribe(broker, "feeds/#", persistent=True)
+    await sub.close()
+    broker.stop()
+    return broker, sub
+
+
+async def test_unreachable_broker_at_start_is_retried_and_queued_messages_delivered(
+    mosquitto: Make, mqtt_subscriber: Subscribe, watch_log: Callable[[str], LogWatch]
+) -> None:
+    broker, sub = await _down_with_persistent_subscriber(mosquitto, mqtt_subscriber)
+    unreachable = watch_log("cannot reach broker")
+    sink = MqttSink(config(broker, qos=1))
+    async with running(sink):
+        for i in range(50):
+            sink.send(delivery(str(i), topic="feeds/a"))
+        record = await unreachable.wait()
+        await until(lambda: sink.stats.errors["connect"] >= 3)
+        assert not sink.up and sink.stats.queue_depth == 50
+        broker.start()
+        await sub.reconnect()
+        got = await sub.wait_for(50)
+    assert [int(m.payload) for m in got] == list(range(50))
+    assert record.levelno == logging.WARNING and "sink 'broker'" in record.getMessage()
+    assert len(unreachable.records) == 1  # once per outage, not once per attempt
+
+
+@pytest.mark.parametrize(("overflow", "kept"), [("drop_oldest", range(150, 250)),
+                                                ("drop_newest", range(100))])
+async def test_overflow_while_the_broker_is_down_counts_drops_exactly(
+    mosquitto: Make, mqtt_subscriber: Subscribe, overflow: Any, kept: range
+) -> None:
+    broker, sub = await _down_with_persistent_subscriber(mosquitto, mqtt_subscriber)
+    sink = MqttSink(config(broker, qos=1, queue=QueueConfig(100, overflow)))
+    async with running(sink):
+        for i in range(250):
+            sink.send(delivery(str(i), topic="feeds/a"))
+        assert sum(sink.stats.dropped.values()) == 150
+        assert sink.stats.dropped[f"queue_full_{overflow.split('_')[1]}"] == 150
+        broker.start()
+        await sub.reconnect()
+        got = await sub.wait_for(100)
+    assert [int(m.payload) for m in got] == list(kept)
+
+
+async def test_bad_credentials_are_reported_naming_the_sink_and_what_to_check(
+    mosquitto: Make, mqtt_subscriber: Subscribe, watch_log: Callable[[str], LogWatch]
+) -> None:
+    broker = mosquitto(users={"bridge": "s3cret"})
+    refused = watch_log("check username/password")
+    sink = MqttSink(config(broker, username="bridge", password="wrong-password"))
+    async with running(sink):
+        record = await refused.wait()
+        assert not sink.up
+    assert record.levelno == logging.ERROR
+    assert "sink 'broker'" in record.getMessage() and "wrong-password" not in record.getMessage()
+    assert sink.stats.errors["auth"] >= 1
+    sub = await mqtt_subscriber(broker, "feeds/#", username="bridge", password="s3cret")
+    good = MqttSink(config(broker, username="bridge", password="s3cret"))
+    async with running(good):
+        good.send(delivery("ok", topic="feeds/auth"))
+        assert (await sub.wait_for(1))[0].payload == b"ok"
+
+
+async def test_tls_with_the_test_ca_delivers(mosquitto: Make, mqtt_subscriber: Subscribe) -> None:
+    broker = mosquitto(tls=True)
+    sub = await mqtt_subscriber(broker, "feeds/#")
+    sink = MqttSink(config(broker, qos=1))
+    async with running(sink):
+        sink.send(delivery("over tls", topic="feeds/tls"))
+        assert (await sub.wait_for(1))[0].payload == b"over tls"
+
+
+async def test_tls_without_the_ca_fails_with_a_clear_error(
+    mosquitto: Make, watch_log: Callable[[str], LogWatch]
+) -> None:
+    broker = mosquitto(tls=True)
+    failed = watch_log("check tls.ca_file")
+    sink = MqttSink(config(broker, ca_file=None))
+    async with running(sink):
+        record = await failed.wait()
+    assert record.levelno == logging.ERROR and "sink 'broker'" in record.getMessage()
+    assert "certificate" in record.getMessage()
+    assert sink.stats.errors["tls"] >= 1 and sink.stats.published == 0
+
+
+async def test_acl_refusals_are_counted_per_topic_and_other_topics_still_delivered(
+    mosquitto: Make, mqtt_subscriber: Subscribe, watch_log: Callable[[str], LogWatch]
+) -> None:
+    broker = mosquitto(deny=["denied/#"])
+    sub = await mqtt_subscriber(broker)
+    refused = watch_log("refused a publish")
+    sink = MqttSink(config(broker, qos=1))
+    async with running(sink):
+        for _ in range(3):
+            sink.send(delivery("no", topic="denied/x"))
+        sink.send(delivery("yes", topic="allowed/y"))
+        await sub.wait_for(1, topic="allowed/y")
+        await until(lambda: sink.stats.published == 1)  # acks come in order: refusals first
+    assert sink.stats.refused == {"denied/x": 3}
+    assert len(refused.records) == 1 and "denied/x" in refused.records[0].getMessage()
+    assert sub.on("denied/x") == []
+
+
+async def test_invalid_topics_are_counted_and_skipped_while_the_rest_is_published(
+    mosquitto: Make, mqtt_subscriber: Subscribe, watch_log: Callable[[str], LogWatch]
+) -> None:
+    broker = mosquitto()
+    sub = await mqtt_subscriber(broker)
+    invalid = watch_log("cannot publish to")
+    sink = MqttSink(config(broker))
+    async with running(sink):
+        for topic in ("a/+/b", "", "a/#", "a/+/b"):
+            sink.send(delivery("x", topic=topic))
+        sink.send(delivery("fine", topic="ok/topic"))
+        await sub.wait_for(1)
+    assert [m.topic for m in sub.messages] == ["ok/topic"]
+    assert sink.stats.dropped["invalid_topic"] == 4
+    assert len(invalid.records) == 3  # once per topic
+
+
+async def test_block_overflow_drain_waits_for_room_and_send_never_blocks(
+    mosquitto: Make, mqtt_subscriber: Subscribe
+) -> None:
+    broker = mosquitto()
+    sub = await mqtt_subscriber(broker, "feeds/#")
+    sink = MqttSink(config(broker, qos=1, queue=QueueConfig(10, "block")))
+    for i in range(10):
+        sink.send(delivery(str(i), topic="feeds/b"))
+    room = asyncio.create_task(sink.drain())
+    await asyncio.sleep(0)
+    assert not room.done()
+    async with running(sink):
+        await asyncio.wait_for(room, 5)
+        await sub.wait_for(10)
+
+
+async def test_close_while_the_broker_is_down_returns_and_counts_what_was_lost(
+    mosquitto: Make,
+) -> None:
+    broker = mosquitto(start=False)
+    sink = MqttSink(config(broker))
+    task = asyncio.create_task(sink.run())
+    for i in range(5):
+        sink.send(delivery(str(i), topic="feeds/lost"))
+    await until(lambda: sink.stats.errors["connect"] >= 1)
+    sink.close()
+    await asyncio.wait_for(task, 2)
+    assert sink.stats.dropped["shutdown"] == 5
+
+
+async def test_the_mqtt_socket_has_nagle_disabled(mosquitto: Make) -> None:
+    broker = mosquitto()
+    sink = MqttSink(config(broker))
+    async with running(sink):
+        await until(lambda: sink.up)
+        transport = sink._conn.transport
+        sock = transport.get_extra_info("socket")
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
+async def test_a_stalled_broker_holds_the_flood_in_the_bounded_queue_not_in_memory(
+    mosquitto: Make,
+) -> None:
+    broker = mosquitto()
+    sink = MqttSink(config(broker, queue=QueueConfig(1000, "drop_oldest")))
+    async with running(sink):
+        await until(lambda: sink.up)
+        transport = sink._conn.transport
+        assert broker.pid is not None
+        os.kill(broker.pid, signal.SIGSTOP)  # alive but reading nothing: TCP buffers fill
+        try:
+            for _ in range(40):  # 40 MB offered at QoS 0
+                for _ in range(1000):
+                    sink.send(delivery("x" * 1024, topic="flood"))
+                await asyncio.sleep(0.005)  # let the sink write until the socket pushes back
+            assert sink.stats.dropped["queue_full_oldest"] > 0
+            assert transport.get_write_buffer_size() < 512 * 1024
+            assert sink.stats.queue_depth <= 1000
+        finally:
+            os.kill(broker.pid, signal.SIGCONT)
+
+
+async def test_giving_up_after_max_attempts_raises_sink_unavailable(mosquitto: Make) -> None:
+    broker = mosquitto(start=False)
+    policy = BackoffPolicy(initial_delay=0.01, max_delay=0.01, jitter=0.0, max_attempts=3)
+    sink = MqttSink(config(broker, reconnect=policy))
+    sink.send(delivery("never", topic="feeds/x"))
+    with pytest.raises(SinkUnavailable, match="max_attempts"):
+        await asyncio.wait_for(sink.run(), 5)
+    assert sink.stats.errors["connect"] == 4
+    assert sink.stats.dropped["shutdown"] == 1
