@@ -8,6 +8,7 @@ import dataclasses
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,6 +20,7 @@ from bridge.errors import ConfigError
 from bridge.logs import setup_logging
 from bridge.metrics import fetch_status
 from bridge.server.feed import FeedServer
+from bridge.server.replay import serve_replay
 from bridge.shard import owner, parse_shard
 from bridge.stats import format_status_table
 from bridge.supervisor import Supervisor
@@ -50,6 +52,14 @@ def _parser() -> argparse.ArgumentParser:
                         help="print the config reference generated from the schema instead")
     demo = sub.add_parser("demo", help="run the built-in demo upstream and bridge it to stdout")
     demo.add_argument("--config", type=Path, default=DEMO_CONFIG)
+    replay = sub.add_parser("replay", help="serve a file sink's recording (envelope format) as "
+                            "an upstream, to test configs offline against real traffic")
+    replay.add_argument("file", type=Path)
+    replay.add_argument("--listen", default="127.0.0.1:8765", help="host:port to serve on")
+    replay.add_argument("--speed", type=float, default=1.0,
+                        help="1: the recorded pace; 10: ten times faster; 0: as fast as possible")
+    replay.add_argument("--loop", action="store_true", help="start over at the end of the file")
+    replay.add_argument("--source", help="replay only the messages of this source")
     status = sub.add_parser("status", help="print the sources of a running daemon")
     status.add_argument("--url", default="http://127.0.0.1:9108",
                         help="the daemon's metrics address (metrics.listen)")
@@ -60,11 +70,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "schema":
-        print(markdown(load_schema()) if args.markdown else json.dumps(load_schema(), indent=2))
-        return 0
-    if args.command == "status":
-        return asyncio.run(_status(args.url, args.interval))
+    if args.command in NO_CONFIG:
+        return NO_CONFIG[args.command](args)
     try:
         config = load_config(args.config)
     except ConfigError as exc:
@@ -85,6 +92,11 @@ def main(argv: list[str] | None = None) -> int:
         # stdout's reader went away (`ws-bridge demo | head`): exit quietly, as Python documents.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    print(markdown(load_schema()) if args.markdown else json.dumps(load_schema(), indent=2))
+    return 0
 
 
 def _shard(config: Config, index: int, count: int) -> Config:
@@ -109,6 +121,20 @@ async def _demo(config: Config) -> int:
         await server.close()
 
 
+def _replay(args: argparse.Namespace) -> int:
+    setup_logging(args.log_level, args.log_format)
+    host, _, port = args.listen.rpartition(":")
+    try:
+        asyncio.run(serve_replay(args.file, host.strip("[]") or "127.0.0.1", int(port),
+                                 speed=args.speed, loop=args.loop, source=args.source))
+    except KeyboardInterrupt:
+        return 0
+    except (OSError, ValueError) as exc:
+        print(f"ws-bridge replay: {exc}", file=sys.stderr)
+        return EX_UNAVAILABLE
+    return 0
+
+
 async def _status(url: str, interval: float) -> int:
     try:
         first = await fetch_status(url)
@@ -121,6 +147,13 @@ async def _status(url: str, interval: float) -> int:
         return EX_UNAVAILABLE
     print(format_status_table(first, second))
     return 0
+
+
+NO_CONFIG: dict[str, Callable[[argparse.Namespace], int]] = {
+    "schema": _schema,
+    "replay": _replay,
+    "status": lambda args: asyncio.run(_status(args.url, args.interval)),
+}
 
 
 def _summary(config: Config) -> str:

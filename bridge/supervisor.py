@@ -18,7 +18,14 @@ from bridge.errors import ConfigError
 from bridge.logs import add_secrets
 from bridge.metrics import MetricsServer
 from bridge.routing.router import Router
-from bridge.sinks.base import FileSinkConfig, MqttSinkConfig, SinkConfig, StdoutSinkConfig
+from bridge.server.hub import WebSocketSink
+from bridge.sinks.base import (
+    FileSinkConfig,
+    MqttSinkConfig,
+    SinkConfig,
+    StdoutSinkConfig,
+    WebSocketSinkConfig,
+)
 from bridge.sinks.file import FileSink
 from bridge.sinks.mqtt import MqttSink
 from bridge.sinks.stdout import StdoutSink
@@ -32,7 +39,7 @@ SHUTDOWN_BUDGET = 10.0  # seconds for sources to unsubscribe and for sinks to fl
 READY_GRACE = 30.0  # a source not connected for less than this still counts as ready
 SUBSCRIPTION_FIELDS = frozenset({"subscribe", "unsubscribe"})
 ROUTING_FIELDS = frozenset({"routes"})
-AnySink = StdoutSink | FileSink | MqttSink
+AnySink = StdoutSink | FileSink | MqttSink | WebSocketSink
 
 
 def build_sink(cfg: SinkConfig, hostname: str) -> AnySink:
@@ -43,6 +50,8 @@ def build_sink(cfg: SinkConfig, hostname: str) -> AnySink:
         return FileSink(cfg, hostname=hostname)
     if isinstance(cfg, MqttSinkConfig):
         return MqttSink(cfg)
+    if isinstance(cfg, WebSocketSinkConfig):
+        return WebSocketSink(cfg)
     raise TypeError(f"unknown sink config {type(cfg).__name__}")
 
 

@@ -15,11 +15,13 @@ from bridge.sinks.base import (
     QueueConfig,
     SinkConfig,
     StdoutSinkConfig,
+    WebSocketSinkConfig,
 )
 
 DEFAULT_CLIENT_ID = "ws-bridge-{hostname}"
 _FILE_TIMING = {"flush_interval": "flush_interval"}
 _FILE_OPTIONS = ("format", "fsync", "rotate", "keep", "compress")
+_WEBSOCKET_OPTIONS = ("path", "format", "client_queue", "compression")
 
 
 def build_sink(name: str, raw: dict[str, Any], c: Collector, hostname: str) -> SinkConfig:
@@ -34,6 +36,14 @@ def build_sink(name: str, raw: dict[str, Any], c: Collector, hostname: str) -> S
         options |= c.seconds(raw, path, _FILE_TIMING)
         template = c.template(raw["path"], (*path, "path"))
         return FileSinkConfig(name, template, queue=queue(raw.get("queue")), **options)
+    if raw["type"] == "websocket":  # the token is a secret the loader already collected
+        host, _, port = raw.get("listen", "127.0.0.1:8766").rpartition(":")
+        if not 0 < int(port) < 65536:
+            c.add((*path, "listen"), "the port must be a number from 1 to 65535")
+        return WebSocketSinkConfig(
+            name, raw["token"], host.removeprefix("[").removesuffix("]"), int(port),
+            allowed_origins=tuple(raw.get("allowed_origins", ())), queue=queue(raw.get("queue")),
+            **{k: raw[k] for k in _WEBSOCKET_OPTIONS if k in raw})
     return _mqtt(name, raw, path, c, hostname)
 
 

@@ -21,14 +21,13 @@ A failed auth leaves the connection open, so the client decides what to do. Tick
 ``{"type": "tick", "data": {"channel", "price", "seq", "ts"}}``: a random-walk price, a
 per-channel ``seq`` that increases by one, and a millisecond wall-clock ``ts``.
 
-Each client has its own bounded outbox drained by its own writer task, so one slow reader
-never delays the others; a client whose outbox overflows is disconnected.
+Each client has its own bounded outbox drained by its own writer task (``Peer``), so one
+slow reader never delays the others; a client whose outbox overflows is closed with 1008.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
@@ -37,8 +36,10 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Final
 
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
+from websockets.asyncio.server import ServerConnection
+
+from bridge.server.listener import Listener
+from bridge.server.peer import Frame, Peer
 
 log = logging.getLogger("bridge.server")
 
@@ -46,7 +47,6 @@ DEFAULT_TOKEN: Final = "demo-token"  # noqa: S105 - the documented demo credenti
 DEFAULT_RATE: Final = 5.0
 DEFAULT_OUTBOX: Final = 256
 MAX_SUBSCRIPTIONS: Final = 100
-MAX_INCOMING: Final = 1 << 20
 # Catching up after a stall would burst ticks; beyond this lag the schedule restarts from now.
 MAX_TICK_LAG: Final = 1.0
 
@@ -56,14 +56,12 @@ Json = dict[str, Any]
 class _Client:
     """One connected client: its auth state, its channels and its bounded outbox."""
 
-    __slots__ = ("authenticated", "channels", "dropped", "outbox", "ws")
+    __slots__ = ("authenticated", "channels", "peer")
 
-    def __init__(self, ws: ServerConnection, outbox: int) -> None:
-        self.ws = ws
+    def __init__(self, peer: Peer) -> None:
+        self.peer = peer
         self.authenticated = False
         self.channels: set[str] = set()
-        self.outbox: asyncio.Queue[str] = asyncio.Queue(maxsize=outbox)
-        self.dropped = False
 
 
 class _Channel:
@@ -97,9 +95,7 @@ class FeedServer:
         self._outbox = outbox
         self._rng = random.Random(seed)
         self._clock = clock
-        self._server: Server | None = None
-        self._host = "127.0.0.1"
-        self._port = 0
+        self._listener = Listener(self._handle, label="demo upstream", on_close=self._stop_ticks)
         self._clients: set[_Client] = set()
         self._channels: dict[str, _Channel] = {}
         self._handlers: dict[str, Callable[[_Client, Any, Json], None]] = {
@@ -114,25 +110,15 @@ class FeedServer:
 
     async def start(self, host: str = "127.0.0.1", port: int = 8765) -> None:
         """Listen on ``host:port`` (port 0 picks a free one; read it back from ``port``)."""
-        if self._server is not None:
-            raise RuntimeError("FeedServer already started")
-        self._server = await serve(
-            self._handle, host, port, max_size=MAX_INCOMING, close_timeout=2.0
-        )
-        self._host = host
-        self._port = self._server.sockets[0].getsockname()[1]
-        log.info("demo upstream listening on %s", self.url)
+        await self._listener.start(host, port)
 
     @property
     def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("FeedServer not started")
-        return self._port
+        return self._listener.port
 
     @property
     def url(self) -> str:
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"ws://{host}:{self.port}"
+        return self._listener.url
 
     @property
     def clients(self) -> int:
@@ -141,32 +127,22 @@ class FeedServer:
 
     async def serve_forever(self) -> None:
         """Serve until ``close()`` is called or this coroutine is cancelled (then it closes)."""
-        if self._server is None:
-            await self.start()
-        assert self._server is not None
-        try:
-            await self._server.wait_closed()
-        except asyncio.CancelledError:
-            await asyncio.shield(self.close())
-            raise
+        await self._listener.serve_forever()
 
     async def close(self) -> None:
-        """Stop listening, close every client with 1001 and stop every ticker; idempotent."""
-        server, self._server = self._server, None
-        if server is None:
-            return
+        """Stop every ticker, stop listening and close every client with 1001; idempotent."""
+        await self._listener.close()
+
+    async def _stop_ticks(self) -> None:
         tasks = [ch.task for ch in self._channels.values() if ch.task is not None]
         for task in tasks:
             task.cancel()
-        server.close()
-        await server.wait_closed()
         if tasks:
             await asyncio.wait(tasks)
         self._channels.clear()
-        log.info("demo upstream stopped")
 
     async def __aenter__(self) -> FeedServer:
-        if self._server is None:
+        if not self._listener.running:
             await self.start(port=0)
         return self
 
@@ -181,40 +157,28 @@ class FeedServer:
     # -- connections -------------------------------------------------------------------------
 
     async def _handle(self, ws: ServerConnection) -> None:
-        client = _Client(ws, self._outbox)
+        client = _Client(Peer(ws, self._outbox, on_cut=self._cut))
         self._clients.add(client)
-        writer = asyncio.create_task(self._write(client))
+
+        def on_frame(frame: Frame) -> None:
+            if isinstance(frame, bytes):
+                self._error(client, None, "binary frames are not supported")
+            else:
+                self._on_text(client, frame)
+
         try:
-            async for frame in ws:
-                if isinstance(frame, bytes):
-                    self._error(client, None, "binary frames are not supported")
-                else:
-                    self._on_text(client, frame)
-        except ConnectionClosed:
-            pass
+            await client.peer.serve(on_frame)
         finally:
             self._clients.discard(client)
             for name in list(client.channels):
                 self._leave(client, name)
-            writer.cancel()
-            await asyncio.wait([writer])
 
-    async def _write(self, client: _Client) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            while True:
-                await client.ws.send(await client.outbox.get())
+    def _cut(self, peer: Peer) -> None:
+        self.dropped_clients += 1
+        log.warning("demo upstream: cut off a client %d messages behind", peer.limit)
 
     def _send(self, client: _Client, text: str) -> None:
-        if client.dropped:
-            return
-        try:
-            client.outbox.put_nowait(text)
-        except asyncio.QueueFull:
-            # Waiting for this client would stall every other subscriber of the channel.
-            client.dropped = True
-            self.dropped_clients += 1
-            log.warning("demo upstream: dropped a client %d messages behind", self._outbox)
-            client.ws.transport.abort()
+        client.peer.send(text)
 
     def _reply(self, client: _Client, kind: str, msg_id: Any, data: Any = None) -> None:
         out: Json = {"type": kind}
