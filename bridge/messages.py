@@ -72,9 +72,9 @@ def decode_json(data: str | bytes) -> Any:
         value = json.loads(data)
     except (ValueError, RecursionError):
         return INVALID
-    if _too_deep(value, MAX_JSON_DEPTH):
-        return INVALID
-    return value
+    # Nesting needs an opening bracket per level: counting them (in C) spares the walk.
+    deep = data.count("[") + data.count("{") > MAX_JSON_DEPTH and _too_deep(value, MAX_JSON_DEPTH)
+    return INVALID if deep else value
 
 
 def _too_deep(value: Any, budget: int) -> bool:

@@ -60,7 +60,8 @@ async def home_assistant(conn: UpstreamConn) -> None:
 class Running:
     """Runs a SourceClient in a task and records what a user would see: states and messages."""
 
-    def __init__(self, cfg: SourceConfig) -> None:
+    def __init__(self, cfg: SourceConfig, *, inspect: bool = False) -> None:
+        self.inspect = inspect  # like a route with `when`: it reads each message's JSON
         self.messages: list[Message] = []
         self.states: list[ConnState] = []
         self._changed = asyncio.Event()
@@ -68,6 +69,8 @@ class Running:
         self.task: asyncio.Task[None] | None = None
 
     def _deliver(self, msg: Message) -> None:
+        if self.inspect:
+            _ = msg.json
         self.messages.append(msg)
         self._poke()
 
@@ -358,12 +361,27 @@ async def test_invalid_json_is_forwarded_counted_and_logged_once(
 
     upstream.handler = handler
     with caplog.at_level(logging.INFO, logger="bridge"):
-        async with Running(source(upstream.url)) as run:
+        async with Running(source(upstream.url), inspect=True) as run:
             await run.until(lambda: len(run.messages) == 4)
     assert [m.data for m in run.messages[:3]] == ["{not json"] * 3
     assert run.client.stats.invalid == 3
     assert caplog.text.count("not valid JSON") == 1
     assert upstream.connections[0].close_code == 1000  # no reconnect because of garbage
+
+
+async def test_frames_no_route_inspects_are_forwarded_byte_for_byte_without_parsing(
+    upstream: Upstream,
+) -> None:
+    async def handler(conn: UpstreamConn) -> None:
+        await conn.send("{not json")
+        await conn.send_json({"ok": 1})
+
+    upstream.handler = handler
+    async with Running(source(upstream.url)) as run:
+        await run.until(lambda: len(run.messages) == 2)
+    assert [m.data for m in run.messages] == ["{not json", '{"ok":1}']
+    assert [m.parsed for m in run.messages] == [None, None]  # nobody needed the JSON
+    assert run.client.stats.invalid == 0
 
 
 async def test_invalid_json_is_dropped_when_configured(upstream: Upstream) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -20,7 +21,7 @@ from bridge.errors import (
     SessionTimeout,
     SourceError,
 )
-from bridge.messages import Message
+from bridge.messages import INVALID, Message
 from bridge.upstream.backoff import backoff
 from bridge.upstream.connection import Connection, open_connection, safe_url
 from bridge.upstream.session import Action, Close, Deliver, Fail, Send, Session, SetState
@@ -199,7 +200,7 @@ class SourceClient:
         return None
 
     async def _serve(self, conn: Connection) -> None:
-        """The one loop of a connection: wait for a frame or the session's next deadline."""
+        """The one loop of a connection: frames in, and the session's deadlines."""
         session = Session(self.cfg, hostname=self._hostname, wall=self._wall)
         await self._apply(conn, session.start(self._clock()))
         while not self._stopping:
@@ -212,19 +213,47 @@ class SourceClient:
             if due is not None and due <= now:
                 await self._apply(conn, session.tick(now))
                 continue
-            try:
-                data = await self._interruptible(conn.recv(), None if due is None else due - now)
-            except TimeoutError:
-                continue
-            msg = Message(self.cfg.name, data, self._wall())
-            self.stats.received += 1
-            self.stats.bytes += _size(data)
-            invalid = session.invalid
-            actions = session.receive(msg, self._clock())
-            if session.invalid != invalid:
-                self._note_invalid(session.invalid - invalid)
-            await self._apply(conn, actions)
+            with contextlib.suppress(TimeoutError):
+                await self._receive(conn, session, due)
         await self._shutdown(conn, session)
+
+    async def _receive(self, conn: Connection, session: Session, due: float | None) -> None:
+        """Read frames until a deadline is due, ``stop()`` or a reload: the hot path.
+
+        One timer serves the whole run and moves only when the deadline does, and a session
+        with nothing to match lets frames through without parsing them."""
+        loop, clock, wall, stats = asyncio.get_running_loop(), self._clock, self._wall, self.stats
+        name, deliver = self.cfg.name, self._deliver
+        async with asyncio.timeout(None) as wakeup:
+            self._wakeup, armed = wakeup, None
+            try:
+                while not self._stopping and self._pending is None:
+                    if due != armed:
+                        wakeup.reschedule(None if due is None else loop.time() + due - clock())
+                        armed = due
+                    data = await conn.recv()
+                    now = clock()
+                    msg = Message(name, data, wall())
+                    stats.received += 1
+                    stats.bytes += _size(data)
+                    if session.passthrough:
+                        session.last_rx = now
+                        self._delivered += 1
+                        if (pending := deliver(msg)) is not None:
+                            await pending
+                        if msg.parsed is INVALID and not msg.is_binary:  # parsed by a route
+                            self._note_invalid(1)
+                    else:
+                        invalid = session.invalid
+                        actions = session.receive(msg, now)
+                        if session.invalid != invalid:
+                            self._note_invalid(session.invalid - invalid)
+                        await self._apply(conn, actions)
+                    due = session.deadline()
+                    if due is not None and due <= now:
+                        return
+            finally:
+                self._wakeup = None
 
     async def _apply(self, conn: Connection, actions: list[Action]) -> None:
         for action in actions:

@@ -45,7 +45,11 @@ class Session:
 
     def __init__(self, cfg: SourceConfig, *, hostname: str = "", wall: _Clock = None) -> None:
         self.cfg, self.hostname, self._wall = cfg, hostname, wall
-        self.state, self._live, self._last_rx = ConnState.CONNECTING, False, 0.0
+        self.state, self._live, self.last_rx = ConnState.CONNECTING, False, 0.0
+        # CONNECTED with nothing to match: the driver may deliver frames without ``receive``,
+        # setting ``last_rx`` itself, so a frame that no route inspects is never parsed.
+        self.passthrough, self._idle_at, beat = False, math.inf, cfg.heartbeat
+        self._plain = not cfg.replies and cfg.on_invalid == "forward" and not (beat and beat.expect)
         self.invalid = 0  # text frames that were not valid JSON
         self._plan: list[_Item] = []
         self._seq: Iterator[int] = itertools.count(1)  # {seq}: restarts on every connection
@@ -55,14 +59,15 @@ class Session:
 
     def start(self, now: float) -> list[Action]:
         """The socket is open: run the plan until its first wait."""
-        self._seq, self._last_rx, self._live = itertools.count(1), now, True
+        self._seq, self.last_rx, self._live = itertools.count(1), now, True
+        self._idle_at = now + self.cfg.idle_timeout if self.cfg.idle_timeout > 0 else math.inf
         self._plan = self._compile()
         return self._guard(self._advance, now, INVALID)
 
     def receive(self, msg: Message, now: float) -> list[Action]:
         if not self._live:
             return []
-        self._last_rx = now
+        self.last_rx = now
         value = msg.json
         bad = value is INVALID and not msg.is_binary
         self.invalid += bad
@@ -81,6 +86,8 @@ class Session:
         """Act on every deadline that has passed; afterwards ``deadline()`` is in the future."""
         if not self._live:
             return []
+        if now >= self._idle_at:  # lazily moved: receiving a message only notes last_rx
+            self._idle_at = self.last_rx + self.cfg.idle_timeout
         for stage, limit in self._limits():
             if now >= limit:
                 return self._fail(SessionTimeout(self.cfg.name, stage))
@@ -93,8 +100,8 @@ class Session:
         return self._guard(lambda: [self._render(beat.send, now)])
 
     def deadline(self) -> float | None:
-        """The next time ``tick`` must be called, or None when nothing is pending."""
-        when = min(self._next_beat, *(t for _, t in self._limits()))
+        """The next time ``tick`` must be called, or None; idle is lazy, so it may come early."""
+        when = min(self._next_beat, self._wait_until, self._pong_until, self._idle_at)
         return when if self._live and when < math.inf else None
 
     def stop(self, now: float) -> list[Action]:
@@ -103,7 +110,7 @@ class Session:
         for step in self.cfg.unsubscribe if self._live and self.state in _DELIVERING else ():
             with suppress(TemplateError):
                 out.append(self._render(step.send, now))
-        self._live = False
+        self._live = self.passthrough = False
         return [*out, Close()]
 
     def resubscribe(self, cfg: SourceConfig, now: float) -> list[Action]:
@@ -124,9 +131,8 @@ class Session:
         return sum(x is not None for x in (auth.await_, auth.send, auth.expect))
 
     def _limits(self) -> list[tuple[str, float]]:
-        idle = self._last_rx + self.cfg.idle_timeout if self.cfg.idle_timeout > 0 else math.inf
         stage = self._wait.stage if self._wait else ""
-        return [(stage, self._wait_until), ("heartbeat", self._pong_until), ("idle", idle)]
+        return [(stage, self._wait_until), ("heartbeat", self._pong_until), ("idle", self._idle_at)]
 
     def _compile(self) -> list[_Item]:
         auth, steps = self.cfg.auth, self.cfg.subscribe
@@ -152,6 +158,7 @@ class Session:
                 out.append(self._render(item, now, previous))
             else:
                 self.state = item
+                self.passthrough = item is ConnState.CONNECTED and self._plain
                 out.append(SetState(item))
                 if item is ConnState.CONNECTED and self.cfg.heartbeat is not None:
                     self._next_beat = now + self.cfg.heartbeat.interval
@@ -185,5 +192,5 @@ class Session:
         return Send(value if isinstance(value, str) else json.dumps(value, separators=(",", ":")))
 
     def _fail(self, error: SourceError) -> list[Action]:
-        self._live = False
+        self._live = self.passthrough = False
         return [Fail(error)]
