@@ -1,0 +1,127 @@
+"""The upstream of every pipeline: a WebSocket server that blasts pre-built frames on command.
+
+Run as a child of run.py. It prints JSON events on stdout and takes commands on stdin:
+  prime              send one message with seq -1 (proves the pipeline is connected end to end)
+  blast              send the N pre-built messages (seq 0..N-1) as fast as the socket takes them
+  pace RATE SECONDS  send RATE msgs/s for SECONDS, each stamped with time.monotonic_ns()
+  quit
+Frames are written straight to the transport, so the blaster costs almost nothing per message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import threading
+import time
+
+from payload import PRIME_SEQ, make_payload, ws_frame
+from websockets.asyncio.server import ServerConnection, serve
+
+CHUNK = 256 * 1024
+
+
+def emit(**event: object) -> None:
+    print(json.dumps(event), flush=True)
+
+
+class Blaster:
+    def __init__(self, size: int, count: int) -> None:
+        self.size = size
+        self.count = count
+        self.frame_len = len(ws_frame(make_payload(0, 0, size)))
+        self.blob = b"".join(ws_frame(make_payload(i, 0, size)) for i in range(count))
+        self.conn: ServerConnection | None = None
+        self.connections = 0
+
+    async def handler(self, conn: ServerConnection) -> None:
+        self.conn = conn
+        self.connections += 1
+        emit(ev="connected", n=self.connections)
+        await conn.wait_closed()
+        if self.conn is conn:
+            self.conn = None
+        emit(ev="disconnected")
+
+    async def prime(self) -> None:
+        if self.conn is not None:
+            self.conn.transport.write(ws_frame(make_payload(PRIME_SEQ, 0, self.size)))
+
+    async def blast(self) -> None:
+        conn = self.conn
+        if conn is None:
+            emit(ev="error", reason="no client connected")
+            return
+        step = max(1, CHUNK // self.frame_len) * self.frame_len
+        view = memoryview(self.blob)
+        t0 = time.monotonic()
+        for i in range(0, len(view), step):
+            if conn.transport.is_closing():
+                emit(ev="error", reason="client went away during the blast")
+                return
+            conn.transport.write(view[i : i + step])
+            await conn.drain()
+        emit(ev="sent", t0=t0, t1=time.monotonic(), count=self.count)
+
+    async def pace(self, rate: float, seconds: float) -> None:
+        conn = self.conn
+        if conn is None:
+            emit(ev="error", reason="no client connected")
+            return
+        total = int(rate * seconds)
+        write = conn.transport.write
+        t0 = time.perf_counter()
+        sent = 0
+        yielded = 0
+        while sent < total:
+            due = min(total, int((time.perf_counter() - t0) * rate) + 1)
+            while sent < due:
+                write(ws_frame(make_payload(sent, time.monotonic_ns(), self.size)))
+                sent += 1
+            if sent - yielded >= 256:
+                yielded = sent
+                await asyncio.sleep(0)  # let the loop answer pings
+            # Blocking sleep on purpose: asyncio timers round to 1 ms (bursts of 10 messages).
+            time.sleep(max(0.0, min(0.0005, t0 + sent / rate - time.perf_counter())))
+        emit(ev="sent", t0=t0, t1=time.perf_counter(), count=total)
+
+
+def stdin_lines(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str]) -> None:
+    for line in sys.stdin:
+        loop.call_soon_threadsafe(queue.put_nowait, line.strip())
+    loop.call_soon_threadsafe(queue.put_nowait, "quit")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size", type=int, default=100)
+    parser.add_argument("--count", type=int, default=100_000)
+    args = parser.parse_args()
+    blaster = Blaster(args.size, args.count)
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    threading.Thread(
+        target=stdin_lines, args=(asyncio.get_running_loop(), queue), daemon=True
+    ).start()
+    async with serve(
+        blaster.handler, "127.0.0.1", 0, compression=None, ping_interval=None, max_size=None
+    ) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        emit(ev="listening", port=port)
+        while True:
+            cmd = (await queue.get()).split()
+            if not cmd:
+                continue
+            if cmd[0] == "quit":
+                break
+            if cmd[0] == "prime":
+                await blaster.prime()
+            elif cmd[0] == "blast":
+                await blaster.blast()
+            elif cmd[0] == "pace":
+                await blaster.pace(float(cmd[1]), float(cmd[2]))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,285 @@
+"""The pipelines under test, each started as processes, and the installs they need (Node-RED)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from harness import BENCH, PYTHON, ROOT, BenchError, free_port, spawn
+
+NODE_DIR = BENCH / ".node"
+NODE_MODULES = NODE_DIR / "node_modules"
+RED_JS = NODE_MODULES / "node-red" / "red.js"
+WS_BRIDGE = ROOT / ".venv" / "bin" / "ws-bridge"
+TOPIC = "bench/out"
+SUBSCRIPTION = "bench/#"  # the templated topics of ws-bridge-features land under bench/ too
+# mosquitto_pub's window of QoS 1 messages in flight: 100 is its fastest here (20, its default,
+# is half as fast; 65535 is five times slower, its in-flight list is scanned linearly).
+MOSQUITTO_PUB_INFLIGHT = 100
+
+
+@dataclass
+class Ctx:
+    """Where one cell's pipeline connects, and where it may write its files."""
+
+    workdir: Path
+    ws_url: str
+    broker_port: int
+    qos: int
+    out_file: Path
+    sources: int = 1  # the idle-memory cells give ws-bridge many sources on the same upstream
+    logs: list[Path] = field(default_factory=list)  # the pipeline's stdout/stderr, for errors
+
+
+Starter = Callable[[Ctx], list[subprocess.Popen[bytes]]]
+
+
+@dataclass
+class Pipeline:
+    name: str  # what --only takes
+    label: str  # the table row
+    kind: str  # "mqtt": counted by the MQTT subscriber; "ws": counts itself; "file"; "pub"
+    start: Starter | None
+    n_scale: float = 1.0  # slow peers move fewer messages per run, so the bench stays bounded
+    unavailable: str = ""  # why it cannot run here (set by prepare())
+    qos_matters: bool = True
+    only_qos: int | None = None
+    default_window: bool = False  # broker keeps Mosquitto's default Receive Maximum of 20
+
+
+def _log(ctx: Ctx, name: str) -> Path:
+    ctx.logs.append(ctx.workdir / f"{name}.log")
+    return ctx.logs[-1]
+
+
+def start_ws_bridge(ctx: Ctx, launcher: list[str] | None = None) -> list[subprocess.Popen[bytes]]:
+    names = ["bench"] if ctx.sources == 1 else [f"idle-{i:04d}" for i in range(ctx.sources)]
+    config = {
+        "version": 1,
+        "sinks": {"broker": {"type": "mqtt", "url": f"mqtt://127.0.0.1:{ctx.broker_port}",
+                             "qos": ctx.qos}},
+        "sources": [{"name": name, "url": ctx.ws_url,
+                     "routes": [{"sink": "broker", "topic": TOPIC}]} for name in names],
+    }
+    return [_run_ws_bridge(ctx, config, "ws-bridge", launcher)]
+
+
+# ws-bridge with the optional speed-ups (uvloop, orjson) hidden: `import uvloop` raises ImportError.
+PLAIN_LAUNCHER = [PYTHON, "-c", "import sys; sys.modules.update(uvloop=None, orjson=None);"
+                  " from bridge.cli import main; sys.exit(main())"]
+
+
+def start_ws_bridge_plain(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
+    return start_ws_bridge(ctx, PLAIN_LAUNCHER)
+
+
+def start_ws_bridge_features(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
+    """What a real route costs: a filter, a topic from the message, MQTT 5 properties."""
+    config = {
+        "version": 1,
+        "sinks": {"broker": {
+            "type": "mqtt", "url": f"mqtt://127.0.0.1:{ctx.broker_port}", "qos": ctx.qos,
+            "properties": {"message_expiry": "60s",
+                           "user": {"source": "{source}", "received_at": "{now_ms}"}}}},
+        "sources": [{"name": "bench", "url": ctx.ws_url, "routes": [
+            {"sink": "broker", "when": {"e": "trade"}, "topic": "bench/{source}/{msg.e}"}]}],
+    }
+    return [_run_ws_bridge(ctx, config, "ws-bridge-features")]
+
+
+def start_ws_bridge_file(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
+    config = {
+        "version": 1,
+        "sinks": {"out": {"type": "file", "path": str(ctx.out_file), "format": "raw"}},
+        "sources": [{"name": "bench", "url": ctx.ws_url, "routes": [{"sink": "out"}]}],
+    }
+    return [_run_ws_bridge(ctx, config, "ws-bridge-file")]
+
+
+def _run_ws_bridge(ctx: Ctx, config: dict[str, object], name: str,
+                   launcher: list[str] | None = None) -> subprocess.Popen[bytes]:
+    if not WS_BRIDGE.exists():
+        raise BenchError(f"{WS_BRIDGE} is missing (run `make` first)")
+    path = ctx.workdir / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    cmd = [*(launcher or [str(WS_BRIDGE)]), "run", str(path)]
+    return spawn(cmd, _log(ctx, name), cwd=ctx.workdir)
+
+
+def start_ws_idle(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
+    cmd = [PYTHON, str(BENCH / "peers" / "ws_idle.py"), "--ws", ctx.ws_url,
+           "--count", str(ctx.sources)]
+    return [spawn(cmd, _log(ctx, "ws_idle"))]
+
+
+def _python_peer(script: str) -> Starter:
+    def start(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
+        cmd = [PYTHON, str(BENCH / "peers" / script), "--ws", ctx.ws_url,
+               "--port", str(ctx.broker_port), "--topic", TOPIC, "--qos", str(ctx.qos)]
+        return [spawn(cmd, _log(ctx, script))]
+
+    return start
+
+
+def start_node_red(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
+    user_dir = ctx.workdir / "node-red"
+    user_dir.mkdir(exist_ok=True)
+    flows = [
+        {"id": "bench-tab", "type": "tab", "label": "bench"},
+        {"id": "bench-wsc", "type": "websocket-client", "path": ctx.ws_url, "tls": "",
+         "wholemsg": "false", "hb": "0", "subprotocol": "", "headers": []},
+        {"id": "bench-in", "type": "websocket in", "z": "bench-tab", "name": "", "server": "",
+         "client": "bench-wsc", "x": 100, "y": 100, "wires": [["bench-out"]]},
+        {"id": "bench-out", "type": "mqtt out", "z": "bench-tab", "name": "", "topic": TOPIC,
+         "qos": str(ctx.qos), "retain": "false", "respTopic": "", "contentType": "",
+         "userProps": "", "correl": "", "expiry": "", "broker": "bench-broker",
+         "x": 300, "y": 100, "wires": []},
+        {"id": "bench-broker", "type": "mqtt-broker", "name": "", "broker": "127.0.0.1",
+         "port": str(ctx.broker_port), "clientid": "", "autoConnect": True, "usetls": False,
+         "protocolVersion": "4", "keepalive": "60", "cleansession": True,
+         "autoUnsubscribe": True, "birthTopic": "", "closeTopic": "", "willTopic": ""},
+    ]
+    (user_dir / "flows.json").write_text(json.dumps(flows))
+    settings = user_dir / "settings.js"
+    settings.write_text(
+        "module.exports = {\n"
+        f"  uiHost: '127.0.0.1', uiPort: {free_port()},\n"
+        "  httpAdminRoot: false, httpNodeRoot: false,\n"
+        "  flowFile: 'flows.json', credentialSecret: false,\n"
+        "  diagnostics: { enabled: false }, telemetry: { enabled: false },\n"
+        "  logging: { console: { level: 'warn', metrics: false, audit: false } },\n"
+        "  editorTheme: { tours: false },\n"
+        "};\n"
+    )
+    cmd = [node_binary(), str(RED_JS), "--settings", str(settings), "--userDir", str(user_dir)]
+    return [spawn(cmd, _log(ctx, "node-red"), cwd=user_dir)]
+
+
+def start_ws_pipe(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
+    env = {"PATH": "/usr/bin:/bin", "NODE_PATH": str(NODE_MODULES)}
+    node = spawn([node_binary(), str(BENCH / "peers" / "ws_pipe.js"), ctx.ws_url],
+                 _log(ctx, "ws_pipe"), stdout=subprocess.PIPE, env=env)
+    pub = spawn(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(ctx.broker_port), "-t", TOPIC,
+                 "-q", str(ctx.qos), "-l", "-M", str(MOSQUITTO_PUB_INFLIGHT)],
+                _log(ctx, "ws_pipe-pub"), stdin=node.stdout)
+    assert node.stdout is not None
+    node.stdout.close()  # mosquitto_pub holds the read end now
+    return [node, pub]
+
+
+PIPELINES = [
+    Pipeline("ws-bridge", "**ws-bridge**", "mqtt", start_ws_bridge),
+    Pipeline("ws-bridge-plain", "ws-bridge without uvloop and orjson", "mqtt",
+             start_ws_bridge_plain),
+    Pipeline("ws-bridge-features", "ws-bridge with `when`, a templated topic, MQTT 5 properties",
+             "mqtt", start_ws_bridge_features),
+    Pipeline("ws-bridge-rm20", "ws-bridge, broker Receive Maximum 20 (Mosquitto's default)",
+             "mqtt", start_ws_bridge, only_qos=1, default_window=True),
+    Pipeline("node-red", "Node-RED 4 (websocket-in → mqtt-out)", "mqtt", start_node_red),
+    Pipeline("ws-pipe", "node ws client piped to `mosquitto_pub -l` (C)", "mqtt", start_ws_pipe),
+    Pipeline("naive", "naive Python: websockets + aiomqtt, await per publish", "mqtt",
+             _python_peer("naive.py"), n_scale=0.2),
+    Pipeline("minimal", "minimal Python: websockets + gmqtt, fire-and-forget", "mqtt",
+             _python_peer("minimal.py")),
+    Pipeline("mosquitto-pub", "ceiling: `mosquitto_pub -l` alone", "pub", None),
+    Pipeline("ws-discard", "ceiling: websockets client receiving and discarding", "ws",
+             None, qos_matters=False),
+]
+FILE_PIPELINE = Pipeline("ws-bridge-file", "ws-bridge → file sink", "file", start_ws_bridge_file)
+IDLE_PIPELINES = [
+    Pipeline("ws-bridge-idle", "ws-bridge, idle sources", "idle", start_ws_bridge),
+    Pipeline("ws-idle-floor", "floor: a Python process holding idle websockets connections",
+             "idle", start_ws_idle),
+]
+BY_NAME = {p.name: p for p in [*PIPELINES, FILE_PIPELINE, *IDLE_PIPELINES]}
+
+
+def node_binary() -> str:
+    return shutil.which("node") or "node"
+
+
+def prepare(pipelines: list[Pipeline], log: Path) -> None:
+    """Install what the chosen peers need; a peer whose install fails is marked unavailable."""
+    names = {p.name for p in pipelines}
+    if names & {"node-red", "ws-pipe"}:
+        reason = ensure_node_red(log)
+        for p in pipelines:
+            if p.name in {"node-red", "ws-pipe"}:
+                p.unavailable = reason
+    if "naive" in names:
+        reason = ensure_pip("aiomqtt", "aiomqtt>=2,<3", log)
+        BY_NAME["naive"].unavailable = reason
+    if "ws-bridge-plain" in names:
+        # Only worth a row when the speed-ups are there to hide; the bench does not install them
+        # into the shared venv, since that would change what the test suite runs on.
+        fast = [m for m in ("uvloop", "orjson") if importable(m)]
+        BY_NAME["ws-bridge-plain"].unavailable = (
+            "" if fast else "uvloop and orjson are not installed (pip install -e '.[fast]')")
+    if names & {"mosquitto-pub", "ws-pipe"} and not shutil.which("mosquitto_pub"):
+        for p in pipelines:
+            if p.name in {"mosquitto-pub", "ws-pipe"}:
+                p.unavailable = "mosquitto_pub is not installed (mosquitto-clients)"
+
+
+def ensure_node_red(log: Path) -> str:
+    if RED_JS.exists() and (NODE_MODULES / "ws").exists():
+        return ""
+    if shutil.which("npm") is None or shutil.which("node") is None:
+        install_node(log)
+    npm = shutil.which("npm")
+    if npm is None or shutil.which("node") is None:
+        return "node/npm not installed"
+    print("installing Node-RED 4 into bench/.node (npm) ...", flush=True)
+    NODE_DIR.mkdir(exist_ok=True)
+    with log.open("ab") as out:
+        try:
+            done = subprocess.run(
+                [npm, "install", "--prefix", str(NODE_DIR), "--no-audit", "--no-fund",
+                 "--loglevel=error", "node-red@4"],
+                stdout=out, stderr=out, timeout=300, check=False)
+        except subprocess.TimeoutExpired:
+            return "npm install node-red@4 timed out"
+    if done.returncode != 0 or not RED_JS.exists():
+        return f"npm install node-red@4 failed (see {log})"
+    return ""
+
+
+def importable(module: str) -> bool:
+    probe = subprocess.run([PYTHON, "-c", f"import {module}"], capture_output=True, check=False)
+    return probe.returncode == 0
+
+
+def install_node(log: Path) -> None:
+    """On a fresh Debian-like machine, as root, get node and npm from the OS packages."""
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return
+    print("node/npm missing: installing them with apt-get ...", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    with log.open("ab") as out:
+        for cmd in (["apt-get", "update", "-qq"],
+                    ["apt-get", "install", "-y", "-qq", "nodejs", "npm"]):
+            try:
+                if subprocess.run(cmd, stdout=out, stderr=out, env=env, timeout=300,
+                                  check=False).returncode != 0:
+                    return
+            except subprocess.TimeoutExpired:
+                return
+
+
+def ensure_pip(module: str, requirement: str, log: Path) -> str:
+    if importable(module):
+        return ""
+    print(f"installing {requirement} into the venv (bench only) ...", flush=True)
+    with log.open("ab") as out:
+        try:
+            done = subprocess.run([PYTHON, "-m", "pip", "install", "--quiet", requirement],
+                                  stdout=out, stderr=out, timeout=300, check=False)
+        except subprocess.TimeoutExpired:
+            return f"pip install {requirement} timed out"
+    return "" if done.returncode == 0 else f"pip install {requirement} failed (see {log})"

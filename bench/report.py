@@ -1,0 +1,321 @@
+"""The bench's figures (plan, runs, cells) and the markdown report made of them."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness import PYTHON, mosquitto_binary
+from pipelines import FILE_PIPELINE, IDLE_PIPELINES, PIPELINES, RED_JS, node_binary
+
+SIZES = (100, 1024)
+QOSES = (0, 1)
+LATENCY_PIPELINES = ("ws-bridge", "minimal", "node-red")
+LATENCY_RATE = 10_000
+
+
+@dataclass
+class Plan:
+    quick: bool
+    runs: int
+    n: dict[int, int]  # messages per run, by payload size
+    latency_seconds: float
+    idle_sources: int
+    budget: float  # seconds for the whole bench, installs included
+    only: set[str] = field(default_factory=set)
+    keep: bool = False
+
+
+@dataclass
+class Run:
+    expected: int
+    delivered: int
+    duplicates: int
+    reordered: int
+    seconds: float  # from the first arrival to the last
+    cpu: float
+    counted: int = 0  # messages that arrived after the first arrival: they took ``seconds``
+
+    @classmethod
+    def of(cls, done: dict[str, Any], cpu: float) -> Run:
+        return cls(done["expected"], done["unique"], done["duplicates"], done["reordered"],
+                   done["last"] - done["first"], cpu, done["unique"] - done["first_n"])
+
+    @property
+    def rate(self) -> float:
+        return self.counted / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class Cell:
+    pipeline: str
+    size: int
+    qos: int
+    n: int
+    runs: list[Run] = field(default_factory=list)
+    peak_rss: int = 0
+    rss_now: int = 0  # idle cells: the resident set once every connection is up and settled
+    mode: str = "throughput"  # or "latency"
+    status: str = "ok"  # ok | failed | unavailable | skipped | n/a
+    reason: str = ""
+    latency: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return statistics.median(r.rate for r in self.runs) if self.runs else 0.0
+
+    @property
+    def lost(self) -> int:
+        return sum(r.expected - r.delivered for r in self.runs)
+
+    @property
+    def cpu_per_100k(self) -> float:
+        if not self.runs:
+            return 0.0
+        return statistics.median(r.cpu * 100_000 / max(1, r.delivered) for r in self.runs)
+
+
+def describe(cell: Cell) -> str:
+    if cell.status != "ok":
+        return f"{cell.status}{': ' + cell.reason if cell.reason else ''}"
+    if cell.rss_now:
+        return f"RSS {cell.rss_now / 1e6:.0f} MB, peak {cell.peak_rss / 1e6:.0f} MB"
+    if cell.latency:
+        text = f"p50 {cell.latency['p50_ms']:.2f} ms, p99 {cell.latency['p99_ms']:.2f} ms"
+    else:
+        text = f"{cell.rate / 1000:.1f}k msgs/s, {cell.cpu_per_100k:.2f} CPU s/100k"
+    text += f", peak RSS {cell.peak_rss / 1e6:.0f} MB"
+    if cell.lost:
+        text += f", LOST {cell.lost}"
+    return text
+
+
+def kilo(rate: float) -> str:
+    return f"{rate / 1000:.1f}k" if rate < 100_000 else f"{rate / 1000:.0f}k"
+
+
+def find(cells: list[Cell], name: str, size: int, qos: int,
+         mode: str = "throughput") -> Cell | None:
+    for c in cells:
+        if (c.pipeline, c.size, c.qos, c.mode) == (name, size, qos, mode):
+            return c
+    return None
+
+
+def throughput_text(cell: Cell | None) -> str:
+    if cell is None:
+        return "-"
+    if cell.status != "ok":
+        return cell.status
+    text = kilo(cell.rate)
+    if cell.lost:
+        text += f" (lost {cell.lost})"
+    return text
+
+
+def ratio(cell: Cell | None, ref: Cell | None) -> str:
+    if cell is None or ref is None or cell.status != "ok" or ref.status != "ok" or not ref.rate:
+        return "-"
+    return f"{cell.rate / ref.rate:.2f}x"
+
+
+def machine() -> dict[str, str]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    info = {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "nproc": str(os.cpu_count()),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+    }
+    info["mosquitto"] = version([mosquitto_binary(), "-h"], 0, 2)
+    info["node"] = version([node_binary(), "--version"], 0, 0)
+    with contextlib.suppress(OSError, ValueError):
+        package = json.loads((RED_JS.parent / "package.json").read_text())
+        info["node-red"] = package["version"]
+    for module in ("websockets", "gmqtt", "aiomqtt", "uvloop", "orjson"):
+        probe = subprocess.run([PYTHON, "-c", f"import {module}; print({module}.__version__)"],
+                               capture_output=True, text=True, check=False)
+        info[module] = probe.stdout.strip() if probe.returncode == 0 else "not installed"
+    return info
+
+
+def version(cmd: list[str], line: int, word: int) -> str:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False)
+        return (out.stdout or out.stderr).splitlines()[line].split()[word]
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+def render(plan: Plan, cells: list[Cell], started: float, info: dict[str, str]) -> str:
+    chosen = [p for p in PIPELINES if not plan.only or p.name in plan.only]
+    labels = {p.name: p.label for p in [*PIPELINES, FILE_PIPELINE, *IDLE_PIPELINES]}
+    combos = [(s, q) for s in SIZES for q in QOSES]
+    heads = [f"{'100 B' if s == 100 else '1 KiB'} QoS {q}" for s, q in combos]
+    out = [f"# ws-bridge bench results{' (quick smoke pass, not figures)' if plan.quick else ''}",
+           "",
+           f"- date: {info['date']}",
+           f"- machine: {info['nproc']} cores, {info['cpu']}, Linux {info['kernel']}",
+           f"- Python {info['python']}, websockets {info['websockets']}, gmqtt {info['gmqtt']},"
+           f" aiomqtt {info['aiomqtt']}, uvloop {info['uvloop']}, orjson {info['orjson']}",
+           f"- Mosquitto {info['mosquitto']}, node {info['node']},"
+           f" Node-RED {info.get('node-red', 'not installed')}",
+           f"- {plan.runs} run(s) per cell, median shown; messages per run: "
+           + ", ".join(f"{plan.n[s]:,} at {s} B" for s in SIZES)
+           + " (the naive peer moves a fifth of that); loopback, a private Mosquitto per cell",
+           f"- bench wall time: {time.monotonic() - started:.0f} s",
+           "- the broker has no Receive Maximum and unbounded queues, and the counting subscriber"
+           " takes QoS 0; the QoS columns are the pipeline's publishes (see bench/README.md)",
+           "", "## Throughput, one source → MQTT (msgs/s, median)", "",
+           "| pipeline | " + " | ".join(heads) + " |",
+           "|---|" + "---|" * len(heads)]
+    for p in chosen:
+        row = [throughput_text(find(cells, p.name, s, q)) for s, q in combos]
+        out.append(f"| {p.label} | " + " | ".join(row) + " |")
+    refs = (("node-red", "Node-RED"), ("mosquitto-pub", "the `mosquitto_pub` ceiling"))
+    for ref_name, title in refs:
+        if ref_name not in {p.name for p in chosen}:
+            continue
+        out += ["", f"### Ratio to {title}", "", "| pipeline | " + " | ".join(heads) + " |",
+                "|---|" + "---|" * len(heads)]
+        for p in chosen:
+            if p.name == ref_name:
+                continue
+            row = [ratio(find(cells, p.name, s, q), find(cells, ref_name, s, q))
+                   for s, q in combos]
+            out.append(f"| {p.label} | " + " | ".join(row) + " |")
+    out += ["", "## CPU seconds per 100k messages (all processes of the pipeline) and peak RSS",
+            "", "| pipeline | " + " | ".join(heads) + " | peak RSS |",
+            "|---|" + "---|" * (len(heads) + 1)]
+    for p in [*chosen, FILE_PIPELINE]:
+        found = [find(cells, p.name, s, q) for s, q in combos]
+        if not any(found):
+            continue
+        row = [f"{c.cpu_per_100k:.2f}" if c and c.status == "ok" else "-" for c in found]
+        rss = max((c.peak_rss for c in found if c), default=0)
+        out.append(f"| {labels[p.name]} | " + " | ".join(row)
+                   + (f" | {rss / 1e6:.0f} MB |" if rss else " | - |"))
+    file_cells = [c for c in cells if c.pipeline == FILE_PIPELINE.name]
+    if file_cells:
+        out += ["", "## Throughput, one source → file sink (ws-bridge)", "",
+                "| payload | msgs/s | MB/s | CPU s/100k | peak RSS |", "|---|---|---|---|---|"]
+        for c in file_cells:
+            if c.status == "ok":
+                out.append(f"| {c.size} B | {throughput_text(c)} | {c.rate * c.size / 1e6:.1f}"
+                           f" | {c.cpu_per_100k:.2f} | {c.peak_rss / 1e6:.0f} MB |")
+            else:
+                out.append(f"| {c.size} B | {c.status} | - | - | - |")
+    if any(c.mode == "latency" for c in cells):
+        out += ["", f"## End-to-end latency at a steady {LATENCY_RATE:,} msgs/s, 100 B (ms; medians"
+                f" of {plan.runs} run(s) of {plan.latency_seconds:g} s, max of all)", "",
+                "| pipeline | QoS 0 p50 | QoS 0 p99 | QoS 0 max"
+                " | QoS 1 p50 | QoS 1 p99 | QoS 1 max |",
+                "|---|---|---|---|---|---|---|"]
+        for name in LATENCY_PIPELINES:
+            row = []
+            for q in QOSES:
+                lc = find(cells, name, 100, q, "latency")
+                if lc is None:
+                    row += ["-"] * 3
+                elif lc.status != "ok" or not lc.latency:
+                    row += [lc.status, "-", "-"]
+                else:
+                    row += [f"{lc.latency['p50_ms']:.2f}", f"{lc.latency['p99_ms']:.2f}",
+                            f"{lc.latency['max_ms']:.1f}"]
+            if any(x != "-" for x in row):
+                out.append(f"| {labels[name]} | " + " | ".join(row) + " |")
+    idle = [c for c in cells if c.pipeline in {p.name for p in IDLE_PIPELINES}]
+    if idle:
+        out += ["", "## Memory with idle connections", "",
+                "| process | connections | RSS once settled | peak RSS |", "|---|---|---|---|"]
+        for c in idle:
+            if c.status == "ok":
+                out.append(f"| {labels[c.pipeline]} | {c.n} | {c.rss_now / 1e6:.0f} MB"
+                           f" | {c.peak_rss / 1e6:.0f} MB |")
+            else:
+                out.append(f"| {labels[c.pipeline]} | {c.n} | {c.status} | - |")
+    out += ["", "## Targets (issue 7)", ""]
+    if plan.quick:
+        out += ["(a quick pass: too few messages, cold pipelines; these say nothing)", ""]
+    out += targets(cells)
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for c in cells:
+        where = f"{c.size} B QoS {c.qos}{' latency' if c.mode == 'latency' else ''}"
+        if c.pipeline in {p.name for p in IDLE_PIPELINES}:
+            where = f"{c.n} connections"
+        if c.reason:
+            grouped.setdefault((labels[c.pipeline], f"{c.status}: {c.reason}"), []).append(where)
+        if c.lost:
+            what = f"LOST {c.lost} of {sum(r.expected for r in c.runs)} messages"
+            grouped.setdefault((labels[c.pipeline], what), []).append(where)
+    if grouped:
+        out += ["", "## Notes", ""]
+        out += [f"- {label} ({', '.join(where)}): {what}"
+                for (label, what), where in grouped.items()]
+    return "\n".join(out) + "\n"
+
+
+def targets(cells: list[Cell]) -> list[str]:
+    def ok(c: Cell | None) -> bool:
+        return c is not None and c.status == "ok" and not c.lost
+
+    lines = []
+    for s, q in [(s, q) for s in SIZES for q in QOSES]:
+        mine, red = find(cells, "ws-bridge", s, q), find(cells, "node-red", s, q)
+        if ok(mine) and ok(red):
+            assert mine is not None and red is not None
+            r = mine.rate / red.rate
+            lines.append(f"- {s} B QoS {q}: {r:.2f}x Node-RED (target ≥ 1.2x):"
+                         f" {'met' if r >= 1.2 else 'NOT met'}")
+    mine, pub = find(cells, "ws-bridge", 100, 0), find(cells, "mosquitto-pub", 100, 0)
+    if ok(mine) and ok(pub):
+        assert mine is not None and pub is not None
+        r = mine.rate / pub.rate
+        lines.append(f"- 100 B QoS 0: {r:.2f}x the mosquitto_pub ceiling (target ≥ 0.6x):"
+                     f" {'met' if r >= 0.6 else 'NOT met'}")
+    for s, q in [(s, q) for s in SIZES for q in QOSES]:
+        plain, rich = find(cells, "ws-bridge", s, q), find(cells, "ws-bridge-features", s, q)
+        if ok(plain) and ok(rich):
+            assert plain is not None and rich is not None
+            cost = 1 - rich.rate / plain.rate
+            lines.append(f"- cost of `when` + templated topic + MQTT 5 properties, {s} B QoS {q}:"
+                         f" {cost:.0%} (target ≤ 25 %): {'met' if cost <= 0.25 else 'NOT met'}")
+    f = find(cells, FILE_PIPELINE.name, 100, 0)
+    if ok(f):
+        assert f is not None
+        lines.append(f"- file sink 100 B: {kilo(f.rate)} msgs/s (target ≥ 200k):"
+                     f" {'met' if f.rate >= 200_000 else 'NOT met'}")
+    for q, limit in ((0, 1.0), (1, 2.0)):
+        c = find(cells, "ws-bridge", 100, q, "latency")
+        if c is not None and c.latency:
+            p99 = c.latency["p99_ms"]
+            lines.append(f"- latency p99 QoS {q}: {p99:.2f} ms (target ≤ {limit:g} ms):"
+                         f" {'met' if p99 <= limit else 'NOT met'}")
+    mine, minimal = find(cells, "ws-bridge", 100, 0), find(cells, "minimal", 100, 0)
+    if ok(mine) and ok(minimal):
+        assert mine is not None and minimal is not None
+        lines.append(f"- CPU per 100k (100 B QoS 0): {mine.cpu_per_100k:.2f} s vs the minimal"
+                     f" gmqtt bridge's {minimal.cpu_per_100k:.2f} s:"
+                     f" {'met' if mine.cpu_per_100k <= minimal.cpu_per_100k else 'NOT met'}")
+        lines.append(f"- RSS with one busy source: {mine.peak_rss / 1e6:.0f} MB (target ≤ 50 MB):"
+                     f" {'met' if mine.peak_rss <= 50e6 else 'NOT met'}")
+    idle = find(cells, "ws-bridge-idle", 0, 0)
+    if ok(idle):
+        assert idle is not None
+        lines.append(f"- {idle.n} idle sources: {idle.rss_now / 1e6:.0f} MB (target ≤ 80 MB at"
+                     f" 1000): {'met' if idle.rss_now <= 80e6 else 'NOT met'}")
+    return lines or ["- ws-bridge did not produce figures in this run"]
