@@ -154,4 +154,6 @@ def setup_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(LEVELS[level.lower()])
+    # gmqtt logs every lost socket and retry at WARNING; the MQTT sink logs each state once.
+    logging.getLogger("gmqtt").setLevel(logging.CRITICAL)
     return root

@@ -87,7 +87,7 @@ def _too_deep(value: Any, budget: int) -> bool:
     return False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass pays object.__setattr__ per field
 class Delivery:
     """One routed message on its way into one sink: the route's rendered topic and payload."""
 

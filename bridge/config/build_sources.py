@@ -12,7 +12,7 @@ from bridge.routing.pattern import Pattern
 _TIMING = {"connect_timeout": "connect_timeout", "idle_timeout": "idle_timeout"}
 _PING = {"interval": "ping_interval", "timeout": "ping_timeout"}
 _TIMEOUT = {"timeout": "timeout"}
-_OPTIONS = ("compression", "proxy", "on_invalid")
+_OPTIONS = ("compression", "proxy", "on_invalid", "allow_insecure")
 
 
 def build_source(

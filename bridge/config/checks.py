@@ -1,11 +1,12 @@
-"""Checks JSON Schema cannot express: unique names, sink references, templates, MQTT topics."""
+"""Checks JSON Schema cannot express: names, sink references, templates, topics, plain ws://."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from bridge.config.explain import KeyPath, entries, leaves, records, suggest
+from bridge.config.credentials import insecure_problem
+from bridge.config.explain import KeyPath, entries, json_type, leaves, records, suggest
 from bridge.routing.template import Context, Template, TemplateError
 from bridge.sinks import mqtt_topics
 
@@ -23,6 +24,11 @@ def is_template_path(path: KeyPath) -> bool:
     return path[:1] == ("sinks",) and (
         keys in (["path"], ["client_id"]) or keys[:2] == ["properties", "user"]
     )
+
+
+def literal(value: str) -> str:
+    """``value`` as literal template text: a secret with braces is never read as a placeholder."""
+    return value.replace("{", "{{").replace("}", "}}")
 
 
 class _AnyField(dict[str, Any]):
@@ -46,7 +52,9 @@ def topic_problem(topic: str) -> str | None:
 def check(doc: Any, report: Report) -> None:
     """Report every semantic problem; works on any shape of ``doc`` (schema errors may remain)."""
     for path, leaf in leaves(doc, ()):
-        if isinstance(leaf, str) and is_template_path(path):
+        if not isinstance(leaf, str | int | float | bool | None):  # YAML's !!binary and !!set
+            report(path, f"a {json_type(leaf)} value is not JSON; use a string or a list")
+        elif isinstance(leaf, str) and is_template_path(path):
             try:
                 Template(leaf)
             except TemplateError as exc:
@@ -64,6 +72,8 @@ def check(doc: Any, report: Report) -> None:
             report(("sources", i, "name"), f"duplicate source name '{name}' {also}")
         elif isinstance(name, str):
             seen[name] = i
+        if why := insecure_problem(source):
+            report(("sources", i, "url"), why)
         for j, route in records(source.get("routes")):
             _check_route(route, ("sources", i, "routes", j), kinds, report)
 

@@ -7,6 +7,7 @@ import os
 import re
 import socket
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -18,9 +19,9 @@ from jsonschema import Draft202012Validator
 from bridge.config import placeholders
 from bridge.config.build_sinks import build_sink
 from bridge.config.build_sources import build_source
-from bridge.config.checks import check, is_template_path
+from bridge.config.checks import check, is_template_path, literal
 from bridge.config.collect import Collector
-from bridge.config.credentials import find_secrets
+from bridge.config.credentials import exposure_warnings, find_secrets
 from bridge.config.explain import KeyPath, dotted, explain
 from bridge.config.marks import MarkedDict, MarkedList, RecursiveAlias, containers, locate, plain
 from bridge.config.model import Config
@@ -87,18 +88,23 @@ def _validator() -> Any:
 
 def _parse(file: str) -> tuple[Any, list[tuple[KeyPath, Any]]]:
     """The document and its containers; unreadable files and bad YAML raise ConfigError."""
+    text, line, column = "", 1, 1
     try:
-        doc = yaml.load(Path(file).read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506
+        text = Path(file).read_text(encoding="utf-8")
+        doc = yaml.load(text, Loader=_Loader)  # noqa: S506
         return doc, containers(doc)
     except (OSError, UnicodeDecodeError) as exc:
         why = f"cannot read the file: {getattr(exc, 'strerror', None) or 'not UTF-8 text'}"
-        line, column = 1, 1
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         why = "YAML: " + "; ".join(str(part) for part in (exc.context, exc.problem) if part)
-    except RecursiveAlias as exc:
-        why, line, column = f"YAML: {exc}", 1, 1
+    except (yaml.YAMLError, RecursiveAlias, RecursionError, ValueError) as exc:
+        # A control character (at its position), a number too long, nesting too deep.
+        before = text[: getattr(exc, "position", 0)]
+        line, column = before.count("\n") + 1, len(before) - before.rfind("\n")
+        deep = isinstance(exc, RecursionError)
+        why = "YAML: " + ("nested too deeply" if deep else str(exc).partition("\n")[0])
     raise ConfigError([ConfigIssue(file, line, column, "", why)])
 
 
@@ -118,6 +124,7 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
             c.add((*where, key), message)
             failed.add((*where, key))
     env = os.environ if env is None else env
+    inline = find_secrets(doc)  # before _resolve, so that ${...} texts tell placeholders apart
     secrets = _resolve(nodes, env, Path(path).parent, c, failed)
     secrets |= {s for s in find_secrets(doc) if "${" not in s}  # not a failed placeholder
     invalid = {p: m for error in _validator().iter_errors(doc) for p, m in explain(error)}
@@ -129,15 +136,10 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
     if c.found:
         issues = set()
         for where, message in c.found:
-            line, column = locate(doc, where)
             text = placeholders.redact(message, secrets)
-            issues.add(ConfigIssue(file, line, column, dotted(where), text))
+            issues.add(ConfigIssue(file, *locate(doc, where), dotted(where), text))
         raise ConfigError(sorted(issues, key=lambda i: (i.line, i.column, i.path, i.message)))
-    return config
-
-
-def _braces(value: str) -> str:
-    return value.replace("{", "{{").replace("}", "}}")
+    return replace(config, warnings=exposure_warnings(file, Path(file).stat().st_mode, inline))
 
 
 def _resolve(
@@ -159,7 +161,7 @@ def _resolve(
             if isinstance(value, str) and "${" in value:
                 where = (*path, key)
                 # In a run-time template, a secret's braces must stay literal text.
-                quote: Callable[[str], str] | None = _braces if is_template_path(where) else None
+                quote: Callable[[str], str] | None = literal if is_template_path(where) else None
                 try:
                     node[key], found = placeholders.resolve(value, env, read, quote)
                     secrets |= found
@@ -180,7 +182,6 @@ def _build(
     doc = doc if isinstance(doc, dict) else {}
     sinks, sources = doc.get("sinks"), doc.get("sources")
     defaults = doc.get("defaults", {}) if valid(("defaults",)) else None
-    hostname = socket.gethostname()
     return Config(
         path=file,
         sources=tuple(
@@ -189,7 +190,7 @@ def _build(
             if defaults is not None and valid(("sources", i))
         ),
         sinks={
-            name: build_sink(name, raw, c, hostname)
+            name: build_sink(name, raw, c, socket.gethostname())
             for name, raw in (sinks.items() if isinstance(sinks, dict) else [])
             if valid(("sinks", name))
         },

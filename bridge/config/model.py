@@ -89,9 +89,10 @@ class SourceConfig:
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    """A whole validated config file; ``secrets`` are values to redact from all output."""
+    """A whole validated config file; ``secrets`` to redact everywhere, ``warnings`` to show."""
     path: str
     sources: tuple[SourceConfig, ...]
     sinks: dict[str, SinkConfig]
     secrets: frozenset[str] = frozenset()
     metrics_listen: str | None = None
+    warnings: tuple[str, ...] = ()

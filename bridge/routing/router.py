@@ -43,6 +43,7 @@ class _Route:
     sink: Sink
     templated: bool
     block: BoundedQueue[Any] | None
+    topic: str | None  # a static topic, rendered at start
 
 
 def _block_queue(sink: Sink) -> BoundedQueue[Any] | None:
@@ -81,8 +82,10 @@ class Router:
             if spec.sink not in sinks:
                 raise ValueError(f"source {source.name}: route {i}: no sink named {spec.sink!r}")
             sink = sinks[spec.sink]
-            templated = spec.topic is not None or spec.payload is not None
-            self._routes.append(_Route(i, spec, sink, templated, _block_queue(sink)))
+            static = spec.topic is None or spec.topic.static  # rendered once, here
+            topic = spec.topic.render_str(Context()) if spec.topic and static else None
+            templated = not static or spec.payload is not None
+            self._routes.append(_Route(i, spec, sink, templated, _block_queue(sink), topic))
         templates = [t for r in source.routes for t in (r.topic, r.payload) if t is not None]
         self._ctx_json = any(t.uses_message for t in templates)
 
@@ -104,7 +107,7 @@ class Router:
                     self._render_error(route, exc)
                     continue
             else:
-                delivery = Delivery(msg, msg.data, None, spec.qos, spec.retain)
+                delivery = Delivery(msg, msg.data, route.topic, spec.qos, spec.retain)
             route.sink.send(delivery)
             self.stats.forwarded[spec.sink] += 1
             if route.block is not None and route.block.full:

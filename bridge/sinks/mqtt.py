@@ -40,6 +40,7 @@ class MqttSink:
         self._sent: dict[int, tuple[str, Delivery]] = {}  # packet id -> (topic, delivery), in order
         self._states: dict[str, str] = {}
         self._noted: set[str] = set()  # topics already logged as invalid or refused
+        self._good: set[str] = set()  # topics known to be valid
         self._deadline, self._outage = 0.0, ""
 
     @property
@@ -141,13 +142,20 @@ class MqttSink:
                 log.warning("sink %r: lost the connection to the broker", self.name)
 
     def _fire(self, conn: MqttClient, batch: list[Delivery]) -> None:
+        with conn.corked():  # one socket write for the whole batch
+            self._fire_each(conn, batch)
+
+    def _fire_each(self, conn: MqttClient, batch: list[Delivery]) -> None:
         cfg, props = self.config, self._props if self.config.protocol == 5 else None
         for i, d in enumerate(batch):
             topic = d.topic if d.topic is not None else f"{cfg.topic_prefix}/{d.message.source}"
-            if (problem := mt.topic_problem(topic)) is not None:
-                self.queue.dropped["invalid_topic"] += 1
-                self._note(topic, f"cannot publish to {topic[:200]!r}: {problem}")
-                continue
+            if topic not in self._good:  # checked once per topic, not once per message
+                if (problem := mt.topic_problem(topic)) is not None:
+                    self.queue.dropped["invalid_topic"] += 1
+                    self._note(topic, f"cannot publish to {topic[:200]!r}: {problem}")
+                    continue
+                if len(self._good) < 10_000:  # bounded: templated topics are not
+                    self._good.add(topic)
             qos = cfg.qos if d.qos is None else d.qos
             retain = cfg.retain if d.retain is None else d.retain
             try:

@@ -1,19 +1,17 @@
 """The one place the bridge meets gmqtt: connect, publish, see each answer, translate its errors.
 
-gmqtt's reconnect is off: it does not retry a failed first connect and resumes with
-clean_session=False, which drops unacked QoS 1/2 messages when the broker lost the session; the
-sink makes a fresh ``MqttClient`` (clean start) per attempt instead. gmqtt internals used: the
-PUBACK/PUBREC handlers (it ignores their reason codes), its store of unacked QoS 1/2 packets (the
-id a publish got, when it is answered) and the transport (back-pressure, abort, TCP_NODELAY test).
-"""
+gmqtt's reconnect is off (it never retries a first connect; it resumes with clean_session=False,
+dropping unacked QoS 1/2 when the broker lost the session): the sink makes a fresh MqttClient per
+attempt. Internals used: the PUBACK/PUBREC handlers (gmqtt ignores reason codes), its store of
+unacked packets, and the transport (back-pressure, corked batch writes, abort)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any, Final, cast
 
 import gmqtt
@@ -23,8 +21,6 @@ from bridge.errors import PublishRefused, SinkUnavailable
 from bridge.sinks.base import MqttSinkConfig
 from bridge.sinks.mqtt_topics import CONNACK_ADVICE
 
-if logging.getLogger("gmqtt").level == logging.NOTSET:  # it logs each lost socket; we log states
-    logging.getLogger("gmqtt").setLevel(logging.CRITICAL)
 _NEVER: Final = -2  # below gmqtt's "unlimited" (-1) reconnect_retries: its reconnect never fires
 CONNECT_TIMEOUT: Final = 10.0
 DISCONNECT_TIMEOUT: Final = 1.0  # a broker that does not take our DISCONNECT is cut off
@@ -33,7 +29,6 @@ AckFn = Callable[[int, int], None]  # (packet id, reason code); 0x80 and above i
 
 class BrokerUnavailable(SinkUnavailable):
     """``kind`` says why: auth, tls, refused, connect (unreachable), lost or no_packet_id."""
-
     def __init__(self, sink: str, kind: str, detail: str) -> None:
         super().__init__(sink, detail)
         self.kind = kind
@@ -41,7 +36,6 @@ class BrokerUnavailable(SinkUnavailable):
 
 class _Store(PersistentStorage):  # type: ignore[misc]
     """gmqtt's store of unacked QoS 1/2 packets: which id a publish took, and when it ends."""
-
     def __init__(self, settled: Callable[[int], None]) -> None:
         super().__init__()
         self.pushed: int | None = None  # also set when PUBREC swaps in its PUBREL: reset first
@@ -57,11 +51,8 @@ class _Store(PersistentStorage):  # type: ignore[misc]
 
 
 class MqttClient:
-    """One connection to the sink's broker; every failure surfaces as a ``SinkError``.
-
-    ``on_ack(mid, reason)`` reports each answered QoS 1/2 publish, ``on_lost()`` the drop of the
-    connection; neither fires before ``connect`` returns or after ``disconnect`` or ``abort``.
-    """
+    """One broker connection; failures surface as ``SinkError``. ``on_ack(mid, reason)`` and
+    ``on_lost()`` fire only between ``connect`` returning and ``disconnect`` or ``abort``."""
 
     def __init__(self, cfg: MqttSinkConfig, client_id: str, on_ack: AckFn,
                  on_lost: Callable[[], None]) -> None:
@@ -79,7 +70,8 @@ class MqttClient:
         for name in ("_handle_puback_packet", "_handle_pubrec_packet"):  # to see reason codes
             handle = getattr(handler, name)
             setattr(handler, name, lambda cmd, pkt, h=handle: h(cmd, self._reason(pkt)))
-        client.on_connect = self._connack
+        client.on_connect = lambda _c, _f, _rc, props: setattr(  # the broker's Receive Maximum
+            self, "_broker_max", props.get("receive_maximum", [65535])[0])
         client.on_disconnect = lambda c, *_: self._lost()
         self._client: Any = client
 
@@ -109,10 +101,7 @@ class MqttClient:
 
     def publish(self, topic: str, payload: str | bytes, qos: int = 0, retain: bool = False,
                 props: dict[str, Any] | None = None) -> int | None:
-        """Fire one PUBLISH; the packet id ``on_ack`` will report for QoS 1/2, else None.
-
-        Raises PublishRefused over MQTT's 256 MB limit, BrokerUnavailable (no_packet_id).
-        """
+        """Fire one PUBLISH: its packet id for QoS 1/2, else None (PublishRefused over 256 MB)."""
         try:
             msg = gmqtt.Message(topic, payload, qos, retain, **(props or {}))
         except ValueError:
@@ -126,6 +115,21 @@ class MqttClient:
             raise BrokerUnavailable(self._cfg.name, "no_packet_id", why) from None
         return self._store.pushed
 
+    @contextlib.contextmanager
+    def corked(self) -> Iterator[None]:
+        """The publishes made inside leave in one socket write: a syscall per batch, not each."""
+        proto, chunks = _conn(self._client, "_protocol"), list[bytes]()
+        if (real := getattr(proto, "_transport", None)) is None:
+            yield
+            return
+        proto._transport = SimpleNamespace(write=chunks.append, is_closing=real.is_closing)
+        try:
+            yield
+        finally:
+            proto._transport = real
+            if chunks and not real.is_closing():
+                real.write(b"".join(chunks))
+
     async def writable(self) -> None:
         """Return once the socket takes writes; raises BrokerUnavailable (lost) if it dropped."""
         if (drain := getattr(_conn(self._client, "_protocol"), "_drain_helper", None)) is None:
@@ -133,8 +137,8 @@ class MqttClient:
         try:
             await drain()
         except ConnectionError:
-            why = f"lost the connection to broker {self._cfg.host}:{self._cfg.port}"
-            raise BrokerUnavailable(self._cfg.name, "lost", why) from None
+            at = f"{self._cfg.host}:{self._cfg.port}"
+            raise BrokerUnavailable(self._cfg.name, "lost", f"lost broker {at}") from None
 
     async def disconnect(self) -> None:
         """Send DISCONNECT and close, within DISCONNECT_TIMEOUT; never raises."""
@@ -147,9 +151,6 @@ class MqttClient:
         self._open = False
         if (transport := self.transport) is not None:
             transport.abort()
-
-    def _connack(self, _client: Any, _flags: Any, _rc: int, props: dict[str, Any]) -> None:
-        self._broker_max = props.get("receive_maximum", [65535])[0]
 
     def _reason(self, packet: bytes) -> bytes:
         """Read a PUBACK or PUBREC on its way to gmqtt, keeping refusals for ``on_ack``."""
@@ -168,7 +169,7 @@ class MqttClient:
             self._on_lost()
 
 
-def _conn(client: Any, attr: str) -> Any:
+def _conn(client: Any, attr: str) -> Any:  # gmqtt's MQTTConnection, absent until connected
     return getattr(getattr(client, "_connection", None), attr, None)
 
 
