@@ -87,11 +87,22 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "shard", None):
         config = _shard(config, *args.shard)
     try:
-        return asyncio.run(_demo(config) if args.command == "demo" else _run(config))
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            return runner.run(_demo(config) if args.command == "demo" else _run(config))
     except BrokenPipeError:
         # stdout's reader went away (`ws-bridge demo | head`): exit quietly, as Python documents.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when installed (pip install ws-bridge[fast]), else asyncio's own."""
+    try:
+        import uvloop  # noqa: PLC0415 - optional, and only the daemon commands want it
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 def _schema(args: argparse.Namespace) -> int:
