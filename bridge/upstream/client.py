@@ -161,6 +161,7 @@ class SourceClient:
     def retarget(self, deliver: DeliverFn) -> None:
         """A reload changed the routes or sinks: deliver from now on through ``deliver``."""
         self._deliver = deliver
+        self._wake()  # the receive run holds the old one: end it, the next run takes this
 
     def resubscribe(self, cfg: SourceConfig) -> None:
         """A reload changed only the subscriptions: apply them on the live socket, no reconnect."""
