@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from urllib.parse import urlsplit
 from bridge import __version__
 from bridge.config.load import load_config, load_schema
 from bridge.config.model import Config
+from bridge.config.placeholders import redact
 from bridge.config.reference import markdown
 from bridge.errors import ConfigError
 from bridge.logs import setup_logging
@@ -81,9 +83,13 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return EX_CONFIG
     if args.command == "check":
-        print(_summary(config))
+        print(redact(_summary(config), config.secrets))  # a URL path may hold a listen key
+        for warning in config.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
         return 0
     setup_logging(args.log_level, args.log_format, config.secrets)
+    for warning in config.warnings:
+        logging.getLogger("bridge.config").warning("%s", warning)
     if getattr(args, "shard", None):
         config = _shard(config, *args.shard)
     try:

@@ -21,10 +21,10 @@ _DELAYS = {"initial_delay": "initial_delay", "max_delay": "max_delay"}
 _NUMBERS: dict[str, Any] = {"multiplier": float, "jitter": float, "max_attempts": int}
 
 
-def parse_size(value: int | str) -> int:
-    """Bytes for ``1048576``, ``"1MiB"`` or ``"100MB"``."""
-    if isinstance(value, int):
-        return value
+def parse_size(value: int | float | str) -> int:
+    """Bytes for ``1048576``, ``"1MiB"`` or ``"100MB"`` (``1024.0`` is an integer to JSON)."""
+    if isinstance(value, int | float):
+        return int(value)
     match = _SIZE.match(value)
     if not match:
         raise ValueError(f"not a size: {value!r} (write e.g. 65536, 512KiB, 1MiB)")

@@ -49,7 +49,10 @@ def getter(root: str, path: str) -> Getter:
         if path:
             raise TemplateError(f"{{{root}}} has no fields: {name}")
         return _SCALARS[root]
-    steps = [int(i) if i else k for k, i in _STEP.findall(path)]
+    try:
+        steps = [int(i) if i else k for k, i in _STEP.findall(path)]
+    except ValueError:  # an index too long for Python's int(): no list is that long anyway
+        raise TemplateError(f"{name}: index out of range") from None
 
     def get(ctx: Context) -> Any:
         value = ctx.msg if root == "msg" else ctx.mqtt

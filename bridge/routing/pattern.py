@@ -26,7 +26,24 @@ def _match(spec: Any, value: Any) -> bool:
             if key not in value or not _match(sub, value[key]):
                 return False
         return True
-    # bool is an int in Python; JSON keeps them apart, and so do we.
+    if isinstance(spec, list):  # lists are equal item by item, under the same rules
+        if not isinstance(value, list) or len(value) != len(spec):
+            return False
+        return all(_same(s, v) for s, v in zip(spec, value, strict=True))
+    return _same(spec, value)
+
+
+def _same(spec: Any, value: Any) -> bool:
+    """JSON equality: bool is an int in Python, JSON keeps them apart, and so do we."""
     if isinstance(spec, bool) or isinstance(value, bool):
         return type(spec) is type(value) and spec == value
+    if isinstance(spec, dict | list) or isinstance(value, dict | list):
+        return type(spec) is type(value) and _exact(spec, value)
     return bool(spec == value)
+
+
+def _exact(spec: Any, value: Any) -> bool:
+    """Containers inside lists must be equal, not merely match: a list is a value, not a pattern."""
+    if isinstance(spec, dict):
+        return spec.keys() == value.keys() and all(_same(spec[k], value[k]) for k in spec)
+    return len(spec) == len(value) and all(_same(s, v) for s, v in zip(spec, value, strict=True))

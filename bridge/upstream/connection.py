@@ -30,11 +30,13 @@ from bridge.errors import (
     ConnectionLost,
     HandshakeRejected,
     MessageTooBig,
+    SessionTimeout,
 )
 
 # Waiting longer for a peer's close frame gains nothing: the session reconnects either way.
 MAX_CLOSE_TIMEOUT: Final = 5.0
 _MESSAGE_TOO_BIG: Final = 1009
+_KEEPALIVE_TIMEOUT: Final = 1011  # websockets closes with it when pings go unanswered
 _ABNORMAL_CLOSURE: Final = 1006
 
 
@@ -171,10 +173,12 @@ def _set_nodelay(ws: ClientConnection) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def _lost(source: str, exc: ConnectionClosed) -> ConnectionLost:
-    """The peer's close code if it sent one, else ours (1009, 1011 keepalive timeout), else 1006."""
+def _lost(source: str, exc: ConnectionClosed) -> ConnectionLost | SessionTimeout:
+    """The peer's close code, else ours (1009), else 1006; unanswered pings: a ping timeout."""
     if exc.sent is not None and exc.sent.code == _MESSAGE_TOO_BIG and not exc.rcvd_then_sent:
         return MessageTooBig(source, exc.sent.code, exc.sent.reason)
+    if exc.rcvd is None and exc.sent is not None and exc.sent.code == _KEEPALIVE_TIMEOUT:
+        return SessionTimeout(source, "ping", "the peer stopped answering pings (half-open)")
     if exc.rcvd is not None:
         return ConnectionLost(source, exc.rcvd.code, exc.rcvd.reason)
     if exc.sent is not None:
