@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import logging
 import os
@@ -23,10 +22,11 @@ from bridge.logs import setup_logging
 from bridge.metrics import fetch_status
 from bridge.server.feed import FeedServer
 from bridge.server.replay import serve_replay
-from bridge.shard import owner, parse_shard
+from bridge.shard import parse_shard
 from bridge.stats import format_status_table
 from bridge.supervisor import Supervisor
 from bridge.upstream.connection import safe_url
+from bridge.workers import Workers
 
 EX_CONFIG = 78  # sysexits.h: configuration error; the systemd units' RestartPreventExitStatus
 EX_UNAVAILABLE = 69  # sysexits.h: `status` could not reach the daemon
@@ -47,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("config", type=Path)
     run.add_argument("--shard", metavar="K/N", type=parse_shard,
                      help="run only the sources that shard K of N owns (rendezvous hashing)")
+    run.add_argument("--workers", type=int, default=1, metavar="N",
+                     help="run N processes, each owning a stable share of the sources")
     check = sub.add_parser("check", help="validate a config file without connecting")
     check.add_argument("config", type=Path)
     schema = sub.add_parser("schema", help="print the config's JSON Schema (for editors)")
@@ -90,11 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.log_level, args.log_format, config.secrets)
     for warning in config.warnings:
         logging.getLogger("bridge.config").warning("%s", warning)
-    if getattr(args, "shard", None):
-        config = _shard(config, *args.shard)
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            return runner.run(_demo(config) if args.command == "demo" else _run(config))
+            if getattr(args, "workers", 1) > 1 and not args.shard:
+                options = ["--log-level", args.log_level, "--log-format", args.log_format]
+                return runner.run(Workers(args.config, args.workers, options).run())
+            shard = getattr(args, "shard", None)
+            return runner.run(_demo(config) if args.command == "demo" else _run(config, shard))
     except BrokenPipeError:
         # stdout's reader went away (`ws-bridge demo | head`): exit quietly, as Python documents.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -116,13 +120,8 @@ def _schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def _shard(config: Config, index: int, count: int) -> Config:
-    mine = tuple(s for s in config.sources if owner(s.name, count) == index)
-    return dataclasses.replace(config, sources=mine)
-
-
-async def _run(config: Config) -> int:
-    supervisor = Supervisor(config)
+async def _run(config: Config, shard: tuple[int, int] | None = None) -> int:
+    supervisor = Supervisor(config, shard=shard)
     supervisor.install_signal_handlers()
     return await supervisor.run()
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import replace
+
+from bridge.config.model import Config
+from bridge.sinks.settings import MqttSinkConfig, SinkConfig
 
 _SHARD = re.compile(r"^(\d+)/(\d+)$")
 
@@ -23,3 +27,23 @@ def owner(source: str, shards: int) -> int:
         return hashlib.blake2b(f"{shard}:{source}".encode(), digest_size=8).digest()
 
     return max(range(shards), key=weight)
+
+
+def shard_config(config: Config, index: int, count: int) -> Config:
+    """What shard ``index`` of ``count`` runs: the sources it owns, and MQTT sinks with a client
+    id and an availability topic of its own (shards share a broker, not a session or a Will)."""
+    sources = tuple(s for s in config.sources if owner(s.name, count) == index)
+    sinks = {name: _own(sink, index) for name, sink in config.sinks.items()}
+    listen = config.metrics_listen
+    if listen:  # each shard serves its own metrics, on the next ports up
+        host, _, port = listen.rpartition(":")
+        listen = f"{host}:{int(port) + index}"
+    return replace(config, sources=sources, sinks=sinks, metrics_listen=listen)
+
+
+def _own(sink: SinkConfig, index: int) -> SinkConfig:
+    if not isinstance(sink, MqttSinkConfig):
+        return sink
+    av = sink.availability
+    mine = replace(av, topic=f"{av.topic}/shard-{index}") if av else None
+    return replace(sink, client_id=f"{sink.client_id}-shard-{index}", availability=mine)

@@ -19,6 +19,7 @@ from bridge.logs import add_secrets
 from bridge.metrics import MetricsServer
 from bridge.routing.router import Router
 from bridge.server.hub import WebSocketSink
+from bridge.shard import shard_config
 from bridge.sinks.base import (
     FileSinkConfig,
     MqttSinkConfig,
@@ -78,8 +79,10 @@ class _Source:
 class Supervisor:
     """Owns the sinks and sources of one config and their lifecycle."""
 
-    def __init__(self, config: Config, *, notifier: Notifier | None = None) -> None:
-        self.config = config
+    def __init__(self, config: Config, *, notifier: Notifier | None = None,
+                 shard: tuple[int, int] | None = None) -> None:
+        self.shard = shard  # (K, N): run only shard K's part, now and after every reload
+        self.config = shard_config(config, *shard) if shard else config
         self.notifier = notifier or Notifier()
         self.hostname = socket.gethostname()
         self.sinks: dict[str, AnySink] = {}
@@ -220,6 +223,7 @@ class Supervisor:
         try:
             try:
                 new = load_config(self.config.path)
+                new = shard_config(new, *self.shard) if self.shard else new
             except ConfigError as exc:
                 for issue in exc.issues:
                     log.error("reload rejected: %s", issue)

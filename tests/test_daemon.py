@@ -545,3 +545,20 @@ async def test_shard_runs_exactly_the_sources_it_owns(
         await daemon.wait_log(f"source {name}: connected")
     assert sorted(c.query["src"] for c in upstream.connections) == mine
     await stop(daemon)
+
+
+async def test_workers_run_every_source_exactly_once_and_stop_together(
+    spawn: Spawn, notify: NotifySocket, upstream: Upstream, tmp_path: Path
+) -> None:
+    names = [f"feed-{i}" for i in range(6)]
+    path = write(tmp_path / "bridge.yaml", config(tmp_path, [source(n, upstream) for n in names]))
+    daemon = await run_ready(spawn, path, notify, "--workers", "2")
+    await upstream.wait_connections(len(names))
+    for name in names:
+        await daemon.wait_log(f"source {name}: connected")
+    assert sorted(c.query["src"] for c in upstream.connections) == names  # each exactly once
+    assert "2/2 workers running" in notify.messages[-1]
+    daemon.signal(signal.SIGTERM)
+    assert await daemon.wait_exit() == 0, daemon.log_text
+    for conn in upstream.connections:  # every worker closed its sources cleanly
+        assert await conn.wait_closed() == 1000
