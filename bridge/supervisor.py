@@ -37,7 +37,6 @@ from bridge.upstream.state import ConnState
 
 log = logging.getLogger("bridge.supervisor")
 SHUTDOWN_BUDGET = 10.0  # seconds for sources to unsubscribe and for sinks to flush, each
-READY_GRACE = 30.0  # a source not connected for less than this still counts as ready
 SUBSCRIPTION_FIELDS = frozenset({"subscribe", "unsubscribe"})
 ROUTING_FIELDS = frozenset({"routes"})
 AnySink = StdoutSink | FileSink | MqttSink | WebSocketSink
@@ -120,7 +119,8 @@ class Supervisor:
         """Counters of every source and sink, read now (metrics, /readyz, ``ws-bridge status``)."""
         now, wall = time.monotonic(), time.time()
         return Snapshot(
-            sources=tuple(_source_snapshot(e, now, wall) for e in self.sources.values()),
+            sources=tuple(_source_snapshot(e, now, wall, self.config.ready_grace)
+                          for e in self.sources.values()),
             sinks=tuple(_sink_snapshot(name, s) for name, s in self.sinks.items()),
             taken_at=now,
         )
@@ -306,7 +306,8 @@ def _sink_up(sink: AnySink) -> bool:
     return sink.up if isinstance(sink, MqttSink) else True
 
 
-def _source_snapshot(entry: _Source, now: float, wall: float) -> SourceSnapshot:
+def _source_snapshot(entry: _Source, now: float, wall: float, grace: float) -> SourceSnapshot:
+    """``grace``: how long a source that is down still counts as ready (metrics.ready_grace)."""
     client, stats = entry.client, entry.client.stats
     connected = client.state is ConnState.CONNECTED
     last = entry.router.last_received
@@ -315,11 +316,12 @@ def _source_snapshot(entry: _Source, now: float, wall: float) -> SourceSnapshot:
         connected_since=entry.since if connected else None,
         received=stats.received, bytes=stats.bytes, invalid=stats.invalid,
         forwarded=dict(entry.router.stats.forwarded),
-        dropped={"render_error": sum(entry.router.stats.render_errors.values())},
+        dropped={"render_error": sum(entry.router.stats.render_errors.values()),
+                 "duplicate": stats.recovery["duplicate"]},
         reconnects=dict(stats.reconnects),
         last_message_age=None if last is None else max(0.0, wall - last),
         handshake_seconds=stats.handshake_seconds,
-        grace_until=None if connected else entry.since + READY_GRACE,
+        grace_until=None if connected else entry.since + grace,
     )
 
 

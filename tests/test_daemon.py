@@ -413,23 +413,15 @@ async def test_metrics_match_the_traffic_and_status_prints_the_sources(
     await stop(daemon)
 
 
-# READY_GRACE is a module constant (30 s); a user cannot configure it, so this test sets it in the
-# daemon's own process before running the real CLI, to keep the test short.
-GRACE = 1.5
-WITH_SHORT_GRACE = (
-    "import sys, bridge.supervisor as s\n"
-    f"s.READY_GRACE = {GRACE}\n"
-    "from bridge.cli import main\n"
-    "sys.exit(main(sys.argv[1:]))\n"
-)
+GRACE = 1.5  # metrics.ready_grace, short to keep the test short
 
 
 async def test_readyz_fails_with_a_reason_once_a_lost_source_outlives_its_grace(
     spawn: Spawn, upstream: Upstream, tmp_path: Path
 ) -> None:
-    cfg = config(tmp_path, [source("ticker", upstream)], metrics={"listen": "127.0.0.1:0"})
-    daemon = await spawn("run", write(tmp_path / "bridge.yaml", cfg),
-                         python_code=WITH_SHORT_GRACE)
+    cfg = config(tmp_path, [source("ticker", upstream)],
+                 metrics={"listen": "127.0.0.1:0", "ready_grace": f"{GRACE}s"})
+    daemon = await spawn("run", write(tmp_path / "bridge.yaml", cfg))
     base = f"http://127.0.0.1:{await metrics_port(daemon)}"
     await upstream.wait_connections(1)
     assert await eventually(

@@ -281,3 +281,20 @@ def test_string_templates_are_sent_as_is_and_now_uses_the_wall_clock() -> None:
     s = Session(source(subscribe=(step("hello {now_s}"),)), wall=lambda: 1234.5)
     out = s.start(0.0)
     assert out[1] == Send("hello 1234")
+
+
+def test_resubscribe_sends_the_new_subscriptions_even_without_unsubscribe_steps() -> None:
+    s = Session(source(subscribe=(step({"op": "sub", "ch": "a"}),)))
+    s.start(0.0)
+    new = source(subscribe=(step({"op": "sub", "ch": "b"}),))
+    out = s.resubscribe(new, 1.0)
+    assert sent(out) == [{"op": "sub", "ch": "b"}]
+    assert states(out) == [ConnState.SUBSCRIBING, ConnState.CONNECTED]
+    assert s.passthrough  # still nothing to match: frames need no parsing
+
+
+def test_resubscribe_before_the_connection_is_up_only_keeps_the_config() -> None:
+    s = Session(source(subscribe=(step({"op": "sub"}),)))
+    new = source(subscribe=(step({"op": "sub", "ch": "b"}),))
+    assert s.resubscribe(new, 1.0) == []
+    assert sent(s.start(2.0)) == [{"op": "sub", "ch": "b"}]

@@ -7,11 +7,13 @@ from typing import Any
 from bridge.config.collect import Collector, parse_size, pattern, tls
 from bridge.config.explain import KeyPath
 from bridge.config.model import AuthSpec, HeartbeatSpec, ReplySpec, RouteSpec, SourceConfig, Step
+from bridge.config.specs import DEDUP_WINDOW, DedupSpec, SequenceSpec
 from bridge.routing.pattern import Pattern
 
 _TIMING = {"connect_timeout": "connect_timeout", "idle_timeout": "idle_timeout"}
 _PING = {"interval": "ping_interval", "timeout": "ping_timeout"}
 _TIMEOUT = {"timeout": "timeout"}
+_STEP_TIMES = {**_TIMEOUT, "expect_every": "expect_every"}
 _OPTIONS = ("compression", "proxy", "on_invalid", "allow_insecure")
 
 
@@ -32,7 +34,8 @@ def build_source(
     def step(spec: dict[str, Any], where: KeyPath) -> Step:
         send = c.template(spec["send"], (*where, "send"))
         expect, reject = pattern(spec.get("expect")), pattern(spec.get("reject"))
-        return Step(send, expect, reject, **c.seconds(spec, where, _TIMEOUT))
+        when = pattern(spec.get("when"))
+        return Step(send, expect, reject, when=when, **c.seconds(spec, where, _STEP_TIMES))
 
     def steps(key: str) -> tuple[Step, ...]:
         return tuple(step(s, (*path, key, i)) for i, s in enumerate(raw.get(key, [])))
@@ -77,4 +80,18 @@ def build_source(
         ),
         routes=tuple(route(r, (*path, "routes", i)) for i, r in enumerate(raw.get("routes", []))),
         **options,
+        **_recovery(raw, path, c),
     )
+
+
+def _recovery(raw: dict[str, Any], path: KeyPath, c: Collector) -> dict[str, Any]:
+    """``dedup`` and ``sequence``, when set."""
+    out: dict[str, Any] = {}
+    if (dedup := raw.get("dedup")) is not None:
+        key = c.template(dedup["key"], (*path, "dedup", "key"))
+        out["dedup"] = DedupSpec(key, dedup.get("window", DEDUP_WINDOW))
+    if (seq := raw.get("sequence")) is not None:
+        per = None if "per" not in seq else c.template(seq["per"], (*path, "sequence", "per"))
+        key = c.template(seq["key"], (*path, "sequence", "key"))
+        out["sequence"] = SequenceSpec(key, per, seq.get("on_gap", "log"))
+    return out

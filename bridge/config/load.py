@@ -17,8 +17,7 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from bridge.config import placeholders
-from bridge.config.build_sinks import build_sink
-from bridge.config.build_sources import build_source
+from bridge.config.build_config import build_config
 from bridge.config.checks import check, is_template_path, literal
 from bridge.config.collect import Collector
 from bridge.config.credentials import exposure_warnings, find_secrets
@@ -132,7 +131,9 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
         if where not in failed:
             c.add(where, message)
     check(doc, c.add)
-    config = _build(file, plain(doc), c, set(invalid), frozenset(secrets))
+    config = build_config(
+        file, plain(doc), c, set(invalid), frozenset(secrets), hostname=socket.gethostname()
+    )
     if c.found:
         issues = set()
         for where, message in c.found:
@@ -169,31 +170,3 @@ def _resolve(
                     c.add(where, str(exc))
                     failed.add(where)
     return secrets
-
-
-def _build(
-    file: str, doc: Any, c: Collector, invalid: set[KeyPath], secrets: frozenset[str]
-) -> Config:
-    """The typed config, built from every part that passed the schema (to report more at once)."""
-
-    def valid(prefix: KeyPath) -> bool:
-        return not any(p[: len(prefix)] == prefix for p in invalid)
-
-    doc = doc if isinstance(doc, dict) else {}
-    sinks, sources = doc.get("sinks"), doc.get("sources")
-    defaults = doc.get("defaults", {}) if valid(("defaults",)) else None
-    return Config(
-        path=file,
-        sources=tuple(
-            build_source(raw, defaults, ("sources", i), c)
-            for i, raw in enumerate(sources if isinstance(sources, list) else [])
-            if defaults is not None and valid(("sources", i))
-        ),
-        sinks={
-            name: build_sink(name, raw, c, socket.gethostname())
-            for name, raw in (sinks.items() if isinstance(sinks, dict) else [])
-            if valid(("sinks", name))
-        },
-        secrets=secrets,
-        metrics_listen=doc.get("metrics", {}).get("listen") if valid(("metrics",)) else None,
-    )

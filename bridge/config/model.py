@@ -5,61 +5,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from bridge.routing.pattern import Pattern
-from bridge.routing.template import Template
+from bridge.config.specs import (
+    AuthSpec,
+    DedupSpec,
+    HeartbeatSpec,
+    OnGap,
+    ReplySpec,
+    RouteSpec,
+    SequenceSpec,
+    Step,
+    TLSConfig,
+)
 from bridge.sinks.base import SinkConfig
 from bridge.upstream.backoff import BackoffPolicy
 
-
-@dataclass(frozen=True, slots=True)
-class TLSConfig:
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    verify: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """One message the session sends (``send``), and optionally the reply it waits for."""
-    send: Template
-    expect: Pattern | None = None
-    reject: Pattern | None = None
-    timeout: float = 10.0
-
-
-@dataclass(frozen=True, slots=True)
-class AuthSpec:
-    """Message-based auth: wait for ``await_``, send, then wait for ``expect`` or ``reject``."""
-    send: Template | None = None
-    await_: Pattern | None = None
-    expect: Pattern | None = None
-    reject: Pattern | None = None
-    timeout: float = 10.0
-
-
-@dataclass(frozen=True, slots=True)
-class HeartbeatSpec:
-    send: Template
-    interval: float
-    expect: Pattern | None = None
-    timeout: float = 10.0
-
-
-@dataclass(frozen=True, slots=True)
-class ReplySpec:
-    when: Pattern
-    send: Template
-
-
-@dataclass(frozen=True, slots=True)
-class RouteSpec:
-    sink: str
-    when: Pattern | None = None
-    topic: Template | None = None
-    payload: Template | None = None
-    qos: int | None = None
-    retain: bool | None = None
+# The session's parts live in specs; importing them from here keeps working.
+__all__ = [
+    "AuthSpec", "Config", "DedupSpec", "HeartbeatSpec", "OnGap", "ReplySpec", "RouteSpec",
+    "SequenceSpec", "SourceConfig", "Step", "TLSConfig",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +49,8 @@ class SourceConfig:
     routes: tuple[RouteSpec, ...] = ()
     on_invalid: Literal["forward", "drop"] = "forward"
     allow_insecure: bool = False
+    dedup: DedupSpec | None = None
+    sequence: SequenceSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,3 +62,4 @@ class Config:
     secrets: frozenset[str] = frozenset()
     metrics_listen: str | None = None
     warnings: tuple[str, ...] = ()
+    ready_grace: float = 30.0  # /readyz: how long a source may be down and still count as ready

@@ -34,5 +34,12 @@ class Close:
     pass
 
 
-# Send a text frame; Deliver to the routes; SetState; Fail = drop this connection; Close cleanly.
-Action = Send | Deliver | SetState | Fail | Close
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A recovery event worth one log line (already rate-limited): a gap, a quiet channel."""
+    text: str
+
+
+# Send a text frame; Deliver to the routes; SetState; Fail = drop this connection; Close cleanly;
+# Notice = log a line.
+Action = Send | Deliver | SetState | Fail | Close | Notice

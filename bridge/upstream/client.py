@@ -24,7 +24,9 @@ from bridge.errors import (
 from bridge.messages import INVALID, Message
 from bridge.upstream.backoff import backoff
 from bridge.upstream.connection import Connection, open_connection, safe_url
-from bridge.upstream.session import Action, Close, Deliver, Fail, Send, Session, SetState
+from bridge.upstream.recovery import Recovery
+from bridge.upstream.sequence import SequenceGap
+from bridge.upstream.session import Action, Close, Deliver, Fail, Notice, Send, Session, SetState
 from bridge.upstream.state import ConnState
 
 logger = logging.getLogger("bridge.upstream")
@@ -47,6 +49,7 @@ REASONS: Final = {
     "too_big": "message too big",
     "closed": "connection closed",
     "rejected": "rejected",
+    "gap": "sequence gap",
 }
 
 DeliverFn = Callable[[Message], Awaitable[None] | None]
@@ -61,6 +64,7 @@ _KINDS: Final = (
     (ConnectFailed, "network"),
     (SessionTimeout, "timeout"),
     (MessageTooBig, "too_big"),
+    (SequenceGap, "gap"),
 )
 
 
@@ -91,6 +95,8 @@ class SourceStats:
     connects: int = 0  # connections that reached CONNECTED
     last_error: str | None = None
     handshake_seconds: float | None = None  # of the latest connection
+    # dedup, sequence and expect_every: duplicate (dropped), no_key, no_seq, gap, resubscribe
+    recovery: Counter[str] = field(default_factory=Counter)
 
 
 class SourceClient:
@@ -108,7 +114,8 @@ class SourceClient:
     ) -> None:
         self.cfg = cfg
         self.state = ConnState.CONNECTING
-        self.stats = SourceStats()
+        self._recovery = Recovery(cfg)  # outlives each connection: replays come after one
+        self.stats = SourceStats(recovery=self._recovery.counts)
         self._deliver = deliver
         self._on_state = on_state
         self._clock = clock
@@ -202,7 +209,8 @@ class SourceClient:
 
     async def _serve(self, conn: Connection) -> None:
         """The one loop of a connection: frames in, and the session's deadlines."""
-        session = Session(self.cfg, hostname=self._hostname, wall=self._wall)
+        session = Session(self.cfg, hostname=self._hostname, wall=self._wall,
+                          recovery=self._recovery)
         await self._apply(conn, session.start(self._clock()))
         while not self._stopping:
             now = self._clock()
@@ -274,6 +282,8 @@ class SourceClient:
                 raise action.error
             elif isinstance(action, Close):
                 await self._close(conn, CLOSE_GRACE)
+            elif isinstance(action, Notice):
+                self._log.warning("source %s: %s", self.cfg.name, action.text)
 
     async def _shutdown(self, conn: Connection, session: Session) -> None:
         """Send the unsubscribe messages and a close frame, each bounded in time."""

@@ -7,80 +7,80 @@ import json
 import math
 from collections.abc import Callable, Iterator
 from contextlib import suppress
-from dataclasses import dataclass
 from typing import Any
 
 from bridge.config.model import SourceConfig
 from bridge.errors import AuthRejected, SessionTimeout, SourceError
 from bridge.messages import INVALID, Message
-from bridge.routing.pattern import Pattern
 from bridge.routing.template import Context, Template, TemplateError
-from bridge.upstream.actions import Action, Close, Deliver, Fail, Send, SetState
+from bridge.upstream.actions import Action, Close, Deliver, Fail, Notice, Send, SetState
+from bridge.upstream.liveness import NEVER, Quiet
+from bridge.upstream.plan import Item, Wait, compile_plan, step_plan, subscribe_plan
+from bridge.upstream.recovery import Recovery
+from bridge.upstream.sequence import SequenceGap
 from bridge.upstream.state import ConnState
 
-__all__ = ["Action", "Close", "Deliver", "Fail", "Send", "Session", "SetState"]
+__all__ = ["Action", "Close", "Deliver", "Fail", "Notice", "Send", "Session", "SetState"]
 
-
-@dataclass(frozen=True, slots=True)
-class _Wait:  # a point in the plan where the session waits for a message matching ``expect``
-    expect: Pattern
-    reject: Pattern | None
-    stage: str  # "auth" or "subscribe": names the timeout and the rejection
-    timeout: float
-
-
-def _wait(expect: Pattern | None, reject: Pattern | None, stage: str, after: float) -> _Wait | None:
-    return None if expect is None else _Wait(expect, reject, stage, after)
-
-
-_Item = ConnState | Template | _Wait
 _Clock = Callable[[], float] | None
 _DELIVERING = (ConnState.SUBSCRIBING, ConnState.CONNECTED)
 
 
 class Session:
     """One connection's session: auth and subscribe (compiled into one plan of states, sends and
-    waits), heartbeat, replies, idle timeout, unsubscribe. Times passed in are monotonic seconds;
-    ``wall`` (if given) supplies ``{now_ms}`` values."""
+    waits), heartbeat, replies, idle timeout, per-subscription liveness, dedup and sequence
+    checks (``recovery``, which outlives the connection), unsubscribe. Times passed in are
+    monotonic seconds; ``wall`` (if given) supplies ``{now_ms}`` values."""
 
-    def __init__(self, cfg: SourceConfig, *, hostname: str = "", wall: _Clock = None) -> None:
+    def __init__(
+        self, cfg: SourceConfig, *, hostname: str = "", wall: _Clock = None,
+        recovery: Recovery | None = None,
+    ) -> None:
         self.cfg, self.hostname, self._wall = cfg, hostname, wall
+        self.recovery = recovery or Recovery(cfg)
         self.state, self._live, self.last_rx = ConnState.CONNECTING, False, 0.0
         # CONNECTED with nothing to match: the driver may deliver frames without ``receive``,
         # setting ``last_rx`` itself, so a frame that no route inspects is never parsed.
-        self.passthrough, self._idle_at, beat = False, math.inf, cfg.heartbeat
-        self._plain = not cfg.replies and cfg.on_invalid == "forward" and not (beat and beat.expect)
-        self.invalid = 0  # text frames that were not valid JSON
-        self._plan: list[_Item] = []
+        self.passthrough, self._idle_at, self.invalid = False, math.inf, 0  # invalid: not JSON
+        self._plan: list[Item] = []
         self._seq: Iterator[int] = itertools.count(1)  # {seq}: restarts on every connection
-        self._wait: _Wait | None = None  # the plan's current wait
+        self._wait: Wait | None = None  # the plan's current wait
         self._wait_until = self._next_beat = math.inf  # math.inf: no deadline
         self._pong_until = math.inf  # of the oldest unanswered heartbeat
+        self._quiet = NEVER  # expect_every, armed on CONNECTED
 
     def start(self, now: float) -> list[Action]:
         """The socket is open: run the plan until its first wait."""
         self._seq, self.last_rx, self._live = itertools.count(1), now, True
         self._idle_at = now + self.cfg.idle_timeout if self.cfg.idle_timeout > 0 else math.inf
-        self._plan = self._compile()
+        self._plan = compile_plan(self.cfg)
         return self._guard(self._advance, now, INVALID)
 
     def receive(self, msg: Message, now: float) -> list[Action]:
         if not self._live:
             return []
-        self.last_rx = now
-        value = msg.json
+        self.last_rx, value = now, msg.json
         bad = value is INVALID and not msg.is_binary
         self.invalid += bad
+        if self._quiet.active:
+            self._quiet.seen(value, now)
         consumed, out = self._consume(value, now)
         if not self._live:
             return out
         for reply in (r for r in self.cfg.replies if r.when.matches(value)):
             with suppress(TemplateError):  # a field the reply needs is missing: no reply
                 out.append(self._render(reply.send, now, value, msg.data))
-        drop = consumed or (bad and self.cfg.on_invalid == "drop")
-        if self.state in _DELIVERING and not drop:
-            out.append(Deliver(msg))
-        return out
+        if consumed or (bad and self.cfg.on_invalid == "drop") or self.state not in _DELIVERING:
+            return out
+        if not self.recovery.active:
+            return [*out, Deliver(msg)]
+        # Until subscribed, the old subscription's numbers may still arrive: no gap checks.
+        check = self.recovery.check(value, msg.data, now, self.state is ConnState.CONNECTED)
+        out += [Notice(note) for note in check.notes]
+        out += [Deliver(msg)] if check.keep else []
+        if check.on_gap == "reconnect":
+            return out + self._fail(SequenceGap(self.cfg.name, check.gap))
+        return out + (self.resubscribe(self.cfg, now) if check.on_gap else [])
 
     def tick(self, now: float) -> list[Action]:
         """Act on every deadline that has passed; afterwards ``deadline()`` is in the future."""
@@ -91,17 +91,20 @@ class Session:
         for stage, limit in self._limits():
             if now >= limit:
                 return self._fail(SessionTimeout(self.cfg.name, stage))
-        beat = self.cfg.heartbeat
-        if beat is None or now < self._next_beat:
-            return []
-        self._next_beat = now + beat.interval
-        if beat.expect is not None and self._pong_until == math.inf:
-            self._pong_until = now + beat.timeout
-        return self._guard(lambda: [self._render(beat.send, now)])
+        out: list[Action] = []
+        if (beat := self.cfg.heartbeat) is not None and now >= self._next_beat:
+            self._next_beat = now + beat.interval
+            if beat.expect is not None and self._pong_until == math.inf:
+                self._pong_until = now + beat.timeout
+            out = self._guard(lambda: [self._render(beat.send, now)])
+        for index in self._quiet.due(now) if now >= self._quiet.next else ():
+            out += self._resend(index, now) if self._live else []
+        return out
 
     def deadline(self) -> float | None:
         """The next time ``tick`` must be called, or None; idle is lazy, so it may come early."""
-        when = min(self._next_beat, self._wait_until, self._pong_until, self._idle_at)
+        when = min(self._next_beat, self._wait_until, self._pong_until, self._idle_at,
+                   self._quiet.next)
         return when if self._live and when < math.inf else None
 
     def stop(self, now: float) -> list[Action]:
@@ -114,37 +117,34 @@ class Session:
         return [*out, Close()]
 
     def resubscribe(self, cfg: SourceConfig, now: float) -> list[Action]:
-        """A reload changed only the subscriptions: unsubscribe the old, subscribe the new."""
-        old = self.stop(now)[:-1] if self.state is ConnState.CONNECTED else []
-        if not self._live and not old:
+        """Subscribe again on the live socket: after a reload changed only the subscriptions
+        (unsubscribe the old, subscribe the new), or after a sequence gap (the same again)."""
+        if not self._live:
             self.cfg = cfg
             return []
-        self.cfg, self._live, self._wait = cfg, True, None
-        self._plan = [item for item in self._compile() if not isinstance(item, ConnState)]
-        self._plan = [ConnState.SUBSCRIBING, *self._plan[self._auth_items():], ConnState.CONNECTED]
+        old = self.stop(now)[:-1] if self.state is ConnState.CONNECTED else []
+        self.cfg, self._live, self._plan = cfg, True, subscribe_plan(cfg)
         return [*old, *self._guard(self._advance, now, INVALID)]
 
-    def _auth_items(self) -> int:
-        auth = self.cfg.auth
-        if auth is None:
-            return 0
-        return sum(x is not None for x in (auth.await_, auth.send, auth.expect))
+    def _resend(self, index: int, now: float) -> list[Action]:
+        """``expect_every`` passed in silence: send that one subscribe step again, no reconnect."""
+        step = self.cfg.subscribe[index]
+        self.recovery.counts["resubscribe"] += 1
+        self.recovery.reset()  # the channel may number its messages afresh
+        note = Notice(f"subscribe[{index}] quiet for {step.expect_every:g}s; sending it again")
+        self._plan += step_plan(step)
+        return [note, *([] if self._wait else self._guard(self._advance, now, INVALID))]
 
     def _limits(self) -> list[tuple[str, float]]:
         stage = self._wait.stage if self._wait else ""
         return [(stage, self._wait_until), ("heartbeat", self._pong_until), ("idle", self._idle_at)]
 
-    def _compile(self) -> list[_Item]:
-        auth, steps = self.cfg.auth, self.cfg.subscribe
-        plan: list[_Item | None] = []
-        if auth is not None:
-            reject, after = auth.reject, auth.timeout
-            plan += [ConnState.AUTHENTICATING, _wait(auth.await_, reject, "auth", after), auth.send]
-            plan.append(_wait(auth.expect, reject, "auth", after))
-        plan += [ConnState.SUBSCRIBING] if steps else []
-        for step in steps:
-            plan += [step.send, _wait(step.expect, step.reject, "subscribe", step.timeout)]
-        return [item for item in [*plan, ConnState.CONNECTED] if item is not None]
+    def _plain(self) -> bool:
+        """Nothing in the session needs to read a data message's JSON."""
+        cfg, beat = self.cfg, self.cfg.heartbeat
+        if cfg.replies or self.recovery.active or cfg.on_invalid != "forward":
+            return False
+        return not (beat and beat.expect) and not any(s.expect_every for s in cfg.subscribe)
 
     def _advance(self, now: float, previous: Any) -> list[Action]:
         """Run the plan up to its next wait; ``previous`` is the message that ended the last one."""
@@ -152,15 +152,17 @@ class Session:
         self._wait, self._wait_until = None, math.inf
         while self._plan and self._wait is None:
             item = self._plan.pop(0)
-            if isinstance(item, _Wait):
+            if isinstance(item, Wait):
                 self._wait, self._wait_until = item, now + item.timeout
             elif isinstance(item, Template):
                 out.append(self._render(item, now, previous))
             else:
-                self.state = item
-                self.passthrough = item is ConnState.CONNECTED and self._plain
+                self.state, connected = item, item is ConnState.CONNECTED
+                self.passthrough = connected and self._plain()
+                self._quiet = Quiet(self.cfg.subscribe, now) if connected else NEVER
+                self.recovery.reset()  # numbering starts afresh with every (re)subscribe
                 out.append(SetState(item))
-                if item is ConnState.CONNECTED and self.cfg.heartbeat is not None:
+                if connected and self.cfg.heartbeat is not None:
                     self._next_beat = now + self.cfg.heartbeat.interval
         return out
 

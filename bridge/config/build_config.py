@@ -1,0 +1,45 @@
+"""Builds the whole typed Config from the document, from every part that passed the schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bridge.config.build_sinks import build_sink
+from bridge.config.build_sources import build_source
+from bridge.config.collect import Collector
+from bridge.config.explain import KeyPath
+from bridge.config.model import Config
+
+_GRACE = {"ready_grace": "ready_grace"}
+
+
+def build_config(
+    file: str, doc: Any, c: Collector, invalid: set[KeyPath], secrets: frozenset[str], *,
+    hostname: str,
+) -> Config:
+    """The typed config; a part with a schema error is left out, so more is reported at once."""
+
+    def valid(prefix: KeyPath) -> bool:
+        return not any(p[: len(prefix)] == prefix for p in invalid)
+
+    doc = doc if isinstance(doc, dict) else {}
+    sinks, sources = doc.get("sinks"), doc.get("sources")
+    defaults = doc.get("defaults", {}) if valid(("defaults",)) else None
+    metrics = doc.get("metrics") if valid(("metrics",)) else None
+    metrics = metrics if isinstance(metrics, dict) else {}
+    return Config(
+        path=file,
+        sources=tuple(
+            build_source(raw, defaults, ("sources", i), c)
+            for i, raw in enumerate(sources if isinstance(sources, list) else [])
+            if defaults is not None and valid(("sources", i))
+        ),
+        sinks={
+            name: build_sink(name, raw, c, hostname)
+            for name, raw in (sinks.items() if isinstance(sinks, dict) else [])
+            if valid(("sinks", name))
+        },
+        secrets=secrets,
+        metrics_listen=metrics.get("listen"),
+        **c.seconds(metrics, ("metrics",), _GRACE),
+    )

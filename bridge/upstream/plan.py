@@ -1,0 +1,50 @@
+"""The session's plan: auth and subscribe compiled into one list of states, sends and waits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bridge.config.model import SourceConfig
+from bridge.config.specs import Step
+from bridge.routing.pattern import Pattern
+from bridge.routing.template import Template
+from bridge.upstream.state import ConnState
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """A point in the plan where the session waits for a message matching ``expect``."""
+    expect: Pattern
+    reject: Pattern | None
+    stage: str  # "auth" or "subscribe": names the timeout and the rejection
+    timeout: float
+
+
+Item = ConnState | Template | Wait
+
+
+def _wait(expect: Pattern | None, reject: Pattern | None, stage: str, after: float) -> list[Item]:
+    return [] if expect is None else [Wait(expect, reject, stage, after)]
+
+
+def step_plan(step: Step) -> list[Item]:
+    """One subscribe step: its message, then the wait for its ack (if it has ``expect``)."""
+    return [step.send, *_wait(step.expect, step.reject, "subscribe", step.timeout)]
+
+
+def subscribe_plan(cfg: SourceConfig) -> list[Item]:
+    """Subscribing again on a live connection, from SUBSCRIBING back to CONNECTED."""
+    return [ConnState.SUBSCRIBING, *(i for s in cfg.subscribe for i in step_plan(s)),
+            ConnState.CONNECTED]
+
+
+def compile_plan(cfg: SourceConfig) -> list[Item]:
+    """A new connection's plan: auth (if any), subscribe (if any), CONNECTED."""
+    auth, plan = cfg.auth, list[Item]()
+    if auth is not None:
+        plan += [ConnState.AUTHENTICATING, *_wait(auth.await_, auth.reject, "auth", auth.timeout)]
+        plan += [] if auth.send is None else [auth.send]
+        plan += _wait(auth.expect, auth.reject, "auth", auth.timeout)
+    if cfg.subscribe:
+        plan += subscribe_plan(cfg)[:-1]
+    return [*plan, ConnState.CONNECTED]
