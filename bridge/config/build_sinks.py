@@ -76,6 +76,9 @@ def _mqtt(name: str, raw: dict[str, Any], path: KeyPath, c: Collector, hostname:
         options["availability"] = Availability(**raw["availability"])
     if "reconnect" in raw:
         options["reconnect"] = c.backoff(raw["reconnect"], (*path, "reconnect"))
+    outbox = dict(raw.get("queue") or {})  # the durable outbox's size and age, as numbers
+    outbox |= {"max_bytes": parse_size(outbox["max_bytes"])} if "max_bytes" in outbox else {}
+    outbox |= c.seconds(outbox, (*path, "queue"), {"max_age": "max_age"})
     return MqttSinkConfig(
         name=name,
         host=url.hostname or "",
@@ -87,7 +90,7 @@ def _mqtt(name: str, raw: dict[str, Any], path: KeyPath, c: Collector, hostname:
             key: c.template(value, (*path, "properties", "user", key))
             for key, value in props.get("user", {}).items()
         },
-        queue=queue(raw.get("queue"), QueueConfig(max_messages=100_000)),
+        queue=queue(outbox, QueueConfig(max_messages=100_000)),
         **options,
     )
 

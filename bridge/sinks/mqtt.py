@@ -3,6 +3,10 @@
 Reconnects are ours, each a fresh ``MqttClient`` (clean start; see ``mqtt_client`` for why not
 gmqtt's). Deliveries unacked when a connection dies return to the front of the queue, in order.
 QoS 1 is at-least-once; QoS 2 exactly-once within a connection, at-least-once across reconnects.
+With ``queue.path`` the queue is a durable ``Outbox``: a message leaves it once settled (acked,
+or written for QoS 0), so it also outlives restarts and kill -9, at least once, each publish
+carrying the MQTT 5 user property ``msg_id`` for consumers to dedupe. Closing then waits only
+for the in-flight acks: the rest stays on disk for the next start. Drops are logged per episode.
 """
 
 from __future__ import annotations
@@ -12,18 +16,22 @@ import contextlib
 import logging
 import socket
 import time
+from collections.abc import Mapping
 
 from bridge.errors import PublishRefused, SinkUnavailable
 from bridge.messages import Delivery
 from bridge.sinks import mqtt_topics as mt
 from bridge.sinks.base import MqttSinkConfig
 from bridge.sinks.mqtt_client import BrokerUnavailable, MqttClient
+from bridge.sinks.outbox import Outbox
+from bridge.sinks.outbox_rows import StoredDelivery
 from bridge.sinks.queue import BoundedQueue
 from bridge.upstream.backoff import backoff
 
 log = logging.getLogger("bridge.sinks.mqtt")
 MAX_INFLIGHT, BATCH = 1000, 256  # in-flight cap unless Receive Maximum is lower; fired per turn
 CLOSE_TIMEOUT = 5.0  # for close(): flushing the queue, then DISCONNECT
+QUIET = frozenset({"shutdown", "invalid_topic"})  # drops already logged where they are counted
 
 
 class MqttSink:
@@ -31,7 +39,10 @@ class MqttSink:
 
     def __init__(self, cfg: MqttSinkConfig) -> None:
         self.name, self.config, host = cfg.name, cfg, socket.gethostname()
-        self.queue = BoundedQueue[Delivery](cfg.queue.max_messages, cfg.queue.overflow)
+        self.outbox = Outbox(cfg.queue, cfg.name) if cfg.queue.path else None
+        self.queue: BoundedQueue[Delivery] | Outbox = BoundedQueue[Delivery](
+            cfg.queue.max_messages, cfg.queue.overflow) if self.outbox is None else self.outbox
+        self._drops = DropLog()
         self.stats = mt.MqttStats(self.queue, dropped=self.queue.dropped)
         self._props = mt.PropertyBuilder(cfg.message_expiry, cfg.user_properties, host)
         self._client_id = cfg.client_id.replace("{hostname}", host)
@@ -48,7 +59,8 @@ class MqttSink:
         return self._conn is not None
 
     def send(self, delivery: Delivery) -> None:
-        self.queue.put(delivery)
+        if not self.queue.put(delivery):
+            self._log_drops()
         self._wake.set()
 
     async def drain(self) -> None:
@@ -75,7 +87,7 @@ class MqttSink:
             log.warning("sink %r: MQTT 3.1.1 has no properties; message_expiry and user "
                         "properties are ignored", self.name)
         try:
-            while not self._stop.is_set() or (self.queue and self._left() > 0):
+            while not self._stop.is_set() or (self._backlog() and self._left() > 0):
                 try:
                     conn = await self._connect()
                 except BrokerUnavailable as exc:
@@ -90,10 +102,25 @@ class MqttSink:
                 delays = backoff(cfg.reconnect)
                 await self._pump(conn)
         finally:
-            if left := len(self.queue.take(len(self.queue))):
+            if self.outbox is not None and self._stop.is_set():
+                log.info("sink %r: %d messages kept in the outbox %s", self.name,
+                         len(self.outbox), self.outbox.path)
+                self.outbox.close()
+            elif self.outbox is None and (left := len(self.queue.take(len(self.queue)))):
                 self.queue.dropped["shutdown"] += left
                 log.warning("sink %r: stopped with %d messages undelivered", self.name, left)
+            for line in self._drops.end(self.queue.dropped, time.monotonic()):
+                log.warning("sink %r: %s", self.name, line)
             self._room.set()
+
+    def _backlog(self) -> int:
+        """What is still to send before closing: the outbox keeps its rows for the next start."""
+        return 0 if self.outbox is not None and self._stop.is_set() else len(self.queue)
+
+    def _log_drops(self, settle: bool = False) -> None:
+        now, full = time.monotonic(), self.queue.full
+        for line in self._drops.check(self.queue.dropped, now, full=full, settle=settle):
+            log.warning("sink %r: %s", self.name, line)
 
     def _left(self) -> float:
         return self._deadline - time.monotonic() if self._stop.is_set() else 3600.0
@@ -116,15 +143,16 @@ class MqttSink:
             while self._conn is conn:
                 self._wake.clear()
                 cap = min(MAX_INFLIGHT, conn.receive_maximum)
-                if self._stop.is_set() and (self._left() <= 0 or not (self.queue or sent)):
+                if self._stop.is_set() and (self._left() <= 0 or not (self._backlog() or sent)):
                     if av := self.config.availability:
                         conn.publish(av.topic, av.offline, retain=True)
                     self._conn, clean = None, True
                     await conn.disconnect()
                     log.info("sink %r: disconnected", self.name)
-                elif self.queue and cap > len(sent):
+                elif self._backlog() and cap > len(sent):
                     await conn.writable()  # the broker is not reading: the rest waits in our queue
                     self._fire(conn, self.queue.take(min(cap - len(sent), BATCH)))
+                    self._log_drops(settle=True)
                     self._room.set()  # wakes drain() waiters, which check for room themselves
                     self._room.clear()
                     await asyncio.sleep(0)
@@ -147,21 +175,27 @@ class MqttSink:
 
     def _fire_each(self, conn: MqttClient, batch: list[Delivery]) -> None:
         cfg, props = self.config, self._props if self.config.protocol == 5 else None
+        settle = self.outbox.settle if self.outbox is not None else _keep
         for i, d in enumerate(batch):
             topic = d.topic if d.topic is not None else f"{cfg.topic_prefix}/{d.message.source}"
             if topic not in self._good:  # checked once per topic, not once per message
                 if (problem := mt.topic_problem(topic)) is not None:
                     self.queue.dropped["invalid_topic"] += 1
                     self._note(topic, f"cannot publish to {topic[:200]!r}: {problem}")
+                    settle(d)
                     continue
                 if len(self._good) < 10_000:  # bounded: templated topics are not
                     self._good.add(topic)
             qos = cfg.qos if d.qos is None else d.qos
             retain = cfg.retain if d.retain is None else d.retain
+            properties = props(d) if props else None
+            if properties is not None and isinstance(d, StoredDelivery):  # stable across restarts
+                properties.setdefault("user_property", []).append(("msg_id", d.msg_id))
             try:
-                mid = conn.publish(topic, d.payload, qos, retain, props(d) if props else None)
+                mid = conn.publish(topic, d.payload, qos, retain, properties)
             except PublishRefused:  # over MQTT's 256 MB limit
                 self.queue.dropped["too_large"] += 1
+                settle(d)
             except BrokerUnavailable as exc:  # out of packet ids: put the rest back, lose nothing
                 self.stats.errors[exc.kind] += 1
                 self.queue.push_front(batch[i:])
@@ -169,6 +203,7 @@ class MqttSink:
             else:
                 if mid is None:
                     self.stats.published += 1
+                    settle(d)  # QoS 0 is settled once written: at most once, as promised
                 else:
                     self._sent[mid] = (topic, d)
 
@@ -187,6 +222,10 @@ class MqttSink:
         """The broker answered one QoS 1/2 publish; codes of 0x80 and above are refusals."""
         if (item := self._sent.pop(mid, None)) is None:
             return
+        if self.outbox is not None:  # a refusal too: the broker will not take it later
+            self.outbox.settle(item[1])
+            self._room.set()  # the outbox counts rows in flight: an ack makes room
+            self._room.clear()
         if reason < 0x80:
             self.stats.published += 1
         else:
@@ -199,3 +238,43 @@ class MqttSink:
         if topic not in self._noted and len(self._noted) < 10_000:  # bounded: topics are not
             self._noted.add(topic)
             log.warning("sink %r: %s", self.name, text)
+
+
+def _keep(_: Delivery) -> None:
+    """Settling a delivery of the in-memory queue: nothing to do, taking it removed it."""
+
+
+class DropLog:
+    """Drop counters as episodes: one line when a reason starts dropping, one when it stops.
+
+    ``check`` runs after each drop and each take; an episode ends at a settling check that saw
+    no new drop since the previous one and, for ``queue_full_*``, only once there is room."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, int] = {}
+        self._open: dict[str, list[float]] = {}  # reason -> [since, count before, count at last]
+
+    def check(self, dropped: Mapping[str, int], now: float, *, full: bool = False,
+              settle: bool = False) -> list[str]:
+        lines = []
+        for reason, total in dropped.items():
+            before = self._seen.get(reason, 0)
+            self._seen[reason] = total
+            if total > before and reason not in self._open and reason not in QUIET:
+                self._open[reason] = [now, before, -1]
+                lines.append(f"dropping messages ({reason}); a summary follows when it stops")
+        for reason, episode in list(self._open.items()) if settle else ():
+            total = dropped.get(reason, 0)
+            if total == episode[2] and not (full and reason.startswith("queue_full")):
+                lines.append(self._summary(reason, total, now))
+            episode[2] = total
+        return lines
+
+    def end(self, dropped: Mapping[str, int], now: float) -> list[str]:
+        """Summaries of every open episode (the sink stops)."""
+        return [self._summary(r, dropped.get(r, 0), now) for r in list(self._open)]
+
+    def _summary(self, reason: str, total: int, now: float) -> str:
+        since, before, _ = self._open.pop(reason)
+        return (f"stopped dropping ({reason}): {int(total - before)} messages dropped "
+                f"in {now - since:.1f}s")

@@ -14,10 +14,16 @@ Format = Literal["raw", "envelope"]
 
 @dataclass(frozen=True, slots=True)
 class QueueConfig:
-    """The bounded queue in front of every sink, and what happens when it is full."""
+    """The bounded queue in front of every sink, and what happens when it is full.
+
+    ``path`` (MQTT sinks only) makes it a durable outbox in that directory; ``max_bytes`` bounds
+    its payload bytes (0: no bound) and ``max_age`` drops older messages (seconds, 0: never)."""
 
     max_messages: int = 10_000
     overflow: Overflow = "drop_oldest"
+    path: str | None = None
+    max_bytes: int = 0
+    max_age: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
