@@ -31,7 +31,7 @@ def owner(source: str, shards: int) -> int:
 
 def shard_config(config: Config, index: int, count: int) -> Config:
     """What shard ``index`` of ``count`` runs: the sources it owns, and MQTT sinks with a client
-    id and an availability topic of its own (shards share a broker, not a session or a Will)."""
+    id, an availability topic and an outbox of its own (shards share a broker, nothing else)."""
     sources = tuple(s for s in config.sources if owner(s.name, count) == index)
     sinks = {name: _own(sink, index) for name, sink in config.sinks.items()}
     listen = config.metrics_listen
@@ -44,6 +44,9 @@ def shard_config(config: Config, index: int, count: int) -> Config:
 def _own(sink: SinkConfig, index: int) -> SinkConfig:
     if not isinstance(sink, MqttSinkConfig):
         return sink
-    av = sink.availability
+    av, queue = sink.availability, sink.queue
     mine = replace(av, topic=f"{av.topic}/shard-{index}") if av else None
-    return replace(sink, client_id=f"{sink.client_id}-shard-{index}", availability=mine)
+    if queue.path:  # an outbox is one process's: two would both publish every row
+        queue = replace(queue, path=f"{queue.path.rstrip('/')}/shard-{index}")
+    return replace(sink, client_id=f"{sink.client_id}-shard-{index}", availability=mine,
+                   queue=queue)
