@@ -1,4 +1,4 @@
-"""The ``ws-bridge`` command line: run, check, schema, demo and status."""
+"""The ``ws-bridge`` command line: run, check, schema, demo, replay, status and call."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from bridge.server.feed import FeedServer
 from bridge.server.replay import serve_replay
 from bridge.shard import parse_shard
 from bridge.stats import format_status_table
-from bridge.supervisor import Supervisor
+from bridge.supervisor import Supervisor, call_source
 from bridge.upstream.connection import safe_url
 from bridge.workers import Workers
 
@@ -64,6 +64,13 @@ def _parser() -> argparse.ArgumentParser:
                         help="1: the recorded pace; 10: ten times faster; 0: as fast as possible")
     replay.add_argument("--loop", action="store_true", help="start over at the end of the file")
     replay.add_argument("--source", help="replay only the messages of this source")
+    call = sub.add_parser("call", help="connect one source, send one request, print the reply")
+    call.add_argument("config", type=Path)
+    call.add_argument("source", help="the name of the source")
+    call.add_argument("json", help="the request: {mqtt.payload} of rpc.send (without rpc: sent "
+                      "as is)")
+    call.add_argument("--timeout", type=float, help="seconds to wait for the reply, connecting "
+                      "included (default: rpc.timeout, else 10)")
     status = sub.add_parser("status", help="print the sources of a running daemon")
     status.add_argument("--url", default="http://127.0.0.1:9108",
                         help="the daemon's metrics address (metrics.listen)")
@@ -98,7 +105,10 @@ def main(argv: list[str] | None = None) -> int:
                 options = ["--log-level", args.log_level, "--log-format", args.log_format]
                 return runner.run(Workers(args.config, args.workers, options).run())
             shard = getattr(args, "shard", None)
-            return runner.run(_demo(config) if args.command == "demo" else _run(config, shard))
+            main_task = (_call(config, args.source, args.json, args.timeout)
+                         if args.command == "call" else
+                         _demo(config) if args.command == "demo" else _run(config, shard))
+            return runner.run(main_task)
     except BrokenPipeError:
         # stdout's reader went away (`ws-bridge demo | head`): exit quietly, as Python documents.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -135,6 +145,26 @@ async def _demo(config: Config) -> int:
         return await _run(config)
     finally:
         await server.close()
+
+
+async def _call(config: Config, name: str, text: str, wait: float | None) -> int:
+    """``ws-bridge call``: the first reply on stdout and 0, or a clear error and 1."""
+    try:
+        payload = json.loads(text)
+    except ValueError as exc:
+        print(f"ws-bridge call: the request is not JSON: {exc}", file=sys.stderr)
+        return 2
+    sources = {s.name: s for s in config.sources}
+    if name not in sources:
+        print(f"ws-bridge call: no source named {name!r}; sources: {', '.join(sources)}",
+              file=sys.stderr)
+        return 2
+    ok, reply = await call_source(sources[name], payload, wait)
+    if ok:
+        print(reply)
+        return 0
+    print(f"ws-bridge call: {reply}", file=sys.stderr)
+    return 1
 
 
 def _replay(args: argparse.Namespace) -> int:

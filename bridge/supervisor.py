@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 import signal
 import socket
@@ -17,7 +18,9 @@ from bridge.config.model import Config, SourceConfig
 from bridge.errors import ConfigError
 from bridge.logs import add_secrets
 from bridge.metrics import MetricsServer
+from bridge.routing.context import mqtt_value
 from bridge.routing.router import Router
+from bridge.routing.template import Template
 from bridge.server.hub import WebSocketSink
 from bridge.shard import shard_config
 from bridge.sinks.base import (
@@ -29,6 +32,8 @@ from bridge.sinks.base import (
 )
 from bridge.sinks.file import FileSink
 from bridge.sinks.mqtt import MqttSink
+from bridge.sinks.mqtt_incoming import Incoming, reply_properties
+from bridge.sinks.mqtt_topics import source_topic
 from bridge.sinks.stdout import StdoutSink
 from bridge.stats import SinkSnapshot, Snapshot, SourceSnapshot
 from bridge.systemd import Notifier
@@ -40,6 +45,7 @@ SHUTDOWN_BUDGET = 10.0  # seconds for sources to unsubscribe and for sinks to fl
 SUBSCRIPTION_FIELDS = frozenset({"subscribe", "unsubscribe"})
 ROUTING_FIELDS = frozenset({"routes"})
 AnySink = StdoutSink | FileSink | MqttSink | WebSocketSink
+Listener = Callable[[Incoming], None]
 
 
 def build_sink(cfg: SinkConfig, hostname: str) -> AnySink:
@@ -153,6 +159,7 @@ class Supervisor:
                     self._start_sink(name, cfg)
                 for src in self.config.sources:
                     self._start_source(src)
+                self._wire()
                 watchdog = tg.create_task(self.notifier.watchdog_loop(), name="watchdog")
                 log.info("started %d sources and %d sinks", len(self.sources), len(self.sinks))
                 self.notifier.ready(self.status_line())
@@ -280,9 +287,46 @@ class Supervisor:
             sink, task = self.sinks.pop(name), self._sink_tasks.pop(name)
             stale.append((name, sink, task))
             log.info("reload: sink %s removed", name)
+        self._wire(new)
         for _, sink, _ in stale:
             sink.close()
         await _bounded([task for *_, task in stale], "replaced sinks")
+
+    def _wire(self, config: Config | None = None) -> None:
+        """MQTT -> upstream: each mqtt sink subscribes, on its own connection, to what the
+        sources' ``publish`` and ``rpc`` read; handlers find the source when a message comes."""
+        wanted: dict[str, list[tuple[str, Listener]]] = {}
+        for src in (config or self.config).sources:
+            for spec in src.publish:
+                wanted.setdefault(spec.sink, []).append(
+                    (spec.topic, self._publisher(src.name, spec.send)))
+            if src.rpc is not None and src.rpc.sink is not None:
+                sink = self.sinks.get(src.rpc.sink)
+                if isinstance(sink, MqttSink):
+                    topic = source_topic(sink.config.topic_prefix, src.name, "rpc")
+                    wanted.setdefault(src.rpc.sink, []).append(
+                        (topic, self._caller(src.name, src.rpc.sink)))
+        for name, sink in self.sinks.items():
+            if isinstance(sink, MqttSink):
+                sink.listen(wanted.get(name, []))
+
+    def _publisher(self, source: str, send: Template) -> Listener:
+        def publish(msg: Incoming) -> None:
+            if (entry := self.sources.get(source)) is not None:
+                entry.client.publish(send, mqtt_value(msg.topic, msg.payload))
+        return publish
+
+    def _caller(self, source: str, sink_name: str) -> Listener:
+        def call(msg: Incoming) -> None:
+            entry, to = self.sources.get(source), msg.response_topic
+            if entry is None or to is None:
+                return  # a request without a response topic cannot be answered: MQTT 5 only
+
+            def answer(payload: str | bytes) -> None:
+                if isinstance(sink := self.sinks.get(sink_name), MqttSink):
+                    sink.respond(to, payload, reply_properties(msg))
+            entry.client.call(mqtt_value(msg.topic, msg.payload), answer)
+        return call
 
     def _stop_source(self, name: str) -> Coroutine[Any, Any, None]:
         """Stop a source now; the coroutine returned waits until it has closed."""
@@ -296,8 +340,49 @@ class Supervisor:
         return closed()
 
 
+CALL_TIMEOUT = 10.0  # ws-bridge call without rpc.timeout or --timeout
+
+
+async def call_source(src: SourceConfig, payload: object, wait: float | None
+                      ) -> tuple[bool, str]:
+    """``ws-bridge call``: run ``src``'s session, send one request (``rpc.send`` rendered with
+    ``{mqtt.payload}`` = ``payload``, or ``payload`` itself without rpc) and return (True, the
+    first reply: matched by id with rpc, else the first message routed), or (False, why)."""
+    done: asyncio.Future[tuple[bool, str]] = asyncio.get_running_loop().create_future()
+    limit = wait or (src.rpc.timeout if src.rpc else CALL_TIMEOUT)
+
+    def settle(ok: bool, data: str | bytes) -> None:
+        if not done.done():
+            done.set_result((ok, data if isinstance(data, str) else data.decode(errors="replace")))
+
+    def answered(data: str | bytes) -> None:
+        try:
+            body = json.loads(data)
+        except ValueError:
+            body = None
+        failed = isinstance(body, dict) and "error" in body and set(body) <= {"error", "reply"}
+        settle(not failed, body["error"] if failed and "reply" not in body else data)
+
+    client = SourceClient(src, lambda msg: None if src.rpc else settle(True, msg.data))
+    mqtt = mqtt_value("", json.dumps(payload))
+    if src.rpc is not None:
+        client.call(mqtt, answered)
+    else:
+        client.publish(Template("{mqtt.payload}"), mqtt)
+    task = asyncio.create_task(client.run())
+    waits: list[asyncio.Future[Any]] = [done, task]
+    await asyncio.wait(waits, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
+    why = client.stats.last_error or f"no reply within {limit:g}s"
+    settle(False, f"source {src.name}: {why}")  # unless answered: stopping answers too
+    client.stop()
+    await _bounded([task], "source")
+    return done.result()
+
+
 def _hand_over(old: AnySink, new: AnySink) -> None:
     """Move what a replaced sink still holds into its successor, in order, losing nothing."""
+    if isinstance(old, MqttSink) and old.outbox is not None:
+        return  # the rows stay on disk; a successor with the same queue.path sends them
     for delivery in old.queue.take(len(old.queue)):
         new.send(delivery)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bridge.config.build_outbound import build_outbound
 from bridge.config.collect import Collector, parse_size, pattern, tls
 from bridge.config.explain import KeyPath
 from bridge.config.model import AuthSpec, HeartbeatSpec, ReplySpec, RouteSpec, SourceConfig, Step
@@ -81,6 +82,7 @@ def build_source(
         routes=tuple(route(r, (*path, "routes", i)) for i, r in enumerate(raw.get("routes", []))),
         **options,
         **_recovery(raw, path, c),
+        **build_outbound(raw, path, c),
     )
 
 

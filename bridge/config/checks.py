@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from bridge.config.check_outbound import check_outbound
 from bridge.config.credentials import insecure_problem
 from bridge.config.explain import KeyPath, entries, json_type, leaves, records, suggest
 from bridge.routing.template import Context, Template, TemplateError
 from bridge.sinks import mqtt_topics
 
 Report = Callable[[KeyPath, str], None]
-_SOURCE_TEMPLATES = {"auth", "subscribe", "unsubscribe", "heartbeat", "replies"}
+_SOURCE_TEMPLATES = {"auth", "subscribe", "unsubscribe", "heartbeat", "replies", "publish", "rpc"}
 
 
 def is_template_path(path: KeyPath) -> bool:
@@ -21,9 +22,8 @@ def is_template_path(path: KeyPath) -> bool:
         return keys[:2] in (["routes", "topic"], ["routes", "payload"]) or (
             keys[:1] != [] and keys[0] in _SOURCE_TEMPLATES and keys[1:2] == ["send"]
         )
-    return path[:1] == ("sinks",) and (
-        keys in (["path"], ["client_id"]) or keys[:2] == ["properties", "user"]
-    )
+    return path[:1] == ("sinks",) and (keys in (["path"], ["client_id"])
+                                        or keys[:2] == ["properties", "user"])
 
 
 def literal(value: str) -> str:
@@ -59,9 +59,9 @@ def check(doc: Any, report: Report) -> None:
                 Template(leaf)
             except TemplateError as exc:
                 report(path, str(exc))
-    sinks = doc.get("sinks") if isinstance(doc, dict) else None
-    kinds = {name: s.get("type") if isinstance(s, dict) else None for name, s in entries(sinks)}
-    for name, sink in entries(sinks):
+    sinks = entries(doc.get("sinks") if isinstance(doc, dict) else None)
+    kinds = {name: s.get("type") if isinstance(s, dict) else None for name, s in sinks}
+    for name, sink in sinks:
         if kinds[name] == "mqtt":
             _check_mqtt_sink(sink, ("sinks", name), report)
     seen: dict[str, int] = {}
@@ -76,6 +76,7 @@ def check(doc: Any, report: Report) -> None:
             report(("sources", i, "url"), why)
         for j, route in records(source.get("routes")):
             _check_route(route, ("sources", i, "routes", j), kinds, report)
+        check_outbound(source, ("sources", i), kinds, report)
 
 
 def _check_mqtt_sink(sink: dict[str, Any], path: KeyPath, report: Report) -> None:
@@ -94,6 +95,5 @@ def _check_route(
     if isinstance(sink, str) and sink not in kinds:
         known = f"; defined: {', '.join(sorted(kinds))}" if kinds else "; no sinks are defined"
         report((*path, "sink"), f"no sink named '{sink}'" + (suggest(sink, kinds) or known))
-    mqtt = isinstance(sink, str) and kinds.get(sink) == "mqtt"
-    if mqtt and isinstance(topic, str) and (why := topic_problem(topic)):
+    if kinds.get(str(sink)) == "mqtt" and isinstance(topic, str) and (why := topic_problem(topic)):
         report((*path, "topic"), why)

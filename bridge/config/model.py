@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from bridge.config.outbound import OutboxSpec, PublishSpec, RateLimitSpec, RpcSpec
 from bridge.config.specs import (
     AuthSpec,
     DedupSpec,
@@ -21,8 +22,9 @@ from bridge.upstream.backoff import BackoffPolicy
 
 # The session's parts live in specs; importing them from here keeps working.
 __all__ = [
-    "AuthSpec", "Config", "DedupSpec", "HeartbeatSpec", "OnGap", "ReplySpec", "RouteSpec",
-    "SequenceSpec", "SourceConfig", "Step", "TLSConfig",
+    "AuthSpec", "Config", "DedupSpec", "HeartbeatSpec", "OnGap", "OutboxSpec", "PublishSpec",
+    "RateLimitSpec", "ReplySpec", "RouteSpec", "RpcSpec", "SequenceSpec", "SourceConfig", "Step",
+    "TLSConfig",
 ]
 
 
@@ -51,6 +53,10 @@ class SourceConfig:
     allow_insecure: bool = False
     dedup: DedupSpec | None = None
     sequence: SequenceSpec | None = None
+    publish: tuple[PublishSpec, ...] = ()  # MQTT -> upstream
+    rpc: RpcSpec | None = None
+    rate_limit: RateLimitSpec | None = None  # applies to everything sent
+    outbox: OutboxSpec = OutboxSpec()
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +42,17 @@ _SCALARS: dict[str, Getter] = {
 }
 
 
+def mqtt_value(topic: str, payload: bytes | str) -> dict[str, Any]:
+    """What ``{mqtt...}`` reads of an MQTT message: its topic, its levels (``{mqtt.topic[N]}``)
+    and its payload, JSON-decoded when it parses, else the text."""
+    text = payload.decode(errors="replace") if isinstance(payload, bytes) else payload
+    try:
+        value: Any = json.loads(text)
+    except ValueError:
+        value = text
+    return {"topic": topic, "levels": topic.split("/"), "payload": value}
+
+
 def getter(root: str, path: str) -> Getter:
     name = "{" + root + path + "}"
     if root not in ROOTS:
@@ -53,9 +65,13 @@ def getter(root: str, path: str) -> Getter:
         steps = [int(i) if i else k for k, i in _STEP.findall(path)]
     except ValueError:  # an index too long for Python's int(): no list is that long anyway
         raise TemplateError(f"{name}: index out of range") from None
+    if root == "mqtt" and steps[:1] == ["topic"] and len(steps) > 1:
+        steps[0] = "levels"  # {mqtt.topic} is the text, {mqtt.topic[N]} one of its levels
 
     def get(ctx: Context) -> Any:
         value = ctx.msg if root == "msg" else ctx.mqtt
+        if value is None and root == "mqtt":
+            raise TemplateError(f"{name}: there is no MQTT message here")
         if value is INVALID:
             if not steps:
                 return ctx.raw

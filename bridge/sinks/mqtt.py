@@ -16,13 +16,16 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from bridge.errors import PublishRefused, SinkUnavailable
 from bridge.messages import Delivery
+from bridge.routing.topics import topic_matches
 from bridge.sinks import mqtt_topics as mt
 from bridge.sinks.base import MqttSinkConfig
 from bridge.sinks.mqtt_client import BrokerUnavailable, MqttClient
+from bridge.sinks.mqtt_incoming import Incoming
 from bridge.sinks.outbox import Outbox
 from bridge.sinks.outbox_rows import StoredDelivery
 from bridge.sinks.queue import BoundedQueue
@@ -53,6 +56,7 @@ class MqttSink:
         self._noted: set[str] = set()  # topics already logged as invalid or refused
         self._good: set[str] = set()  # topics known to be valid
         self._deadline, self._outage = 0.0, ""
+        self._listeners: list[tuple[str, Callable[[Incoming], None]]] = []  # MQTT -> upstream
 
     @property
     def up(self) -> bool:
@@ -79,6 +83,25 @@ class MqttSink:
         if self._conn is not None:
             self._conn.publish(mt.source_topic(self.config.topic_prefix, source, "state"), state,
                                retain=True)
+
+    def listen(self, listeners: list[tuple[str, Callable[[Incoming], None]]]) -> None:
+        """Subscribe to each (topic filter, handler)'s filter, again after every reconnect; each
+        message goes to every handler whose filter matches. Replaces the previous listeners."""
+        known = {f for f, _ in self._listeners}
+        self._listeners = list(listeners)
+        if self._conn is not None:
+            self._conn.subscribe(sorted({f for f, _ in listeners} - known))
+
+    def respond(self, topic: str, payload: str | bytes, props: dict[str, Any]) -> None:
+        """Publish an RPC response now, QoS 1; lost when the broker is down (nobody to tell)."""
+        if self._conn is not None and mt.topic_problem(topic) is None:
+            self._conn.publish(topic, payload, 1, False,
+                               props if self.config.protocol == 5 else None)
+
+    def _dispatch(self, msg: Incoming) -> None:
+        for topic_filter, handle in self._listeners:
+            if topic_matches(topic_filter, msg.topic):
+                handle(msg)
 
     async def run(self) -> None:
         cfg, delays = self.config, backoff(self.config.reconnect)
@@ -127,8 +150,10 @@ class MqttSink:
 
     async def _connect(self) -> MqttClient:
         cfg = self.config
-        conn = MqttClient(cfg, self._client_id, on_ack=self._acked, on_lost=self._lost)
+        conn = MqttClient(cfg, self._client_id, on_ack=self._acked, on_lost=self._lost,
+                          on_message=self._dispatch)
         await conn.connect()
+        conn.subscribe(sorted({f for f, _ in self._listeners}))
         log.info("sink %r: connected to %s:%d", self.name, cfg.host, cfg.port)
         self._conn, self._outage = conn, ""
         if av := cfg.availability:

@@ -17,21 +17,16 @@ from typing import Any, Final, cast
 import gmqtt
 from gmqtt.storage import PersistentStorage
 
-from bridge.errors import PublishRefused, SinkUnavailable
+from bridge.errors import PublishRefused
 from bridge.sinks.base import MqttSinkConfig
-from bridge.sinks.mqtt_topics import CONNACK_ADVICE
+from bridge.sinks.mqtt_incoming import BrokerUnavailable, Incoming, connect_failure, incoming
 
 _NEVER: Final = -2  # below gmqtt's "unlimited" (-1) reconnect_retries: its reconnect never fires
 CONNECT_TIMEOUT: Final = 10.0
 DISCONNECT_TIMEOUT: Final = 1.0  # a broker that does not take our DISCONNECT is cut off
+__all__ = ["AckFn", "BrokerUnavailable", "MessageFn", "MqttClient"]
 AckFn = Callable[[int, int], None]  # (packet id, reason code); 0x80 and above is a refusal
-
-
-class BrokerUnavailable(SinkUnavailable):
-    """``kind`` says why: auth, tls, refused, connect (unreachable), lost or no_packet_id."""
-    def __init__(self, sink: str, kind: str, detail: str) -> None:
-        super().__init__(sink, detail)
-        self.kind = kind
+MessageFn = Callable[[Incoming], None]
 
 
 class _Store(PersistentStorage):  # type: ignore[misc]
@@ -51,12 +46,13 @@ class _Store(PersistentStorage):  # type: ignore[misc]
 
 
 class MqttClient:
-    """One broker connection; failures surface as ``SinkError``. ``on_ack(mid, reason)`` and
-    ``on_lost()`` fire only between ``connect`` returning and ``disconnect`` or ``abort``."""
+    """One broker connection; failures surface as ``SinkError``. ``on_ack(mid, reason)``,
+    ``on_lost()`` and ``on_message(Incoming)`` (of ``subscribe``) fire only between ``connect``
+    returning and ``disconnect`` or ``abort``."""
 
     def __init__(self, cfg: MqttSinkConfig, client_id: str, on_ack: AckFn,
-                 on_lost: Callable[[], None]) -> None:
-        self._cfg, self._on_ack, self._on_lost = cfg, on_ack, on_lost
+                 on_lost: Callable[[], None], on_message: MessageFn | None = None) -> None:
+        self._cfg, self._on_ack, self._on_lost, self._on_message = cfg, on_ack, on_lost, on_message
         self._open, self._broker_max = False, 65535
         self._refusals: dict[int, int] = {}  # packet id -> reason code, until its removal
         self._store = _Store(self._settled)
@@ -73,6 +69,7 @@ class MqttClient:
         client.on_connect = lambda _c, _f, _rc, props: setattr(  # the broker's Receive Maximum
             self, "_broker_max", props.get("receive_maximum", [65535])[0])
         client.on_disconnect = lambda c, *_: self._lost()
+        client.on_message = self._received
         self._client: Any = client
 
     async def connect(self) -> None:
@@ -114,6 +111,11 @@ class MqttClient:
             why = "every packet id awaits an answer"
             raise BrokerUnavailable(self._cfg.name, "no_packet_id", why) from None
         return self._store.pushed
+
+    def subscribe(self, filters: list[str]) -> None:
+        """Subscribe (QoS 1) to each topic filter; what arrives goes to ``on_message``."""
+        if filters:
+            self._client.subscribe([gmqtt.Subscription(f, qos=1) for f in filters])
 
     @contextlib.contextmanager
     def corked(self) -> Iterator[None]:
@@ -163,6 +165,12 @@ class MqttClient:
         if self._open:
             self._on_ack(mid, reason)
 
+    def _received(self, _client: Any, topic: str, payload: bytes, _qos: int,
+                  properties: dict[str, Any]) -> int:
+        if self._open and self._on_message is not None:
+            self._on_message(incoming(topic, payload, properties))
+        return 0  # PUBACK: success
+
     def _lost(self) -> None:
         if self._open:
             self._open = False
@@ -185,14 +193,7 @@ def _tls(cfg: MqttSinkConfig) -> ssl.SSLContext | bool:
 
 
 def _unavailable(cfg: MqttSinkConfig, exc: BaseException) -> BrokerUnavailable:
-    """The failure as the user should read it: a refusal and its fix, TLS, or no route at all."""
-    at = f"{cfg.host}:{cfg.port}"
-    if isinstance(exc, gmqtt.MQTTConnectError):
-        kind, hint = CONNACK_ADVICE.get(getattr(exc, "_code", 0), ("refused", "see its log"))
-        why = f"broker {at} refused the connection ({exc.message}): {hint}"
-    elif isinstance(exc, ssl.SSLError) or getattr(exc, "filename", None):
-        reason = getattr(exc, "verify_message", None) or exc
-        kind, why = "tls", f"TLS with {at} failed ({reason}): check tls.ca_file (and the port)"
-    else:
-        kind, why = "connect", f"cannot reach broker {at} ({exc or 'timed out'})"
+    refused = getattr(exc, "_code", 0) if isinstance(exc, gmqtt.MQTTConnectError) else None
+    text = exc.message if isinstance(exc, gmqtt.MQTTConnectError) else exc
+    kind, why = connect_failure(f"{cfg.host}:{cfg.port}", text, refused)
     return BrokerUnavailable(cfg.name, kind, why)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import json
 import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from bridge.config.model import SourceConfig
 from bridge.errors import (
@@ -22,8 +24,12 @@ from bridge.errors import (
     SourceError,
 )
 from bridge.messages import INVALID, Message
+from bridge.routing.rpc import Calls
+from bridge.routing.template import Template, TemplateError
 from bridge.upstream.backoff import backoff
 from bridge.upstream.connection import Connection, open_connection, safe_url
+from bridge.upstream.outgoing import Outgoing, OutgoingQueue
+from bridge.upstream.ratelimit import TokenBucket
 from bridge.upstream.recovery import Recovery
 from bridge.upstream.sequence import SequenceGap
 from bridge.upstream.session import Action, Close, Deliver, Fail, Notice, Send, Session, SetState
@@ -53,6 +59,7 @@ REASONS: Final = {
 }
 
 DeliverFn = Callable[[Message], Awaitable[None] | None]
+AnswerFn = Callable[[str | bytes], None]  # an RPC's reply frame, or {"error": ...} as JSON text
 StateFn = Callable[[str, ConnState], None]
 _T = TypeVar("_T")
 
@@ -97,6 +104,15 @@ class SourceStats:
     handshake_seconds: float | None = None  # of the latest connection
     # dedup, sequence and expect_every: duplicate (dropped), no_key, no_seq, gap, resubscribe
     recovery: Counter[str] = field(default_factory=Counter)
+    sent: int = 0  # messages sent upstream, the session's own included
+    # messages from MQTT not sent upstream: expired, overflow, render_error
+    outgoing: Counter[str] = field(default_factory=Counter)
+
+
+def _error(reason: str, reply: Any = INVALID) -> str:
+    """An RPC's error response: never silence."""
+    body = {"error": reason} if reply is INVALID else {"error": reason, "reply": reply}
+    return json.dumps(body, separators=(",", ":"))
 
 
 class SourceClient:
@@ -130,6 +146,16 @@ class SourceClient:
         self._pending: SourceConfig | None = None  # new subscriptions from a reload
         self._invalid_logged_at: float | None = None
         self._invalid_unlogged = 0
+        # MQTT -> upstream: queued while down, sent once CONNECTED; ``_kick`` says there is work.
+        self._outgoing = OutgoingQueue(cfg.outbox.max_messages, cfg.outbox.max_age)
+        self._outgoing.dropped = self.stats.outgoing
+        self._kick = self._overflowing = False
+        limit = cfg.rate_limit
+        self._bucket = TokenBucket(limit.messages, limit.per, clock()) if limit else None
+        rpc = cfg.rpc
+        self._calls = Calls(rpc.id_field, rpc.match, rpc.error) if rpc else None
+        self._answers: dict[int, tuple[AnswerFn, asyncio.TimerHandle]] = {}
+        self._call_ids = itertools.count(1)
 
     async def run(self) -> None:
         """Connect and serve, reconnecting with backoff; return once stopped or failed."""
@@ -163,6 +189,8 @@ class SourceClient:
                 await self._interruptible(asyncio.sleep(delay), None)
             except TimeoutError:
                 break
+        for key in list(self._answers):
+            self._answer(key, _error("the bridge stopped" if self._stopping else "upstream failed"))
         self._set_state(ConnState.STOPPED)
 
     def retarget(self, deliver: DeliverFn) -> None:
@@ -177,6 +205,45 @@ class SourceClient:
             self._wake()
         else:
             self.cfg = cfg  # not connected: the next connection subscribes with it
+
+    def publish(self, send: Template, mqtt: Any) -> None:
+        """Send ``send`` upstream, rendered with ``mqtt`` (see ``mqtt_value``), once CONNECTED:
+        in order, after auth and subscribe, kept (``cfg.outbox``) while the upstream is down."""
+        self._queue(Outgoing(send, mqtt, self._clock()))
+
+    def call(self, mqtt: Any, answer: AnswerFn) -> None:
+        """Send ``cfg.rpc.send`` rendered with ``mqtt``; ``answer`` is called exactly once, with
+        the reply frame, or with an error response on timeout, disconnect or upstream error."""
+        rpc, key = self.cfg.rpc, next(self._call_ids)
+        if rpc is None or self._calls is None:
+            answer(_error(f"source {self.cfg.name} has no rpc configured"))
+            return
+        expire = _error(f"no reply within {rpc.timeout:g}s")
+        handle = asyncio.get_running_loop().call_later(rpc.timeout, self._answer, key, expire)
+        self._answers[key] = (answer, handle)
+        self._queue(Outgoing(rpc.send, mqtt, self._clock(), key))
+
+    def _queue(self, item: Outgoing) -> None:
+        if (old := self._outgoing.put(item)) is not None:
+            if old.call is not None:
+                self._answer(old.call, _error("dropped: too many requests waiting"))
+            if not self._overflowing:  # once per outage: the flush after it ends the episode
+                self._overflowing = True
+                self._log.warning("source %s: outgoing queue full (%d), dropping the oldest",
+                                  self.cfg.name, self._outgoing.max_messages)
+        if self.state is ConnState.CONNECTED:  # else the next CONNECTED kicks (never before:
+            self._kick = True                    # the receive loop ends at once while it is set)
+            self._wake()
+
+    def _answer(self, key: int, payload: str | bytes) -> None:
+        """Answer an RPC once; later answers for it (a late reply, a timer) are ignored."""
+        if (entry := self._answers.pop(key, None)) is None:
+            return
+        answer, handle = entry
+        handle.cancel()
+        if self._calls is not None:
+            self._calls.forget(key)
+        answer(payload)
 
     def stop(self) -> None:
         """Ask ``run()`` to unsubscribe, close and return; safe to call at any time, repeatedly."""
@@ -204,6 +271,8 @@ class SourceClient:
         except SourceError as exc:
             return exc
         finally:
+            for key in self._calls.clear() if self._calls else ():  # ids are per connection
+                self._answer(key, _error("upstream disconnected before replying"))
             await self._close(conn, FAILED_CLOSE_GRACE)
         return None
 
@@ -211,6 +280,7 @@ class SourceClient:
         """The one loop of a connection: frames in, and the session's deadlines."""
         session = Session(self.cfg, hostname=self._hostname, wall=self._wall,
                           recovery=self._recovery)
+        self._kick = False
         await self._apply(conn, session.start(self._clock()))
         while not self._stopping:
             now = self._clock()
@@ -222,6 +292,9 @@ class SourceClient:
             if due is not None and due <= now:
                 await self._apply(conn, session.tick(now))
                 continue
+            if self._kick:
+                await self._flush(conn, session)
+                continue
             with contextlib.suppress(TimeoutError):
                 await self._receive(conn, session, due)
         await self._shutdown(conn, session)
@@ -232,11 +305,11 @@ class SourceClient:
         One timer serves the whole run and moves only when the deadline does, and a session
         with nothing to match lets frames through without parsing them."""
         loop, clock, wall, stats = asyncio.get_running_loop(), self._clock, self._wall, self.stats
-        name, deliver = self.cfg.name, self._deliver
+        name, deliver, calls = self.cfg.name, self._deliver, self._calls
         async with asyncio.timeout(None) as wakeup:
             self._wakeup, armed = wakeup, None
             try:
-                while not self._stopping and self._pending is None:
+                while not self._stopping and self._pending is None and not self._kick:
                     if due != armed:
                         wakeup.reschedule(None if due is None else loop.time() + due - clock())
                         armed = due
@@ -245,7 +318,9 @@ class SourceClient:
                     msg = Message(name, data, wall())
                     stats.received += 1
                     stats.bytes += _size(data)
-                    if session.passthrough:
+                    if calls is not None and calls.waiting and self._replied(msg):
+                        session.last_rx = now
+                    elif session.passthrough:
                         session.last_rx = now
                         self._delivered += 1
                         if (pending := deliver(msg)) is not None:
@@ -272,11 +347,12 @@ class SourceClient:
                 if pending is not None:
                     await pending
             elif isinstance(action, Send):
-                await conn.send(action.data)
+                await self._send(conn, action.data)
             elif isinstance(action, SetState):
                 if action.state is ConnState.CONNECTED:
                     self._connected_at = self._clock()
                     self.stats.connects += 1
+                    self._kick = len(self._outgoing) > 0
                 self._set_state(action.state)
             elif isinstance(action, Fail):
                 raise action.error
@@ -285,6 +361,59 @@ class SourceClient:
             elif isinstance(action, Notice):
                 self._log.warning("source %s: %s", self.cfg.name, action.text)
 
+    async def _send(self, conn: Connection, data: str) -> None:
+        """Every send goes through here: it waits for a token of ``rate_limit``, if set."""
+        if self._bucket is not None and (wait := self._bucket.delay(self._clock())) > 0:
+            await asyncio.sleep(wait)
+        await conn.send(data)
+        self.stats.sent += 1
+
+    async def _flush(self, conn: Connection, session: Session) -> None:
+        """Send what waits in the outgoing queue, in order, dropping what got too old."""
+        self._kick = self._overflowing = False
+        expired = 0
+        while self.state is ConnState.CONNECTED and not self._stopping and self._pending is None:
+            item, old = self._outgoing.take(self._clock())
+            expired += len(old)
+            for call in (o.call for o in old if o.call is not None):
+                self._answer(call, _error("expired waiting for the upstream"))
+            if item is None:
+                break
+            if item.call is not None and item.call not in self._answers:
+                continue  # timed out while waiting: its error response is already out
+            await self._send_one(conn, session, item)
+        if expired:
+            self._log.warning("source %s: dropped %d outgoing messages older than %gs",
+                              self.cfg.name, expired, self._outgoing.max_age)
+
+    async def _send_one(self, conn: Connection, session: Session, item: Outgoing) -> None:
+        try:
+            data = session.render(item.send, self._clock(), mqtt=item.mqtt).data
+        except TemplateError as exc:
+            self.stats.outgoing["render_error"] += 1
+            if item.call is not None:
+                self._answer(item.call, _error(f"cannot render the request: {exc}"))
+            return
+        calls = self._calls
+        if item.call is not None and calls and calls.sent(json.loads(data), item.call) is None:
+            self._answer(item.call, _error(f"the request has no '{calls.id_field}' to match"))
+            return
+        try:
+            await self._send(conn, data)
+        except SourceError:
+            if item.call is None:
+                self._outgoing.push_front(item)  # not sent: first in line after the reconnect
+            raise
+
+    def _replied(self, msg: Message) -> bool:
+        """Whether ``msg`` answers a waiting RPC (it is then published back, not routed)."""
+        answer = self._calls.reply(msg.json) if self._calls is not None else None
+        if answer is None:
+            return False
+        reply = msg.data if answer.error is None else _error(answer.error, msg.json)
+        self._answer(answer.call, reply)
+        return True
+
     async def _shutdown(self, conn: Connection, session: Session) -> None:
         """Send the unsubscribe messages and a close frame, each bounded in time."""
         actions = session.stop(self._clock())
@@ -292,7 +421,7 @@ class SourceClient:
             async with asyncio.timeout(STOP_SEND_GRACE):
                 for action in actions:
                     if isinstance(action, Send):
-                        await conn.send(action.data)
+                        await self._send(conn, action.data)
         except (SourceError, TimeoutError) as exc:
             why = exc.detail if isinstance(exc, SourceError) else "timed out"
             self._log.info("source %s: unsubscribe not sent before closing: %s", self.cfg.name, why)

@@ -45,8 +45,7 @@ class Session:
         self._plan: list[Item] = []
         self._seq: Iterator[int] = itertools.count(1)  # {seq}: restarts on every connection
         self._wait: Wait | None = None  # the plan's current wait
-        self._wait_until = self._next_beat = math.inf  # math.inf: no deadline
-        self._pong_until = math.inf  # of the oldest unanswered heartbeat
+        self._wait_until = self._next_beat = self._pong_until = math.inf  # inf: no deadline
         self._quiet = NEVER  # expect_every, armed on CONNECTED
 
     def start(self, now: float) -> list[Action]:
@@ -69,7 +68,7 @@ class Session:
             return out
         for reply in (r for r in self.cfg.replies if r.when.matches(value)):
             with suppress(TemplateError):  # a field the reply needs is missing: no reply
-                out.append(self._render(reply.send, now, value, msg.data))
+                out.append(self.render(reply.send, now, value, msg.data))
         if consumed or (bad and self.cfg.on_invalid == "drop") or self.state not in _DELIVERING:
             return out
         if not self.recovery.active:
@@ -96,7 +95,7 @@ class Session:
             self._next_beat = now + beat.interval
             if beat.expect is not None and self._pong_until == math.inf:
                 self._pong_until = now + beat.timeout
-            out = self._guard(lambda: [self._render(beat.send, now)])
+            out = self._guard(lambda: [self.render(beat.send, now)])
         for index in self._quiet.due(now) if now >= self._quiet.next else ():
             out += self._resend(index, now) if self._live else []
         return out
@@ -112,7 +111,7 @@ class Session:
         out: list[Action] = []
         for step in self.cfg.unsubscribe if self._live and self.state in _DELIVERING else ():
             with suppress(TemplateError):
-                out.append(self._render(step.send, now))
+                out.append(self.render(step.send, now))
         self._live = self.passthrough = False
         return [*out, Close()]
 
@@ -155,7 +154,7 @@ class Session:
             if isinstance(item, Wait):
                 self._wait, self._wait_until = item, now + item.timeout
             elif isinstance(item, Template):
-                out.append(self._render(item, now, previous))
+                out.append(self.render(item, now, previous))
             else:
                 self.state, connected = item, item is ConnState.CONNECTED
                 self.passthrough = connected and self._plain()
@@ -187,9 +186,11 @@ class Session:
         except TemplateError as exc:
             return self._fail(SourceError(self.cfg.name, f"cannot render a message to send: {exc}"))
 
-    def _render(self, template: Template, now: float, msg: Any = INVALID, raw: Any = "") -> Send:
+    def render(self, template: Template, now: float, msg: Any = INVALID, raw: Any = "",
+               mqtt: Any = None) -> Send:
+        """A message to send with this connection's ``{seq}``; ``mqtt`` is what {mqtt.*} reads."""
         wall = self._wall() if self._wall else now
-        ctx = Context(self.cfg.name, msg, raw, wall, self._seq.__next__, self.hostname)
+        ctx = Context(self.cfg.name, msg, raw, wall, self._seq.__next__, self.hostname, mqtt)
         value = template.render(ctx)
         return Send(value if isinstance(value, str) else json.dumps(value, separators=(",", ":")))
 

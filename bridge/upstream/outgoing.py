@@ -1,0 +1,55 @@
+"""Messages waiting to go upstream: bounded in count and age, kept in order across reconnects."""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass
+from typing import Any
+
+from bridge.routing.template import Template
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message to send: ``send`` rendered with ``mqtt`` when its turn comes (so ``{seq}`` is
+    the live connection's); ``call`` is the RPC it carries, None for a plain publish."""
+    send: Template
+    mqtt: Any
+    queued_at: float
+    call: int | None = None
+
+
+class OutgoingQueue:
+    """FIFO of ``Outgoing``; when full the oldest is dropped (``overflow``), and ``take`` drops
+    those older than ``max_age`` seconds (``expired``). ``dropped`` counts both by reason."""
+
+    def __init__(self, max_messages: int, max_age: float) -> None:
+        self.max_messages, self.max_age = max_messages, max_age
+        self._items: deque[Outgoing] = deque()
+        self.dropped: Counter[str] = Counter()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, item: Outgoing) -> Outgoing | None:
+        """Queue ``item``; returns the oldest message when it had to make room for it."""
+        self._items.append(item)
+        if len(self._items) > self.max_messages:
+            self.dropped["overflow"] += 1
+            return self._items.popleft()
+        return None
+
+    def take(self, now: float) -> tuple[Outgoing | None, list[Outgoing]]:
+        """The next message still young enough, and the expired ones dropped on the way."""
+        expired: list[Outgoing] = []
+        while self._items:
+            item = self._items.popleft()
+            if self.max_age <= 0 or now - item.queued_at <= self.max_age:
+                return item, expired
+            self.dropped["expired"] += 1
+            expired.append(item)
+        return None, expired
+
+    def push_front(self, item: Outgoing) -> None:
+        """Put back a message the connection could not send: it goes first next time."""
+        self._items.appendleft(item)

@@ -1,0 +1,145 @@
+"""MQTT -> WebSocket: templates read the MQTT message, sends are paced, queued while down."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from typing import Any
+
+from bridge.config.model import SourceConfig
+from bridge.config.outbound import OutboxSpec, RateLimitSpec
+from bridge.messages import Message
+from bridge.routing.context import mqtt_value
+from bridge.routing.template import Context, Template
+from bridge.upstream.client import SourceClient
+from bridge.upstream.outgoing import Outgoing, OutgoingQueue
+from bridge.upstream.ratelimit import TokenBucket
+from bridge.upstream.state import ConnState
+from tests.support.upstream import Upstream, UpstreamConn
+from tests.test_client import FAST
+
+SEND = Template({"id": "{seq}", "service": "{mqtt.topic[3]}", "data": "{mqtt.payload}",
+                 "from": "{mqtt.topic}"})
+
+
+def test_templates_read_the_mqtt_topic_its_levels_and_the_decoded_payload() -> None:
+    ctx = Context("home", mqtt=mqtt_value("ws-bridge/home/command/turn_on", b'{"x": 1}'))
+    assert SEND.render(ctx) == {"id": 0, "service": "turn_on", "data": {"x": 1},
+                                "from": "ws-bridge/home/command/turn_on"}
+    text = Context("home", mqtt=mqtt_value("a/b/c/d", b"not json"))
+    assert Template("{mqtt.payload}").render(text) == "not json"
+
+
+def test_token_bucket_paces_sends_after_a_burst_with_an_injected_clock() -> None:
+    bucket = TokenBucket(2, 1.0, now=100.0)
+    assert [bucket.delay(100.0) for _ in range(2)] == [0.0, 0.0]  # the burst
+    assert bucket.delay(100.0) == 0.5  # reserved: the next two wait their turn
+    assert bucket.delay(100.0) == 1.0
+    assert bucket.delay(102.0) == 0.0  # refilled while idle, never above the burst
+    assert bucket.delay(102.0) == 0.0
+    assert bucket.delay(102.0) == 0.5
+
+
+def test_outgoing_queue_drops_expired_and_overflowing_messages_and_counts_them() -> None:
+    q = OutgoingQueue(max_messages=3, max_age=10.0)
+    items = [Outgoing(SEND, i, queued_at=float(i)) for i in range(4)]
+    for item in items:
+        q.put(item)
+    assert q.dropped["overflow"] == 1  # the oldest made room
+    taken = q.take(now=12.5)  # items 1 and 2 are older than 10 s
+    assert taken == (items[3], items[1:3])
+    assert q.dropped["expired"] == 2 and len(q) == 0
+
+
+class Up:
+    """A loopback upstream that records each frame with its arrival time."""
+
+    def __init__(self, upstream: Upstream) -> None:
+        self.frames: list[tuple[float, Any]] = []
+        self.changed = asyncio.Event()
+        upstream.handler = self.handle
+
+    async def handle(self, conn: UpstreamConn) -> None:
+        while True:
+            data = await conn.recv(timeout=30)
+            self.frames.append((asyncio.get_running_loop().time(), json.loads(data)))
+            self.changed.set()
+
+    async def wait(self, n: int) -> list[Any]:
+        async with asyncio.timeout(5):
+            while len(self.frames) < n:
+                self.changed.clear()
+                await self.changed.wait()
+        return [f for _, f in self.frames]
+
+
+async def start(client: SourceClient) -> asyncio.Task[None]:
+    task = asyncio.create_task(client.run())
+    async with asyncio.timeout(5):
+        while client.state is not ConnState.CONNECTED:
+            await asyncio.sleep(0.01)
+    return task
+
+
+def cfg(url: str, **kw: Any) -> SourceConfig:
+    return SourceConfig(name="src", url=url, reconnect=FAST, **kw)
+
+
+def _ignore(_: Message) -> None:
+    return None
+
+
+async def test_published_messages_reach_the_upstream_rendered_and_in_order_after_a_reconnect(
+    upstream: Upstream,
+) -> None:
+    up = Up(upstream)
+    client = SourceClient(cfg(upstream.url), _ignore)
+    task = await start(client)
+    client.publish(SEND, mqtt_value("ws-bridge/home/command/on", b"1"))
+    assert await up.wait(1) == [{"id": 1, "service": "on", "data": 1,
+                                 "from": "ws-bridge/home/command/on"}]
+    await upstream.stop()  # down: what is published now waits
+    async with asyncio.timeout(5):
+        while client.state is ConnState.CONNECTED:
+            await asyncio.sleep(0.01)
+    for n in range(3):
+        client.publish(SEND, mqtt_value(f"ws-bridge/home/command/c{n}", str(n).encode()))
+    await upstream.start()
+    frames = await up.wait(4)
+    assert [f["service"] for f in frames[1:]] == ["c0", "c1", "c2"]
+    assert [f["id"] for f in frames[1:]] == [1, 2, 3]  # {seq} of the new connection
+    client.stop()
+    await task
+
+
+async def test_outgoing_messages_older_than_max_age_are_counted_and_dropped(
+    upstream: Upstream,
+) -> None:
+    up = Up(upstream)
+    await upstream.stop()
+    client = SourceClient(cfg(upstream.url, outbox=OutboxSpec(10, 0.2)), _ignore)
+    task = asyncio.create_task(client.run())
+    client.publish(SEND, mqtt_value("a/b/c/old", b"1"))
+    await asyncio.sleep(0.3)  # the message's age is what is tested: time must pass
+    client.publish(SEND, mqtt_value("a/b/c/new", b"2"))
+    await upstream.start()
+    assert [f["service"] for f in await up.wait(1)] == ["new"]
+    assert client.stats.outgoing["expired"] == 1
+    client.stop()
+    await task
+
+
+async def test_rate_limit_paces_everything_sent_upstream(upstream: Upstream) -> None:
+    up = Up(upstream)
+    limit = RateLimitSpec(messages=2, per=0.2)  # a burst of 2, then one every 0.1 s
+    client = SourceClient(cfg(upstream.url, rate_limit=limit), _ignore)
+    task = await start(client)
+    for n in range(6):
+        client.publish(SEND, mqtt_value(f"a/b/c/{n}", b"0"))
+    await up.wait(6)
+    times = [t for t, _ in up.frames]
+    assert times[-1] - times[0] >= 0.35  # 4 paced sends after the burst: ~0.4 s
+    assert all(b - a >= 0.08 for a, b in itertools.pairwise(times[1:]))
+    client.stop()
+    await task
