@@ -23,6 +23,8 @@ from bridge.metrics import fetch_status
 from bridge.server.feed import FeedServer
 from bridge.server.replay import serve_replay
 from bridge.shard import parse_shard
+from bridge.sinks.base import MqttSinkConfig
+from bridge.sinks.outbox import describe_outbox
 from bridge.stats import format_status_table
 from bridge.supervisor import Supervisor, call_source
 from bridge.upstream.connection import safe_url
@@ -51,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="run N processes, each owning a stable share of the sources")
     check = sub.add_parser("check", help="validate a config file without connecting")
     check.add_argument("config", type=Path)
+    check.add_argument("--state", action="store_true",
+                       help="also report each durable outbox: depth, oldest age, integrity")
     schema = sub.add_parser("schema", help="print the config's JSON Schema (for editors)")
     schema.add_argument("--markdown", action="store_true",
                         help="print the config reference generated from the schema instead")
@@ -95,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         print(redact(_summary(config), config.secrets))  # a URL path may hold a listen key
         for warning in config.warnings:
             print(f"warning: {warning}", file=sys.stderr)
-        return 0
+        return _state(config) if args.state else 0
     setup_logging(args.log_level, args.log_format, config.secrets)
     for warning in config.warnings:
         logging.getLogger("bridge.config").warning("%s", warning)
@@ -200,6 +204,21 @@ NO_CONFIG: dict[str, Callable[[argparse.Namespace], int]] = {
     "replay": _replay,
     "status": lambda args: asyncio.run(_status(args.url, args.interval)),
 }
+
+
+def _state(config: Config) -> int:
+    """``check --state``: each outbox's depth, age and integrity; 1 when one is not intact."""
+    healthy = True
+    for name, sink in config.sinks.items():
+        if not isinstance(sink, MqttSinkConfig) or not sink.queue.path:
+            continue
+        state = describe_outbox(sink.queue.path)
+        age = state["oldest_age"]
+        oldest = "-" if age is None else f"{age:.0f}s"
+        print(f"  outbox of sink {name}: {state['depth']} messages, {state['bytes']} bytes, "
+              f"oldest {oldest}, integrity {state['integrity']} ({state['path']})")
+        healthy = healthy and state["integrity"] == "ok"
+    return 0 if healthy else 1
 
 
 def _summary(config: Config) -> str:

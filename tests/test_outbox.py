@@ -19,6 +19,7 @@ import pytest
 import pytest_asyncio
 import yaml
 
+from bridge.cli import main
 from bridge.config.load import load_config
 from bridge.messages import Delivery, Message
 from bridge.sinks.base import MqttSinkConfig, QueueConfig
@@ -460,3 +461,23 @@ async def test_draining_a_200k_row_outbox_keeps_the_daemon_rss_bounded(
     with contextlib.closing(probe):
         await eventually(drained, 30, "the outbox drained", interval=0.05)
     assert 0 < peak < RSS_BOUND_MB, f"peak RSS {peak} MB"
+
+
+def test_check_state_reports_each_outbox(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    box = outbox(tmp_path)
+    for n in range(3):
+        box.put(delivery(f'{{"n":{n}}}'))
+    box.flush()
+    config = tmp_path / "bridge.yaml"
+    config.write_text(yaml.safe_dump({
+        "version": 1,
+        "sinks": {"broker": {"type": "mqtt", "url": "mqtt://127.0.0.1:1",
+                             "queue": {"path": str(tmp_path / "ob")}}},
+        "sources": [{"name": "feed", "url": "ws://127.0.0.1:1/", "routes": [{"sink": "broker"}]}],
+    }))
+    assert main(["check", "--state", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "outbox of sink broker: 3 messages" in out and "integrity ok" in out
+    box.close()
