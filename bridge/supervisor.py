@@ -15,7 +15,7 @@ from typing import Any
 
 from bridge.config.load import load_config
 from bridge.config.model import Config, SourceConfig
-from bridge.errors import ConfigError
+from bridge.errors import ConfigError, SinkError
 from bridge.logs import add_secrets
 from bridge.metrics import MetricsServer
 from bridge.routing.context import mqtt_value
@@ -148,6 +148,11 @@ class Supervisor:
 
     async def run(self) -> int:
         """Run until ``request_stop`` (or every source has given up); return the exit code."""
+        try:  # a sink that cannot start (an outbox it cannot open) stops us before we connect
+            built = {n: build_sink(c, self.hostname) for n, c in self.config.sinks.items()}
+        except SinkError as exc:
+            log.error("%s; not starting", exc)
+            return 1
         metrics = None
         if self.config.metrics_listen:
             metrics = MetricsServer(self.snapshot, self.config.metrics_listen)
@@ -155,8 +160,8 @@ class Supervisor:
         try:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
-                for name, cfg in self.config.sinks.items():
-                    self._start_sink(name, cfg)
+                for name, sink in built.items():
+                    self._start_sink(name, sink)
                 for src in self.config.sources:
                     self._start_source(src)
                 self._wire()
@@ -173,9 +178,9 @@ class Supervisor:
                 await metrics.close()
         return self.exit_code
 
-    def _start_sink(self, name: str, cfg: SinkConfig) -> AnySink:
+    def _start_sink(self, name: str, sink: AnySink) -> AnySink:
         assert self._tg is not None
-        sink = self.sinks[name] = build_sink(cfg, self.hostname)
+        self.sinks[name] = sink
         self._sink_tasks[name] = self._tg.create_task(self._guard(name, sink.run),
                                                       name=f"sink:{name}")
         return sink
@@ -238,21 +243,25 @@ class Supervisor:
                           len(exc.issues))
                 return False
             add_secrets(new.secrets)
-            await self._apply(new)
+            changed = {n: c for n, c in new.sinks.items() if self.config.sinks.get(n) != c}
+            try:
+                built = {n: build_sink(c, self.hostname) for n, c in changed.items()}
+            except SinkError as exc:
+                log.error("reload rejected: %s; keeping the running config", exc)
+                return False
+            await self._apply(new, built)
             self.config = new
             return True
         finally:
             self._reloading = False
             self.notifier.ready(self.status_line())
 
-    async def _apply(self, new: Config) -> None:
+    async def _apply(self, new: Config, built: dict[str, AnySink]) -> None:
         old = self.config
         stale: list[tuple[str, AnySink, asyncio.Task[None]]] = []
-        for name, cfg in new.sinks.items():
-            if name in old.sinks and old.sinks[name] == cfg:
-                continue
+        for name, fresh in built.items():
             previous, task = self.sinks.get(name), self._sink_tasks.get(name)
-            sink = self._start_sink(name, cfg)
+            sink = self._start_sink(name, fresh)
             if previous is not None and task is not None:
                 _hand_over(previous, sink)
                 stale.append((name, previous, task))

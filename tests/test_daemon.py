@@ -554,3 +554,18 @@ async def test_workers_run_every_source_exactly_once_and_stop_together(
     assert await daemon.wait_exit() == 0, daemon.log_text
     for conn in upstream.connections:  # every worker closed its sources cleanly
         assert await conn.wait_closed() == 1000
+
+
+async def test_a_sink_that_cannot_start_stops_the_daemon_with_a_clear_error(
+    spawn: Spawn, upstream: Upstream, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    broker = {"type": "mqtt", "url": "mqtt://127.0.0.1:1",
+              "queue": {"path": str(blocker / "outbox")}}  # under a file: nobody can create it
+    cfg = config(tmp_path, [source("feed", upstream)], sinks={"out": broker})
+    daemon = await spawn("run", write(tmp_path / "bridge.yaml", cfg))
+    assert await daemon.wait_exit() == 1
+    assert "sink 'out'" in daemon.log_text and "not starting" in daemon.log_text
+    assert "Traceback" not in daemon.log_text
+    assert upstream.handshakes == []  # nothing connected
