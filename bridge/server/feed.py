@@ -33,12 +33,11 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any, Final
 
 from websockets.asyncio.server import ServerConnection
 
-from bridge.server.listener import Listener
+from bridge.server.listener import Listener, Served
 from bridge.server.peer import Frame, Peer
 
 log = logging.getLogger("bridge.server")
@@ -77,7 +76,7 @@ class _Channel:
         self.task: asyncio.Task[None] | None = None
 
 
-class FeedServer:
+class FeedServer(Served):
     """The demo upstream; ``await start()``, then ``await serve_forever()`` or ``await close()``."""
 
     def __init__(
@@ -108,31 +107,6 @@ class FeedServer:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    async def start(self, host: str = "127.0.0.1", port: int = 8765) -> None:
-        """Listen on ``host:port`` (port 0 picks a free one; read it back from ``port``)."""
-        await self._listener.start(host, port)
-
-    @property
-    def port(self) -> int:
-        return self._listener.port
-
-    @property
-    def url(self) -> str:
-        return self._listener.url
-
-    @property
-    def clients(self) -> int:
-        """How many clients are connected now."""
-        return len(self._clients)
-
-    async def serve_forever(self) -> None:
-        """Serve until ``close()`` is called or this coroutine is cancelled (then it closes)."""
-        await self._listener.serve_forever()
-
-    async def close(self) -> None:
-        """Stop every ticker, stop listening and close every client with 1001; idempotent."""
-        await self._listener.close()
-
     async def _stop_ticks(self) -> None:
         tasks = [ch.task for ch in self._channels.values() if ch.task is not None]
         for task in tasks:
@@ -141,18 +115,6 @@ class FeedServer:
             await asyncio.wait(tasks)
         self._channels.clear()
 
-    async def __aenter__(self) -> FeedServer:
-        if not self._listener.running:
-            await self.start(port=0)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # -- connections -------------------------------------------------------------------------
 

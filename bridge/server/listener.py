@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Final
+from collections.abc import Awaitable, Callable, Sized
+from typing import Final, Self
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
-__all__ = ["Handler", "Listener", "ProcessRequest", "Request", "Response"]
+__all__ = ["Handler", "Listener", "ProcessRequest", "Request", "Response", "Served"]
 
 log = logging.getLogger("bridge.server")
 
@@ -112,3 +112,44 @@ class Listener:
                 connection.transport.abort()
             await server.wait_closed()
         log.info("%s: stopped", self.label)
+
+
+class Served:
+    """What a server organism shows of its ``Listener``: address, serving, closing, ``async with``
+    (which starts it on a free port). The organism sets ``_listener`` and ``_clients``."""
+
+    _listener: Listener
+    _clients: Sized
+
+    async def start(self, host: str = "127.0.0.1", port: int = 8765) -> None:
+        """Listen on ``host:port`` (port 0 picks a free one; read it back from ``port``)."""
+        await self._listener.start(host, port)
+
+    @property
+    def port(self) -> int:
+        return self._listener.port
+
+    @property
+    def url(self) -> str:
+        return self._listener.url
+
+    @property
+    def clients(self) -> int:
+        """How many clients are connected now."""
+        return len(self._clients)
+
+    async def serve_forever(self) -> None:
+        """Serve until ``close()`` is called or this coroutine is cancelled (then it closes)."""
+        await self._listener.serve_forever()
+
+    async def close(self) -> None:
+        """Stop listening and close every client with 1001; idempotent."""
+        await self._listener.close()
+
+    async def __aenter__(self) -> Self:
+        if not self._listener.running:
+            await self.start(port=0)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()

@@ -15,13 +15,12 @@ import contextlib
 import logging
 from collections.abc import AsyncGenerator
 from pathlib import Path
-from types import TracebackType
 from typing import Final
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from bridge.server.listener import Listener
+from bridge.server.listener import Listener, Served
 from bridge.server.recording import Recorded, delay, parse_line
 
 log = logging.getLogger("bridge.server")
@@ -29,7 +28,7 @@ log = logging.getLogger("bridge.server")
 READ_CHUNK: Final = 1 << 16  # bytes of lines read per trip to the worker thread
 
 
-class ReplayServer:
+class ReplayServer(Served):
     """Serves one recording; ``await start()``, then ``serve_forever()`` or ``close()``."""
 
     def __init__(
@@ -64,39 +63,6 @@ class ReplayServer:
         with self.path.open("rb"):
             pass
 
-    @property
-    def port(self) -> int:
-        return self._listener.port
-
-    @property
-    def url(self) -> str:
-        return self._listener.url
-
-    @property
-    def clients(self) -> int:
-        """How many clients are connected now."""
-        return len(self._clients)
-
-    async def serve_forever(self) -> None:
-        """Serve until ``close()`` is called or this coroutine is cancelled (then it closes)."""
-        await self._listener.serve_forever()
-
-    async def close(self) -> None:
-        """Stop listening and close every client with 1001; idempotent."""
-        await self._listener.close()
-
-    async def __aenter__(self) -> ReplayServer:
-        if not self._listener.running:
-            await self.start(port=0)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def _handle(self, ws: ServerConnection) -> None:
         self._clients.add(ws)
