@@ -117,6 +117,17 @@ def test_topic_values_cannot_add_levels_or_wildcards() -> None:
     assert [d.topic for d in out["mqtt"].got] == ["feeds/feed/a_b_c_d_e", "feeds/feed/42"]
 
 
+def test_per_source_values_are_filled_in_once_and_cleaned_like_any_topic_value() -> None:
+    out = sinks("mqtt")
+    route = RouteSpec("mqtt", topic=Template("hosts/{hostname}/{source}"),
+                      payload=Template({"from": "{source}", "n": "{msg.n}"}))
+    router = Router(source(route), out, hostname="rack/1+a")
+    router.route(msg('{"n": 7}'))
+    (got,) = out["mqtt"].got
+    assert got.topic == "hosts/rack_1_a/feed"  # a host name cannot add levels either
+    assert got.payload == '{"from":"feed","n":7}'
+
+
 def test_a_missing_field_is_counted_logged_once_a_minute_and_other_routes_still_get_it(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -14,7 +14,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bridge.config.model import RouteSpec, SourceConfig
@@ -44,6 +44,12 @@ class _Route:
     templated: bool
     block: BoundedQueue[Any] | None
     topic: str | None  # a static topic, rendered at start
+
+
+def _bound(spec: RouteSpec, consts: dict[str, str]) -> RouteSpec:
+    """The route with what never changes for its source filled into its templates once."""
+    topic = spec.topic.bind(consts, sanitize_topic_value) if spec.topic else None
+    return replace(spec, topic=topic, payload=spec.payload.bind(consts) if spec.payload else None)
 
 
 def _block_queue(sink: Sink) -> BoundedQueue[Any] | None:
@@ -78,10 +84,11 @@ class Router:
         self._log = logging.LoggerAdapter(logger, {"source": source.name})
         self._last_log: dict[int, float] = {}
         self._routes: list[_Route] = []
-        for i, spec in enumerate(source.routes):
-            if spec.sink not in sinks:
-                raise ValueError(f"source {source.name}: route {i}: no sink named {spec.sink!r}")
-            sink = sinks[spec.sink]
+        for i, given in enumerate(source.routes):
+            if given.sink not in sinks:
+                raise ValueError(f"source {source.name}: route {i}: no sink named {given.sink!r}")
+            sink = sinks[given.sink]
+            spec = _bound(given, {"source": source.name, "hostname": hostname})
             static = spec.topic is None or spec.topic.static  # rendered once, here
             topic = spec.topic.render_str(Context()) if spec.topic and static else None
             templated = not static or spec.payload is not None

@@ -21,10 +21,10 @@ def _text(value: Any) -> str:
 class Template:
     """A compiled template; ``render`` keeps JSON types, ``render_str`` always gives text."""
 
-    __slots__ = ("_render", "roots", "spec", "static", "uses_message")
+    __slots__ = ("_consts", "_render", "roots", "spec", "static", "uses_message")
 
-    def __init__(self, spec: Any) -> None:
-        self.spec = spec
+    def __init__(self, spec: Any, consts: dict[str, str] | None = None) -> None:
+        self.spec, self._consts = spec, consts or {}
         self.roots: set[str] = set()
         self._render = self._compile(spec)
         self.static = not self.roots
@@ -35,6 +35,11 @@ class Template:
 
     def __hash__(self) -> int:
         return hash(repr(self.spec))
+
+    def bind(self, values: dict[str, str], clean: Clean = None) -> Template:
+        """This template with values that never change for its user ({source}, {hostname})
+        filled in once, ``clean``-ed: nothing left to look up for them per message."""
+        return Template(self.spec, {k: clean(v) if clean else v for k, v in values.items()})
 
     def render(self, ctx: Context) -> Any:
         return self._render(ctx, None)
@@ -56,16 +61,19 @@ class Template:
         pos = 0
         for m in _PLACEHOLDER.finditer(spec):
             pieces.append(spec[pos : m.start()])
-            pieces.append(m.group(0)[0] if m.group(1) is None else getter(m.group(1), m.group(2)))
-            self.roots.update([m.group(1)] if m.group(1) else [])
-            pos = m.end()
+            root, pos = m.group(1), m.end()
+            if root is None or (root in self._consts and not m.group(2)):
+                pieces.append(m.group(0)[0] if root is None else self._consts[root])
+                continue
+            pieces.append(getter(root, m.group(2)))
+            self.roots.add(root)
         pieces = [p for p in [*pieces, spec[pos:]] if p != ""]
         if all(isinstance(p, str) for p in pieces):
             text = "".join(p for p in pieces if isinstance(p, str))
             return lambda c, cl: text
         if len(pieces) == 1 and not isinstance(only := pieces[0], str):  # keeps its JSON type
             return lambda c, cl: only(c) if cl is None else cl(_text(only(c)))
-        return lambda c, cl: "".join(
+        return lambda c, cl: "".join([  # a list, not a generator: join is faster on one
             p if isinstance(p, str) else _text(p(c)) if cl is None else cl(_text(p(c)))
             for p in pieces
-        )
+        ])
