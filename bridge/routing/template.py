@@ -15,7 +15,11 @@ _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_]\w*)((?:\.[\w-]+|\[\d+\])*)\}"
 
 
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    if isinstance(value, str):
+        return value
+    if type(value) is int or type(value) is float:  # their JSON is str(); bool is not
+        return str(value)
+    return json.dumps(value, separators=(",", ":"))
 
 
 class Template:

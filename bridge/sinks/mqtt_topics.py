@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections import Counter
 from collections.abc import Sized
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ class PropertyBuilder:
         self._expiry = max(1, round(expiry)) if expiry else None
         self._user, self._host = list(user.items()), host
         self._uses_msg = any(t.uses_message for t in user.values())
+        self._bound: dict[str, list[tuple[str, str | Template]]] = {}  # per source (few)
 
     def __call__(self, delivery: Delivery) -> dict[str, Any]:
         props: dict[str, Any] = {"message_expiry_interval": self._expiry} if self._expiry else {}
@@ -49,15 +49,29 @@ class PropertyBuilder:
         if isinstance(text, str) and text[:1] in ("{", "[") and known is not INVALID:
             props["content_type"] = "application/json"
         if self._user:
-            m, pairs = delivery.message, []
-            ctx = Context(m.source, m.json if self._uses_msg else INVALID, m.data, m.received_at)
-            ctx.hostname = self._host
-            for key, template in self._user:
-                with contextlib.suppress(TemplateError):  # a field this message lacks: leave it out
-                    pairs.append((key, template.render_str(ctx)))
+            m, pairs, ctx = delivery.message, [], None
+            for key, value in self._bound.get(m.source) or self._bind(m.source):
+                if isinstance(value, str):  # nothing in it changes per message
+                    pairs.append((key, value))
+                    continue
+                if ctx is None:
+                    msg = m.json if self._uses_msg else INVALID
+                    ctx = Context(m.source, msg, m.data, m.received_at, hostname=self._host)
+                try:  # noqa: SIM105 - per message: suppress() would build a context manager each time
+                    pairs.append((key, value.render_str(ctx)))
+                except TemplateError:  # a field this message lacks: leave the property out
+                    pass
             if pairs:
                 props["user_property"] = pairs
         return props
+
+    def _bind(self, source: str) -> list[tuple[str, str | Template]]:
+        pairs: list[tuple[str, str | Template]] = []
+        for key, template in self._user:
+            bound = template.bind({"source": source, "hostname": self._host})
+            pairs.append((key, bound.render_str(Context()) if bound.static else bound))
+        self._bound[source] = pairs
+        return pairs
 
 
 @dataclass
