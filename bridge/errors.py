@@ -1,21 +1,19 @@
 """The one exception tree of ws-bridge; third-party exceptions are translated into it at adapters.
 
-::
-
     BridgeError
     ├── ConfigError                 every problem in a config file at once (exit code 78)
     ├── SourceError                 carries ``source``
     │   ├── ConnectFailed           TCP/TLS/DNS/timeout before the handshake completed
     │   │   └── HandshakeRejected   the HTTP upgrade got a non-101 ``status``
     │   ├── AuthRejected            credentials refused (HTTP 401/403 or the auth ``reject``)
-    │   ├── SessionTimeout          an auth, subscribe, heartbeat or idle deadline (``stage``)
+    │   ├── SessionTimeout          an auth, subscribe, ping, heartbeat or idle deadline (``stage``)
+    │   ├── SequenceGap             a sequence gap under ``on_gap: reconnect``
     │   └── ConnectionLost          the socket closed or went half-open (``code``, ``reason``)
     │       └── MessageTooBig       a frame exceeded ``max_message_size``
     └── SinkError                   carries ``sink``
-        ├── SinkUnavailable         the target cannot be reached or opened now (retried)
+        ├── SinkUnavailable         cannot reach or open the target now (``kind``; retried)
         └── PublishRefused          the target refused one message (an ACL, a topic)
-Messages are built in ``__str__`` from attributes, so no secret enters one by accident.
-"""
+Messages are built in ``__str__`` from attributes, so no secret enters one by accident."""
 
 from __future__ import annotations
 
@@ -33,7 +31,6 @@ class ConfigIssue:
     column: int
     path: str
     message: str
-
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}:{self.column}"
         return f"{where}: {self.path or '(top level)'}: {self.message}"
@@ -42,7 +39,6 @@ class ConfigIssue:
 class ConfigError(BridgeError):
     """The config is invalid; ``issues`` holds every problem found, not just the first."""
     issues: list[ConfigIssue] = field(default_factory=list)
-
     def __str__(self) -> str:
         return "\n".join(str(issue) for issue in self.issues)
 
@@ -51,12 +47,11 @@ class SourceError(BridgeError):
     def __init__(self, source: str, detail: str = "") -> None:
         super().__init__(source, detail)
         self.source, self.detail = source, detail
-
     def __str__(self) -> str:
         return f"source {self.source!r}: {self.detail or type(self).__name__}"
 
 class ConnectFailed(SourceError):
-    """The connection could not be opened."""
+    """The connection could not be opened (TCP, TLS, DNS, a timeout or a proxy)."""
 
 class HandshakeRejected(ConnectFailed):
     """The server answered the upgrade with an HTTP error status."""
@@ -80,6 +75,9 @@ class ConnectionLost(SourceError):
         super().__init__(source, why if code is not None else "connection lost")
         self.code, self.reason = code, reason
 
+class SequenceGap(SourceError):
+    """A sequence gap under ``on_gap: reconnect``: the connection is dropped and re-opened."""
+
 class MessageTooBig(ConnectionLost):
     """A frame exceeded ``max_message_size``; the connection is dropped and re-opened."""
 
@@ -88,12 +86,14 @@ class SinkError(BridgeError):
     def __init__(self, sink: str, detail: str) -> None:
         super().__init__(sink, detail)
         self.sink, self.detail = sink, detail
-
     def __str__(self) -> str:
         return f"sink {self.sink!r}: {self.detail}"
 
 class SinkUnavailable(SinkError):
-    """The target cannot be reached or opened right now; the sink retries."""
+    """Cannot reach or open the target now; ``kind``: auth, tls, refused, connect, lost, ..."""
+    def __init__(self, sink: str, detail: str, kind: str = "connect") -> None:
+        super().__init__(sink, detail)
+        self.kind = kind
 
 class PublishRefused(SinkError):
     """The target refused one message (an ACL, an invalid topic)."""

@@ -13,7 +13,7 @@ import pytest
 
 from bridge.config.load import load_config
 from bridge.config.model import Config, DedupSpec, SequenceSpec, SourceConfig, Step
-from bridge.errors import ConfigError, SessionTimeout
+from bridge.errors import ConfigError, SequenceGap, SessionTimeout
 from bridge.messages import Message
 from bridge.routing.pattern import Pattern
 from bridge.routing.template import Template
@@ -22,7 +22,7 @@ from bridge.upstream.client import reason_of
 from bridge.upstream.dedup import DedupWindow
 from bridge.upstream.liveness import Quiet
 from bridge.upstream.recovery import Recovery
-from bridge.upstream.sequence import LogLimit, SequenceGap
+from bridge.upstream.sequence import LogLimit
 from bridge.upstream.session import Action, Deliver, Fail, Notice, Send, Session, SetState
 from bridge.upstream.state import ConnState
 from tests.support.upstream import Upstream, UpstreamConn

@@ -24,7 +24,7 @@ from bridge.messages import Delivery
 from bridge.routing.topics import topic_matches
 from bridge.sinks import mqtt_topics as mt
 from bridge.sinks.base import MqttSinkConfig
-from bridge.sinks.mqtt_client import BrokerUnavailable, MqttClient
+from bridge.sinks.mqtt_client import MqttClient
 from bridge.sinks.mqtt_incoming import Incoming
 from bridge.sinks.outbox import Outbox
 from bridge.sinks.outbox_rows import StoredDelivery
@@ -113,7 +113,7 @@ class MqttSink:
             while not self._stop.is_set() or (self._backlog() and self._left() > 0):
                 try:
                     conn = await self._connect()
-                except BrokerUnavailable as exc:
+                except SinkUnavailable as exc:
                     self._failed(exc)
                     if self._stop.is_set():
                         break  # closing cannot wait for the broker
@@ -184,7 +184,7 @@ class MqttSink:
                 else:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self._left())
-        except BrokerUnavailable:
+        except SinkUnavailable:
             pass  # lost while waiting to write: handled like any other loss, below
         finally:
             self._conn = None
@@ -221,7 +221,7 @@ class MqttSink:
             except PublishRefused:  # over MQTT's 256 MB limit
                 self.queue.dropped["too_large"] += 1
                 settle(d)
-            except BrokerUnavailable as exc:  # out of packet ids: put the rest back, lose nothing
+            except SinkUnavailable as exc:  # out of packet ids: put the rest back, lose nothing
                 self.stats.errors[exc.kind] += 1
                 self.queue.push_front(batch[i:])
                 return
@@ -232,7 +232,7 @@ class MqttSink:
                 else:
                     self._sent[mid] = (topic, d)
 
-    def _failed(self, exc: BrokerUnavailable) -> None:
+    def _failed(self, exc: SinkUnavailable) -> None:
         self.stats.errors[exc.kind] += 1
         if exc.detail != self._outage:  # once per outage, and again only when the reason changes
             self._outage = exc.detail

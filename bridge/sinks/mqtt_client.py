@@ -17,14 +17,14 @@ from typing import Any, Final, cast
 import gmqtt
 from gmqtt.storage import PersistentStorage
 
-from bridge.errors import PublishRefused
+from bridge.errors import PublishRefused, SinkUnavailable
 from bridge.sinks.base import MqttSinkConfig
-from bridge.sinks.mqtt_incoming import BrokerUnavailable, Incoming, connect_failure, incoming
+from bridge.sinks.mqtt_incoming import Incoming, connect_failure, incoming
 
 _NEVER: Final = -2  # below gmqtt's "unlimited" (-1) reconnect_retries: its reconnect never fires
 CONNECT_TIMEOUT: Final = 10.0
 DISCONNECT_TIMEOUT: Final = 1.0  # a broker that does not take our DISCONNECT is cut off
-__all__ = ["AckFn", "BrokerUnavailable", "MessageFn", "MqttClient"]
+__all__ = ["AckFn", "MessageFn", "MqttClient", "SinkUnavailable"]
 AckFn = Callable[[int, int], None]  # (packet id, reason code); 0x80 and above is a refusal
 MessageFn = Callable[[Incoming], None]
 
@@ -73,7 +73,7 @@ class MqttClient:
         self._client: Any = client
 
     async def connect(self) -> None:
-        """Open the connection; raises BrokerUnavailable (kind auth, tls, refused or connect)."""
+        """Open the connection; raises SinkUnavailable (kind auth, tls, refused or connect)."""
         cfg = self._cfg
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT):
@@ -109,7 +109,7 @@ class MqttClient:
             self._client.publish(msg)
         except OverflowError:
             why = "every packet id awaits an answer"
-            raise BrokerUnavailable(self._cfg.name, "no_packet_id", why) from None
+            raise SinkUnavailable(self._cfg.name, why, "no_packet_id") from None
         return self._store.pushed
 
     def subscribe(self, filters: list[str]) -> None:
@@ -133,14 +133,14 @@ class MqttClient:
                 real.write(b"".join(chunks))
 
     async def writable(self) -> None:
-        """Return once the socket takes writes; raises BrokerUnavailable (lost) if it dropped."""
+        """Return once the socket takes writes; raises SinkUnavailable (lost) if it dropped."""
         if (drain := getattr(_conn(self._client, "_protocol"), "_drain_helper", None)) is None:
             return
         try:
             await drain()
         except ConnectionError:
             at = f"{self._cfg.host}:{self._cfg.port}"
-            raise BrokerUnavailable(self._cfg.name, "lost", f"lost broker {at}") from None
+            raise SinkUnavailable(self._cfg.name, f"lost broker {at}", "lost") from None
 
     async def disconnect(self) -> None:
         """Send DISCONNECT and close, within DISCONNECT_TIMEOUT; never raises."""
@@ -192,8 +192,8 @@ def _tls(cfg: MqttSinkConfig) -> ssl.SSLContext | bool:
     return ctx
 
 
-def _unavailable(cfg: MqttSinkConfig, exc: BaseException) -> BrokerUnavailable:
+def _unavailable(cfg: MqttSinkConfig, exc: BaseException) -> SinkUnavailable:
     refused = getattr(exc, "_code", 0) if isinstance(exc, gmqtt.MQTTConnectError) else None
     text = exc.message if isinstance(exc, gmqtt.MQTTConnectError) else exc
     kind, why = connect_failure(f"{cfg.host}:{cfg.port}", text, refused)
-    return BrokerUnavailable(cfg.name, kind, why)
+    return SinkUnavailable(cfg.name, why, kind)

@@ -6,15 +6,7 @@ import ssl
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.errors import SinkUnavailable
 from bridge.sinks.mqtt_topics import CONNACK_ADVICE
-
-
-class BrokerUnavailable(SinkUnavailable):
-    """``kind`` says why: auth, tls, refused, connect (unreachable), lost or no_packet_id."""
-    def __init__(self, sink: str, kind: str, detail: str) -> None:
-        super().__init__(sink, detail)
-        self.kind = kind
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from bridge.errors import (
     ConnectionLost,
     HandshakeRejected,
     MessageTooBig,
+    SequenceGap,
     SessionTimeout,
     SourceError,
 )
@@ -31,7 +32,6 @@ from bridge.upstream.connection import Connection, open_connection, safe_url
 from bridge.upstream.outgoing import Outgoing, OutgoingQueue
 from bridge.upstream.ratelimit import TokenBucket
 from bridge.upstream.recovery import Recovery
-from bridge.upstream.sequence import SequenceGap
 from bridge.upstream.session import Action, Close, Deliver, Fail, Notice, Send, Session, SetState
 from bridge.upstream.state import ConnState
 

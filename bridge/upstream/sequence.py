@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from bridge.config.specs import SequenceSpec
-from bridge.errors import SourceError
 from bridge.routing.template import Context, TemplateError
 from bridge.upstream.dedup import hashable
 
@@ -37,10 +36,6 @@ class LogLimit:
             self._held.clear()
         self._at[subject] = now
         return self._held.pop(subject, 0)
-
-
-class SequenceGap(SourceError):
-    """A sequence gap under ``on_gap: reconnect``: the connection is dropped and re-opened."""
 
 
 @dataclass(frozen=True, slots=True)

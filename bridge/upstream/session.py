@@ -10,14 +10,13 @@ from contextlib import suppress
 from typing import Any
 
 from bridge.config.model import SourceConfig
-from bridge.errors import AuthRejected, SessionTimeout, SourceError
+from bridge.errors import AuthRejected, SequenceGap, SessionTimeout, SourceError
 from bridge.messages import INVALID, Message
 from bridge.routing.template import Context, Template, TemplateError
 from bridge.upstream.actions import Action, Close, Deliver, Fail, Notice, Send, SetState
 from bridge.upstream.liveness import NEVER, Quiet
 from bridge.upstream.plan import Item, Wait, compile_plan, step_plan, subscribe_plan
 from bridge.upstream.recovery import Recovery
-from bridge.upstream.sequence import SequenceGap
 from bridge.upstream.state import ConnState
 
 __all__ = ["Action", "Close", "Deliver", "Fail", "Notice", "Send", "Session", "SetState"]
