@@ -25,7 +25,7 @@ from bridge.server.replay import serve_replay
 from bridge.shard import parse_shard
 from bridge.sinks.base import MqttSinkConfig
 from bridge.sinks.outbox import describe_outbox
-from bridge.stats import format_status_table
+from bridge.status_table import format_status_table
 from bridge.supervisor import Supervisor, call_source
 from bridge.upstream.connection import safe_url
 from bridge.workers import Workers

@@ -24,6 +24,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from bridge.metric_table import SINK_FAMILIES, SOURCE_FAMILIES
 from bridge.stats import Snapshot
 from bridge.upstream.state import ConnState
 
@@ -57,29 +58,9 @@ def _on_loop(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T], time
         future.cancel()
         raise
 
-# (counter?, metric name, help, snapshot field); a Mapping field adds the label named last.
-_SOURCE_FAMILIES = (
-    (True, "source_messages_received", "Frames received", "received", None),
-    (True, "source_bytes_received", "Bytes received", "bytes", None),
-    (True, "source_messages_forwarded", "Messages sent, per sink", "forwarded", "sink"),
-    (True, "source_messages_dropped", "Messages dropped, by reason", "dropped", "reason"),
-    (True, "source_messages_invalid", "Frames that were not valid JSON", "invalid", None),
-    (True, "source_reconnects", "Reconnects, by reason", "reconnects", "reason"),
-    (False, "source_last_message_age_seconds", "Since the last frame", "last_message_age", None),
-    (False, "source_handshake_seconds", "Latency of the last handshake", "handshake_seconds", None),
-)
-_SINK_FAMILIES = (
-    (False, "sink_queue_depth", "Messages waiting in the queue", "queue_depth", None),
-    (True, "sink_messages_published", "Messages published or written", "published", None),
-    (True, "sink_errors", "Publish or write errors", "errors", None),
-    (True, "sink_messages_dropped", "Messages dropped, by reason", "dropped", "reason"),
-    (False, "sink_up", "1 when the target is reachable", "up", None),
-    (False, "sink_publish_latency_seconds", "Recent publish latency", "publish_latency", None),
-)
-
 def _families(snap: Snapshot) -> Iterator[Metric]:
     """Every ws-bridge metric family, from one snapshot."""
-    tables = ((_SOURCE_FAMILIES, snap.sources, "source"), (_SINK_FAMILIES, snap.sinks, "sink"))
+    tables = ((SOURCE_FAMILIES, snap.sources, "source"), (SINK_FAMILIES, snap.sinks, "sink"))
     for table, items, label in tables:
         for counter, name, doc, field, key in table:
             kind = CounterMetricFamily if counter else GaugeMetricFamily

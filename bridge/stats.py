@@ -3,8 +3,8 @@ Timestamps in one Snapshot share its taker's clock: judge it with ``ready(snapsh
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -23,6 +23,10 @@ class SourceSnapshot:
     last_message_age: float | None
     handshake_seconds: float | None
     grace_until: float | None
+    # defaulted: an older daemon's /status does not have them
+    recovery: Mapping[str, int] = field(default_factory=dict)  # by event
+    sent: int = 0
+    outgoing_dropped: Mapping[str, int] = field(default_factory=dict)  # by reason
 
 @dataclass(frozen=True)
 class SinkSnapshot:
@@ -42,7 +46,8 @@ def _plain(item: SourceSnapshot | SinkSnapshot) -> dict[str, Any]:
             for f in fields(item)}
 
 def _known(raw: Mapping[str, Any], cls: type[Any]) -> Any:
-    """Ignore keys this version does not know, so a newer daemon still answers an older CLI."""
+    """Ignore keys this version does not know, so a newer daemon still answers an older CLI;
+    a key an older daemon lacks takes its field's default."""
     return cls(**{f.name: raw[f.name] for f in fields(cls) if f.name in raw})
 
 @dataclass(frozen=True)
@@ -68,32 +73,3 @@ class Snapshot:
                for s in late if s.state != "connected"]
         why += [f"sink {s.name}: down" for s in self.sinks if not s.up]
         return not why, why
-
-def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    for limit, unit, size in ((60, "s", 1), (3600, "m", 60), (86400, "h", 3600)):
-        if seconds < limit:
-            return f"{seconds:.1f}s" if seconds < 10 else f"{seconds // size:.0f}{unit}"
-    return f"{seconds // 86400:.0f}d"
-
-def _rate(prev: Snapshot | None, cur: Snapshot, src: SourceSnapshot) -> str:
-    """Messages per second between two snapshots; "-" without a usable earlier one."""
-    old = {s.name: s.received for s in prev.sources} if prev else {}
-    span = cur.taken_at - prev.taken_at if prev else 0.0
-    if src.name not in old or span <= 0 or src.received < old[src.name]:
-        return "-"  # first look, a new source, or a restarted daemon
-    return f"{(src.received - old[src.name]) / span:.1f}"
-
-def _table(head: Sequence[str], rows: Sequence[Sequence[str]], left: int) -> list[str]:
-    width = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    return ["  ".join(r[i].ljust(w) if i < left else r[i].rjust(w) for i, w in enumerate(width))
-            .rstrip() for r in [head, *rows]]
-
-def format_status_table(prev: Snapshot | None, cur: Snapshot) -> str:
-    """The `ws-bridge status` output: one row per source, then one per sink."""
-    src = [(s.name, s.state, _rate(prev, cur, s), _age(s.last_message_age),
-            str(sum(s.reconnects.values()))) for s in cur.sources]
-    snk = [(s.name, s.type, "up" if s.up else "down", str(s.queue_depth)) for s in cur.sinks]
-    lines = _table(("SOURCE", "STATE", "MSGS/S", "LAST MSG", "RECONNECTS"), src, 2)
-    return "\n".join([*lines, "", *_table(("SINK", "TYPE", "STATE", "QUEUE"), snk, 3)]) + "\n"

@@ -416,6 +416,7 @@ def _source_snapshot(entry: _Source, now: float, wall: float, grace: float) -> S
         last_message_age=None if last is None else max(0.0, wall - last),
         handshake_seconds=stats.handshake_seconds,
         grace_until=None if connected else entry.since + grace,
+        recovery=dict(stats.recovery), sent=stats.sent, outgoing_dropped=dict(stats.outgoing),
     )
 
 

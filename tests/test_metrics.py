@@ -16,7 +16,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bridge.metrics import MetricsServer, fetch_status
-from bridge.stats import SinkSnapshot, Snapshot, SourceSnapshot, format_status_table
+from bridge.stats import SinkSnapshot, Snapshot, SourceSnapshot
+from bridge.status_table import format_status_table
 
 STATES = ("connecting", "authenticating", "subscribing", "connected", "reconnecting", "stopped",
           "failed")
@@ -130,6 +131,42 @@ async def test_scrape_reports_each_sources_counters_with_labels(
     assert value("sink_publish_latency_seconds", sink="broker") == 0.004
     assert value("sink_up", sink="broker") == 1
     assert value("sink_up", sink="archive") == 0
+
+
+async def test_scrape_reports_recovery_events_and_what_went_upstream(
+    server: MetricsServer, bridge: Bridge
+) -> None:
+    bridge.current = Snapshot(
+        (source("ticker", recovery={"duplicate": 9, "no_key": 1, "no_seq": 2, "gap": 3,
+                                    "resubscribe": 4},
+                sent=57, outgoing_dropped={"expired": 5, "overflow": 6, "render_error": 7}),
+         source("quiet")),
+        (), taken_at=time.monotonic(),
+    )
+    _, _, text = await fetch(server, "/metrics")
+    got = {(name, labels): v for (name, labels), v in samples(text).items()
+           if name in ("ws_bridge_source_recovery_total", "ws_bridge_source_messages_sent_total",
+                       "ws_bridge_source_outgoing_dropped_total")}
+
+    def key(name: str, src: str, **labels: str) -> tuple[str, frozenset[tuple[str, str]]]:
+        return f"ws_bridge_source_{name}_total", frozenset({"source": src, **labels}.items())
+
+    assert got == {
+        key("recovery", "ticker", event="duplicate"): 9,
+        key("recovery", "ticker", event="no_key"): 1,
+        key("recovery", "ticker", event="no_seq"): 2,
+        key("recovery", "ticker", event="gap"): 3,
+        key("recovery", "ticker", event="resubscribe"): 4,
+        key("messages_sent", "ticker"): 57,
+        key("messages_sent", "quiet"): 0,
+        key("outgoing_dropped", "ticker", reason="expired"): 5,
+        key("outgoing_dropped", "ticker", reason="overflow"): 6,
+        key("outgoing_dropped", "ticker", reason="render_error"): 7,
+    }
+    kinds = {f.name: f.type for f in text_string_to_metric_families(text)}
+    assert kinds["ws_bridge_source_recovery"] == "counter"
+    assert kinds["ws_bridge_source_messages_sent"] == "counter"
+    assert kinds["ws_bridge_source_outgoing_dropped"] == "counter"
 
 
 async def test_unknown_ages_and_latencies_are_absent_rather_than_zero(

@@ -9,7 +9,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.stats import SinkSnapshot, Snapshot, SourceSnapshot, format_status_table
+from bridge.stats import SinkSnapshot, Snapshot, SourceSnapshot
+from bridge.status_table import format_status_table
 
 
 def source(name: str = "ticker", **changes: Any) -> SourceSnapshot:
@@ -70,6 +71,27 @@ def test_a_newer_daemon_with_extra_fields_still_reads() -> None:
     assert Snapshot.from_json(doc).sources[0].name == "ticker"
 
 
+def test_recovery_and_upstream_counters_survive_json() -> None:
+    snap = Snapshot(
+        (source(recovery=Counter(duplicate=4, gap=1, resubscribe=1), sent=12,
+                outgoing_dropped=Counter(expired=2, overflow=3)),),
+        (), taken_at=7.0,
+    )
+    doc = json.loads(json.dumps(snap.to_json()))
+    assert doc["sources"][0]["recovery"] == {"duplicate": 4, "gap": 1, "resubscribe": 1}
+    assert doc["sources"][0]["sent"] == 12
+    assert doc["sources"][0]["outgoing_dropped"] == {"expired": 2, "overflow": 3}
+    assert Snapshot.from_json(doc) == snap
+
+
+def test_an_older_daemon_without_the_upstream_counters_still_reads() -> None:
+    doc = Snapshot((source(received=3),), (), taken_at=1.0).to_json()
+    for key in ("recovery", "sent", "outgoing_dropped"):
+        del doc["sources"][0][key]
+    old = Snapshot.from_json(doc).sources[0]
+    assert (old.received, old.recovery, old.sent, old.outgoing_dropped) == (3, {}, 0, {})
+
+
 names = st.text(st.characters(codec="utf-8"), min_size=1, max_size=8)
 counts = st.dictionaries(names, st.integers(0, 2**53), max_size=3)
 maybe = st.none() | st.floats(0, 1e9, allow_nan=False)
@@ -77,7 +99,8 @@ maybe = st.none() | st.floats(0, 1e9, allow_nan=False)
 
 @given(st.lists(st.builds(source, names, received=st.integers(0, 2**53), forwarded=counts,
                           dropped=counts, reconnects=counts, last_message_age=maybe,
-                          grace_until=maybe), max_size=3),
+                          grace_until=maybe, recovery=counts, sent=st.integers(0, 2**53),
+                          outgoing_dropped=counts), max_size=3),
        st.lists(st.builds(sink, names, up=st.booleans(), dropped=counts,
                           publish_latency=maybe), max_size=3))
 def test_any_snapshot_round_trips_through_json(
