@@ -220,6 +220,9 @@ class Supervisor:
             try:
                 await run()
                 return
+            except SinkError as exc:  # the sink gave up as configured (reconnect.max_attempts)
+                log.error("%s; the sink has stopped, the sources and other sinks go on", exc)
+                return
             except Exception:
                 log.exception("sink %s crashed; restarting it in 1s", name)
                 if self._stop.is_set():

@@ -569,3 +569,29 @@ async def test_a_sink_that_cannot_start_stops_the_daemon_with_a_clear_error(
     assert "sink 'out'" in daemon.log_text and "not starting" in daemon.log_text
     assert "Traceback" not in daemon.log_text
     assert upstream.handshakes == []  # nothing connected
+
+
+async def test_a_sink_that_gives_up_stops_alone_and_the_others_go_on(
+    spawn: Spawn, upstream: Upstream, tmp_path: Path
+) -> None:
+    async def feed(conn: UpstreamConn) -> None:
+        for n in range(5):
+            await conn.send_json({"n": n})
+
+    upstream.handler = feed
+    broker = {"type": "mqtt", "url": "mqtt://127.0.0.1:1",  # nothing listens there
+              "reconnect": {"initial_delay": "10ms", "max_delay": "10ms", "max_attempts": 2}}
+    feed_source = source("feed", upstream)
+    feed_source["routes"] = [{"sink": "out"}, {"sink": "broker"}]
+    cfg = config(tmp_path, [feed_source], sinks={"out": file_sink(tmp_path), "broker": broker})
+    daemon = await spawn("run", write(tmp_path / "bridge.yaml", cfg))
+    await daemon.wait_log("the sink has stopped")
+    out = tmp_path / "out" / "feed.txt"
+    await eventually(lambda: _lines_at_least(out, 5), what="5 lines in the file sink")
+    await stop(daemon)
+    assert "Traceback" not in daemon.log_text
+
+
+async def _lines_at_least(path: Path, count: int) -> list[str] | None:
+    found = lines(path)
+    return found if len(found) >= count else None
