@@ -481,3 +481,25 @@ def test_check_state_reports_each_outbox(
     out = capsys.readouterr().out
     assert "outbox of sink broker: 3 messages" in out and "integrity ok" in out
     box.close()
+
+
+def test_check_reads_a_relative_outbox_path_beside_the_config_and_refuses_a_shared_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def mqtt(path: str) -> dict[str, Any]:
+        return {"type": "mqtt", "url": "mqtt://127.0.0.1:1", "queue": {"path": path}}
+
+    config = tmp_path / "conf" / "bridge.yaml"
+    config.parent.mkdir()
+    doc = {"version": 1, "sinks": {"a": mqtt("outbox/a")},
+           "sources": [{"name": "feed", "url": "ws://127.0.0.1:1/", "routes": [{"sink": "a"}]}]}
+    config.write_text(yaml.safe_dump(doc))
+    sink = load_config(config).sinks["a"]
+    assert isinstance(sink, MqttSinkConfig)
+    assert sink.queue.path == str(tmp_path / "conf" / "outbox" / "a")
+
+    doc["sinks"]["b"] = mqtt(str(tmp_path / "conf" / "outbox" / "a"))  # the same directory
+    config.write_text(yaml.safe_dump(doc))
+    assert main(["check", str(config)]) == 78
+    err = capsys.readouterr().err
+    assert "sinks.b.queue.path" in err and "already keeps its outbox there" in err

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import PurePath
 from typing import Any
 
 from bridge.config.build_sinks import build_sink
@@ -9,6 +11,7 @@ from bridge.config.build_sources import build_source
 from bridge.config.collect import Collector
 from bridge.config.explain import KeyPath
 from bridge.config.model import Config
+from bridge.sinks.settings import MqttSinkConfig, SinkConfig
 
 _GRACE = {"ready_grace": "ready_grace"}
 
@@ -27,6 +30,12 @@ def build_config(
     defaults = doc.get("defaults", {}) if valid(("defaults",)) else None
     metrics = doc.get("metrics") if valid(("metrics",)) else None
     metrics = metrics if isinstance(metrics, dict) else {}
+    built = {
+        name: _outbox_beside(build_sink(name, raw, c, hostname), file)
+        for name, raw in (sinks.items() if isinstance(sinks, dict) else [])
+        if valid(("sinks", name))
+    }
+    _one_outbox_per_path(built, c)
     return Config(
         path=file,
         sources=tuple(
@@ -34,12 +43,25 @@ def build_config(
             for i, raw in enumerate(sources if isinstance(sources, list) else [])
             if defaults is not None and valid(("sources", i))
         ),
-        sinks={
-            name: build_sink(name, raw, c, hostname)
-            for name, raw in (sinks.items() if isinstance(sinks, dict) else [])
-            if valid(("sinks", name))
-        },
+        sinks=built,
         secrets=secrets,
         metrics_listen=metrics.get("listen"),
         **c.seconds(metrics, ("metrics",), _GRACE),
     )
+
+
+def _outbox_beside(sink: SinkConfig, file: str) -> SinkConfig:
+    """A relative ``queue.path`` is read from the config file's directory, as ``${file:}`` is."""
+    if not isinstance(sink, MqttSinkConfig) or not sink.queue.path:
+        return sink
+    path = PurePath(file).parent / sink.queue.path
+    return replace(sink, queue=replace(sink.queue, path=str(path)))
+
+
+def _one_outbox_per_path(sinks: dict[str, SinkConfig], c: Collector) -> None:
+    owners: dict[str, str] = {}
+    for name, sink in sinks.items():
+        path = sink.queue.path if isinstance(sink, MqttSinkConfig) else None
+        if path and (first := owners.setdefault(path, name)) != name:
+            c.add(("sinks", name, "queue", "path"), f"sink {first!r} already keeps its outbox "
+                  "there; two sinks on one outbox would both publish every message")
