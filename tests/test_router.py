@@ -188,3 +188,12 @@ async def test_a_full_block_queue_hands_back_backpressure_to_await() -> None:
     blocking.close()
     await asyncio.wait_for(task, 5)
     assert out.getvalue() == b"1\n2\n"
+
+
+def test_a_binary_frame_keeps_its_bytes_as_a_payload_and_cannot_become_a_topic() -> None:
+    out = sinks("mqtt")
+    router = Router(source(RouteSpec("mqtt", payload=Template("{msg}")),
+                           RouteSpec("mqtt", topic=Template("feeds/{msg}"))), out)
+    router.route(msg(b"\x00\xff"))
+    assert [d.payload for d in out["mqtt"].got] == [b"\x00\xff"]  # binary stays binary
+    assert router.stats.render_errors == {1: 1}  # counted, with a clear reason in the log

@@ -19,6 +19,8 @@ def _text(value: Any) -> str:
         return value
     if type(value) is int or type(value) is float:  # their JSON is str(); bool is not
         return str(value)
+    if isinstance(value, bytes):
+        raise TemplateError("the frame is binary: it cannot be put into text")
     return json.dumps(value, separators=(",", ":"))
 
 
