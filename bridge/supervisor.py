@@ -143,6 +143,10 @@ class Supervisor:
         loop.add_signal_handler(signal.SIGHUP, self.request_reload)
 
     def request_reload(self) -> None:
+        """SIGHUP: reopen the files (for an external logrotate) and apply the config's changes."""
+        for sink in self.sinks.values():
+            if isinstance(sink, FileSink):
+                sink.reopen()
         if self._tg is not None and not self._reloading:
             self._tg.create_task(self.reload(), name="reload")
 

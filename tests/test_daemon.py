@@ -595,3 +595,28 @@ async def test_a_sink_that_gives_up_stops_alone_and_the_others_go_on(
 async def _lines_at_least(path: Path, count: int) -> list[str] | None:
     found = lines(path)
     return found if len(found) >= count else None
+
+
+async def test_sighup_reopens_files_after_an_external_logrotate(
+    spawn: Spawn, notify: NotifySocket, upstream: Upstream, tmp_path: Path
+) -> None:
+    sent = asyncio.Event()
+
+    async def feed(conn: UpstreamConn) -> None:
+        await conn.send_json({"n": 0})
+        await sent.wait()
+        await conn.send_json({"n": 1})
+
+    upstream.handler = feed
+    path = write(tmp_path / "bridge.yaml", config(tmp_path, [source("feed", upstream)]))
+    daemon = await run_ready(spawn, path, notify)
+    out = tmp_path / "out" / "feed.txt"
+    await eventually(lambda: _lines_at_least(out, 1), what="the first line")
+    out.rename(out.with_suffix(".txt.1"))  # what logrotate does before it signals
+    await reload(daemon, notify)
+    sent.set()
+    assert await eventually(lambda: _lines_at_least(out, 1), what="a line in a new file") == [
+        '{"n":1}'
+    ]
+    assert lines(out.with_suffix(".txt.1")) == ['{"n":0}']
+    await stop(daemon)
