@@ -18,10 +18,3 @@ def parse_duration(text: str | float) -> float:
         raise ValueError(f"not a duration: {text!r} (write e.g. 500ms, 10s, 5m, 1h)")
     return float(match.group(1)) * _UNITS[match.group(2)]
 
-
-def format_duration(seconds: float) -> str:
-    """The shortest exact spelling, for messages and generated docs."""
-    for unit in ("h", "m", "s"):
-        if seconds >= _UNITS[unit] and seconds % _UNITS[unit] == 0:
-            return f"{int(seconds // _UNITS[unit])}{unit}"
-    return f"{round(seconds * 1000)}ms"

@@ -50,11 +50,6 @@ class Peer:
         self._writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
 
-    @property
-    def backlog(self) -> int:
-        """Frames queued and not yet written to the socket."""
-        return len(self._outbox)
-
     def send(self, frame: Frame, *, count: bool = True) -> None:
         """Queue ``frame``; when ``limit`` frames are already waiting, cut the client off.
 

@@ -18,7 +18,3 @@ class ConnState(enum.Enum):
 
     def __str__(self) -> str:
         return self.value
-
-    @property
-    def is_up(self) -> bool:
-        return self is ConnState.CONNECTED
