@@ -428,14 +428,16 @@ def _source_snapshot(entry: _Source, now: float, wall: float, grace: float) -> S
 
 
 def _sink_snapshot(name: str, sink: AnySink) -> SinkSnapshot:
+    latency = None
     if isinstance(sink, MqttSink):
         published, errors = sink.stats.published, sum(sink.stats.errors.values())
+        latency = sink.stats.publish_latency
     else:
         published, errors = sink.stats.written, sink.stats.errors
     return SinkSnapshot(
         name=name, type=type(sink).__name__.removesuffix("Sink").lower(), up=_sink_up(sink),
         queue_depth=len(sink.queue), published=published, errors=errors,
-        dropped=dict(sink.queue.dropped), publish_latency=None,
+        dropped=dict(sink.queue.dropped), publish_latency=latency,
     )
 
 

@@ -127,6 +127,8 @@ async def test_publishes_payload_bytes_qos_and_retain_as_routed(
     text = sub.on("feeds/text")[0]
     assert (text.payload, text.qos, text.retain) == ("text é".encode(), 2, True)
     assert sink.stats.published == 3
+    latency = sink.stats.publish_latency  # write to broker answer, exported as a metric
+    assert latency is not None and 0 < latency < 5
 
 
 async def test_mqtt5_properties_reach_the_subscriber(

@@ -51,7 +51,8 @@ class MqttSink:
         self._client_id = cfg.client_id.replace("{hostname}", host)
         self._wake, self._stop, self._room = asyncio.Event(), asyncio.Event(), asyncio.Event()
         self._conn: MqttClient | None = None
-        self._sent: dict[int, tuple[str, Delivery]] = {}  # packet id -> (topic, delivery), in order
+        # packet id -> (topic, delivery, when its batch was sent), in order
+        self._sent: dict[int, tuple[str, Delivery, float]] = {}
         self._states: dict[str, str] = {}
         self._noted: set[str] = set()  # topics already logged as invalid or refused
         self._good: set[str] = set()  # topics known to be valid
@@ -189,7 +190,7 @@ class MqttSink:
         finally:
             self._conn = None
             conn.abort()
-            self.queue.push_front([d for _, d in sent.values()])
+            self.queue.push_front([d for _, d, _ in sent.values()])
             sent.clear()
             if not clean:
                 log.warning("sink %r: lost the connection to the broker", self.name)
@@ -201,6 +202,7 @@ class MqttSink:
     def _fire_each(self, conn: MqttClient, batch: list[Delivery]) -> None:
         cfg, props = self.config, self._props if self.config.protocol == 5 else None
         settle = self.outbox.settle if self.outbox is not None else _keep
+        now = time.monotonic()  # once per batch: the start of each publish's latency
         for i, d in enumerate(batch):
             topic = d.topic if d.topic is not None else f"{cfg.topic_prefix}/{d.message.source}"
             if topic not in self._good:  # checked once per topic, not once per message
@@ -230,7 +232,7 @@ class MqttSink:
                     self.stats.published += 1
                     settle(d)  # QoS 0 is settled once written: at most once, as promised
                 else:
-                    self._sent[mid] = (topic, d)
+                    self._sent[mid] = (topic, d, now)
 
     def _failed(self, exc: SinkUnavailable) -> None:
         self.stats.errors[exc.kind] += 1
@@ -247,6 +249,7 @@ class MqttSink:
         """The broker answered one QoS 1/2 publish; codes of 0x80 and above are refusals."""
         if (item := self._sent.pop(mid, None)) is None:
             return
+        self.stats.publish_latency = time.monotonic() - item[2]  # from the write to the answer
         if self.outbox is not None:  # a refusal too: the broker will not take it later
             self.outbox.settle(item[1])
             self._room.set()  # the outbox counts rows in flight: an ack makes room

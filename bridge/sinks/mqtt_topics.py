@@ -83,6 +83,7 @@ class MqttStats:
     errors: Counter[str] = field(default_factory=Counter)
     refused: Counter[str] = field(default_factory=Counter)
     dropped: Counter[str] = field(default_factory=Counter)
+    publish_latency: float | None = None  # of the latest QoS 1/2 answer, in seconds
 
     @property
     def queue_depth(self) -> int:
