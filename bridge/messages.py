@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+_loads: Callable[[str], Any]
 try:  # orjson (pip install ws-bridge[fast]) decodes about twice as fast; same values
     from orjson import loads as _loads
 except ImportError:  # pragma: no cover - depends on the install
