@@ -22,10 +22,12 @@ from typing import Any
 from bridge.errors import PublishRefused, SinkUnavailable
 from bridge.messages import Delivery
 from bridge.routing.topics import topic_matches
+from bridge.sinks import mqtt_packet as packet
 from bridge.sinks import mqtt_topics as mt
 from bridge.sinks.base import MqttSinkConfig
 from bridge.sinks.mqtt_client import MqttClient
 from bridge.sinks.mqtt_incoming import Incoming
+from bridge.sinks.mqtt_properties import PropertyBuilder
 from bridge.sinks.outbox import Outbox
 from bridge.sinks.outbox_rows import StoredDelivery
 from bridge.sinks.queue import BoundedQueue
@@ -47,7 +49,7 @@ class MqttSink:
             cfg.queue.max_messages, cfg.queue.overflow) if self.outbox is None else self.outbox
         self._drops = DropLog()
         self.stats = mt.MqttStats(self.queue, dropped=self.queue.dropped)
-        self._props = mt.PropertyBuilder(cfg.message_expiry, cfg.user_properties, host)
+        self._props = PropertyBuilder(cfg.message_expiry, cfg.user_properties, host)
         self._client_id = cfg.client_id.replace("{hostname}", host)
         self._wake, self._stop, self._room = asyncio.Event(), asyncio.Event(), asyncio.Event()
         self._conn: MqttClient | None = None
@@ -96,8 +98,7 @@ class MqttSink:
     def respond(self, topic: str, payload: str | bytes, props: dict[str, Any]) -> None:
         """Publish an RPC response now, QoS 1; lost when the broker is down (nobody to tell)."""
         if self._conn is not None and mt.topic_problem(topic) is None:
-            self._conn.publish(topic, payload, 1, False,
-                               props if self.config.protocol == 5 else None)
+            self._conn.publish(topic, payload, 1, False, packet.properties(props))
 
     def _dispatch(self, msg: Incoming) -> None:
         for topic_filter, handle in self._listeners:
@@ -215,9 +216,9 @@ class MqttSink:
                     self._good.add(topic)
             qos = cfg.qos if d.qos is None else d.qos
             retain = cfg.retain if d.retain is None else d.retain
-            properties = props(d) if props else None
-            if properties is not None and isinstance(d, StoredDelivery):  # stable across restarts
-                properties.setdefault("user_property", []).append(("msg_id", d.msg_id))
+            # msg_id: the outbox's key, stable across restarts, for consumers to dedupe
+            properties = props(d, d.msg_id if isinstance(d, StoredDelivery) else None) \
+                if props else None
             try:
                 mid = conn.publish(topic, d.payload, qos, retain, properties)
             except PublishRefused:  # over MQTT's 256 MB limit

@@ -88,10 +88,11 @@ class MqttClient:
         return cast("asyncio.Transport | None", _conn(self._client, "_transport"))
 
     def publish(self, topic: str, payload: str | bytes, qos: int = 0, retain: bool = False,
-                props: dict[str, Any] | None = None) -> int | None:
-        """Fire one PUBLISH: its packet id for QoS 1/2, else None (PublishRefused over 256 MB)."""
+                props: bytes | None = None) -> int | None:
+        """Fire one PUBLISH: its packet id for QoS 1/2, else None (PublishRefused over 256 MB).
+        ``props`` is an encoded MQTT 5 property list (``mqtt_packet``); 3.1.1 leaves it out."""
         data = payload.encode("utf-8", errors="replace") if isinstance(payload, str) else payload
-        extra = packet.properties(props) if props and self._no_props else self._no_props
+        extra = props if props and self._no_props else self._no_props
         ids, mid = self._client._package_handler.id_generator, None
         try:
             mid = ids.next_id() if qos else None

@@ -305,7 +305,7 @@ class SourceClient:
         One timer serves the whole run and moves only when the deadline does, and a session
         with nothing to match lets frames through without parsing them."""
         loop, clock, wall, stats = asyncio.get_running_loop(), self._clock, self._wall, self.stats
-        name, deliver, calls = self.cfg.name, self._deliver, self._calls
+        name, deliver, calls, turn = self.cfg.name, self._deliver, self._calls, 0
         async with asyncio.timeout(None) as wakeup:
             self._wakeup, armed = wakeup, None
             try:
@@ -313,6 +313,8 @@ class SourceClient:
                     if due != armed:
                         wakeup.reschedule(None if due is None else loop.time() + due - clock())
                         armed = due
+                    if (turn := turn + 1) & 255 == 0:  # one read can hold thousands of frames:
+                        await asyncio.sleep(0)  # the sinks get their turn, queues stay short
                     data = await conn.recv()
                     now = clock()
                     msg = Message(name, data, wall())

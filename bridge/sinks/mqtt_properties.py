@@ -1,0 +1,61 @@
+"""MQTT 5 PUBLISH properties of each delivery, encoded: content type, expiry, user properties.
+
+What is the same for every message of a source (the expiry, user properties without per-message
+placeholders) is encoded once per source; per message only the rest is rendered and encoded."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from bridge.messages import INVALID, Delivery
+from bridge.routing.template import Context, Template, TemplateError
+from bridge.sinks import mqtt_packet as packet
+
+_JSON: Final = packet.prop("content_type", "application/json")
+Part = bytes | tuple[bytes, Template]  # encoded, or (encoded key, the value's template)
+
+
+class PropertyBuilder:
+    """``builder(delivery)``: the encoded property list of one PUBLISH (``packet.publish``)."""
+
+    def __init__(self, expiry: float | None, user: dict[str, Template], host: str) -> None:
+        self._head = packet.prop("message_expiry_interval", max(1, round(expiry))) if expiry \
+            else b""
+        self._user, self._host = list(user.items()), host
+        self._uses_msg = any(t.uses_message for t in user.values())
+        self._bound: dict[str, list[Part]] = {}  # per source (few)
+
+    def __call__(self, delivery: Delivery, msg_id: str | None = None) -> bytes:
+        """``msg_id``, when given, goes last as a user property (the outbox's dedupe key)."""
+        parts, m = [self._head], delivery.message
+        text = delivery.payload  # text shaped like a JSON object or array, unless found invalid
+        if isinstance(text, str) and text[:1] in ("{", "[") and m.parsed is not INVALID:
+            parts.append(_JSON)
+        if (bound := self._bound.get(m.source)) is None:
+            bound = self._bind(m.source)
+        ctx = None
+        for part in bound:
+            if isinstance(part, bytes):  # nothing in it changes per message
+                parts.append(part)
+                continue
+            if ctx is None:
+                msg = m.json if self._uses_msg else INVALID
+                ctx = Context(m.source, msg, m.data, m.received_at, hostname=self._host)
+            try:  # noqa: SIM105 - per message: suppress() would build a context manager each time
+                parts.append(part[0] + packet.str16(part[1].render_str(ctx)))
+            except (TemplateError, ValueError):  # a field this message lacks, or over 64 KiB
+                pass
+        if msg_id is not None:
+            parts.append(packet.user_property("msg_id", msg_id))
+        return packet.property_list(parts)
+
+    def _bind(self, source: str) -> list[Part]:
+        parts: list[Part] = []
+        for key, template in self._user:
+            bound = template.bind({"source": source, "hostname": self._host})
+            if bound.static:
+                parts.append(packet.user_property(key, bound.render_str(Context())))
+            else:
+                parts.append((packet.user_key(key), bound))
+        self._bound[source] = parts
+        return parts
