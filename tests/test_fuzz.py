@@ -17,7 +17,7 @@ from bridge.config.load import load_config, load_schema
 from bridge.config.model import Config
 from bridge.errors import ConfigError
 from bridge.messages import INVALID
-from bridge.routing.pattern import Pattern
+from bridge.routing.pattern import Pattern, _match
 from bridge.routing.template import Context, Template, TemplateError
 
 FUZZ = settings(
@@ -272,6 +272,15 @@ def test_a_lone_placeholder_keeps_the_json_value(value: Any) -> None:
 @given(spec=JSON, value=JSON | st.just(INVALID))
 def test_any_pattern_against_any_value_is_a_bool(spec: Any, value: Any) -> None:
     assert isinstance(Pattern(spec).matches(value), bool)
+
+
+@FUZZ
+@given(spec=JSON, value=JSON, key=st.sampled_from(["a", "b"]))
+def test_the_compiled_matcher_answers_as_the_matching_rules_do(spec: Any, value: Any,
+                                                              key: str) -> None:
+    # Patterns are compiled for speed; the rules (_match) stay the reference for what they mean.
+    for s, v in [(spec, value), ({key: spec}, {"a": value}), ({"a": spec, "b": 1}, value)]:
+        assert Pattern(s).matches(v) is _match(s, v)
 
 
 @FUZZ

@@ -83,4 +83,10 @@ def getter(root: str, path: str) -> Getter:
             raise TemplateError(f"{name}: no such field in the message") from None
         return value
 
+    if root == "msg" and len(steps) == 1 and isinstance(key := steps[0], str):
+        def get_key(ctx: Context) -> Any:  # {msg.field}, the usual case: one lookup
+            value = ctx.msg
+            return value[key] if type(value) is dict and key in value else get(ctx)
+
+        return get_key
     return get

@@ -2,20 +2,43 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from bridge.messages import INVALID
 
+Test = Callable[[Any], bool]
+
 
 @dataclass(frozen=True, slots=True)
 class Pattern:
-    """Matches a JSON value when every key of ``spec`` is present in it with an equal value."""
+    """Matches a JSON value when every key of ``spec`` is present in it with an equal value.
+    The spec is compiled once into nested closures: a ``when`` runs for every message."""
 
     spec: Any
+    _test: Test = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_test", _compile(self.spec))
 
     def matches(self, value: Any) -> bool:
-        return value is not INVALID and _match(self.spec, value)
+        return value is not INVALID and self._test(value)
+
+
+def _compile(spec: Any) -> Test:
+    """The same answers as ``_match(spec, value)``, with the type decisions taken once."""
+    if isinstance(spec, dict):
+        items = [(key, _compile(sub)) for key, sub in spec.items()]
+        if len(items) == 1:  # the usual ``when: {type: trade}``
+            (key, test), = items
+            return lambda v: isinstance(v, dict) and key in v and test(v[key])
+        return lambda v: isinstance(v, dict) and all(k in v and t(v[k]) for k, t in items)
+    if isinstance(spec, str):
+        return lambda v: type(v) is str and v == spec
+    if isinstance(spec, list | bool) or spec is None:
+        return lambda v: _match(spec, v)
+    return lambda v: not isinstance(v, bool | dict | list) and bool(spec == v)  # int, float
 
 
 def _match(spec: Any, value: Any) -> bool:

@@ -79,7 +79,8 @@ class Template:
             return lambda c, cl: text
         if len(pieces) == 1 and not isinstance(only := pieces[0], str):  # keeps its JSON type
             return lambda c, cl: only(c) if cl is None else cl(_text(only(c)))
-        return lambda c, cl: "".join([  # a list, not a generator: join is faster on one
-            p if isinstance(p, str) else _text(p(c)) if cl is None else cl(_text(p(c)))
-            for p in pieces
-        ])
+        getters = [p for p in pieces if not isinstance(p, str)]  # the text around them: a format
+        fmt = "".join("{}" if not isinstance(p, str) else p.replace("{", "{{").replace("}", "}}")
+                      for p in pieces)
+        return lambda c, cl: fmt.format(*[  # a list, not a generator: faster on a few
+            _text(g(c)) if cl is None else cl(_text(g(c))) for g in getters])
