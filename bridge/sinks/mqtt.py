@@ -182,10 +182,14 @@ class MqttSink:
                     self._log_drops(settle=True)
                     self._room.set()  # wakes drain() waiters, which check for room themselves
                     self._room.clear()
-                    await asyncio.sleep(0)
+                    if self._backlog():
+                        await asyncio.sleep(0)  # let the sources run between batches
+                elif not self._stop.is_set():
+                    await self._wake.wait()  # no timer: a steady stream wakes this per message
                 else:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self._left())
+                        async with asyncio.timeout(self._left()):
+                            await self._wake.wait()
         except SinkUnavailable:
             pass  # lost while waiting to write: handled like any other loss, below
         finally:
@@ -197,8 +201,11 @@ class MqttSink:
                 log.warning("sink %r: lost the connection to the broker", self.name)
 
     def _fire(self, conn: MqttClient, batch: list[Delivery]) -> None:
-        with conn.corked():  # one socket write for the whole batch
+        conn.cork()  # one socket write for the whole batch
+        try:
             self._fire_each(conn, batch)
+        finally:
+            conn.uncork()
 
     def _fire_each(self, conn: MqttClient, batch: list[Delivery]) -> None:
         cfg, props = self.config, self._props if self.config.protocol == 5 else None
@@ -261,7 +268,8 @@ class MqttSink:
             self.stats.refused[topic := item[0]] += 1
             self._note(topic, f"the broker refused a publish to {topic!r} (reason 0x{reason:02x})"
                        ": check the broker's ACL for this client")
-        self._wake.set()
+        if self.queue or self._stop.is_set():  # the pump waits for room in flight, or to close
+            self._wake.set()
 
     def _note(self, topic: str, text: str) -> None:
         if topic not in self._noted and len(self._noted) < 10_000:  # bounded: topics are not

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import ssl
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, Final, cast
 
 import gmqtt
@@ -43,7 +43,7 @@ class MqttClient:
         self._refusals: dict[int, int] = {}  # packet id -> reason code, until its removal
         self._topics = packet.Topics()
         self._no_props = packet.NO_PROPERTIES if cfg.protocol == 5 else b""
-        self._chunks: list[bytes] | None = None  # inside corked(): the batch being written
+        self._chunks: list[bytes] | None = None  # between cork() and uncork(): the batch
         self._store = store = PersistentStorage()  # gmqtt's unacked QoS 1/2: tell when each ends
         remove = store.remove_message_by_mid
         store.remove_message_by_mid = lambda mid: self._settled(mid, remove)
@@ -117,17 +117,15 @@ class MqttClient:
         if filters:
             self._client.subscribe([gmqtt.Subscription(f, qos=1) for f in filters])
 
-    @contextlib.contextmanager
-    def corked(self) -> Iterator[None]:
-        """The publishes made inside leave in one socket write: a syscall per batch, not each."""
-        self._chunks = chunks = list[bytes]()
-        try:
-            yield
-        finally:
-            self._chunks = None
-            if chunks and (transport := self.transport) is not None and not transport.is_closing():
-                self._client._connection._last_data_out = time.monotonic()  # for its keepalive
-                transport.write(b"".join(chunks))
+    def cork(self) -> None:
+        """Publishes until ``uncork`` leave in one socket write: a syscall per batch, not each."""
+        self._chunks = []
+
+    def uncork(self) -> None:
+        chunks, self._chunks = self._chunks, None
+        if chunks and (transport := self.transport) is not None and not transport.is_closing():
+            self._client._connection._last_data_out = time.monotonic()  # for its keepalive
+            transport.write(b"".join(chunks))
 
     async def writable(self) -> None:
         """Return once the socket takes writes; raises SinkUnavailable (lost) if it dropped."""
