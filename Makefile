@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint check-config bench schema clean
+.PHONY: demo test lint check-config bench soak schema clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,9 +26,16 @@ test: lint
 	sh tests/support/ensure-tools.sh
 	$(PY) -m pytest
 
+# The bench measures ws-bridge with its optional speed-ups (uvloop, orjson) and without them.
 bench: $(STAMP)
 	sh tests/support/ensure-tools.sh
+	$(PY) -m pip install --quiet -e '.[dev,fast]'
 	$(PY) bench/run.py
+
+# One busy source for 10 minutes at a steady rate: RSS growth, loss, CPU (bench/SOAK.md).
+soak: $(STAMP)
+	sh tests/support/ensure-tools.sh
+	$(PY) bench/soak.py
 
 schema: $(STAMP)
 	$(VENV)/bin/ws-bridge schema > ws-bridge.schema.json

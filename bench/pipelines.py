@@ -216,8 +216,7 @@ def prepare(pipelines: list[Pipeline], log: Path) -> None:
         reason = ensure_pip("aiomqtt", "aiomqtt>=2,<3", log)
         BY_NAME["naive"].unavailable = reason
     if "ws-bridge-plain" in names:
-        # Only worth a row when the speed-ups are there to hide; the bench does not install them
-        # into the shared venv, since that would change what the test suite runs on.
+        # Only worth a row when the speed-ups are there to hide (`make bench` installs them).
         fast = [m for m in ("uvloop", "orjson") if importable(m)]
         BY_NAME["ws-bridge-plain"].unavailable = (
             "" if fast else "uvloop and orjson are not installed (pip install -e '.[fast]')")
