@@ -27,7 +27,7 @@ from bridge.sinks.base import MqttSinkConfig
 from bridge.sinks.outbox import describe_outbox
 from bridge.status_table import format_status_table
 from bridge.supervisor import Supervisor, call_source
-from bridge.upstream.connection import safe_url
+from bridge.upstream.urls import safe_url
 from bridge.workers import Workers
 
 EX_CONFIG = 78  # sysexits.h: configuration error; the systemd units' RestartPreventExitStatus

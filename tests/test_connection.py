@@ -24,7 +24,8 @@ from bridge.errors import (
     MessageTooBig,
     SessionTimeout,
 )
-from bridge.upstream.connection import Connection, open_connection, safe_url
+from bridge.upstream.connection import Connection, open_connection
+from bridge.upstream.urls import safe_url
 from tests.support.upstream import Upstream, UpstreamConn
 
 Opened = list[Connection]
@@ -81,6 +82,28 @@ async def test_text_and_binary_frames_round_trip(upstream: Upstream, opened: Ope
     await conn.send(b"\x00\x01binary")
     assert await conn.recv() == '{"type":"hello"}'
     assert await conn.recv() == b"\x00\x01binary"
+
+
+async def test_a_burst_of_whole_and_fragmented_messages_arrives_whole_and_in_order(
+    upstream: Upstream, opened: Opened,
+) -> None:
+    # Whole messages already buffered are taken straight from websockets' buffer; fragmented
+    # ones go through its reassembly. Mixed in one burst, none may be split, merged or reordered.
+    burst: list[str | bytes | list[str] | list[bytes]] = []
+    for n in range(300):
+        burst.append(f'{{"n":{n}}}' if n % 3 else [f'{{"n":{n},', '"frag":true}'])
+        if n % 50 == 7:
+            burst.append(b"\x00bin" + bytes([n % 256]))
+
+    async def blast(server: UpstreamConn) -> None:
+        for message in burst:
+            await server.ws.send(message)
+        await server.wait_closed()
+
+    upstream.handler = blast
+    conn = await connect(opened, source(upstream.url))
+    expected = ["".join(m) if isinstance(m, list) else m for m in burst]
+    assert [await conn.recv() for _ in expected] == expected
 
 
 async def test_messages_reach_the_server_in_order(upstream: Upstream, opened: Opened) -> None:

@@ -28,12 +28,13 @@ from bridge.messages import INVALID, Message
 from bridge.routing.rpc import Calls
 from bridge.routing.template import Template, TemplateError
 from bridge.upstream.backoff import backoff
-from bridge.upstream.connection import Connection, open_connection, safe_url
+from bridge.upstream.connection import Connection, open_connection
 from bridge.upstream.outgoing import Outgoing, OutgoingQueue
 from bridge.upstream.ratelimit import TokenBucket
 from bridge.upstream.recovery import Recovery
 from bridge.upstream.session import Action, Close, Deliver, Fail, Notice, Send, Session, SetState
 from bridge.upstream.state import ConnState
+from bridge.upstream.urls import safe_url
 
 logger = logging.getLogger("bridge.upstream")
 
