@@ -24,13 +24,17 @@ class PropertyBuilder:
         self._user, self._host = list(user.items()), host
         self._uses_msg = any(t.uses_message for t in user.values())
         self._bound: dict[str, list[Part]] = {}  # per source (few)
+        self._fixed = (packet.property_list([self._head]),  # without user properties: whole
+                       packet.property_list([self._head, _JSON]))
 
     def __call__(self, delivery: Delivery, msg_id: str | None = None) -> bytes:
         """``msg_id``, when given, goes last as a user property (the outbox's dedupe key)."""
-        parts, m = [self._head], delivery.message
-        text = delivery.payload  # text shaped like a JSON object or array, unless found invalid
-        if isinstance(text, str) and text[:1] in ("{", "[") and m.parsed is not INVALID:
-            parts.append(_JSON)
+        m, text = delivery.message, delivery.payload
+        # text shaped like a JSON object or array, unless already found invalid
+        json = isinstance(text, str) and text[:1] in ("{", "[") and m.parsed is not INVALID
+        if not self._user and msg_id is None:
+            return self._fixed[json]
+        parts = [self._head, _JSON] if json else [self._head]
         if (bound := self._bound.get(m.source)) is None:
             bound = self._bind(m.source)
         ctx = None

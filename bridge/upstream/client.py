@@ -316,6 +316,7 @@ class SourceClient:
                         armed = due
                     if (turn := turn + 1) & 255 == 0:  # one read can hold thousands of frames:
                         await asyncio.sleep(0)  # the sinks get their turn, queues stay short
+                        due = session.deadline()  # other tasks ran: the session may have moved
                     data = await conn.recv()
                     now = clock()
                     msg = Message(name, data, wall())
@@ -330,13 +331,13 @@ class SourceClient:
                             await pending
                         if msg.parsed is INVALID and not msg.is_binary:  # parsed by a route
                             self._note_invalid(1)
-                    else:
+                    else:  # passing through leaves the deadline where it was (idle is lazy)
                         invalid = session.invalid
                         actions = session.receive(msg, now)
                         if session.invalid != invalid:
                             self._note_invalid(session.invalid - invalid)
                         await self._apply(conn, actions)
-                    due = session.deadline()
+                        due = session.deadline()
                     if due is not None and due <= now:
                         return
             finally:
