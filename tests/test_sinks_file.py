@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import gzip
 import json
@@ -79,6 +80,25 @@ async def test_raw_lines_are_the_payload_and_one_message_stays_one_line(tmp_path
     got = lines(tmp_path / "s.txt")
     assert got == ['{"a": 1}', '{   "pretty": "json"  }', "plain text"]
     assert json.loads(got[1]) == {"pretty": "json"}
+
+
+@pytest.mark.parametrize("odd", [None, b"\x00bin", "two\nlines"])
+async def test_a_raw_batch_is_every_line_in_order_and_counted(tmp_path: Path,
+                                                               odd: str | bytes | None) -> None:
+    # A batch of plain text is written in one piece; one binary or multi-line payload in it
+    # must still come out as exactly one line of its own, with the count right either way.
+    sink = FileSink(config(tmp_path / "{source}.txt", format="raw"))
+    payloads: list[str | bytes] = [f'{{"n":{n}}}' for n in range(500)]
+    if odd is not None:
+        payloads.insert(250, odd)
+    for p in payloads:
+        sink.send(delivery(p))
+    async with running(sink):
+        pass
+    want = [base64.b64encode(p).decode() if isinstance(p, bytes) else p.replace("\n", " ")
+            for p in payloads]
+    assert lines(tmp_path / "s.txt") == want
+    assert sink.stats.written == len(payloads)
 
 
 async def test_binary_payloads_are_base64_and_the_envelope_says_so(tmp_path: Path) -> None:

@@ -19,9 +19,9 @@ from typing import Any
 
 from bridge.config.model import RouteSpec, SourceConfig
 from bridge.messages import INVALID, Delivery, Message
+from bridge.routing.sanitize import sanitize_topic_value
 from bridge.routing.template import Context, TemplateError
 from bridge.sinks.base import Sink
-from bridge.sinks.formats import sanitize_topic_value
 from bridge.sinks.queue import BoundedQueue
 
 logger = logging.getLogger("bridge.routing")

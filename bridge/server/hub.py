@@ -34,7 +34,7 @@ from bridge.messages import INVALID, Delivery, decode_json
 from bridge.routing.topics import filter_problem, topic_matches
 from bridge.server.listener import Listener, Request, Response
 from bridge.server.peer import Frame, Peer
-from bridge.sinks.base import WebSocketSinkConfig
+from bridge.sinks.base import LogsStates, WebSocketSinkConfig
 from bridge.sinks.formats import envelope
 from bridge.sinks.queue import BoundedQueue
 
@@ -67,7 +67,7 @@ class _Client:
         return any(topic_matches(f, topic) for f in self.filters)
 
 
-class WebSocketSink:
+class WebSocketSink(LogsStates):
     """Serves deliveries to subscribed clients; ``run`` listens until ``close``."""
 
     def __init__(
@@ -128,9 +128,6 @@ class WebSocketSink:
         """Pass on what is queued, give clients ``close_timeout`` to read it, then stop."""
         self._closing = True
         self._wake.set()
-
-    def source_state(self, source: str, state: str) -> None:
-        """Connection states are not served to clients; the log already has them."""
 
     async def start(self) -> None:
         """Listen on the configured address; raises OSError when it cannot."""

@@ -18,8 +18,17 @@ from bridge.sinks.settings import (
 )
 
 __all__ = [
-    "Availability", "FileSinkConfig", "Format", "MqttSinkConfig", "Overflow", "QueueConfig",
-    "Sink", "SinkConfig", "StdoutSinkConfig", "WebSocketSinkConfig",
+    "Availability",
+    "FileSinkConfig",
+    "Format",
+    "LogsStates",
+    "MqttSinkConfig",
+    "Overflow",
+    "QueueConfig",
+    "Sink",
+    "SinkConfig",
+    "StdoutSinkConfig",
+    "WebSocketSinkConfig",
 ]
 
 
@@ -39,3 +48,10 @@ class Sink(Protocol):
 
     def close(self) -> None:
         """Ask ``run`` to flush what is queued and return."""
+
+
+class LogsStates:
+    """For sinks that do not record sources' connection states: the log already has them."""
+
+    def source_state(self, source: str, state: str) -> None:
+        """Nothing to do: states are logged, not sent to this sink."""

@@ -1,7 +1,5 @@
 """The file sink: lines appended to per-source paths, rotated, and kept through disk errors.
-
-Each wake writes what is queued, one ``write`` per file; failed lines go back to the queue.
-"""
+Each wake writes what is queued, one ``write`` per file; failed lines go back to the queue."""
 
 from __future__ import annotations
 
@@ -18,16 +16,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bridge.messages import Delivery
+from bridge.routing.sanitize import sanitize_path_value
 from bridge.routing.template import Context
 from bridge.sinks import rotation as rot
-from bridge.sinks.base import FileSinkConfig
-from bridge.sinks.formats import format_line, sanitize_path_value
+from bridge.sinks.base import FileSinkConfig, LogsStates
+from bridge.sinks.formats import format_line, raw_block
 from bridge.sinks.queue import BoundedQueue
 
 logger = logging.getLogger("bridge.sinks.file")
 
 
-class FileSink:
+class FileSink(LogsStates):
     """Appends ``envelope`` or ``raw`` lines; ``run`` never raises on a write error."""
 
     def __init__(self, config: FileSinkConfig, *, wall: Callable[[], float] = time.time,
@@ -60,9 +59,6 @@ class FileSink:
     def reopen(self) -> None:
         """Close every file; the next write opens it again by name (SIGHUP after logrotate)."""
         self._forget(*self._files)
-
-    def source_state(self, source: str, state: str) -> None:
-        """Connection states are not written to files; the log already has them."""
 
     async def flush(self) -> None:
         """Return once the queue is written, or once one more write attempt has failed."""
@@ -132,12 +128,15 @@ class FileSink:
         if rot.due_by_time(out.period, now, cfg.rotate):
             out = self._rotate(out, now) if out.size else out
             out.period = rot.period_start(now, cfg.rotate)
-        lines = [format_line(d, cfg.format) for d in items]
+        block = raw_block([d.payload for d in items]) if cfg.format == "raw" else None
+        whole = block is not None and (not cfg.max_bytes or out.size + len(block) <= cfg.max_bytes)
+        lines = [block] if block and whole else [format_line(d, cfg.format) for d in items]
         for i, chunk in enumerate(rot.size_chunks(out.size, lines, cfg.max_bytes)):
             out = self._put(self._rotate(out, now) if i else out, chunk)
 
     def _put(self, out: rot.OpenFile, lines: list[bytes]) -> rot.OpenFile:
         data = b"".join(lines)
+        count = data.count(b"\n")  # one per line: both formats keep line breaks out of a line
         try:
             if (out.file.write(data) or 0) < len(data):  # the disk filled up mid-way
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -146,9 +145,9 @@ class FileSink:
                 os.ftruncate(out.file.fileno(), out.size)
             raise
         out.size += len(data)
-        self._done += len(lines)
-        self.stats.written += len(lines)
-        self._dirty |= bool(lines) and self.config.fsync != "never"
+        self._done += count
+        self.stats.written += count
+        self._dirty |= count > 0 and self.config.fsync != "never"
         return out
 
     def _open(self, path: str, now: float) -> rot.OpenFile:

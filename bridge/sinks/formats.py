@@ -1,4 +1,4 @@
-"""Line formats shared by the stdout and file sinks, and the sanitisers for templated names.
+"""Line formats shared by the stdout and file sinks.
 
 ``raw`` writes the payload, one message per line. A text payload's CR and LF characters are
 each written as a space: in valid JSON they can only be whitespace between tokens, so a
@@ -13,6 +13,7 @@ the payload is JSON and the text otherwise; a binary payload is base64 and the o
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import time
 from typing import Any
@@ -20,27 +21,16 @@ from typing import Any
 from bridge.messages import INVALID, Delivery, decode_json
 from bridge.sinks.base import Format
 
-_TOPIC_UNSAFE = str.maketrans({"/": "_", "+": "_", "#": "_", "\0": "_"})
-_PATH_UNSAFE = str.maketrans({"/": "_", "\\": "_", "\0": "_"})
-
-
-def sanitize_topic_value(value: str) -> str:
-    """A placeholder's value inside an MQTT topic: it can add no level and no wildcard."""
-    if "/" in value or "+" in value or "#" in value or "\0" in value:  # rare: translate is slow
-        return value.translate(_TOPIC_UNSAFE)
-    return value
-
-
-def sanitize_path_value(value: str) -> str:
-    """A placeholder's value inside a file path: one plain name, never a way up or out."""
-    clean = value.translate(_PATH_UNSAFE).replace("..", "__")
-    return "_" if clean in ("", ".") else clean
-
 
 def iso_utc(t: float) -> str:
     """``2026-11-27T13:00:00.123Z`` for a POSIX time."""
     secs, ms = divmod(round(t * 1000), 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{ms:03d}Z"
+    return f"{_second(secs)}.{ms:03d}Z"
+
+
+@functools.lru_cache(maxsize=4)  # a stream's timestamps share their second: format it once
+def _second(secs: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
 
 
 def payload_json(delivery: Delivery) -> Any:
@@ -82,6 +72,18 @@ def raw_line(payload: str | bytes) -> bytes:
     if "\n" in payload or "\r" in payload:
         payload = payload.replace("\r", " ").replace("\n", " ")
     return payload.encode(errors="replace")
+
+
+def raw_block(payloads: list[str | bytes]) -> bytes | None:
+    """Text payloads as raw lines in one piece (the file sink's batch), or None when one of
+    them needs ``raw_line``'s care: binary, or holding a line break."""
+    try:
+        text = "\n".join(payloads)  # type: ignore[arg-type]  # bytes: TypeError, handled
+    except TypeError:
+        return None
+    if text.count("\n") != len(payloads) - 1 or "\r" in text:
+        return None
+    return (text + "\n").encode(errors="replace")
 
 
 def format_line(delivery: Delivery, fmt: Format) -> bytes:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from bridge.messages import Delivery
-from bridge.sinks.base import StdoutSinkConfig
+from bridge.sinks.base import LogsStates, StdoutSinkConfig
 from bridge.sinks.formats import format_line
 from bridge.sinks.queue import BoundedQueue
 
@@ -32,7 +32,7 @@ class StdoutSinkStats:
     dropped: Counter[str] = field(default_factory=Counter)
 
 
-class StdoutSink:
+class StdoutSink(LogsStates):
     """Writes ``raw`` or ``envelope`` lines to standard output (or ``stream``)."""
 
     def __init__(
@@ -73,9 +73,6 @@ class StdoutSink:
     def close(self) -> None:
         self._closing = True
         self._wake.set()
-
-    def source_state(self, source: str, state: str) -> None:
-        """Connection states are not written to stdout; the log already has them."""
 
     async def run(self) -> None:
         self._stopped = False  # a run restarted after a crash blocks producers again
