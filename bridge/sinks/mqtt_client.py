@@ -149,11 +149,11 @@ class MqttClient:
         if (transport := self.transport) is not None:
             transport.abort()
 
-    def _reason(self, packet: bytes) -> bytes:
+    def _reason(self, pkt: bytes) -> bytes:
         """Read a PUBACK or PUBREC on its way to gmqtt, keeping refusals for ``on_ack``."""
-        if len(packet) > 2 and packet[2] >= 0x80:
-            self._refusals[int.from_bytes(packet[:2], "big")] = packet[2]
-        return packet
+        if len(pkt) > 2 and pkt[2] >= 0x80:
+            self._refusals[int.from_bytes(pkt[:2], "big")] = pkt[2]
+        return pkt
 
     def _settled(self, mid: int, remove: Callable[[int], None]) -> None:
         remove(mid)
