@@ -73,19 +73,17 @@ def decode_json(data: str | bytes) -> Any:
         value = LOADS(data)
     except (ValueError, RecursionError):  # orjson's JSONDecodeError is a ValueError
         return INVALID
-    # Nesting needs an opening bracket per level: counting them (in C) spares the walk.
-    deep = data.count("[") + data.count("{") > MAX_JSON_DEPTH and _too_deep(value, MAX_JSON_DEPTH)
+    # A level is a pair of brackets: short text is never deep; counting (in C) spares the walk.
+    deep = len(data) > 2 * MAX_JSON_DEPTH and data.count("[") + data.count("{") > MAX_JSON_DEPTH \
+        and _too_deep(value, MAX_JSON_DEPTH)
     return INVALID if deep else value
 
 
 def _too_deep(value: Any, budget: int) -> bool:
     if budget < 0:
         return True
-    if isinstance(value, dict):
-        return any(_too_deep(v, budget - 1) for v in value.values())
-    if isinstance(value, list):
-        return any(_too_deep(v, budget - 1) for v in value)
-    return False
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    return any(_too_deep(v, budget - 1) for v in items)
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass pays object.__setattr__ per field

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from bridge.config.model import RouteSpec, SourceConfig
-from bridge.messages import MAX_JSON_DEPTH, Message
+from bridge.messages import INVALID, MAX_JSON_DEPTH, Message
 from bridge.routing.pattern import Pattern
 from bridge.routing.router import Router
 from bridge.routing.template import Template
@@ -237,6 +237,17 @@ async def test_a_fragmented_message_within_the_limit_arrives_whole(
     async with Bridge(source(upstream.url), tmp_path) as bridge:
         await bridge.routed_at_least(1)
     assert bridge.delivered() == [{"parts": [1, 2, 3]}]
+
+
+@pytest.mark.parametrize("opening", ["[", '{"a":'])
+def test_the_depth_limit_holds_for_the_shortest_texts_of_each_depth(opening: str) -> None:
+    # Short texts skip the bracket count: the shortest text one level too deep must still fail.
+    def text(depth: int) -> str:  # a value inside ``depth`` containers
+        return opening * depth + "1" + ("]" if opening == "[" else "}") * depth
+
+    assert Message("s", text(MAX_JSON_DEPTH), 0.0).json is not INVALID
+    assert Message("s", text(MAX_JSON_DEPTH + 1), 0.0).json is INVALID
+    assert len(nested(MAX_JSON_DEPTH + 1)) == 2 * MAX_JSON_DEPTH + 3  # just over the skip
 
 
 @pytest.mark.parametrize("inspected", [True, False], ids=["route-reads-json", "passthrough"])

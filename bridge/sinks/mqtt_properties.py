@@ -24,8 +24,8 @@ class PropertyBuilder:
         self._user, self._host = list(user.items()), host
         self._uses_msg = any(t.uses_message for t in user.values())
         self._bound: dict[str, list[Part]] = {}  # per source (few)
-        self._fixed = (packet.property_list([self._head]),  # without user properties: whole
-                       packet.property_list([self._head, _JSON]))
+        self._heads = (self._head, self._head + _JSON)  # without, with the JSON content type
+        self._fixed = tuple(packet.property_list([h]) for h in self._heads)  # no user properties
 
     def __call__(self, delivery: Delivery, msg_id: str | None = None) -> bytes:
         """``msg_id``, when given, goes last as a user property (the outbox's dedupe key)."""
@@ -34,7 +34,7 @@ class PropertyBuilder:
         json = isinstance(text, str) and text[:1] in ("{", "[") and m.parsed is not INVALID
         if not self._user and msg_id is None:
             return self._fixed[json]
-        parts = [self._head, _JSON] if json else [self._head]
+        parts = [self._heads[json]]
         if (bound := self._bound.get(m.source)) is None:
             bound = self._bind(m.source)
         ctx = None
