@@ -80,15 +80,20 @@ def start_ws_bridge_plain(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
 
 
 def start_ws_bridge_features(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
-    """What a real route costs: a filter, a topic from the message, MQTT 5 properties."""
+    """What a real route costs: a filter, a topic from the message, MQTT 5 properties, and the
+    source's dedup and sequence checks. Each run re-sends seq 0..N-1: the window (1000) has
+    forgotten them by then, and the sequence check sees a restart, not a gap."""
     config = {
         "version": 1,
         "sinks": {"broker": {
             "type": "mqtt", "url": f"mqtt://127.0.0.1:{ctx.broker_port}", "qos": ctx.qos,
             "properties": {"message_expiry": "60s",
                            "user": {"source": "{source}", "received_at": "{now_ms}"}}}},
-        "sources": [{"name": "bench", "url": ctx.ws_url, "routes": [
-            {"sink": "broker", "when": {"e": "trade"}, "topic": "bench/{source}/{msg.e}"}]}],
+        "sources": [{
+            "name": "bench", "url": ctx.ws_url,
+            "dedup": {"key": "{msg.seq}", "window": 1000}, "sequence": {"key": "{msg.seq}"},
+            "routes": [
+                {"sink": "broker", "when": {"e": "trade"}, "topic": "bench/{source}/{msg.e}"}]}],
     }
     return [_run_ws_bridge(ctx, config, "ws-bridge-features")]
 
@@ -177,7 +182,8 @@ PIPELINES = [
     Pipeline("ws-bridge", "**ws-bridge**", "mqtt", start_ws_bridge),
     Pipeline("ws-bridge-plain", "ws-bridge without uvloop and orjson", "mqtt",
              start_ws_bridge_plain),
-    Pipeline("ws-bridge-features", "ws-bridge with `when`, a templated topic, MQTT 5 properties",
+    Pipeline("ws-bridge-features",
+             "ws-bridge with `when`, a templated topic, MQTT 5 properties, dedup, sequence check",
              "mqtt", start_ws_bridge_features),
     Pipeline("ws-bridge-rm20", "ws-bridge, broker Receive Maximum 20 (Mosquitto's default)",
              "mqtt", start_ws_bridge, only_qos=1, default_window=True),

@@ -2,34 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from bridge.decoding import INVALID, MAX_JSON_DEPTH, decode_json
 
-def _json_loads() -> Callable[[str], Any]:  # orjson's when installed ([fast]): 2x as fast
-    try:
-        from orjson import loads  # noqa: PLC0415 - optional
-    except ImportError:  # pragma: no cover - depends on the install
-        return json.loads
-    fast: Callable[[str], Any] = loads  # typed here whether or not orjson's stubs are installed
-    return fast
-
-
-LOADS: Final = _json_loads()
-
-
-class _Invalid:
-    """Sentinel type: the frame is text but not valid JSON (or is binary)."""
-
-    def __repr__(self) -> str:
-        return "INVALID"
-
-
-INVALID: Final = _Invalid()
+__all__ = ["INVALID", "MAX_JSON_DEPTH", "Delivery", "Message", "decode_json"]
 _UNPARSED: Final = object()
-MAX_JSON_DEPTH: Final = 64
 
 
 class Message:
@@ -62,28 +41,6 @@ class Message:
     def __repr__(self) -> str:
         unit = "bytes" if self.is_binary else "chars"
         return f"Message(source={self.source!r}, {len(self.data)} {unit})"
-
-
-
-def decode_json(data: str | bytes) -> Any:
-    """Decode a text frame; binary frames, invalid JSON and over-deep nesting give ``INVALID``."""
-    if isinstance(data, bytes):
-        return INVALID
-    try:
-        value = LOADS(data)
-    except (ValueError, RecursionError):  # orjson's JSONDecodeError is a ValueError
-        return INVALID
-    # A level is a pair of brackets: short text is never deep; counting (in C) spares the walk.
-    deep = len(data) > 2 * MAX_JSON_DEPTH and data.count("[") + data.count("{") > MAX_JSON_DEPTH \
-        and _too_deep(value, MAX_JSON_DEPTH)
-    return INVALID if deep else value
-
-
-def _too_deep(value: Any, budget: int) -> bool:
-    if budget < 0:
-        return True
-    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
-    return any(_too_deep(v, budget - 1) for v in items)
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass pays object.__setattr__ per field

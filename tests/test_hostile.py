@@ -250,6 +250,16 @@ def test_the_depth_limit_holds_for_the_shortest_texts_of_each_depth(opening: str
     assert len(nested(MAX_JSON_DEPTH + 1)) == 2 * MAX_JSON_DEPTH + 3  # just over the skip
 
 
+def test_a_long_object_of_scalars_is_kept_and_one_deep_value_in_it_is_not() -> None:
+    # A dict of scalars skips the bracket count; one nested field brings the count back.
+    flat = {f"k{i}": "[" * 20 + "{" * 50 for i in range(8)}  # brackets in strings: not levels
+    assert Message("s", json.dumps(flat), 0.0).json == flat
+    deep = json.dumps({**flat, "z": json.loads(nested(MAX_JSON_DEPTH))})  # 1 + 64 levels
+    assert Message("s", deep, 0.0).json is INVALID
+    ok = json.dumps({**flat, "z": json.loads(nested(MAX_JSON_DEPTH - 1))})
+    assert Message("s", ok, 0.0).json is not INVALID
+
+
 @pytest.mark.parametrize("inspected", [True, False], ids=["route-reads-json", "passthrough"])
 async def test_too_deeply_nested_json_is_invalid_never_a_crash(
     upstream: Upstream, tmp_path: Path, inspected: bool

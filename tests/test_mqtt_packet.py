@@ -15,7 +15,11 @@ from gmqtt.mqtt.package import PublishPacket
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bridge.messages import Delivery
+from bridge.messages import Message as Frame
+from bridge.routing.template import Template
 from bridge.sinks import mqtt_packet as packet
+from bridge.sinks.mqtt_properties import PropertyBuilder
 
 
 def reference(topic: str, payload: bytes, qos: int, retain: bool, mid: int | None,
@@ -53,11 +57,13 @@ def test_every_field_combination_matches_gmqtt(topic: str, payload: bytes, qos: 
         reference(topic, payload, qos, retain, mid, props, version)
 
 
-@pytest.mark.parametrize("size", [0, 127, 128, 16_383, 16_384, 2_097_152])
-def test_remaining_length_boundaries_match_gmqtt(size: int) -> None:
-    # Each size crosses into a longer Variable Byte Integer for the Remaining Length.
-    payload = b"x" * size
+@pytest.mark.parametrize("length", [11, 127, 128, 16_383, 16_384, 2_097_151, 2_097_152])
+def test_remaining_length_boundaries_match_gmqtt(length: int) -> None:
+    # A Remaining Length on each side of each step to a longer Variable Byte Integer.
     props = {"message_expiry_interval": 60}
+    overhead = len(ours("t", b"", 1, False, 7, props, 5)) - 2  # topic, packet id, properties
+    payload = b"x" * (length - overhead)
+    assert len(ours("t", payload, 1, False, 7, props, 5)) - len(packet.varint(length)) - 1 == length
     expected = reference("t", payload, 1, False, 7, props, 5)
     assert ours("t", payload, 1, False, 7, props, 5) == expected
 
@@ -85,3 +91,18 @@ def test_topics_are_encoded_once_and_bounded() -> None:
     for i in range(10_001):
         topics[f"t/{i}"]
     assert len(topics) <= 10_000
+
+
+def test_a_clock_property_follows_each_message_time() -> None:
+    # {now_ms} is rendered once per millisecond: a cache that must never serve a stale time.
+    build = PropertyBuilder(None, {"at": Template("{now_ms}"), "by": Template("{source}")}, "h")
+
+    def at(t: float) -> bytes:
+        return build(Delivery(Frame("src", "x", t), "x"))
+
+    first = at(1.0)
+    assert packet.user_property("at", "1000") in first
+    assert packet.user_property("by", "src") in first
+    assert at(1.0004) == first  # the same millisecond
+    assert packet.user_property("at", "1002") in at(1.002)
+    assert packet.user_property("at", "1000") in at(1.0)  # back again: no stale value either

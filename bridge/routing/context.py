@@ -86,7 +86,12 @@ def getter(root: str, path: str) -> Getter:
     if root == "msg" and len(steps) == 1 and isinstance(key := steps[0], str):
         def get_key(ctx: Context) -> Any:  # {msg.field}, the usual case: one lookup
             value = ctx.msg
-            return value[key] if type(value) is dict and key in value else get(ctx)
+            if type(value) is dict:
+                try:
+                    return value[key]
+                except KeyError:
+                    pass
+            return get(ctx)  # the error to raise, or the raw text of a non-JSON frame
 
         return get_key
     return get

@@ -78,7 +78,6 @@ class Router:
         self.source = source.name
         self.stats = RouterStats()
         self.last_received: float | None = None  # wall time of the latest message routed
-        self._hostname = hostname
         self._wall = wall
         self._seq = itertools.count(1).__next__
         self._log = logging.LoggerAdapter(logger, {"source": source.name})
@@ -95,6 +94,8 @@ class Router:
             self._routes.append(_Route(i, spec, sink, templated, _block_queue(sink), topic))
         templates = [t for r in source.routes for t in (r.topic, r.payload) if t is not None]
         self._ctx_json = any(t.uses_message for t in templates)
+        # One context, refilled per message: rendering is synchronous and keeps no reference.
+        self._ctx = Context(source.name, INVALID, "", 0.0, self._seq, hostname)
 
     def route(self, msg: Message) -> Awaitable[None] | None:
         """Send ``msg`` to every matching route's sink; an awaitable means: wait for room."""
@@ -124,8 +125,10 @@ class Router:
         return full[0].drain() if len(full) == 1 else _drain_all(full)
 
     def _context(self, msg: Message) -> Context:
-        value = msg.json if self._ctx_json else INVALID  # positional: faster, once per message
-        return Context(msg.source, value, msg.data, self._wall(), self._seq, self._hostname)
+        ctx = self._ctx
+        ctx.msg = msg.json if self._ctx_json else INVALID
+        ctx.raw, ctx.now = msg.data, self._wall()
+        return ctx
 
     @staticmethod
     def _render(spec: RouteSpec, msg: Message, ctx: Context) -> Delivery:

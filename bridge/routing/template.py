@@ -25,16 +25,23 @@ def _text(value: Any) -> str:
 
 
 class Template:
-    """A compiled template; ``render`` keeps JSON types, ``render_str`` always gives text."""
+    """A compiled template; ``render(ctx)`` keeps JSON types, ``render_str`` always gives text.
+    A template that is one placeholder (``{msg.seq}``) renders as that placeholder's getter."""
 
-    __slots__ = ("_consts", "_render", "roots", "spec", "static", "uses_message")
+    __slots__ = ("_consts", "_render", "render", "roots", "spec", "static", "uses_message")
+    render: Callable[[Context], Any]
 
     def __init__(self, spec: Any, consts: dict[str, str] | None = None) -> None:
         self.spec, self._consts = spec, consts or {}
         self.roots: set[str] = set()
-        self._render = self._compile(spec)
+        self._render = compiled = self._compile(spec)
         self.static = not self.roots
         self.uses_message = "msg" in self.roots
+        whole = _PLACEHOLDER.fullmatch(spec) if isinstance(spec, str) else None
+        if whole and whole.group(1) and not (whole.group(1) in self._consts and not whole.group(2)):
+            self.render = getter(whole.group(1), whole.group(2))  # one call, no wrapper
+        else:
+            self.render = lambda ctx: compiled(ctx, None)
 
     def __eq__(self, other: object) -> bool:  # config reload compares configs by value
         return isinstance(other, Template) and other.spec == self.spec
@@ -46,9 +53,6 @@ class Template:
         """This template with values that never change for its user ({source}, {hostname})
         filled in once, ``clean``-ed: nothing left to look up for them per message."""
         return Template(self.spec, {k: clean(v) if clean else v for k, v in values.items()})
-
-    def render(self, ctx: Context) -> Any:
-        return self._render(ctx, None)
 
     def render_str(self, ctx: Context, clean: Clean = None) -> str:
         """Render to text; ``clean`` is applied to each placeholder's value (topic/path safety)."""

@@ -20,6 +20,8 @@ def varint(n: int) -> bytes:
     """MQTT's Variable Byte Integer."""
     if n < 128:
         return _SMALL[n]
+    if n < 16_384:  # a KiB payload: two bytes, without the loop
+        return bytes((0x80 | n & 0x7F, n >> 7))
     out = bytearray()
     while n > 127:
         out.append(0x80 | (n & 0x7F))

@@ -12,7 +12,18 @@ from bridge.routing.template import Context, Template, TemplateError
 from bridge.sinks import mqtt_packet as packet
 
 _JSON: Final = packet.prop("content_type", "application/json")
-Part = bytes | tuple[bytes, Template]  # encoded, or (encoded key, the value's template)
+_CLOCK: Final = frozenset({"now_ms", "now_s"})  # values read off the clock: cached per ms
+
+
+class _Render:
+    """A user property whose value changes per message: the encoded key, the value's template,
+    and, for a value read off the clock alone, the last millisecond's encoded property."""
+
+    __slots__ = ("clock", "key", "last", "template")
+
+    def __init__(self, key: str, template: Template) -> None:
+        self.key, self.template = packet.user_key(key), template
+        self.clock, self.last = template.roots <= _CLOCK, (-1, b"")
 
 
 class PropertyBuilder:
@@ -23,9 +34,10 @@ class PropertyBuilder:
             else b""
         self._user, self._host = list(user.items()), host
         self._uses_msg = any(t.uses_message for t in user.values())
-        self._bound: dict[str, list[Part]] = {}  # per source (few)
+        self._bound: dict[str, list[bytes | _Render]] = {}  # per source (few)
         self._heads = (self._head, self._head + _JSON)  # without, with the JSON content type
         self._fixed = tuple(packet.property_list([h]) for h in self._heads)  # no user properties
+        self._ctx = Context(hostname=host)  # refilled per message: rendering keeps no reference
 
     def __call__(self, delivery: Delivery, msg_id: str | None = None) -> bytes:
         """``msg_id``, when given, goes last as a user property (the outbox's dedupe key)."""
@@ -42,24 +54,31 @@ class PropertyBuilder:
             if isinstance(part, bytes):  # nothing in it changes per message
                 parts.append(part)
                 continue
+            if part.clock and part.last[0] == (ms := int(m.received_at * 1000)):
+                parts.append(part.last[1])
+                continue
             if ctx is None:
-                msg = m.json if self._uses_msg else INVALID
-                ctx = Context(m.source, msg, m.data, m.received_at, hostname=self._host)
-            try:  # noqa: SIM105 - per message: suppress() would build a context manager each time
-                parts.append(part[0] + packet.str16(part[1].render_str(ctx)))
+                ctx = self._ctx
+                ctx.source, ctx.raw, ctx.now = m.source, m.data, m.received_at
+                ctx.msg = m.json if self._uses_msg else INVALID
+            try:
+                encoded = part.key + packet.str16(part.template.render_str(ctx))
             except (TemplateError, ValueError):  # a field this message lacks, or over 64 KiB
-                pass
+                continue
+            parts.append(encoded)
+            if part.clock:
+                part.last = (ms, encoded)
         if msg_id is not None:
             parts.append(packet.user_property("msg_id", msg_id))
         return packet.property_list(parts)
 
-    def _bind(self, source: str) -> list[Part]:
-        parts: list[Part] = []
+    def _bind(self, source: str) -> list[bytes | _Render]:
+        parts: list[bytes | _Render] = []
         for key, template in self._user:
             bound = template.bind({"source": source, "hostname": self._host})
             if bound.static:
                 parts.append(packet.user_property(key, bound.render_str(Context())))
             else:
-                parts.append((packet.user_key(key), bound))
+                parts.append(_Render(key, bound))
         self._bound[source] = parts
         return parts

@@ -14,7 +14,7 @@ class Send:
     data: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per message, and frozen pays object.__setattr__
 class Deliver:
     msg: Message
 

@@ -324,24 +324,29 @@ class SourceClient:
                     stats.bytes += _size(data)
                     if calls is not None and calls.waiting and self._replied(msg):
                         session.last_rx = now
-                    elif session.passthrough:
+                    elif not (through := session.passthrough) and \
+                            (actions := self._actions(session, msg, now)) is not None:
+                        await self._apply(conn, actions)
+                        due = session.deadline()
+                    else:  # data, delivered: no deadline moved (idle and quiet are lazy)
                         session.last_rx = now
                         self._delivered += 1
                         if (pending := deliver(msg)) is not None:
                             await pending
-                        if msg.parsed is INVALID and not msg.is_binary:  # parsed by a route
-                            self._note_invalid(1)
-                    else:  # passing through leaves the deadline where it was (idle is lazy)
-                        invalid = session.invalid
-                        actions = session.receive(msg, now)
-                        if session.invalid != invalid:
-                            self._note_invalid(session.invalid - invalid)
-                        await self._apply(conn, actions)
-                        due = session.deadline()
+                        if through and msg.parsed is INVALID and not msg.is_binary:
+                            self._note_invalid(1)  # parsed by a route
                     if due is not None and due <= now:
                         return
             finally:
                 self._wakeup = None
+
+    def _actions(self, session: Session, msg: Message, now: float) -> list[Action] | None:
+        """What the session makes of a frame; None when it is data to deliver and nothing else."""
+        invalid = session.invalid
+        actions = session.receive(msg, now)
+        if session.invalid != invalid:
+            self._note_invalid(session.invalid - invalid)
+        return None if len(actions) == 1 and type(actions[0]) is Deliver else actions
 
     async def _apply(self, conn: Connection, actions: list[Action]) -> None:
         for action in actions:

@@ -45,6 +45,7 @@ class Recovery:
         self.limit = LogLimit()
         self._window = DedupWindow(cfg.dedup.window) if cfg.dedup else None
         self._tracker = SequenceTracker(cfg.sequence) if cfg.sequence else None
+        self._ctx = Context(cfg.name)  # refilled per message: rendering keeps no reference
 
     def reset(self) -> None:
         """A (re)subscribe or a new connection: every stream's numbering starts afresh."""
@@ -53,13 +54,14 @@ class Recovery:
 
     def check(self, value: Any, raw: str | bytes, now: float, ordered: bool = True) -> Check:
         """Dedup, then (when ``ordered``: once subscribed) the sequence check."""
-        ctx, notes = Context(self.source, value, raw), []
+        ctx, notes = self._ctx, []
+        ctx.msg, ctx.raw = value, raw
         if self.dedup is not None and self._window is not None:
             try:
                 key = hashable(self.dedup.key.render(ctx))
             except TemplateError:
                 key = None
-                notes += self._note("no_key", now)
+                notes = self._note("no_key", now)
             if key is not None and self._window.seen(key):
                 self.counts["duplicate"] += 1
                 return DROP

@@ -16,7 +16,7 @@ from bridge.routing.template import Context, Template, TemplateError
 from bridge.upstream.actions import Action, Close, Deliver, Fail, Notice, Send, SetState
 from bridge.upstream.liveness import NEVER, Quiet
 from bridge.upstream.plan import Item, Wait, compile_plan, step_plan, subscribe_plan
-from bridge.upstream.recovery import Recovery
+from bridge.upstream.recovery import KEEP, Recovery
 from bridge.upstream.state import ConnState
 
 __all__ = ["Action", "Close", "Deliver", "Fail", "Notice", "Send", "Session", "SetState"]
@@ -38,8 +38,7 @@ class Session:
         self.cfg, self.hostname, self._wall = cfg, hostname, wall
         self.recovery = recovery or Recovery(cfg)
         self.state, self._live, self.last_rx = ConnState.CONNECTING, False, 0.0
-        # CONNECTED with nothing to match: the driver may deliver frames without ``receive``,
-        # setting ``last_rx`` itself, so a frame that no route inspects is never parsed.
+        # CONNECTED, nothing to match: the driver delivers frames unparsed, without ``receive``.
         self.passthrough, self._idle_at, self.invalid = False, math.inf, 0  # invalid: not JSON
         self._plan: list[Item] = []
         self._seq: Iterator[int] = itertools.count(1)  # {seq}: restarts on every connection
@@ -65,15 +64,17 @@ class Session:
         consumed, out = self._consume(value, now)
         if not self._live:
             return out
-        for reply in (r for r in self.cfg.replies if r.when.matches(value)):
-            with suppress(TemplateError):  # a field the reply needs is missing: no reply
-                out.append(self.render(reply.send, now, value, msg.data))
+        for reply in self.cfg.replies:
+            if reply.when.matches(value):
+                with suppress(TemplateError):  # a field the reply needs is missing: no reply
+                    out.append(self.render(reply.send, now, value, msg.data))
         if consumed or (bad and self.cfg.on_invalid == "drop") or self.state not in _DELIVERING:
             return out
-        if not self.recovery.active:
-            return [*out, Deliver(msg)]
         # Until subscribed, the old subscription's numbers may still arrive: no gap checks.
-        check = self.recovery.check(value, msg.data, now, self.state is ConnState.CONNECTED)
+        check = self.recovery.check(value, msg.data, now, self.state is ConnState.CONNECTED) \
+            if self.recovery.active else KEEP
+        if check is KEEP:  # the usual data message: the driver has a fast path for [Deliver]
+            return [*out, Deliver(msg)]
         out += [Notice(note) for note in check.notes]
         out += [Deliver(msg)] if check.keep else []
         if check.on_gap == "reconnect":
