@@ -18,7 +18,7 @@ from bridge.messages import Message
 from bridge.routing.pattern import Pattern
 from bridge.routing.template import Template
 from bridge.supervisor import Supervisor
-from bridge.upstream.client import reason_of
+from bridge.upstream.stats import reason_of
 from bridge.upstream.dedup import DedupWindow
 from bridge.upstream.liveness import Quiet
 from bridge.upstream.recovery import Recovery

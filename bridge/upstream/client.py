@@ -8,22 +8,11 @@ import itertools
 import json
 import logging
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
 from bridge.config.model import SourceConfig
-from bridge.errors import (
-    AuthRejected,
-    ConnectFailed,
-    ConnectionLost,
-    HandshakeRejected,
-    MessageTooBig,
-    SequenceGap,
-    SessionTimeout,
-    SourceError,
-)
+from bridge.errors import SourceError
 from bridge.messages import INVALID, Message
 from bridge.routing.rpc import Calls
 from bridge.routing.template import Template, TemplateError
@@ -34,6 +23,7 @@ from bridge.upstream.ratelimit import TokenBucket
 from bridge.upstream.recovery import Recovery
 from bridge.upstream.session import Action, Close, Deliver, Fail, Notice, Send, Session, SetState
 from bridge.upstream.state import ConnState
+from bridge.upstream.stats import REASONS, SourceStats, frame_size, reason_of
 from bridge.upstream.urls import safe_url
 
 logger = logging.getLogger("bridge.upstream")
@@ -48,66 +38,10 @@ FAILED_CLOSE_GRACE: Final = 1.0
 # Invalid JSON frames: the first is logged, then at most one summary line per this many seconds.
 INVALID_LOG_EVERY: Final = 60.0
 
-REASONS: Final = {
-    "auth_rejected": "auth rejected",
-    "handshake_rejected": "handshake rejected",
-    "network": "network error",
-    "timeout": "timeout",
-    "too_big": "message too big",
-    "closed": "connection closed",
-    "rejected": "rejected",
-    "gap": "sequence gap",
-}
-
 DeliverFn = Callable[[Message], Awaitable[None] | None]
 AnswerFn = Callable[[str | bytes], None]  # an RPC's reply frame, or {"error": ...} as JSON text
 StateFn = Callable[[str, ConnState], None]
 _T = TypeVar("_T")
-
-
-# Most specific first: HandshakeRejected is a ConnectFailed, MessageTooBig a ConnectionLost.
-_KINDS: Final = (
-    (AuthRejected, "auth_rejected"),
-    (HandshakeRejected, "handshake_rejected"),
-    (ConnectFailed, "network"),
-    (SessionTimeout, "timeout"),
-    (MessageTooBig, "too_big"),
-    (SequenceGap, "gap"),
-)
-
-
-def reason_of(error: SourceError) -> str:
-    """The reconnect reason for metrics and logs; a rejection is never a network error."""
-    for kind, reason in _KINDS:
-        if isinstance(error, kind):
-            return reason
-    if isinstance(error, ConnectionLost):  # 1006: the TCP connection dropped, no close frame
-        return "network" if error.code in (None, 1006) else "closed"
-    return "rejected"  # a subscribe reject, or a message the session could not render
-
-
-def _size(data: str | bytes) -> int:
-    if isinstance(data, bytes) or data.isascii():
-        return len(data)
-    return len(data.encode())
-
-
-@dataclass
-class SourceStats:
-    """Counters of one source over its whole life, across reconnects."""
-
-    received: int = 0  # frames, including the session's own (acks, pongs)
-    bytes: int = 0
-    invalid: int = 0  # text frames that were not valid JSON
-    reconnects: Counter[str] = field(default_factory=Counter)  # by reason_of()
-    connects: int = 0  # connections that reached CONNECTED
-    last_error: str | None = None
-    handshake_seconds: float | None = None  # of the latest connection
-    # dedup, sequence and expect_every: duplicate (dropped), no_key, no_seq, gap, resubscribe
-    recovery: Counter[str] = field(default_factory=Counter)
-    sent: int = 0  # messages sent upstream, the session's own included
-    # messages from MQTT not sent upstream: expired, overflow, render_error
-    outgoing: Counter[str] = field(default_factory=Counter)
 
 
 def _error(reason: str, reply: Any = INVALID) -> str:
@@ -321,7 +255,7 @@ class SourceClient:
                     now = clock()
                     msg = Message(name, data, wall())
                     stats.received += 1
-                    stats.bytes += _size(data)
+                    stats.bytes += frame_size(data)
                     if calls is not None and calls.waiting and self._replied(msg):
                         session.last_rx = now
                     elif not (through := session.passthrough) and \
