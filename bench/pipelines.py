@@ -117,8 +117,9 @@ def _run_ws_bridge(ctx: Ctx, config: dict[str, object], name: str,
     if rate := os.environ.get("BENCH_PROFILE"):  # py-spy samples ws-bridge, in raw (folded) form
         spy = ROOT / ".venv" / "bin" / "py-spy"
         # sh ignores SIGTERM for py-spy, which then writes its profile when ws-bridge exits
-        cmd = ["sh", "-c", 'trap "" TERM; exec "$@"', "sh", str(spy), "record", "--nonblocking", "--format", "raw", "--rate", rate,
-               "--output", str(ctx.workdir / f"{name}.spy"), "--", *cmd]
+        cmd = ["sh", "-c", 'trap "" TERM; exec "$@"', "sh", str(spy), "record", "--nonblocking",
+               "--format", "raw", "--rate", rate, "--output", str(ctx.workdir / f"{name}.spy"),
+               "--", *cmd]
     return spawn(cmd, _log(ctx, name), cwd=ctx.workdir)
 
 

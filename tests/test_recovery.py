@@ -18,13 +18,13 @@ from bridge.messages import Message
 from bridge.routing.pattern import Pattern
 from bridge.routing.template import Template
 from bridge.supervisor import Supervisor
-from bridge.upstream.stats import reason_of
 from bridge.upstream.dedup import DedupWindow
 from bridge.upstream.liveness import Quiet
 from bridge.upstream.recovery import Recovery
 from bridge.upstream.sequence import LogLimit
 from bridge.upstream.session import Action, Deliver, Fail, Notice, Send, Session, SetState
 from bridge.upstream.state import ConnState
+from bridge.upstream.stats import reason_of
 from tests.support.upstream import Upstream, UpstreamConn
 from tests.test_client import FAST, Running
 
