@@ -241,6 +241,7 @@ class SourceClient:
         with nothing to match lets frames through without parsing them."""
         loop, clock, wall, stats = asyncio.get_running_loop(), self._clock, self._wall, self.stats
         name, deliver, calls, turn = self.cfg.name, self._deliver, self._calls, 0
+        take = conn.take
         async with asyncio.timeout(None) as wakeup:
             self._wakeup, armed = wakeup, None
             try:
@@ -251,7 +252,8 @@ class SourceClient:
                     if (turn := turn + 1) & 255 == 0:  # one read can hold thousands of frames:
                         await asyncio.sleep(0)  # the sinks get their turn, queues stay short
                         due = session.deadline()  # other tasks ran: the session may have moved
-                    data = await conn.recv()
+                    if (data := take()) is None:  # nothing buffered whole: wait for it
+                        data = await conn.recv()
                     now = clock()
                     msg = Message(name, data, wall())
                     stats.received += 1
