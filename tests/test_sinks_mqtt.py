@@ -21,7 +21,7 @@ from bridge.errors import SinkUnavailable
 from bridge.messages import Delivery, Message
 from bridge.routing.template import Template
 from bridge.sinks.base import Availability, MqttSinkConfig, QueueConfig
-from bridge.sinks.mqtt import MqttSink
+from bridge.sinks.mqtt import DropLog, MqttSink
 from bridge.sinks.mqtt_topics import source_topic, topic_problem
 from bridge.upstream.backoff import BackoffPolicy
 from tests.support.mosquitto import Broker, Subscriber
@@ -107,6 +107,26 @@ def test_topic_rules_reject_wildcards_empty_and_oversized_topics() -> None:
     for bad in ("", "a/+/b", "a/#", "x\0y", "é" * 40_000):
         assert topic_problem(bad) is not None, bad
     assert source_topic("ws-bridge", "binance", "state") == "ws-bridge/binance/state"
+
+
+def test_a_queue_held_at_its_limit_batch_after_batch_is_one_drop_episode() -> None:
+    """The broker takes a batch, the source refills the queue past its limit, again and again:
+    one line when dropping starts and one summary once no drop came for ``quiet`` seconds."""
+    drops, dropped, now, lines = DropLog(quiet=1.0), {"queue_full_oldest": 0}, 100.0, []
+    for _ in range(50):  # 50 batches, 20 ms apart: each take makes room, then 30 more drops
+        now += 0.02
+        lines += drops.check(dropped, now, full=False, settle=True)  # after a take: room
+        dropped["queue_full_oldest"] += 30
+        lines += drops.check(dropped, now, full=True)  # a drop, at send()
+    assert lines == ["dropping messages (queue_full_oldest); a summary follows when it stops"]
+    assert drops.open
+    assert drops.check(dropped, now + 0.5, settle=True) == []  # not quiet long enough yet
+    assert drops.check(dropped, now + 1.0, settle=True) == [
+        "stopped dropping (queue_full_oldest): 1500 messages dropped in 2.0s"]
+    assert not drops.open
+    dropped["too_large"] = 1  # a new reason later is a new episode
+    assert drops.check(dropped, now + 9, settle=True) == [
+        "dropping messages (too_large); a summary follows when it stops"]
 
 
 async def test_publishes_payload_bytes_qos_and_retain_as_routed(

@@ -184,6 +184,11 @@ class MqttSink:
                     self._room.clear()
                     if self._backlog():
                         await asyncio.sleep(0)  # let the sources run between batches
+                elif not self._stop.is_set() and self._drops.open:  # summarised once quiet
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self._drops.quiet):
+                            await self._wake.wait()
+                    self._log_drops(settle=True)
                 elif not self._stop.is_set():
                     await self._wake.wait()  # no timer: a steady stream wakes this per message
                 else:
@@ -284,12 +289,19 @@ def _keep(_: Delivery) -> None:
 class DropLog:
     """Drop counters as episodes: one line when a reason starts dropping, one when it stops.
 
-    ``check`` runs after each drop and each take; an episode ends at a settling check that saw
-    no new drop since the previous one and, for ``queue_full_*``, only once there is room."""
+    ``check`` runs after each drop and each take. An episode ends at a settling check once no
+    drop came for ``quiet`` seconds and, for ``queue_full_*``, there is room: a queue that stays
+    at its limit while the broker takes a batch at a time is one episode, not one per batch."""
 
-    def __init__(self) -> None:
+    def __init__(self, quiet: float = 1.0) -> None:
+        self.quiet = quiet
         self._seen: dict[str, int] = {}
-        self._open: dict[str, list[float]] = {}  # reason -> [since, count before, count at last]
+        self._open: dict[str, list[float]] = {}  # reason -> [since, count before, last drop]
+
+    @property
+    def open(self) -> bool:
+        """An episode waits for its summary: the sink must check again, settling, later."""
+        return bool(self._open)
 
     def check(self, dropped: Mapping[str, int], now: float, *, full: bool = False,
               settle: bool = False) -> list[str]:
@@ -297,14 +309,14 @@ class DropLog:
         for reason, total in dropped.items():
             before = self._seen.get(reason, 0)
             self._seen[reason] = total
-            if total > before and reason not in self._open and reason not in QUIET:
-                self._open[reason] = [now, before, -1]
+            if total > before and reason in self._open:
+                self._open[reason][2] = now
+            elif total > before and reason not in QUIET:
+                self._open[reason] = [now, before, now]
                 lines.append(f"dropping messages ({reason}); a summary follows when it stops")
-        for reason, episode in list(self._open.items()) if settle else ():
-            total = dropped.get(reason, 0)
-            if total == episode[2] and not (full and reason.startswith("queue_full")):
-                lines.append(self._summary(reason, total, now))
-            episode[2] = total
+        for reason, (_, _, last) in list(self._open.items()) if settle else ():
+            if now - last >= self.quiet and not (full and reason.startswith("queue_full")):
+                lines.append(self._summary(reason, dropped.get(reason, 0), now))
         return lines
 
     def end(self, dropped: Mapping[str, int], now: float) -> list[str]:
