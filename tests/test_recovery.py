@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bridge.config.load import load_config
-from bridge.config.model import Config, DedupSpec, SequenceSpec, SourceConfig, Step
+from bridge.config.model import Config, DedupSpec, ReplySpec, SequenceSpec, SourceConfig, Step
 from bridge.errors import ConfigError, SequenceGap, SessionTimeout
 from bridge.messages import Message
 from bridge.routing.pattern import Pattern
@@ -132,6 +132,26 @@ def test_a_message_without_a_sequence_number_is_delivered_and_counted() -> None:
     assert notes(out) == ["a message without a sequence number: not checked for gaps"]
     out = feed(s, [{"ch": "a", "seq": 9.0}])  # numbers may come as text or integral floats
     assert notes(out) == ["sequence gap in stream 'a': expected 8, got 9 (1 missing)"]
+
+
+def test_screen_says_none_for_data_to_deliver_and_otherwise_what_receive_says() -> None:
+    """The driver's fast path: ``screen`` is ``receive`` without a list for a message to deliver,
+    whether the session checks only recovery or also has a reply to match."""
+    reply = ReplySpec(Pattern({"q": True}), Template({"a": 1}))
+    for cfg in (source(dedup=DEDUP, sequence=seq("{msg.id}")),
+                source(dedup=DEDUP, sequence=seq("{msg.id}"), replies=(reply,))):
+        s = Session(cfg)
+        s.start(0.0)
+        assert s.screen(frame({"id": 1}), 1.0) is None
+        assert s.screen(frame({"id": 1}), 1.0) == []  # a repeat: dropped, counted
+        out = s.screen(frame({"id": 3}), 1.0)
+        assert out is not None and kept(out) == 1
+        assert notes(out) == ["sequence gap: expected 2, got 3 (1 missing)"]
+        assert s.recovery.counts == {"duplicate": 1, "gap": 1}
+        out = s.screen(frame({"id": 4, "q": True}), 1.0)
+        assert (sent(out or []), kept(out or [])) == (([{"a": 1}], 1) if cfg.replies else ([], 0))
+        out = s.screen(frame("not json"), 1.0)  # forwarded raw, unchecked, and counted
+        assert out is not None and kept(out) == 1 and s.invalid == 1
 
 
 def test_without_recovery_settings_frames_pass_through_unparsed() -> None:

@@ -279,10 +279,10 @@ class SourceClient:
     def _actions(self, session: Session, msg: Message, now: float) -> list[Action] | None:
         """What the session makes of a frame; None when it is data to deliver and nothing else."""
         invalid = session.invalid
-        actions = session.receive(msg, now)
+        actions = session.screen(msg, now)
         if session.invalid != invalid:
             self._note_invalid(session.invalid - invalid)
-        return None if len(actions) == 1 and type(actions[0]) is Deliver else actions
+        return actions
 
     async def _apply(self, conn: Connection, actions: list[Action]) -> None:
         for action in actions:

@@ -48,3 +48,11 @@ def compile_plan(cfg: SourceConfig) -> list[Item]:
     if cfg.subscribe:
         plan += subscribe_plan(cfg)[:-1]
     return [*plan, ConnState.CONNECTED]
+
+
+def reads_data(cfg: SourceConfig) -> bool:
+    """Once CONNECTED, whether a data message may be a reply's trigger, a heartbeat's pong or
+    the proof that an ``expect_every`` subscription is alive: the session must then see each."""
+    beat = cfg.heartbeat
+    return bool(cfg.replies) or bool(beat and beat.expect) or \
+        any(s.expect_every for s in cfg.subscribe)

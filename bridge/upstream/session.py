@@ -15,31 +15,29 @@ from bridge.messages import INVALID, Message
 from bridge.routing.template import Context, Template, TemplateError
 from bridge.upstream.actions import Action, Close, Deliver, Fail, Notice, Send, SetState
 from bridge.upstream.liveness import NEVER, Quiet
-from bridge.upstream.plan import Item, Wait, compile_plan, step_plan, subscribe_plan
-from bridge.upstream.recovery import KEEP, Recovery
+from bridge.upstream.plan import Item, Wait, compile_plan, reads_data, step_plan, subscribe_plan
+from bridge.upstream.recovery import KEEP, Check, Recovery
 from bridge.upstream.state import ConnState
 
 __all__ = ["Action", "Close", "Deliver", "Fail", "Notice", "Send", "Session", "SetState"]
 
-_Clock = Callable[[], float] | None
 _DELIVERING = (ConnState.SUBSCRIBING, ConnState.CONNECTED)
 
 
 class Session:
-    """One connection's session: auth and subscribe (compiled into one plan of states, sends and
-    waits), heartbeat, replies, idle timeout, per-subscription liveness, dedup and sequence
-    checks (``recovery``, which outlives the connection), unsubscribe. Times passed in are
-    monotonic seconds; ``wall`` (if given) supplies ``{now_ms}`` values."""
+    """One connection's session: auth and subscribe (one plan of states, sends and waits),
+    heartbeat, replies, idle timeout, per-subscription liveness, dedup and sequence checks
+    (``recovery`` outlives the connection), unsubscribe. Times passed in are monotonic
+    seconds; ``wall`` (if given) supplies ``{now_ms}`` values."""
 
-    def __init__(
-        self, cfg: SourceConfig, *, hostname: str = "", wall: _Clock = None,
-        recovery: Recovery | None = None,
-    ) -> None:
+    def __init__(self, cfg: SourceConfig, *, hostname: str = "",
+                 wall: Callable[[], float] | None = None, recovery: Recovery | None = None) -> None:
         self.cfg, self.hostname, self._wall = cfg, hostname, wall
         self.recovery = recovery or Recovery(cfg)
         self.state, self._live, self.last_rx = ConnState.CONNECTING, False, 0.0
-        # CONNECTED, nothing to match: the driver delivers frames unparsed, without ``receive``.
-        self.passthrough, self._idle_at, self.invalid = False, math.inf, 0  # invalid: not JSON
+        # CONNECTED, nothing to match: frames pass unparsed, or ``screen`` only checks recovery
+        self.passthrough = self._checks_only = False
+        self._idle_at, self.invalid = math.inf, 0  # invalid: text frames not JSON
         self._plan: list[Item] = []
         self._seq: Iterator[int] = itertools.count(1)  # {seq}: restarts on every connection
         self._wait: Wait | None = None  # the plan's current wait
@@ -54,13 +52,19 @@ class Session:
         return self._guard(self._advance, now, INVALID)
 
     def receive(self, msg: Message, now: float) -> list[Action]:
+        out = self.screen(msg, now)
+        return [Deliver(msg)] if out is None else out
+
+    def screen(self, msg: Message, now: float) -> list[Action] | None:
+        """``receive``, but None where that is ``[Deliver(msg)]``: the driver's fast path."""
         if not self._live:
             return []
         self.last_rx, value = now, msg.json
-        bad = value is INVALID and not msg.is_binary
-        self.invalid += bad
-        if self._quiet.active:
-            self._quiet.seen(value, now)
+        if self._checks_only and value is not INVALID:  # data: dedup and sequence, nothing else
+            check = self.recovery.check(value, msg.data, now)
+            return None if check is KEEP else self._checked(msg, check, [], now)
+        self.invalid += (bad := value is INVALID and not msg.is_binary)
+        self._quiet.seen(value, now)
         consumed, out = self._consume(value, now)
         if not self._live:
             return out
@@ -73,8 +77,11 @@ class Session:
         # Until subscribed, the old subscription's numbers may still arrive: no gap checks.
         check = self.recovery.check(value, msg.data, now, self.state is ConnState.CONNECTED) \
             if self.recovery.active else KEEP
-        if check is KEEP:  # the usual data message: the driver has a fast path for [Deliver]
-            return [*out, Deliver(msg)]
+        if check is KEEP:  # the usual data message
+            return [*out, Deliver(msg)] if out else None
+        return self._checked(msg, check, out, now)
+
+    def _checked(self, msg: Message, check: Check, out: list[Action], now: float) -> list[Action]:
         out += [Notice(note) for note in check.notes]
         out += [Deliver(msg)] if check.keep else []
         if check.on_gap == "reconnect":
@@ -87,7 +94,9 @@ class Session:
             return []
         if now >= self._idle_at:  # lazily moved: receiving a message only notes last_rx
             self._idle_at = self.last_rx + self.cfg.idle_timeout
-        for stage, limit in self._limits():
+        waiting = self._wait.stage if self._wait else ""
+        for stage, limit in ((waiting, self._wait_until), ("heartbeat", self._pong_until),
+                             ("idle", self._idle_at)):
             if now >= limit:
                 return self._fail(SessionTimeout(self.cfg.name, stage))
         out: list[Action] = []
@@ -112,7 +121,7 @@ class Session:
         for step in self.cfg.unsubscribe if self._live and self.state in _DELIVERING else ():
             with suppress(TemplateError):
                 out.append(self.render(step.send, now))
-        self._live = self.passthrough = False
+        self._live = self.passthrough = self._checks_only = False
         return [*out, Close()]
 
     def resubscribe(self, cfg: SourceConfig, now: float) -> list[Action]:
@@ -134,17 +143,6 @@ class Session:
         self._plan += step_plan(step)
         return [note, *([] if self._wait else self._guard(self._advance, now, INVALID))]
 
-    def _limits(self) -> list[tuple[str, float]]:
-        stage = self._wait.stage if self._wait else ""
-        return [(stage, self._wait_until), ("heartbeat", self._pong_until), ("idle", self._idle_at)]
-
-    def _plain(self) -> bool:
-        """Nothing in the session needs to read a data message's JSON."""
-        cfg, beat = self.cfg, self.cfg.heartbeat
-        if cfg.replies or self.recovery.active or cfg.on_invalid != "forward":
-            return False
-        return not (beat and beat.expect) and not any(s.expect_every for s in cfg.subscribe)
-
     def _advance(self, now: float, previous: Any) -> list[Action]:
         """Run the plan up to its next wait; ``previous`` is the message that ended the last one."""
         out: list[Action] = []
@@ -157,7 +155,10 @@ class Session:
                 out.append(self.render(item, now, previous))
             else:
                 self.state, connected = item, item is ConnState.CONNECTED
-                self.passthrough = connected and self._plain()
+                quiet = connected and not reads_data(self.cfg)
+                self._checks_only = quiet and self.recovery.active
+                self.passthrough = quiet and not self._checks_only and \
+                    self.cfg.on_invalid == "forward"
                 self._quiet = Quiet(self.cfg.subscribe, now) if connected else NEVER
                 self.recovery.reset()  # numbering starts afresh with every (re)subscribe
                 out.append(SetState(item))
@@ -173,9 +174,8 @@ class Session:
             return True, self._fail(kind(self.cfg.name, f"{wait.stage} rejected by the server"))
         if wait is not None and wait.expect.matches(value):
             return True, self._guard(self._advance, now, value)
-        beat = self.cfg.heartbeat
-        pong = beat.expect if beat and self.state is ConnState.CONNECTED else None
-        if pong is not None and pong.matches(value):
+        pong = self.cfg.heartbeat.expect if self.cfg.heartbeat else None
+        if pong is not None and self.state is ConnState.CONNECTED and pong.matches(value):
             self._pong_until = math.inf
             return True, []
         return False, []
@@ -195,5 +195,5 @@ class Session:
         return Send(value if isinstance(value, str) else json.dumps(value, separators=(",", ":")))
 
     def _fail(self, error: SourceError) -> list[Action]:
-        self._live = self.passthrough = False
+        self._live = self.passthrough = self._checks_only = False
         return [Fail(error)]
