@@ -106,3 +106,9 @@ def test_a_clock_property_follows_each_message_time() -> None:
     assert at(1.0004) == first  # the same millisecond
     assert packet.user_property("at", "1002") in at(1.002)
     assert packet.user_property("at", "1000") in at(1.0)  # back again: no stale value either
+    # the whole list is kept per millisecond: another source, or a JSON payload, is not served it
+    other = build(Delivery(Frame("other", "x", 1.0), "x"))
+    assert packet.user_property("by", "other") in other and other != first
+    as_json = build(Delivery(Frame("src", "{}", 1.0), "{}"))
+    assert packet.prop("content_type", "application/json") in as_json
+    assert at(1.0) == first

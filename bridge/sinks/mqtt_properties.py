@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from typing import Final
 
-from bridge.messages import INVALID, Delivery
+from bridge.messages import INVALID, Delivery, Message
 from bridge.routing.template import Context, Template, TemplateError
 from bridge.sinks import mqtt_packet as packet
 
 _JSON: Final = packet.prop("content_type", "application/json")
 _CLOCK: Final = frozenset({"now_ms", "now_s"})  # values read off the clock: cached per ms
+_BOUND: Final = frozenset({"source", "hostname"})  # filled in once per source
 
 
 class _Render:
@@ -38,6 +39,9 @@ class PropertyBuilder:
         self._heads = (self._head, self._head + _JSON)  # without, with the JSON content type
         self._fixed = tuple(packet.property_list([h]) for h in self._heads)  # no user properties
         self._ctx = Context(hostname=host)  # refilled per message: rendering keeps no reference
+        # Only the clock changes per message ({now_ms} and the like): one list per millisecond.
+        self._per_ms = all(t.roots <= _CLOCK | _BOUND for t in user.values())
+        self._memo: tuple[int, bool, str, bytes] = (-1, False, "", b"")
 
     def __call__(self, delivery: Delivery, msg_id: str | None = None) -> bytes:
         """``msg_id``, when given, goes last as a user property (the outbox's dedupe key)."""
@@ -46,6 +50,15 @@ class PropertyBuilder:
         json = isinstance(text, str) and text[:1] in ("{", "[") and m.parsed is not INVALID
         if not self._user and msg_id is None:
             return self._fixed[json]
+        if self._per_ms and msg_id is None:
+            ms, memo = int(m.received_at * 1000), self._memo
+            if ms == memo[0] and json is memo[1] and m.source == memo[2]:
+                return memo[3]
+            self._memo = (ms, json, m.source, encoded := self._encode(m, json))
+            return encoded
+        return self._encode(m, json, msg_id)
+
+    def _encode(self, m: Message, json: bool, msg_id: str | None = None) -> bytes:
         parts = [self._heads[json]]
         if (bound := self._bound.get(m.source)) is None:
             bound = self._bind(m.source)
