@@ -197,3 +197,11 @@ def test_a_binary_frame_keeps_its_bytes_as_a_payload_and_cannot_become_a_topic()
     router.route(msg(b"\x00\xff"))
     assert [d.payload for d in out["mqtt"].got] == [b"\x00\xff"]  # binary stays binary
     assert router.stats.render_errors == {1: 1}  # counted, with a clear reason in the log
+
+
+def test_now_ms_in_a_route_is_when_the_message_was_received_as_in_its_mqtt_properties() -> None:
+    out = sinks("mqtt")
+    router = Router(source(RouteSpec("mqtt", topic=Template("t/{now_ms}"))), out,
+                    wall=Clock(T + 5))  # routed 5 s later: a queue held the message back
+    router.route(msg("x"))
+    assert out["mqtt"].got[0].topic == f"t/{int(T * 1000)}"

@@ -127,7 +127,7 @@ class Router:
     def _context(self, msg: Message) -> Context:
         ctx = self._ctx
         ctx.msg = msg.json if self._ctx_json else INVALID
-        ctx.raw, ctx.now = msg.data, self._wall()
+        ctx.raw, ctx.now = msg.data, msg.received_at  # {now_ms}: when it was received
         return ctx
 
     @staticmethod
