@@ -30,7 +30,10 @@ def _compile(spec: Any) -> Test:
     """The same answers as ``_match(spec, value)``, with the type decisions taken once."""
     if isinstance(spec, dict):
         items = [(key, _compile(sub)) for key, sub in spec.items()]
-        if len(items) == 1:  # the usual ``when: {type: trade}``
+        if len(items) == 1 and isinstance(text := next(iter(spec.values())), str):
+            (key, _), = items  # the usual ``when: {type: trade}``: one call per message
+            return lambda v: isinstance(v, dict) and type(got := v.get(key)) is str and got == text
+        if len(items) == 1:
             (key, test), = items
             return lambda v: isinstance(v, dict) and key in v and test(v[key])
         return lambda v: isinstance(v, dict) and all(k in v and t(v[k]) for k, t in items)
