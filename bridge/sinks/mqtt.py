@@ -1,5 +1,8 @@
 """MQTT sink: one reconnecting broker connection, publishes fired from the queue, acks counted.
 
+A pump task fires the queue a batch at a time. While it is idle, ``send`` fires by itself at
+the end of the loop turn (``_flush``), which at a steady rate saves a task wake-up per read.
+
 Reconnects are ours, each a fresh ``MqttClient`` (clean start; see ``mqtt_client`` for why not
 gmqtt's). Deliveries unacked when a connection dies return to the front of the queue, in order.
 QoS 1 is at-least-once; QoS 2 exactly-once within a connection, at-least-once across reconnects.
@@ -52,6 +55,9 @@ class MqttSink:
         self._props = PropertyBuilder(cfg.message_expiry, cfg.user_properties, host)
         self._client_id = cfg.client_id.replace("{hostname}", host)
         self._wake, self._stop, self._room = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        # The pump waits for work: send() fires at the end of the loop turn instead of waking it
+        self._idle, self._flush_due = False, False
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._conn: MqttClient | None = None
         # packet id -> (topic, delivery, when its batch was sent), in order
         self._sent: dict[int, tuple[str, Delivery, float]] = {}
@@ -68,7 +74,11 @@ class MqttSink:
     def send(self, delivery: Delivery) -> None:
         if not self.queue.put(delivery):
             self._log_drops()
-        self._wake.set()
+        if not self._idle or self._loop is None:
+            self._wake.set()
+        elif not self._flush_due:  # a call_soon costs less than waking the pump's task
+            self._flush_due = True
+            self._loop.call_soon(self._flush)
 
     async def drain(self) -> None:
         while self.queue.full and not self._room.is_set():  # set for good once run() ends
@@ -108,6 +118,7 @@ class MqttSink:
     async def run(self) -> None:
         cfg, delays = self.config, backoff(self.config.reconnect)
         self._room.clear()
+        self._loop = asyncio.get_running_loop()
         if cfg.protocol == 4 and (cfg.message_expiry or cfg.user_properties):
             log.warning("sink %r: MQTT 3.1.1 has no properties; message_expiry and user "
                         "properties are ignored", self.name)
@@ -178,10 +189,7 @@ class MqttSink:
                     log.info("sink %r: disconnected", self.name)
                 elif self._backlog() and cap > len(sent):
                     await conn.writable()  # the broker is not reading: the rest waits in our queue
-                    self._fire(conn, self.queue.take(min(cap - len(sent), BATCH)))
-                    self._log_drops(settle=True)
-                    self._room.set()  # wakes drain() waiters, which check for room themselves
-                    self._room.clear()
+                    self._batch(conn, cap)
                     if self._backlog():
                         await asyncio.sleep(0)  # let the sources run between batches
                 elif not self._stop.is_set() and self._drops.open:  # summarised once quiet
@@ -190,7 +198,11 @@ class MqttSink:
                             await self._wake.wait()
                     self._log_drops(settle=True)
                 elif not self._stop.is_set():
-                    await self._wake.wait()  # no timer: a steady stream wakes this per message
+                    self._idle = True  # until woken, send() publishes by itself (_flush)
+                    try:
+                        await self._wake.wait()  # no timer: an ack or a bigger backlog wakes it
+                    finally:
+                        self._idle = False
                 else:
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(self._left()):
@@ -204,6 +216,22 @@ class MqttSink:
             sent.clear()
             if not clean:
                 log.warning("sink %r: lost the connection to the broker", self.name)
+
+    def _batch(self, conn: MqttClient, cap: int) -> None:
+        self._fire(conn, self.queue.take(min(cap - len(self._sent), BATCH)))
+        self._log_drops(settle=True)
+        self._room.set()  # wakes drain() waiters, which check for room themselves
+        self._room.clear()
+
+    def _flush(self) -> None:
+        """At the end of the loop turn of send(): publish one batch if the pump is still idle
+        and the socket takes writes; anything else (more, no room, closing) wakes the pump."""
+        self._flush_due, conn = False, self._conn
+        cap = min(MAX_INFLIGHT, conn.receive_maximum) if conn is not None else 0
+        if self._idle and conn is not None and conn.can_write and cap > len(self._sent):
+            self._batch(conn, cap)
+        if self._backlog():
+            self._wake.set()
 
     def _fire(self, conn: MqttClient, batch: list[Delivery]) -> None:
         conn.cork()  # one socket write for the whole batch

@@ -127,6 +127,10 @@ class MqttClient:
             self._client._connection._last_data_out = time.monotonic()  # for its keepalive
             transport.write(b"".join(chunks))
 
+    @property
+    def can_write(self) -> bool:  # now: its write buffer is below the high-water mark
+        return not getattr(_conn(self._client, "_protocol"), "_paused", True)
+
     async def writable(self) -> None:
         """Return once the socket takes writes; raises SinkUnavailable (lost) if it dropped."""
         if (drain := getattr(_conn(self._client, "_protocol"), "_drain_helper", None)) is None:
