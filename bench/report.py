@@ -322,6 +322,11 @@ def targets(cells: list[Cell]) -> list[str]:
                      f" {'met' if mine.cpu_per_100k <= minimal.cpu_per_100k else 'NOT met'}")
         lines.append(f"- RSS with one busy source: {mine.peak_rss / 1e6:.0f} MB (target ≤ 50 MB):"
                      f" {'met' if mine.peak_rss <= 50e6 else 'NOT met'}")
+        row = [c for c in cells if c.pipeline == "ws-bridge" and c.mode == "throughput" and ok(c)]
+        if worst := max(row, key=lambda c: c.peak_rss, default=None):
+            lines.append(f"- RSS peak over the ws-bridge row: {worst.peak_rss / 1e6:.0f} MB at"
+                         f" {worst.size} B QoS {worst.qos}, a burst that outran the broker"
+                         " waiting in the sink's queue (bounded by its queue settings)")
     idle = find(cells, "ws-bridge-idle", 0, 0)
     if ok(idle):
         assert idle is not None
