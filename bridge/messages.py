@@ -7,7 +7,7 @@ from typing import Any, Final
 
 from bridge.decoding import INVALID, MAX_JSON_DEPTH, decode_json
 
-__all__ = ["INVALID", "MAX_JSON_DEPTH", "Delivery", "Message", "decode_json"]
+__all__ = ["INVALID", "MAX_JSON_DEPTH", "Delivery", "Message", "byte_size", "decode_json"]
 _UNPARSED: Final = object()
 
 
@@ -52,3 +52,10 @@ class Delivery:
     topic: str | None = None
     qos: int | None = None
     retain: bool | None = None
+
+
+def byte_size(data: str | bytes) -> int:
+    """A frame's or payload's size in bytes, as it travels: text in UTF-8."""
+    if isinstance(data, bytes) or data.isascii():
+        return len(data)
+    return len(data.encode("utf-8", errors="replace"))

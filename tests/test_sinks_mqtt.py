@@ -23,6 +23,7 @@ from bridge.routing.template import Template
 from bridge.sinks.base import Availability, MqttSinkConfig, QueueConfig
 from bridge.sinks.mqtt import DropLog, MqttSink
 from bridge.sinks.mqtt_topics import source_topic, topic_problem
+from bridge.sinks.queue import BoundedQueue
 from bridge.upstream.backoff import BackoffPolicy
 from tests.support.mosquitto import Broker, Subscriber
 
@@ -323,6 +324,37 @@ async def test_overflow_while_the_broker_is_down_counts_drops_exactly(
         await sub.reconnect()
         got = await sub.wait_for(100)
     assert [int(m.payload) for m in got] == list(kept)
+
+
+def test_a_byte_bound_drops_as_many_old_messages_as_a_new_one_needs_and_counts_them() -> None:
+    queue = BoundedQueue[str](100, "drop_oldest", max_bytes=10, size=len)
+    assert [queue.put(x) for x in ("aaaa", "bbbb", "cc")] == [True, True, True]
+    assert (queue.bytes, queue.full) == (10, True)
+    assert queue.put("dddddd") is False  # needs 6 bytes: the two oldest go
+    assert (queue.take(10), queue.bytes) == (["cc", "dddddd"], 0)
+    assert queue.put("x" * 11) is False and len(queue) == 0  # larger than the bound: never fits
+    assert queue.dropped == {"queue_full_oldest": 2, "queue_full_newest": 1}
+    queue.push_front(["éé"])  # a connection lost: taken messages come back, counted again
+    assert queue.bytes == 2 and not queue.full
+    newest = BoundedQueue[bytes](100, "drop_newest", max_bytes=4, size=len)
+    assert [newest.put(b"ab"), newest.put(b"cd"), newest.put(b"e")] == [True, True, False]
+    assert newest.take(5) == [b"ab", b"cd"] and newest.dropped == {"queue_full_newest": 1}
+
+
+async def test_queue_max_bytes_bounds_the_in_memory_queue_while_the_broker_is_down(
+    mosquitto: Make, mqtt_subscriber: Subscribe
+) -> None:
+    broker, sub = await _down_with_persistent_subscriber(mosquitto, mqtt_subscriber)
+    queue = QueueConfig(100_000, "drop_oldest", max_bytes=10_000)
+    sink = MqttSink(config(broker, qos=1, queue=queue))
+    async with running(sink):
+        for i in range(100):  # 100 KB into a 10 KB queue: the newest 10 survive
+            sink.send(delivery(f"{i:04d}" + "x" * 996, topic="feeds/a"))
+        assert sink.stats.queue_depth == 10 and sink.stats.dropped["queue_full_oldest"] == 90
+        broker.start()
+        await sub.reconnect()
+        got = await sub.wait_for(10)
+    assert [int(m.payload[:4]) for m in got] == list(range(90, 100))
 
 
 async def test_bad_credentials_are_reported_naming_the_sink_and_what_to_check(

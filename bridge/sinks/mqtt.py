@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from bridge.errors import PublishRefused, SinkUnavailable
-from bridge.messages import Delivery
+from bridge.messages import Delivery, byte_size
 from bridge.routing.topics import topic_matches
 from bridge.sinks import mqtt_packet as packet
 from bridge.sinks import mqtt_topics as mt
@@ -49,7 +49,8 @@ class MqttSink:
         self.name, self.config, host = cfg.name, cfg, socket.gethostname()
         self.outbox = Outbox(cfg.queue, cfg.name) if cfg.queue.path else None
         self.queue: BoundedQueue[Delivery] | Outbox = BoundedQueue[Delivery](
-            cfg.queue.max_messages, cfg.queue.overflow) if self.outbox is None else self.outbox
+            cfg.queue.max_messages, cfg.queue.overflow, cfg.queue.max_bytes, _payload_size,
+        ) if self.outbox is None else self.outbox
         self._drops = DropLog()
         self.stats = mt.MqttStats(self.queue, dropped=self.queue.dropped)
         self._props = PropertyBuilder(cfg.message_expiry, cfg.user_properties, host)
@@ -308,6 +309,10 @@ class MqttSink:
         if topic not in self._noted and len(self._noted) < 10_000:  # bounded: topics are not
             self._noted.add(topic)
             log.warning("sink %r: %s", self.name, text)
+
+
+def _payload_size(d: Delivery) -> int:
+    return byte_size(d.payload)
 
 
 def _keep(_: Delivery) -> None:

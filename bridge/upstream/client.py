@@ -13,7 +13,7 @@ from typing import Any, Final, TypeVar
 
 from bridge.config.model import SourceConfig
 from bridge.errors import SourceError
-from bridge.messages import INVALID, Message
+from bridge.messages import INVALID, Message, byte_size
 from bridge.routing.rpc import Calls
 from bridge.routing.template import Template, TemplateError
 from bridge.upstream.backoff import backoff
@@ -23,7 +23,7 @@ from bridge.upstream.ratelimit import TokenBucket
 from bridge.upstream.recovery import Recovery
 from bridge.upstream.session import Action, Close, Deliver, Fail, Notice, Send, Session, SetState
 from bridge.upstream.state import ConnState
-from bridge.upstream.stats import REASONS, SourceStats, frame_size, reason_of
+from bridge.upstream.stats import REASONS, SourceStats, reason_of
 from bridge.upstream.urls import safe_url
 
 logger = logging.getLogger("bridge.upstream")
@@ -257,7 +257,7 @@ class SourceClient:
                     now = clock()
                     msg = Message(name, data, wall())
                     stats.received += 1
-                    stats.bytes += frame_size(data)
+                    stats.bytes += byte_size(data)
                     if calls is not None and calls.waiting and self._replied(msg):
                         session.last_rx = now
                     elif not (through := session.passthrough) and \

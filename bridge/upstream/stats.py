@@ -49,12 +49,6 @@ def reason_of(error: SourceError) -> str:
     return "rejected"  # a subscribe reject, or a message the session could not render
 
 
-def frame_size(data: str | bytes) -> int:
-    if isinstance(data, bytes) or data.isascii():
-        return len(data)
-    return len(data.encode())
-
-
 @dataclass
 class SourceStats:
     """Counters of one source over its whole life, across reconnects."""
