@@ -242,9 +242,11 @@ class MqttSink:
             conn.uncork()
 
     def _fire_each(self, conn: MqttClient, batch: list[Delivery]) -> None:
-        cfg, props = self.config, self._props if self.config.protocol == 5 else None
-        settle = self.outbox.settle if self.outbox is not None else _keep
+        cfg, props, outbox = self.config, self._props if self.config.protocol == 5 else None, \
+            self.outbox
+        settle = outbox.settle if outbox is not None else _keep
         now = time.monotonic()  # once per batch: the start of each publish's latency
+        written = 0  # QoS 0 publishes: counted once per batch
         for i, d in enumerate(batch):
             topic = d.topic if d.topic is not None else f"{cfg.topic_prefix}/{d.message.source}"
             if topic not in self._good:  # checked once per topic, not once per message
@@ -268,13 +270,15 @@ class MqttSink:
             except SinkUnavailable as exc:  # out of packet ids: put the rest back, lose nothing
                 self.stats.errors[exc.kind] += 1
                 self.queue.push_front(batch[i:])
-                return
+                break
             else:
-                if mid is None:
-                    self.stats.published += 1
-                    settle(d)  # QoS 0 is settled once written: at most once, as promised
-                else:
+                if mid is not None:
                     self._sent[mid] = (topic, d, now)
+                    continue
+                written += 1
+                if outbox is not None:
+                    settle(d)  # QoS 0 is settled once written: at most once, as promised
+        self.stats.published += written
 
     def _failed(self, exc: SinkUnavailable) -> None:
         self.stats.errors[exc.kind] += 1

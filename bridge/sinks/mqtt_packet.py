@@ -13,6 +13,7 @@ from typing import Any, Final
 MAX_REMAINING: Final = 268_435_455  # the largest Remaining Length MQTT can carry
 NO_PROPERTIES: Final = b"\x00"  # an MQTT 5 PUBLISH with an empty property list
 _SMALL: Final = [bytes((n,)) for n in range(128)]
+_LOW: Final = [bytes((0x80 | n,)) for n in range(128)]  # a first byte with more to follow
 _USER: Final = 0x26
 
 
@@ -21,7 +22,7 @@ def varint(n: int) -> bytes:
     if n < 128:
         return _SMALL[n]
     if n < 16_384:  # a KiB payload: two bytes, without the loop
-        return bytes((0x80 | n & 0x7F, n >> 7))
+        return _LOW[n & 0x7F] + _SMALL[n >> 7]
     out = bytearray()
     while n > 127:
         out.append(0x80 | (n & 0x7F))
