@@ -357,6 +357,22 @@ async def test_queue_max_bytes_bounds_the_in_memory_queue_while_the_broker_is_do
     assert [int(m.payload[:4]) for m in got] == list(range(90, 100))
 
 
+async def test_queue_max_age_drops_what_waited_too_long_in_memory_and_counts_it(
+    mosquitto: Make, mqtt_subscriber: Subscribe
+) -> None:
+    broker, sub = await _down_with_persistent_subscriber(mosquitto, mqtt_subscriber)
+    sink = MqttSink(config(broker, qos=1, queue=QueueConfig(100, max_age=60.0)))
+    async with running(sink):
+        for i in range(20):  # received 2 minutes ago, or just now, alternately
+            old = Message("src", str(i), time.time() - (120 if i % 2 else 0))
+            sink.send(Delivery(old, str(i), "feeds/a"))
+        broker.start()
+        await sub.reconnect()
+        got = await sub.wait_for(10)
+        await until(lambda: sink.stats.dropped["expired"] == 10)
+    assert [int(m.payload) for m in got] == list(range(0, 20, 2))
+
+
 async def test_bad_credentials_are_reported_naming_the_sink_and_what_to_check(
     mosquitto: Make, mqtt_subscriber: Subscribe, watch_log: Callable[[str], LogWatch]
 ) -> None:

@@ -52,6 +52,7 @@ class MqttSink:
             cfg.queue.max_messages, cfg.queue.overflow, cfg.queue.max_bytes, _payload_size,
         ) if self.outbox is None else self.outbox
         self._drops = DropLog()
+        self._max_age = cfg.queue.max_age if self.outbox is None else 0.0  # the outbox's own
         self.stats = mt.MqttStats(self.queue, dropped=self.queue.dropped)
         self._props = PropertyBuilder(cfg.message_expiry, cfg.user_properties, host)
         self._client_id = cfg.client_id.replace("{hostname}", host)
@@ -219,7 +220,13 @@ class MqttSink:
                 log.warning("sink %r: lost the connection to the broker", self.name)
 
     def _batch(self, conn: MqttClient, cap: int) -> None:
-        self._fire(conn, self.queue.take(min(cap - len(self._sent), BATCH)))
+        batch = self.queue.take(min(cap - len(self._sent), BATCH))
+        if self._max_age:  # the in-memory queue's max_age: too old when taken, as the outbox's
+            cutoff = time.time() - self._max_age
+            fresh = [d for d in batch if d.message.received_at >= cutoff]
+            self.queue.dropped["expired"] += len(batch) - len(fresh)
+            batch = fresh
+        self._fire(conn, batch)
         self._log_drops(settle=True)
         self._room.set()  # wakes drain() waiters, which check for room themselves
         self._room.clear()
