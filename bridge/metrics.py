@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry, PlatformCollector, ProcessColle
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from bridge.metric_table import SINK_FAMILIES, SOURCE_FAMILIES
-from bridge.stats import Snapshot
+from bridge.stats.snapshot import Snapshot
 from bridge.upstream.state import ConnState
 
 logger = logging.getLogger("bridge.metrics")

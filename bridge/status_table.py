@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bridge.stats import Snapshot, SourceSnapshot
+from bridge.stats.snapshot import Snapshot, SourceSnapshot
 
 
 def _age(seconds: float | None) -> str:

@@ -35,7 +35,7 @@ from bridge.sinks.mqtt import MqttSink
 from bridge.sinks.mqtt_incoming import Incoming, reply_properties
 from bridge.sinks.mqtt_topics import source_topic
 from bridge.sinks.stdout import StdoutSink
-from bridge.stats import SinkSnapshot, Snapshot, SourceSnapshot
+from bridge.stats.snapshot import SinkSnapshot, Snapshot, SourceSnapshot
 from bridge.systemd import Notifier
 from bridge.upstream.client import SourceClient
 from bridge.upstream.state import ConnState

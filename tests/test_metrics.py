@@ -16,7 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bridge.metrics import MetricsServer, fetch_status
-from bridge.stats import SinkSnapshot, Snapshot, SourceSnapshot
+from bridge.stats.snapshot import SinkSnapshot, Snapshot, SourceSnapshot
 from bridge.status_table import format_status_table
 
 STATES = ("connecting", "authenticating", "subscribing", "connected", "reconnecting", "stopped",

@@ -17,6 +17,7 @@ from bridge.errors import ConfigError, SequenceGap, SessionTimeout
 from bridge.messages import Message
 from bridge.routing.pattern import Pattern
 from bridge.routing.template import Template
+from bridge.stats.source import reason_of
 from bridge.supervisor import Supervisor
 from bridge.upstream.dedup import DedupWindow
 from bridge.upstream.liveness import Quiet
@@ -24,7 +25,6 @@ from bridge.upstream.recovery import Recovery
 from bridge.upstream.sequence import LogLimit
 from bridge.upstream.session import Action, Deliver, Fail, Notice, Send, Session, SetState
 from bridge.upstream.state import ConnState
-from bridge.upstream.stats import reason_of
 from tests.support.upstream import Upstream, UpstreamConn
 from tests.test_client import FAST, Running
 

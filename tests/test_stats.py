@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.stats import SinkSnapshot, Snapshot, SourceSnapshot
+from bridge.stats.snapshot import SinkSnapshot, Snapshot, SourceSnapshot
 from bridge.status_table import format_status_table
 
 

@@ -16,6 +16,7 @@ from bridge.errors import SourceError
 from bridge.messages import INVALID, Message, byte_size
 from bridge.routing.rpc import Calls
 from bridge.routing.template import Template, TemplateError
+from bridge.stats.source import REASONS, SourceStats, reason_of
 from bridge.upstream.backoff import backoff
 from bridge.upstream.connection import Connection, open_connection
 from bridge.upstream.outgoing import Outgoing, OutgoingQueue
@@ -23,7 +24,6 @@ from bridge.upstream.ratelimit import TokenBucket
 from bridge.upstream.recovery import Recovery
 from bridge.upstream.session import Action, Close, Deliver, Fail, Notice, Send, Session, SetState
 from bridge.upstream.state import ConnState
-from bridge.upstream.stats import REASONS, SourceStats, reason_of
 from bridge.upstream.urls import safe_url
 
 logger = logging.getLogger("bridge.upstream")
