@@ -389,14 +389,15 @@ async def spawn() -> AsyncIterator[Spawn]:
         await daemon.kill()
 
 
-def daemon_config(tmp_path: Path, broker: Broker, upstream: Upstream) -> Path:
+def daemon_config(tmp_path: Path, broker: Broker, upstream: Upstream, **queue: Any) -> Path:
+    """The daemon's config: one source into one QoS 1 sink whose outbox is ``tmp_path/ob``."""
     cfg = {
         "version": 1,
         "sinks": {"broker": {
             "type": "mqtt", "url": f"mqtt://{broker.host}:{broker.port}", "qos": 1,
             "client_id": "bridge-daemon", "reconnect": {"initial_delay": "50ms",
                                                         "max_delay": "200ms"},
-            "queue": {"path": str(tmp_path / "ob"), "max_messages": 1_000_000}}},
+            "queue": {"path": str(tmp_path / "ob"), "max_messages": 1_000_000} | queue}},
         "defaults": {"connect_timeout": "2s", "ping": {"interval": 0},
                      "reconnect": {"initial_delay": "50ms", "max_delay": "200ms"}},
         "sources": [{"name": "feed", "url": upstream.url,
@@ -435,6 +436,36 @@ async def test_bridge_sigkill_with_a_full_outbox_then_restart_delivers_all_in_or
     await eventually(depth(tmp_path, 0), 10, "the outbox drained")
     assert check_stream(sub.messages, range(total)) == 0  # never published before: exactly once
     assert len(sub.messages) == total
+
+
+async def test_block_on_an_outbox_delivers_all_500_once_the_broker_comes_up(
+    mosquitto: Make, mqtt_subscriber: Subscribe, upstream: Upstream, spawn: Spawn,
+    tmp_path: Path,
+) -> None:
+    """The issue's reproduction: a 100-row outbox under ``block``, the broker down, an upstream
+    sending 500 lines at once; the broker starts once the bridge is stuck at 100 rows."""
+    total = 500
+    sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def feed(conn: UpstreamConn) -> None:
+        for i in range(total):
+            await conn.send(str(i))
+        sent.set_result(None)
+
+    upstream.handler = feed
+    broker = mosquitto()
+    sub = await mqtt_subscriber(broker, "feeds/#", persistent=True)  # keeps what it misses
+    await sub.close()
+    broker.stop()
+    daemon = await spawn("run", str(daemon_config(tmp_path, broker, upstream,
+                                                     max_messages=100, overflow="block")))
+    await asyncio.wait_for(sent, 10)  # all 500 are on their way: the socket buffers them
+    await eventually(depth(tmp_path, 100), 10, "100 rows in the outbox")
+    broker.start()
+    await sub.reconnect()
+    await sub.wait_for(total, timeout=20)
+    assert [int(m.payload) for m in sub.messages] == list(range(total))
+    assert "dropped" not in daemon.log_text
 
 
 async def test_draining_a_200k_row_outbox_keeps_the_daemon_rss_bounded(

@@ -14,7 +14,8 @@ from bridge.messages import Delivery, Message
 from bridge.routing.pattern import Pattern
 from bridge.routing.router import Router
 from bridge.routing.template import Template
-from bridge.sinks.base import QueueConfig, StdoutSinkConfig
+from bridge.sinks.queue import BoundedQueue
+from bridge.sinks.settings import QueueConfig, StdoutSinkConfig
 from bridge.sinks.stdout import StdoutSink
 
 T = 1795784400.0
@@ -26,6 +27,7 @@ class Recorder:
     def __init__(self, name: str) -> None:
         self.name = name
         self.got: list[Delivery] = []
+        self.queue = BoundedQueue[Delivery](1)  # never filled: what is sent is kept in ``got``
 
     def send(self, delivery: Delivery) -> None:
         self.got.append(delivery)

@@ -3,7 +3,8 @@
 JSON is parsed only when a route needs it (a ``when`` or a template reading ``{msg...}``);
 invalid JSON is counted and dropped per ``on_invalid`` by the session, before the router.
 Under ``overflow: block`` the router hands back the full sinks' ``drain()`` for the caller to
-await: that is backpressure. A sink opts into it by exposing its ``queue`` (a BoundedQueue).
+await: that is backpressure, the same on every sink's queue (``SinkQueue``: in memory or the
+durable outbox).
 """
 
 from __future__ import annotations
@@ -15,14 +16,12 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from bridge.config.model import RouteSpec, SourceConfig
 from bridge.messages import INVALID, Delivery, Message
 from bridge.routing.sanitize import sanitize_topic_value
 from bridge.routing.template import Context, TemplateError
-from bridge.sinks.base import Sink
-from bridge.sinks.queue import BoundedQueue
+from bridge.sinks.base import Sink, SinkQueue
 
 logger = logging.getLogger("bridge.routing")
 LOG_EVERY = 60.0  # seconds between two log lines about the same recurring problem
@@ -42,7 +41,7 @@ class _Route:
     spec: RouteSpec
     sink: Sink
     templated: bool
-    block: BoundedQueue[Any] | None
+    block: SinkQueue | None
     topic: str | None  # a static topic, rendered at start
 
 
@@ -52,11 +51,9 @@ def _bound(spec: RouteSpec, consts: dict[str, str]) -> RouteSpec:
     return replace(spec, topic=topic, payload=spec.payload.bind(consts) if spec.payload else None)
 
 
-def _block_queue(sink: Sink) -> BoundedQueue[Any] | None:
-    queue = getattr(sink, "queue", None)
-    if isinstance(queue, BoundedQueue) and queue.overflow == "block":
-        return queue
-    return None
+def _block_queue(sink: Sink) -> SinkQueue | None:
+    queue = sink.queue
+    return queue if queue.overflow == "block" else None
 
 
 async def _drain_all(sinks: list[Sink]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Protocol
 
 from bridge.messages import Delivery
@@ -27,15 +28,46 @@ __all__ = [
     "QueueConfig",
     "Sink",
     "SinkConfig",
+    "SinkQueue",
     "StdoutSinkConfig",
     "WebSocketSinkConfig",
 ]
+
+
+class SinkQueue(Protocol):
+    """What a sink queues deliveries in: the in-memory ``BoundedQueue`` or the durable outbox.
+
+    Both apply the same overflow policy; under ``block`` the router reads ``full`` after each
+    ``send`` and makes the source await the sink's ``drain()``, whichever queue it is."""
+
+    overflow: Overflow
+    dropped: Counter[str]
+
+    def __len__(self) -> int:
+        """Deliveries waiting to be taken."""
+
+    @property
+    def full(self) -> bool:
+        """No room for one more without applying the overflow policy."""
+
+    def put(self, item: Delivery) -> bool:
+        """Add ``item``; False when the policy dropped one (the oldest or this one)."""
+
+    def take(self, most: int) -> list[Delivery]:
+        """Remove and return up to ``most`` deliveries from the front, oldest first."""
+
+    def push_front(self, items: list[Delivery]) -> None:
+        """Put back deliveries taken but not delivered, first and in order."""
 
 
 class Sink(Protocol):
     """A destination. ``send`` never blocks; ``run`` is the sink's one long-lived task."""
 
     name: str
+
+    @property
+    def queue(self) -> SinkQueue:
+        """The sink's queue; the router applies ``block`` by its ``overflow`` and ``full``."""
 
     def send(self, delivery: Delivery) -> None:
         """Queue one delivery, applying the queue's overflow policy when it is full."""
