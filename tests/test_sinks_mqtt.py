@@ -414,6 +414,24 @@ async def test_tls_without_the_ca_fails_with_a_clear_error(
     assert sink.stats.errors["tls"] >= 1 and sink.stats.published == 0
 
 
+async def test_an_unreadable_ca_file_is_a_tls_error_retried_until_the_file_is_there(
+    mosquitto: Make, mqtt_subscriber: Subscribe, watch_log: Callable[[str], LogWatch],
+    tmp_path: Path,
+) -> None:
+    broker = mosquitto(tls=True)
+    sub = await mqtt_subscriber(broker, "feeds/#")
+    missing = tmp_path / "ca.pem"
+    failed = watch_log("check tls.ca_file")
+    sink = MqttSink(config(broker, ca_file=str(missing), qos=1))
+    async with running(sink):
+        record = await failed.wait()
+        assert record.levelno == logging.ERROR and "No such file" in record.getMessage()
+        assert broker.ca_file is not None
+        missing.write_bytes(Path(broker.ca_file).read_bytes())  # the next attempt reads it
+        sink.send(delivery("after the fix", topic="feeds/tls"))
+        assert (await sub.wait_for(1, timeout=10))[0].payload == b"after the fix"
+
+
 async def test_acl_refusals_are_counted_per_topic_and_other_topics_still_delivered(
     mosquitto: Make, mqtt_subscriber: Subscribe, watch_log: Callable[[str], LogWatch]
 ) -> None:

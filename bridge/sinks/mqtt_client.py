@@ -26,7 +26,7 @@ from bridge.sinks.mqtt_incoming import Incoming, connect_failure, incoming
 _NEVER: Final = -2  # below gmqtt's "unlimited" (-1) reconnect_retries: its reconnect never fires
 CONNECT_TIMEOUT: Final = 10.0
 DISCONNECT_TIMEOUT: Final = 1.0  # a broker that does not take our DISCONNECT is cut off
-__all__ = ["AckFn", "MessageFn", "MqttClient", "SinkUnavailable"]
+__all__ = ["AckFn", "MessageFn", "MqttClient", "SinkUnavailable", "unavailable"]
 AckFn = Callable[[int, int], None]  # (packet id, reason code); 0x80 and above is a refusal
 MessageFn = Callable[[Incoming], None]
 
@@ -37,8 +37,10 @@ class MqttClient:
     returning and ``disconnect`` or ``abort``."""
 
     def __init__(self, cfg: MqttSinkConfig, client_id: str, on_ack: AckFn,
-                 on_lost: Callable[[], None], on_message: MessageFn | None = None) -> None:
+                 on_lost: Callable[[], None], on_message: MessageFn | None = None, *,
+                 tls: ssl.SSLContext | None = None) -> None:
         self._cfg, self._on_ack, self._on_lost, self._on_message = cfg, on_ack, on_lost, on_message
+        self._tls = tls
         self._open, self._broker_max = False, 65535
         self._refusals: dict[int, int] = {}  # packet id -> reason code, until its removal
         self._topics = packet.Topics()
@@ -69,11 +71,11 @@ class MqttClient:
         cfg = self._cfg
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT):
-                await self._client.connect(cfg.host, cfg.port, ssl=_tls(cfg),
+                await self._client.connect(cfg.host, cfg.port, ssl=self._tls or False,
                                            version=cfg.protocol, keepalive=round(cfg.keepalive))
         except (OSError, gmqtt.MQTTConnectError) as exc:  # TimeoutError is an OSError
             self.abort()
-            raise _unavailable(cfg, exc) from exc
+            raise unavailable(cfg, exc) from exc
         except BaseException:
             self.abort()
             raise
@@ -181,19 +183,11 @@ def _conn(client: Any, attr: str) -> Any:  # gmqtt's MQTTConnection, absent unti
     return getattr(getattr(client, "_connection", None), attr, None)
 
 
-def _tls(cfg: MqttSinkConfig) -> ssl.SSLContext | bool:
-    if not cfg.tls_enabled:
-        return False
-    ctx = ssl.create_default_context(cafile=cfg.ca_file)
-    if cfg.cert_file:
-        ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
-    if not cfg.verify:
-        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-    return ctx
-
-
-def _unavailable(cfg: MqttSinkConfig, exc: BaseException) -> SinkUnavailable:
+def unavailable(cfg: MqttSinkConfig, exc: BaseException, *, tls: bool = False) -> SinkUnavailable:
+    """A failed connect as the sink's error: gmqtt's refusals, TLS failures (a handshake, or
+    with ``tls`` a CA, certificate or key file that could not be read) and the rest."""
     refused = getattr(exc, "_code", 0) if isinstance(exc, gmqtt.MQTTConnectError) else None
     text = exc.message if isinstance(exc, gmqtt.MQTTConnectError) else exc
-    kind, why = connect_failure(f"{cfg.host}:{cfg.port}", text, refused)
+    tls = tls or isinstance(exc, ssl.SSLError)
+    kind, why = connect_failure(f"{cfg.host}:{cfg.port}", text, refused, tls)
     return SinkUnavailable(cfg.name, why, kind)

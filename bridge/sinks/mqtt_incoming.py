@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,13 +34,15 @@ def reply_properties(request: Incoming) -> dict[str, Any]:
     return {} if request.correlation is None else {"correlation_data": request.correlation}
 
 
-def connect_failure(at: str, exc: BaseException, refused: int | None) -> tuple[str, str]:
+def connect_failure(at: str, exc: BaseException, refused: int | None,
+                    tls: bool = False) -> tuple[str, str]:
     """(kind, message) of a failed connect as the user should read it: a refusal (``refused``:
-    the CONNACK code) and its fix, TLS, or no route at all."""
+    the CONNACK code) and its fix, TLS (``tls``: the adapter saw a TLS or certificate file
+    failure), or no route at all."""
     if refused is not None:
         kind, hint = CONNACK_ADVICE.get(refused, ("refused", "see its log"))
         return kind, f"broker {at} refused the connection ({exc}): {hint}"
-    if isinstance(exc, ssl.SSLError) or getattr(exc, "filename", None):
+    if tls:
         reason = getattr(exc, "verify_message", None) or exc
         return "tls", f"TLS with {at} failed ({reason}): check tls.ca_file (and the port)"
     return "connect", f"cannot reach broker {at} ({exc or 'timed out'})"
