@@ -21,21 +21,22 @@ from bridge.metrics import MetricsServer
 from bridge.routing.context import mqtt_value
 from bridge.routing.router import Router
 from bridge.routing.template import Template
-from bridge.server.hub import WebSocketSink
 from bridge.shard import shard_config
-from bridge.sinks.base import (
+from bridge.sinks.base import Sink
+from bridge.sinks.file import FileSink
+from bridge.sinks.mqtt import MqttSink
+from bridge.sinks.mqtt_incoming import Incoming, reply_properties
+from bridge.sinks.settings import (
     FileSinkConfig,
     MqttSinkConfig,
     SinkConfig,
     StdoutSinkConfig,
     WebSocketSinkConfig,
 )
-from bridge.sinks.file import FileSink
-from bridge.sinks.mqtt import MqttSink
-from bridge.sinks.mqtt_incoming import Incoming, reply_properties
-from bridge.sinks.mqtt_topics import source_topic
 from bridge.sinks.stdout import StdoutSink
-from bridge.stats.snapshot import SinkSnapshot, Snapshot, SourceSnapshot
+from bridge.sinks.way_back import Listener
+from bridge.sinks.websocket import WebSocketSink
+from bridge.stats.snapshot import Snapshot, SourceSnapshot
 from bridge.systemd import Notifier
 from bridge.upstream.client import SourceClient
 from bridge.upstream.state import ConnState
@@ -44,12 +45,10 @@ log = logging.getLogger("bridge.supervisor")
 SHUTDOWN_BUDGET = 10.0  # seconds for sources to unsubscribe and for sinks to flush, each
 SUBSCRIPTION_FIELDS = frozenset({"subscribe", "unsubscribe"})
 ROUTING_FIELDS = frozenset({"routes"})
-AnySink = StdoutSink | FileSink | MqttSink | WebSocketSink
-Listener = Callable[[Incoming], None]
 
 
-def build_sink(cfg: SinkConfig, hostname: str) -> AnySink:
-    """The sink object for one ``sinks:`` entry."""
+def build_sink(cfg: SinkConfig, hostname: str) -> Sink:
+    """The sink object for one ``sinks:`` entry: the one place that knows the sink types."""
     if isinstance(cfg, StdoutSinkConfig):
         return StdoutSink(cfg)
     if isinstance(cfg, FileSinkConfig):
@@ -90,7 +89,7 @@ class Supervisor:
         self.config = shard_config(config, *shard) if shard else config
         self.notifier = notifier or Notifier()
         self.hostname = socket.gethostname()
-        self.sinks: dict[str, AnySink] = {}
+        self.sinks: dict[str, Sink] = {}
         self.sources: dict[str, _Source] = {}
         self._sink_tasks: dict[str, asyncio.Task[None]] = {}
         self._tg: asyncio.TaskGroup | None = None
@@ -117,8 +116,8 @@ class Supervisor:
     def status_line(self) -> str:
         up = sum(1 for s in self.sources.values() if s.client.state is ConnState.CONNECTED)
         parts = [f"{up}/{len(self.sources)} sources connected"]
-        parts += [f"{name}: {'up' if _sink_up(s) else 'down'}" for name, s in self.sinks.items()
-                  if isinstance(s, MqttSink)]
+        parts += [f"{name}: {'up' if s.up else 'down'}" for name, s in self.sinks.items()
+                  if s.remote]
         return "; ".join(parts)
 
     async def snapshot(self) -> Snapshot:
@@ -127,7 +126,7 @@ class Supervisor:
         return Snapshot(
             sources=tuple(_source_snapshot(e, now, wall, self.config.ready_grace)
                           for e in self.sources.values()),
-            sinks=tuple(_sink_snapshot(name, s) for name, s in self.sinks.items()),
+            sinks=tuple(s.snapshot() for s in self.sinks.values()),
             taken_at=now,
         )
 
@@ -145,8 +144,7 @@ class Supervisor:
     def request_reload(self) -> None:
         """SIGHUP: reopen the files (for an external logrotate) and apply the config's changes."""
         for sink in self.sinks.values():
-            if isinstance(sink, FileSink):
-                sink.reopen()
+            sink.reopen()
         if self._tg is not None and not self._reloading:
             self._tg.create_task(self.reload(), name="reload")
 
@@ -182,7 +180,7 @@ class Supervisor:
                 await metrics.close()
         return self.exit_code
 
-    def _start_sink(self, name: str, sink: AnySink) -> AnySink:
+    def _start_sink(self, name: str, sink: Sink) -> Sink:
         assert self._tg is not None
         self.sinks[name] = sink
         self._sink_tasks[name] = self._tg.create_task(self._guard(name, sink.run),
@@ -263,9 +261,9 @@ class Supervisor:
             self._reloading = False
             self.notifier.ready(self.status_line())
 
-    async def _apply(self, new: Config, built: dict[str, AnySink]) -> None:
+    async def _apply(self, new: Config, built: dict[str, Sink]) -> None:
         old = self.config
-        stale: list[tuple[str, AnySink, asyncio.Task[None]]] = []
+        stale: list[tuple[str, Sink, asyncio.Task[None]]] = []
         for name, fresh in built.items():
             previous, task = self.sinks.get(name), self._sink_tasks.get(name)
             sink = self._start_sink(name, fresh)
@@ -318,13 +316,11 @@ class Supervisor:
                     (spec.topic, self._publisher(src.name, spec.send)))
             if src.rpc is not None and src.rpc.sink is not None:
                 sink = self.sinks.get(src.rpc.sink)
-                if isinstance(sink, MqttSink):
-                    topic = source_topic(sink.config.topic_prefix, src.name, "rpc")
+                if sink is not None and (topic := sink.rpc_topic(src.name)) is not None:
                     wanted.setdefault(src.rpc.sink, []).append(
                         (topic, self._caller(src.name, src.rpc.sink)))
         for name, sink in self.sinks.items():
-            if isinstance(sink, MqttSink):
-                sink.listen(wanted.get(name, []))
+            sink.listen(wanted.get(name, []))
 
     def _publisher(self, source: str, send: Template) -> Listener:
         def publish(msg: Incoming) -> None:
@@ -339,7 +335,7 @@ class Supervisor:
                 return  # a request without a response topic cannot be answered: MQTT 5 only
 
             def answer(payload: str | bytes) -> None:
-                if isinstance(sink := self.sinks.get(sink_name), MqttSink):
+                if (sink := self.sinks.get(sink_name)) is not None:
                     sink.respond(to, payload, reply_properties(msg))
             entry.client.call(mqtt_value(msg.topic, msg.payload), answer)
         return call
@@ -395,16 +391,10 @@ async def call_source(src: SourceConfig, payload: object, wait: float | None
     return done.result()
 
 
-def _hand_over(old: AnySink, new: AnySink) -> None:
+def _hand_over(old: Sink, new: Sink) -> None:
     """Move what a replaced sink still holds into its successor, in order, losing nothing."""
-    if isinstance(old, MqttSink) and old.outbox is not None:
-        return  # the rows stay on disk; a successor with the same queue.path sends them
-    for delivery in old.queue.take(len(old.queue)):
+    for delivery in old.hand_over():
         new.send(delivery)
-
-
-def _sink_up(sink: AnySink) -> bool:
-    return sink.up if isinstance(sink, MqttSink) else True
 
 
 def _source_snapshot(entry: _Source, now: float, wall: float, grace: float) -> SourceSnapshot:
@@ -424,20 +414,6 @@ def _source_snapshot(entry: _Source, now: float, wall: float, grace: float) -> S
         handshake_seconds=stats.handshake_seconds,
         grace_until=None if connected else entry.since + grace,
         recovery=dict(stats.recovery), sent=stats.sent, outgoing_dropped=dict(stats.outgoing),
-    )
-
-
-def _sink_snapshot(name: str, sink: AnySink) -> SinkSnapshot:
-    latency = None
-    if isinstance(sink, MqttSink):
-        published, errors = sink.stats.published, sum(sink.stats.errors.values())
-        latency = sink.stats.publish_latency
-    else:
-        published, errors = sink.stats.written, sink.stats.errors
-    return SinkSnapshot(
-        name=name, type=type(sink).__name__.removesuffix("Sink").lower(), up=_sink_up(sink),
-        queue_depth=len(sink.queue), published=published, errors=errors,
-        dropped=dict(sink.queue.dropped), publish_latency=latency,
     )
 
 

@@ -21,8 +21,8 @@ from bridge.messages import INVALID, MAX_JSON_DEPTH, Message
 from bridge.routing.pattern import Pattern
 from bridge.routing.router import Router
 from bridge.routing.template import Template
-from bridge.sinks.base import FileSinkConfig
 from bridge.sinks.file import FileSink
+from bridge.sinks.settings import FileSinkConfig
 from bridge.upstream.backoff import BackoffPolicy
 from bridge.upstream.client import SourceClient
 from bridge.upstream.state import ConnState

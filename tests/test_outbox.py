@@ -22,10 +22,10 @@ import yaml
 from bridge.cli import main
 from bridge.config.load import load_config
 from bridge.messages import Delivery, Message
-from bridge.sinks.base import MqttSinkConfig, QueueConfig
 from bridge.sinks.mqtt import MqttSink
 from bridge.sinks.outbox import Outbox, describe_outbox
 from bridge.sinks.outbox_rows import FILE, StoredDelivery
+from bridge.sinks.settings import MqttSinkConfig, QueueConfig
 from bridge.upstream.backoff import BackoffPolicy
 from tests.support.daemon import Daemon, eventually
 from tests.support.mosquitto import Broker, Received, Subscriber

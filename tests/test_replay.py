@@ -23,9 +23,9 @@ from bridge.routing.router import Router
 from bridge.routing.template import Context
 from bridge.server.feed import FeedServer
 from bridge.server.replay import ReplayServer, serve_replay
-from bridge.sinks.base import FileSinkConfig
 from bridge.sinks.file import FileSink
 from bridge.sinks.formats import envelope
+from bridge.sinks.settings import FileSinkConfig
 from bridge.upstream.client import SourceClient
 
 T0 = 1795784400.0  # 2026-11-27T13:00:00Z

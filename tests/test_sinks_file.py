@@ -17,8 +17,8 @@ import pytest
 
 from bridge.messages import Delivery, Message
 from bridge.routing.template import Template
-from bridge.sinks.base import FileSinkConfig, QueueConfig
 from bridge.sinks.file import FileSink
+from bridge.sinks.settings import FileSinkConfig, QueueConfig
 
 T = 1795784400.123  # 2026-11-27T13:00:00.123Z
 HOUR = 3600.0

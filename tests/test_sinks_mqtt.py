@@ -20,10 +20,10 @@ import pytest
 from bridge.errors import SinkUnavailable
 from bridge.messages import Delivery, Message
 from bridge.routing.template import Template
-from bridge.sinks.base import Availability, MqttSinkConfig, QueueConfig
 from bridge.sinks.mqtt import DropLog, MqttSink
 from bridge.sinks.mqtt_topics import source_topic, topic_problem
 from bridge.sinks.queue import BoundedQueue
+from bridge.sinks.settings import Availability, MqttSinkConfig, QueueConfig
 from bridge.upstream.backoff import BackoffPolicy
 from tests.support.mosquitto import Broker, Subscriber
 
@@ -197,7 +197,7 @@ async def test_last_will_marks_the_bridge_offline_when_its_process_is_killed(
     sub = await mqtt_subscriber(broker, "ws-bridge/status")
     script = (
         "import asyncio, sys\n"
-        "from bridge.sinks.base import Availability, MqttSinkConfig\n"
+        "from bridge.sinks.settings import Availability, MqttSinkConfig\n"
         "from bridge.sinks.mqtt import MqttSink\n"
         "cfg = MqttSinkConfig(name='killed', host='127.0.0.1', port=int(sys.argv[1]),\n"
         "    client_id='bridge-killed', availability=Availability('ws-bridge/status'))\n"

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bridge.messages import Delivery, Message
-from bridge.sinks.base import QueueConfig, StdoutSinkConfig
+from bridge.sinks.settings import QueueConfig, StdoutSinkConfig
 from bridge.sinks.stdout import StdoutSink
 
 T = 1795784400.123  # 2026-11-27T13:00:00.123Z

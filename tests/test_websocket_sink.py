@@ -24,8 +24,8 @@ from websockets.typing import Origin
 
 from bridge.config.load import load_config
 from bridge.messages import Delivery, Message
-from bridge.server.hub import WebSocketSink
-from bridge.sinks.base import WebSocketSinkConfig
+from bridge.sinks.settings import WebSocketSinkConfig
+from bridge.sinks.websocket import WebSocketSink
 
 TOKEN = "s3cret-token-for-tests"
 T0 = 1795784400.123

@@ -17,7 +17,7 @@ from bridge.config.specs import (
     Step,
     TLSConfig,
 )
-from bridge.sinks.base import SinkConfig
+from bridge.sinks.settings import SinkConfig
 from bridge.upstream.backoff import BackoffPolicy
 
 # The session's parts live in specs; importing them from here keeps working.

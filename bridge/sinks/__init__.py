@@ -1,1 +1,1 @@
-"""Where messages go: stdout, files and MQTT."""
+"""Where messages go: stdout, files, MQTT and local websocket clients."""

@@ -1,4 +1,8 @@
-"""What every sink is: the ``Sink`` protocol the supervisor drives (settings re-exported)."""
+"""What every sink is: the ``Sink`` protocol the supervisor and the router drive, and the
+``SinkQueue`` protocol of what a sink queues deliveries in.
+
+The protocol is the whole contract (httpcore's transports are the model): the supervisor
+never asks which kind of sink it holds, it only calls what is listed here."""
 
 from __future__ import annotations
 
@@ -6,32 +10,9 @@ from collections import Counter
 from typing import Protocol
 
 from bridge.messages import Delivery
-from bridge.sinks.settings import (
-    Availability,
-    FileSinkConfig,
-    Format,
-    MqttSinkConfig,
-    Overflow,
-    QueueConfig,
-    SinkConfig,
-    StdoutSinkConfig,
-    WebSocketSinkConfig,
-)
-
-__all__ = [
-    "Availability",
-    "FileSinkConfig",
-    "Format",
-    "LogsStates",
-    "MqttSinkConfig",
-    "Overflow",
-    "QueueConfig",
-    "Sink",
-    "SinkConfig",
-    "SinkQueue",
-    "StdoutSinkConfig",
-    "WebSocketSinkConfig",
-]
+from bridge.sinks.settings import Overflow
+from bridge.sinks.way_back import WayBack
+from bridge.stats.snapshot import SinkSnapshot
 
 
 class SinkQueue(Protocol):
@@ -60,14 +41,24 @@ class SinkQueue(Protocol):
         """Put back deliveries taken but not delivered, first and in order."""
 
 
-class Sink(Protocol):
-    """A destination. ``send`` never blocks; ``run`` is the sink's one long-lived task."""
+class Sink(WayBack, Protocol):
+    """A destination. ``send`` never blocks; ``run`` is the sink's one long-lived task. With
+    ``WayBack``, what it does for messages coming the other way (MQTT -> upstream)."""
 
     name: str
 
     @property
     def queue(self) -> SinkQueue:
         """The sink's queue; the router applies ``block`` by its ``overflow`` and ``full``."""
+
+    @property
+    def up(self) -> bool:
+        """Whether it can deliver now (readiness, the status line)."""
+
+    @property
+    def remote(self) -> bool:
+        """Whether ``up`` follows a connection to a server (a broker) that may be down: the
+        status line names such sinks."""
 
     def send(self, delivery: Delivery) -> None:
         """Queue one delivery, applying the queue's overflow policy when it is full."""
@@ -81,9 +72,15 @@ class Sink(Protocol):
     def close(self) -> None:
         """Ask ``run`` to flush what is queued and return."""
 
-
-class LogsStates:
-    """For sinks that do not record sources' connection states: the log already has them."""
+    def snapshot(self) -> SinkSnapshot:
+        """Its health and lifetime counters, read now."""
 
     def source_state(self, source: str, state: str) -> None:
-        """Nothing to do: states are logged, not sent to this sink."""
+        """A source's connection state changed (published by sinks that record it)."""
+
+    def reopen(self) -> None:
+        """SIGHUP: let go of open files so the next write opens them by name (logrotate)."""
+
+    def hand_over(self) -> list[Delivery]:
+        """Replaced on reload: what it still holds for its successor to send, in order, taken
+        out of it. A durable outbox hands over nothing: its rows stay on disk."""

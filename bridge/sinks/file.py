@@ -1,5 +1,7 @@
 """The file sink: lines appended to per-source paths, rotated, and kept through disk errors.
-Each wake writes what is queued, one ``write`` per file; failed lines go back to the queue."""
+
+Each batch the queued-sink core takes is written with one ``write`` per file; lines that could
+not be written go back to the front of the queue and are retried after ``retry_delay``."""
 
 from __future__ import annotations
 
@@ -19,90 +21,72 @@ from bridge.messages import Delivery
 from bridge.routing.sanitize import sanitize_path_value
 from bridge.routing.template import Context
 from bridge.sinks import rotation as rot
-from bridge.sinks.base import FileSinkConfig, LogsStates
 from bridge.sinks.formats import format_line, raw_block
-from bridge.sinks.queue import BoundedQueue
+from bridge.sinks.queued import QueuedSink
+from bridge.sinks.settings import FileSinkConfig
+from bridge.stats.sink import FileSinkStats
 
 logger = logging.getLogger("bridge.sinks.file")
 
 
-class FileSink(LogsStates):
+class FileSink(QueuedSink):
     """Appends ``envelope`` or ``raw`` lines; ``run`` never raises on a write error."""
+
+    kind = "file"
+    stats: FileSinkStats
 
     def __init__(self, config: FileSinkConfig, *, wall: Callable[[], float] = time.time,
                  retry_delay: float = 1.0, batch: int = 1000, hostname: str = "") -> None:
         if config.path.roots - {"source", "hostname"}:
             raise ValueError(f"sink {config.name}: the path may use only {{source}}, {{hostname}}")
-        self.name, self.config = config.name, config
-        self.queue = BoundedQueue[Delivery](config.queue.max_messages, config.queue.overflow)
-        self.stats = rot.FileSinkStats(dropped=self.queue.dropped)
-        self._wall, self._retry_delay, self._batch, self._host = wall, retry_delay, batch, hostname
+        super().__init__(config.name, config.queue, FileSinkStats(), batch)
+        self.config = config
+        self._wall, self._retry_delay, self._host = wall, retry_delay, hostname
+        self._interval = 0.0 if config.fsync == "always" else config.flush_interval
         self._files: dict[str, rot.OpenFile] = {}
-        self._wake, self._room = asyncio.Event(), asyncio.Event()
-        self._closing = self._stopped = self._dirty = False
+        self._dirty = False
         self._failing: OSError | None = None
         self._synced, self._done = float("-inf"), 0
         self._jobs, self._job_lock = set[asyncio.Future[None]](), threading.Lock()
-
-    def send(self, delivery: Delivery) -> None:
-        self.queue.put(delivery)
-        self._wake.set()
-
-    async def drain(self) -> None:
-        await self._until(lambda: not self.queue.full)
-
-    def close(self) -> None:
-        """Write what is queued and stop; while the target fails, retry until cancelled."""
-        self._closing = True
-        self._wake.set()
 
     def reopen(self) -> None:
         """Close every file; the next write opens it again by name (SIGHUP after logrotate)."""
         self._forget(*self._files)
 
-    async def flush(self) -> None:
-        """Return once the queue is written, or once one more write attempt has failed."""
-        errors = self.stats.errors
-        await self._until(lambda: not self.queue or self.stats.errors > errors)
+    async def _idle(self) -> None:
+        """Wait for new lines, or until ``fsync: interval`` is due."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._interval if self._dirty else None):
+                await self._wake.wait()
+        await self._sync()
 
-    async def _until(self, done: Callable[[], bool]) -> None:
-        while not done() and not self._stopped:
-            self._room.clear()
-            await self._room.wait()
+    async def _write(self, batch: list[Delivery]) -> None:
+        if not self._write_batch(batch):
+            await asyncio.sleep(self._retry_delay)
+        await self._sync()
 
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        interval = 0.0 if self.config.fsync == "always" else self.config.flush_interval
-        self._stopped = False  # a run restarted after a crash blocks producers again
-        try:
-            while self.queue or not self._closing:
-                self._wake.clear()
-                if not self.queue:  # idle: wake for new lines, or when ``fsync: interval`` is due
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(interval if self._dirty else None):
-                            await self._wake.wait()
-                if self.queue and not self._write_batch():
-                    await asyncio.sleep(self._retry_delay)
-                if self._dirty and loop.time() - self._synced >= interval:
-                    self._dirty, self._synced = False, loop.time()
-                    fds = [out.file.fileno() for out in self._files.values()]
-                    try:
-                        await asyncio.to_thread(list, map(os.fsync, fds))
-                    except OSError as exc:
-                        self._error("fsync failed", exc)
-        finally:
-            if lost := len(self.queue.take(len(self.queue))):
-                self.stats.dropped["write_error"] += lost
-                logger.error("sink %s: stopping with %d lines not written", self.name, lost)
-            self._forget(*self._files)
-            await asyncio.gather(*self._jobs, return_exceptions=True)
-            self._stopped = True
-            self._room.set()
+    async def _sync(self) -> None:
+        """fsync what was written, when the policy says it is due (``always``: every batch)."""
+        now = asyncio.get_running_loop().time()
+        if self._dirty and now - self._synced >= self._interval:
+            self._dirty, self._synced = False, now
+            fds = [out.file.fileno() for out in self._files.values()]
+            try:
+                await asyncio.to_thread(list, map(os.fsync, fds))
+            except OSError as exc:
+                self._error("fsync failed", exc)
 
-    def _write_batch(self) -> bool:
+    async def _end(self) -> None:
+        if lost := len(self.queue.take(len(self.queue))):
+            self.stats.dropped["write_error"] += lost
+            logger.error("sink %s: stopping with %d lines not written", self.name, lost)
+        self._forget(*self._files)
+        await asyncio.gather(*self._jobs, return_exceptions=True)
+
+    def _write_batch(self, batch: list[Delivery]) -> bool:
         """Write one batch, grouped by file; False when some of it could not be written."""
         groups: dict[str, list[Delivery]] = {}
-        for d in self.queue.take(self._batch):
+        for d in batch:
             groups.setdefault(d.message.source, []).append(d)
         now, left = self._wall(), list[Delivery]()
         for source, items in groups.items():
@@ -119,7 +103,6 @@ class FileSink(LogsStates):
         if not left and self._failing is not None:
             logger.warning("sink %s: writing again after %s", self.name, rot.why(self._failing))
             self._failing = None
-        self._room.set()
         return not left
 
     def _append(self, path: str, items: list[Delivery], now: float) -> None:

@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from bridge.messages import INVALID, Delivery, decode_json
-from bridge.sinks.base import Format
+from bridge.sinks.settings import Format
 
 
 def iso_utc(t: float) -> str:

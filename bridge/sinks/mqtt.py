@@ -28,13 +28,15 @@ from bridge.messages import Delivery, byte_size
 from bridge.routing.topics import topic_matches
 from bridge.sinks import mqtt_packet as packet
 from bridge.sinks import mqtt_topics as mt
-from bridge.sinks.base import MqttSinkConfig
 from bridge.sinks.mqtt_client import MqttClient, unavailable
 from bridge.sinks.mqtt_incoming import Incoming
 from bridge.sinks.mqtt_properties import PropertyBuilder
 from bridge.sinks.outbox import Outbox
 from bridge.sinks.outbox_rows import StoredDelivery
 from bridge.sinks.queue import BoundedQueue
+from bridge.sinks.settings import MqttSinkConfig
+from bridge.stats.sink import MqttStats
+from bridge.stats.snapshot import SinkSnapshot
 from bridge.tls import client_context
 from bridge.upstream.backoff import backoff
 
@@ -55,7 +57,7 @@ class MqttSink:
         ) if self.outbox is None else self.outbox
         self._drops = DropLog()
         self._max_age = cfg.queue.max_age if self.outbox is None else 0.0  # the outbox's own
-        self.stats = mt.MqttStats(self.queue, dropped=self.queue.dropped)
+        self.stats = MqttStats(self.queue, dropped=self.queue.dropped)
         self._props = PropertyBuilder(cfg.message_expiry, cfg.user_properties, host)
         self._client_id = cfg.client_id.replace("{hostname}", host)
         self._tls = TLSConfig(cfg.ca_file, cfg.cert_file, cfg.key_file, cfg.verify) \
@@ -76,6 +78,28 @@ class MqttSink:
     @property
     def up(self) -> bool:
         return self._conn is not None
+
+    @property
+    def remote(self) -> bool:
+        return True  # up only while the broker is reachable
+
+    def snapshot(self) -> SinkSnapshot:
+        stats = self.stats
+        return SinkSnapshot(name=self.name, type="mqtt", up=self.up, queue_depth=len(self.queue),
+                            published=stats.published, errors=sum(stats.errors.values()),
+                            dropped=dict(self.queue.dropped),
+                            publish_latency=stats.publish_latency)
+
+    def reopen(self) -> None:
+        """Nothing open by name: the outbox is one SQLite file, kept open."""
+
+    def hand_over(self) -> list[Delivery]:
+        """The in-memory queue, taken; an outbox's rows stay on disk, for a successor with the
+        same ``queue.path`` to send."""
+        return [] if self.outbox is not None else self.queue.take(len(self.queue))
+
+    def rpc_topic(self, source: str) -> str | None:
+        return mt.source_topic(self.config.topic_prefix, source, "rpc")
 
     def send(self, delivery: Delivery) -> None:
         if not self.queue.put(delivery):

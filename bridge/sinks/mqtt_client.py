@@ -20,8 +20,8 @@ from gmqtt.storage import PersistentStorage
 
 from bridge.errors import PublishRefused, SinkUnavailable
 from bridge.sinks import mqtt_packet as packet
-from bridge.sinks.base import MqttSinkConfig
 from bridge.sinks.mqtt_incoming import Incoming, connect_failure, incoming
+from bridge.sinks.settings import MqttSinkConfig
 
 _NEVER: Final = -2  # below gmqtt's "unlimited" (-1) reconnect_retries: its reconnect never fires
 CONNECT_TIMEOUT: Final = 10.0

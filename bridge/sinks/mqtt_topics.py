@@ -1,10 +1,6 @@
-"""Pure MQTT sink rules: topic checks and names, CONNACK advice, stats."""
+"""Pure MQTT sink rules: topic checks and names, CONNACK advice."""
 
 from __future__ import annotations
-
-from collections import Counter
-from collections.abc import Sized
-from dataclasses import dataclass, field
 
 MAX_TOPIC_BYTES = 65_535  # MQTT strings carry a 16-bit length
 CONNACK_ADVICE = {  # refusal reason code (3.1.1 or 5) -> (error kind, what the user should do)
@@ -27,19 +23,3 @@ def topic_problem(topic: str) -> str | None:
 def source_topic(prefix: str, source: str, leaf: str = "") -> str:
     """A source's default topic, or with ``leaf="state"`` its retained connection-state topic."""
     return f"{prefix}/{source}/{leaf}" if leaf else f"{prefix}/{source}"
-
-
-@dataclass
-class MqttStats:
-    """``dropped`` is the queue's counter, by reason; ``refused`` counts refusals by topic."""
-
-    queue: Sized = field(default=(), repr=False)
-    published: int = 0
-    errors: Counter[str] = field(default_factory=Counter)
-    refused: Counter[str] = field(default_factory=Counter)
-    dropped: Counter[str] = field(default_factory=Counter)
-    publish_latency: float | None = None  # of the latest QoS 1/2 answer, in seconds
-
-    @property
-    def queue_depth(self) -> int:
-        return len(self.queue)

@@ -6,7 +6,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from bridge.sinks.base import Overflow
+from bridge.sinks.settings import Overflow
 
 T = TypeVar("T")
 

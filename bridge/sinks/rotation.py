@@ -1,5 +1,5 @@
 """The file sink's pure parts: when to rotate, rotated names (``app.jsonl.20261127T130000Z``,
-then ``.1``, ``.2`` on collision, ``.gz`` once compressed), its open-file record and counters.
+then ``.1``, ``.2`` on collision, ``.gz`` once compressed), and its open-file record.
 """
 
 from __future__ import annotations
@@ -7,26 +7,14 @@ from __future__ import annotations
 import errno
 import re
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from io import FileIO
 from typing import Literal
 
 Rotate = Literal["hourly", "daily"]
 _SECONDS = {"hourly": 3600, "daily": 86400}
 _SUFFIX = re.compile(r"\.(\d{8}T\d{6}Z)(?:\.(\d+))?(?:\.gz)?")
-
-
-@dataclass
-class FileSinkStats:
-    """``errors`` counts failed attempts; ``dropped`` is the queue's counter, by reason."""
-
-    written: int = 0
-    batches: int = 0
-    errors: int = 0
-    rotations: int = 0
-    dropped: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass(eq=False)

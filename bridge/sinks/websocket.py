@@ -22,9 +22,6 @@ import contextlib
 import hmac
 import json
 import logging
-from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
@@ -34,25 +31,15 @@ from bridge.messages import INVALID, Delivery, decode_json
 from bridge.routing.topics import filter_problem, topic_matches
 from bridge.server.listener import Listener, Request, Response
 from bridge.server.peer import Frame, Peer
-from bridge.sinks.base import LogsStates, WebSocketSinkConfig
 from bridge.sinks.formats import envelope
-from bridge.sinks.queue import BoundedQueue
+from bridge.sinks.queued import QueuedSink
+from bridge.sinks.settings import WebSocketSinkConfig
+from bridge.stats.sink import WebSocketSinkStats
 
-logger = logging.getLogger("bridge.server.hub")
+logger = logging.getLogger("bridge.sinks.websocket")
 
 MAX_FILTERS: Final = 100  # per client
 MAX_REQUEST: Final = 1 << 16  # bytes of one subscribe/unsubscribe request
-
-
-@dataclass
-class WebSocketSinkStats:
-    """``written`` sums frames written to every client; ``dropped`` is the queue's counter."""
-
-    written: int = 0
-    errors: int = 0  # failed attempts to listen
-    cut_off: int = 0  # clients closed with 1008 for falling behind
-    rejected: int = 0  # handshakes refused: wrong path, origin or token
-    dropped: Counter[str] = field(default_factory=Counter)
 
 
 class _Client:
@@ -67,8 +54,12 @@ class _Client:
         return any(topic_matches(f, topic) for f in self.filters)
 
 
-class WebSocketSink(LogsStates):
-    """Serves deliveries to subscribed clients; ``run`` listens until ``close``."""
+class WebSocketSink(QueuedSink):
+    """Serves deliveries to subscribed clients; ``run`` listens until ``close``, then passes
+    on what is queued and gives clients ``close_timeout`` to read it."""
+
+    kind = "websocket"
+    stats: WebSocketSinkStats
 
     def __init__(
         self,
@@ -78,23 +69,17 @@ class WebSocketSink(LogsStates):
         close_timeout: float = 5.0,
         batch: int = 1000,
     ) -> None:
-        self.name = config.name
+        super().__init__(config.name, config.queue, WebSocketSinkStats(), batch)
         self.config = config
-        self.queue: BoundedQueue[Delivery] = BoundedQueue(
-            config.queue.max_messages, config.queue.overflow
-        )
-        self.stats = WebSocketSinkStats(dropped=self.queue.dropped)
         self._token = config.token.encode()
         self._origins = {_origin(o) for o in config.allowed_origins}
-        self._retry_delay, self._close_timeout, self._batch = retry_delay, close_timeout, batch
+        self._retry_delay, self._close_timeout = retry_delay, close_timeout
         self._clients: dict[Peer, _Client] = {}
         self._listener = Listener(
             self._handle, label=f"sink {self.name}", process_request=self._check,
             compression=config.compression, max_size=MAX_REQUEST,
             close_timeout=close_timeout, on_close=self._flush_clients,
         )
-        self._wake, self._room = asyncio.Event(), asyncio.Event()
-        self._closing = self._stopped = False
 
     @property
     def port(self) -> int:
@@ -116,39 +101,19 @@ class WebSocketSink(LogsStates):
         self.queue.put(delivery)
         self._wake.set()
 
-    async def drain(self) -> None:
-        await self._until(lambda: not self.queue.full)
-
-    async def _until(self, done: Callable[[], bool]) -> None:
-        while not done() and not self._stopped:
-            self._room.clear()
-            await self._room.wait()
-
-    def close(self) -> None:
-        """Pass on what is queued, give clients ``close_timeout`` to read it, then stop."""
-        self._closing = True
-        self._wake.set()
-
     async def start(self) -> None:
         """Listen on the configured address; raises OSError when it cannot."""
         await self._listener.start(self.config.host, self.config.port)
 
-    async def run(self) -> None:
-        self._stopped = False  # a run restarted after a crash blocks producers again
-        try:
-            await self._listen()
-            while self.queue or not self._closing:
-                if not self.queue:
-                    self._wake.clear()
-                    await self._wake.wait()
-                    continue
-                for delivery in self.queue.take(self._batch):
-                    self._fan_out(delivery)
-                self._room.set()
-        finally:
-            await self._listener.close()
-            self._stopped = True
-            self._room.set()
+    async def _begin(self) -> None:
+        await self._listen()
+
+    async def _write(self, batch: list[Delivery]) -> None:
+        for delivery in batch:
+            self._fan_out(delivery)
+
+    async def _end(self) -> None:
+        await self._listener.close()
 
     async def _listen(self) -> None:
         failing = False
