@@ -321,6 +321,31 @@ async def test_fsync_policy_syncs_each_write_or_once_idle(
     assert len(calls) >= 3  # both writes, and the close
 
 
+@pytest.mark.parametrize(("policy", "while_running"), [("always", 3), ("interval", 1)])
+async def test_fsync_always_syncs_every_batch_and_interval_at_most_once_per_interval(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, policy: Any, while_running: int
+) -> None:
+    """Three batches within one (hour-long) interval: ``always`` syncs after each of them,
+    ``interval`` only after the first (nothing was synced before it); closing syncs once."""
+    calls: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        real_fsync(fd)
+        calls.append(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    sink = FileSink(config(tmp_path / "f.txt", format="raw", fsync=policy, flush_interval=3600))
+    async with running(sink):
+        for text in ("one", "two", "three"):
+            sink.send(delivery(text))
+            await sink.flush()  # written, and synced when the policy says so
+        synced_while_running = len(calls)
+    assert lines(tmp_path / "f.txt") == ["one", "two", "three"]
+    assert synced_while_running == while_running
+    assert len(calls) == while_running + 1  # the close syncs the one open file
+
+
 async def test_fsync_never_leaves_syncing_to_the_kernel(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
