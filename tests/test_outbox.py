@@ -22,7 +22,8 @@ from bridge.cli import main
 from bridge.config.load import load_config
 from bridge.messages import Delivery, Message
 from bridge.sinks.mqtt import MqttSink
-from bridge.sinks.outbox import Outbox, describe_outbox
+from bridge.sinks.outbox import Outbox
+from bridge.sinks.outbox_report import describe_outbox
 from bridge.sinks.outbox_rows import FILE, StoredDelivery
 from bridge.sinks.settings import MqttSinkConfig, QueueConfig
 from bridge.upstream.backoff import BackoffPolicy

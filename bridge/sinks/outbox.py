@@ -1,13 +1,13 @@
 """The durable outbox: the MQTT sink's queue kept in SQLite, surviving outages, restarts, kill -9.
 
-``BoundedQueue``'s interface plus ``settle``: a row leaves the file once the broker acked it,
-QoS 0 left in a socket write, or it can never be published. ``take`` reads after a cursor and
-leaves rows on disk, in flight; ``push_front`` rewinds the cursor, so after a reconnect or a
-restart (cursor 0) unsettled rows go again, in order. Memory never holds the backlog. WAL with
-synchronous=NORMAL: a commit survives kill -9 without an fsync in the loop (FULL would add one).
-Puts commit together FLUSH_DELAY later, at FLUSH_ROWS or before a take: kill -9 loses at most
-that tail. SQLite runs inline, measured (ARCHITECTURE.md, "Durable outbox"): a flush of 1024
-rows ~3 ms, a take of 256 ~0.4 ms, the WAL checkpoint (per ~4 MB) up to ~15 ms."""
+The ``SinkQueue`` interface, as ``BoundedQueue``'s, plus ``settle``: a row leaves the file once
+the broker acked it, QoS 0 left in a socket write, or it can never be published. ``take`` reads
+after a cursor and leaves rows on disk, in flight; ``push_front`` rewinds the cursor, so after a
+reconnect or a restart (cursor 0) unsettled rows go again, in order. Memory never holds the
+backlog. WAL with synchronous=NORMAL: a commit survives kill -9 without an fsync in the loop
+(FULL would add one). Puts commit together FLUSH_DELAY later, at FLUSH_ROWS or before a take:
+kill -9 loses at most that tail. SQLite runs inline, not in a thread: every statement is small
+and bounded (ARCHITECTURE.md, "Durable outbox", has the measurements)."""
 
 from __future__ import annotations
 
@@ -18,22 +18,20 @@ import secrets
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
 
 from bridge.errors import SinkUnavailable
 from bridge.messages import Delivery
 from bridge.sinks import outbox_rows as rows
+from bridge.sinks.outbox_ledger import Ledger
 from bridge.sinks.outbox_rows import StoredDelivery
 from bridge.sinks.settings import QueueConfig
 
 log = logging.getLogger("bridge.sinks.outbox")
 FLUSH_ROWS, FLUSH_DELAY, CHUNK = 1024, 0.005, 256
-DELETE = "DELETE FROM outbox WHERE id = ?"
-COUNT = "SELECT count(*), coalesce(sum(length(payload)), 0) FROM outbox"
 
 
-class Outbox(rows.Ledger):
-    """A ``BoundedQueue`` on disk; its bounds count every row, in flight or not."""
+class Outbox(Ledger):
+    """A ``SinkQueue`` on disk; its bounds count every row, in flight or not."""
 
     def __init__(self, cfg: QueueConfig, sink: str) -> None:
         super().__init__(cfg)
@@ -42,7 +40,7 @@ class Outbox(rows.Ledger):
         self._timer: asyncio.TimerHandle | None = None
         self._noted = ""
         self._db, self.tag = _open(self.path, sink)
-        self.rows, self.size = self._db.execute(COUNT).fetchall()[0]
+        self.rows, self.size = self._db.execute(rows.COUNT).fetchall()[0]
 
     def put(self, d: Delivery) -> bool:
         """Store ``d``; False when the policy dropped one (the oldest or this one), as counted."""
@@ -105,7 +103,7 @@ class Outbox(rows.Ledger):
             self.written()
             self._drop_oldest()
             done, self.done = self.done, []
-            self._db.executemany(DELETE, done)
+            self._db.executemany(rows.DELETE, done)
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
@@ -178,22 +176,3 @@ def _connect(path: Path, *, check: bool) -> tuple[sqlite3.Connection, str]:
     except BaseException:
         db.close()
         raise
-
-
-def describe_outbox(path: str) -> dict[str, Any]:
-    """For ``ws-bridge check --state``: depth, age of the oldest row (s), payload bytes and
-    SQLite's integrity_check of the outbox in directory ``path``; read-only, safe while running."""
-    file = Path(path, rows.FILE)
-    out: dict[str, Any] = {"path": str(file), "exists": file.exists(), "depth": 0,
-                           "oldest_age": None, "bytes": 0, "integrity": "ok"}
-    if out["exists"]:
-        try:
-            uri = f"{file.resolve().as_uri()}?mode=ro"  # never creates nor changes a file
-            with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
-                out["depth"], out["bytes"] = db.execute(COUNT).fetchall()[0]
-                if oldest := db.execute(rows.SELECT, (0, 1)).fetchall():
-                    out["oldest_age"] = round(max(0.0, time.time() - oldest[0][7]), 3)
-                out["integrity"] = "; ".join(r[0] for r in db.execute("PRAGMA integrity_check(5)"))
-        except sqlite3.Error as exc:
-            out["integrity"] = f"unreadable: {exc}"
-    return out
