@@ -14,6 +14,7 @@ from bridge.config import durations
 from bridge.config.collect import SIZE_PATTERN
 from bridge.config.load import load_config, load_schema
 from bridge.config.model import Config
+from bridge.config.specs import TLSConfig
 from bridge.errors import ConfigError, ConfigIssue
 from bridge.routing.template import Context
 from bridge.sinks.settings import FileSinkConfig, MqttSinkConfig, StdoutSinkConfig
@@ -473,7 +474,7 @@ def test_mqtt_url_gives_host_port_and_tls(
     text = MINIMAL.replace("{type: stdout}", f'{{type: mqtt, url: "{url}"}}')
     broker = load(tmp_path, text).sinks["console"]
     assert isinstance(broker, MqttSinkConfig)
-    assert (broker.host, broker.port, broker.tls_enabled) == (host, port, tls)
+    assert (broker.host, broker.port, broker.tls is not None) == (host, port, tls)
 
 
 def test_mqtt_credentials_tls_and_protocol(tmp_path: Path) -> None:
@@ -485,7 +486,8 @@ def test_mqtt_credentials_tls_and_protocol(tmp_path: Path) -> None:
     broker = config.sinks["console"]
     assert isinstance(broker, MqttSinkConfig)
     assert (broker.username, broker.password, broker.protocol) == ("bridge", "pw", 4)
-    assert (broker.ca_file, broker.verify, broker.message_expiry) == ("/ca.pem", False, 60.0)
+    assert broker.tls == TLSConfig(ca_file="/ca.pem", verify=False)
+    assert broker.message_expiry == 60.0
     assert broker.client_id == f"id-{socket.gethostname()}"
     assert broker.user_properties["src"].render(Context(source="feed")) == "feed"
     assert "pw" in config.secrets

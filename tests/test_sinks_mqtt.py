@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from bridge.config.specs import TLSConfig
 from bridge.errors import SinkUnavailable
 from bridge.messages import Delivery, Message
 from bridge.routing.template import Template
@@ -37,8 +38,8 @@ Subscribe = Callable[..., Awaitable[Subscriber]]
 def config(broker: Broker, **overrides: Any) -> MqttSinkConfig:
     base: dict[str, Any] = {
         "name": "broker", "host": broker.host, "port": broker.port, "reconnect": FAST,
-        "client_id": f"bridge-{id(overrides):x}", "tls_enabled": broker.tls,
-        "ca_file": broker.ca_file,
+        "client_id": f"bridge-{id(overrides):x}",
+        "tls": TLSConfig(ca_file=broker.ca_file) if broker.tls else None,
     }
     return MqttSinkConfig(**(base | overrides))
 
@@ -406,7 +407,7 @@ async def test_tls_without_the_ca_fails_with_a_clear_error(
 ) -> None:
     broker = mosquitto(tls=True)
     failed = watch_log("check tls.ca_file")
-    sink = MqttSink(config(broker, ca_file=None))
+    sink = MqttSink(config(broker, tls=TLSConfig()))
     async with running(sink):
         record = await failed.wait()
     assert record.levelno == logging.ERROR and "sink 'broker'" in record.getMessage()
@@ -422,7 +423,7 @@ async def test_an_unreadable_ca_file_is_a_tls_error_retried_until_the_file_is_th
     sub = await mqtt_subscriber(broker, "feeds/#")
     missing = tmp_path / "ca.pem"
     failed = watch_log("check tls.ca_file")
-    sink = MqttSink(config(broker, ca_file=str(missing), qos=1))
+    sink = MqttSink(config(broker, tls=TLSConfig(ca_file=str(missing)), qos=1))
     async with running(sink):
         record = await failed.wait()
         assert record.levelno == logging.ERROR and "No such file" in record.getMessage()

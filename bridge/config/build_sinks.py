@@ -7,6 +7,7 @@ from urllib.parse import unquote, urlsplit
 
 from bridge.config.collect import Collector, parse_size, queue
 from bridge.config.explain import KeyPath
+from bridge.config.specs import TLSConfig
 from bridge.routing.template import Context
 from bridge.sinks.settings import (
     Availability,
@@ -69,7 +70,6 @@ def _mqtt(name: str, raw: dict[str, Any], path: KeyPath, c: Collector, hostname:
     }
     options.setdefault("username", unquote(url.username) if url.username else None)
     options.setdefault("password", unquote(url.password) if url.password else None)
-    options |= raw.get("tls", {})
     options |= c.seconds(raw, path, {"keepalive": "keepalive"})
     options |= c.seconds(props, (*path, "properties"), {"message_expiry": "message_expiry"})
     if "availability" in raw:
@@ -83,7 +83,7 @@ def _mqtt(name: str, raw: dict[str, Any], path: KeyPath, c: Collector, hostname:
         name=name,
         host=url.hostname or "",
         port=port,
-        tls_enabled=secure,
+        tls=TLSConfig(**raw.get("tls", {})) if secure else None,
         client_id=client_id.render_str(Context(hostname=hostname)) if not bad_id else "",
         protocol=4 if str(raw.get("protocol", 5)) == "3.1.1" else 5,
         user_properties={

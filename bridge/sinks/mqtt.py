@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from bridge.config.specs import TLSConfig
 from bridge.errors import PublishRefused, SinkUnavailable
 from bridge.messages import Delivery, byte_size
 from bridge.routing.topics import topic_matches
@@ -60,8 +59,6 @@ class MqttSink:
         self.stats = MqttStats(self.queue, dropped=self.queue.dropped)
         self._props = PropertyBuilder(cfg.message_expiry, cfg.user_properties, host)
         self._client_id = cfg.client_id.replace("{hostname}", host)
-        self._tls = TLSConfig(cfg.ca_file, cfg.cert_file, cfg.key_file, cfg.verify) \
-            if cfg.tls_enabled else None
         self._wake, self._stop, self._room = asyncio.Event(), asyncio.Event(), asyncio.Event()
         # The pump waits for work: send() fires at the end of the loop turn instead of waking it
         self._idle, self._flush_due = False, False
@@ -194,7 +191,7 @@ class MqttSink:
     async def _connect(self) -> MqttClient:
         cfg = self.config
         try:  # built at each attempt: a CA or certificate file fixed meanwhile is read again
-            tls = client_context(self._tls) if self._tls is not None else None
+            tls = client_context(cfg.tls) if cfg.tls is not None else None
         except OSError as exc:  # ssl.SSLError is one: an unreadable CA, certificate or key
             raise unavailable(cfg, exc, tls=True) from exc
         conn = MqttClient(cfg, self._client_id, on_ack=self._acked, on_lost=self._lost,

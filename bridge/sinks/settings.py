@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from bridge.config.specs import TLSConfig
 from bridge.routing.template import Template
 from bridge.upstream.backoff import BackoffPolicy
 
@@ -59,14 +60,10 @@ class MqttSinkConfig:
     name: str
     host: str
     port: int
-    tls_enabled: bool = False
+    tls: TLSConfig | None = None  # None: plain TCP (mqtt://)
     client_id: str = "ws-bridge"
     username: str | None = None
     password: str | None = None
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    verify: bool = True
     protocol: Literal[4, 5] = 5
     keepalive: float = 30.0
     qos: int = 0
