@@ -23,8 +23,8 @@ from bridge.metrics import fetch_status
 from bridge.server.feed import FeedServer
 from bridge.server.replay import serve_replay
 from bridge.shard import parse_shard
-from bridge.sinks.base import MqttSinkConfig
 from bridge.sinks.outbox import describe_outbox
+from bridge.sinks.settings import MqttSinkConfig
 from bridge.status_table import format_status_table
 from bridge.supervisor import Supervisor, call_source
 from bridge.upstream.urls import safe_url

@@ -8,7 +8,7 @@ from urllib.parse import unquote, urlsplit
 from bridge.config.collect import Collector, parse_size, queue
 from bridge.config.explain import KeyPath
 from bridge.routing.template import Context
-from bridge.sinks.base import (
+from bridge.sinks.settings import (
     Availability,
     FileSinkConfig,
     MqttSinkConfig,

@@ -8,10 +8,10 @@ from typing import Any
 
 from bridge.config.durations import parse_duration
 from bridge.config.explain import KeyPath
-from bridge.config.model import TLSConfig
+from bridge.config.specs import TLSConfig
 from bridge.routing.pattern import Pattern
 from bridge.routing.template import Template, TemplateError
-from bridge.sinks.base import QueueConfig
+from bridge.sinks.settings import QueueConfig
 from bridge.upstream.backoff import BackoffPolicy
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$")

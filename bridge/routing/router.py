@@ -17,7 +17,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bridge.config.model import RouteSpec, SourceConfig
+from bridge.config.model import SourceConfig
+from bridge.config.specs import RouteSpec
 from bridge.messages import INVALID, Delivery, Message
 from bridge.routing.sanitize import sanitize_topic_value
 from bridge.routing.template import Context, TemplateError
