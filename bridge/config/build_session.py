@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from bridge.config.collect import Collector, pattern
-from bridge.config.explain import KeyPath
+from bridge.config.keypaths import KeyPath
 from bridge.config.specs import (
     DEDUP_WINDOW,
     AuthSpec,

@@ -7,7 +7,7 @@ from typing import Any
 from bridge.config.build_outbound import build_outbound
 from bridge.config.build_session import build_session
 from bridge.config.collect import Collector, parse_size, pattern, tls
-from bridge.config.explain import KeyPath
+from bridge.config.keypaths import KeyPath
 from bridge.config.model import SourceConfig
 from bridge.config.specs import RouteSpec
 

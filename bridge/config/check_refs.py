@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bridge.config.explain import KeyPath, records, suggest
+from bridge.config.explain import suggest
+from bridge.config.keypaths import KeyPath, records
 
 Report = Callable[[KeyPath, str], None]
 

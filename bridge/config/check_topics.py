@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bridge.config.explain import KeyPath, records
+from bridge.config.keypaths import KeyPath, records
 from bridge.routing.template import Context, Template, TemplateError
 from bridge.routing.topics import filter_problem
 from bridge.sinks import mqtt_topics

@@ -8,8 +8,9 @@ from typing import Any
 
 from bridge.config.check_refs import check_refs
 from bridge.config.check_topics import check_sink_topics, check_source_topics
-from bridge.config.credentials import insecure_problem
-from bridge.config.explain import KeyPath, entries, json_type, leaves, records
+from bridge.config.explain import json_type
+from bridge.config.exposure import insecure_problem
+from bridge.config.keypaths import KeyPath, entries, leaves, records
 from bridge.routing.template import Template, TemplateError
 
 Report = Callable[[KeyPath, str], None]

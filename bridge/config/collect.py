@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from bridge.config.durations import parse_duration
-from bridge.config.explain import KeyPath
+from bridge.config.keypaths import KeyPath
 from bridge.config.specs import TLSConfig
 from bridge.routing.pattern import Pattern
 from bridge.routing.template import Template, TemplateError

@@ -20,8 +20,10 @@ from bridge.config import placeholders
 from bridge.config.build_config import build_config
 from bridge.config.checks import check, is_template_path, literal
 from bridge.config.collect import Collector
-from bridge.config.credentials import exposure_warnings, find_secrets
-from bridge.config.explain import KeyPath, dotted, explain
+from bridge.config.credentials import find_secrets
+from bridge.config.explain import explain
+from bridge.config.exposure import exposure_warnings
+from bridge.config.keypaths import KeyPath, dotted
 from bridge.config.marks import MarkedDict, MarkedList, RecursiveAlias, containers, locate, plain
 from bridge.config.model import Config
 from bridge.errors import ConfigError, ConfigIssue

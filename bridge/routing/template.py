@@ -7,9 +7,11 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from bridge.routing.context import Clean, Context, Getter, TemplateError, getter
+from bridge.routing.context import Context, TemplateError
+from bridge.routing.lookup import Getter, getter
 
 __all__ = ["Context", "Template", "TemplateError"]
+Clean = Callable[[str], str] | None  # what a rendered value passes through, if anything
 
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_]\w*)((?:\.[\w-]+|\[\d+\])*)\}")
 
