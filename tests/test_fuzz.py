@@ -15,10 +15,11 @@ from hypothesis import strategies as st
 from bridge.config.checks import literal
 from bridge.config.load import load_config, load_schema
 from bridge.config.model import Config
+from bridge.decoding import INVALID
 from bridge.errors import ConfigError
-from bridge.messages import INVALID
+from bridge.routing.context import Context, TemplateError
 from bridge.routing.pattern import Pattern, _match
-from bridge.routing.template import Context, Template, TemplateError
+from bridge.routing.template import Template
 from bridge.sinks.settings import FileSinkConfig
 
 FUZZ = settings(

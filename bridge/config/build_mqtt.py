@@ -9,7 +9,7 @@ from urllib.parse import SplitResult, unquote, urlsplit
 
 from bridge.config.collect import Collector, parse_size, queue
 from bridge.config.keypaths import KeyPath
-from bridge.routing.template import Context
+from bridge.routing.context import Context
 from bridge.sinks.settings import Availability, MqttSinkConfig, QueueConfig
 
 DEFAULT_CLIENT_ID = "ws-bridge-{hostname}"

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from bridge.config.keypaths import KeyPath, records
-from bridge.routing.template import Context, Template, TemplateError
+from bridge.routing.context import Context, TemplateError
+from bridge.routing.template import Template
 from bridge.routing.topics import filter_problem
 from bridge.sinks import mqtt_topics
 

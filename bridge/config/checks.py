@@ -11,7 +11,8 @@ from bridge.config.check_topics import check_sink_topics, check_source_topics
 from bridge.config.explain import json_type
 from bridge.config.exposure import insecure_problem
 from bridge.config.keypaths import KeyPath, entries, leaves, records
-from bridge.routing.template import Template, TemplateError
+from bridge.routing.context import TemplateError
+from bridge.routing.template import Template
 
 Report = Callable[[KeyPath, str], None]
 _SOURCE_TEMPLATES = {"auth", "subscribe", "unsubscribe", "heartbeat", "replies", "publish", "rpc"}

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge.messages import INVALID
+from bridge.decoding import INVALID
 
 
 class TemplateError(ValueError):

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from bridge.messages import INVALID
+from bridge.decoding import INVALID
 from bridge.routing.context import Context, TemplateError
 
 ROOTS = frozenset({"seq", "source", "now_ms", "now_s", "hostname", "msg", "mqtt"})

@@ -19,9 +19,10 @@ from typing import Any
 
 from bridge.config.model import SourceConfig
 from bridge.config.specs import RouteSpec
-from bridge.messages import INVALID, Delivery, Message
+from bridge.decoding import INVALID
+from bridge.messages import Delivery, Message
+from bridge.routing.context import Context, TemplateError
 from bridge.routing.sanitize import sanitize_topic_value
-from bridge.routing.template import Context, TemplateError
 from bridge.sinks.base import Sink
 from bridge.sinks.queue import BoundedQueue
 
