@@ -81,6 +81,30 @@ def test_any_text_loads_or_gives_issues_with_positions(tmp_path: Path, text: str
     load_or_error(path)
 
 
+@pytest.mark.parametrize(
+    ("text", "issue"),
+    [
+        ("a: \x07",
+         (1, 4, "YAML: unacceptable character #x0007: special characters are not allowed")),
+        ("[" * 5000, (1, 1, "YAML: nested too deeply")),
+        ("version: " + "9" * 5000,
+         (1, 10, "YAML: a number of 5000 digits is too long for any setting")),
+        ("version: 1\nsinks: {}\nsources: &s [*s]\n",
+         (1, 1, "YAML: the alias at sources[0] refers to itself")),
+    ],
+    ids=["control-character", "deep-nesting", "huge-number", "recursive-alias"],
+)
+def test_texts_fuzzing_found_are_reported_where_the_yaml_breaks(
+    tmp_path: Path, text: str, issue: tuple[int, int, str]
+) -> None:
+    path = tmp_path / "fuzz.yaml"
+    path.write_text(text, encoding="utf-8")
+    answer = load_or_error(path)
+    assert isinstance(answer, ConfigError), "the loader accepted text it must refuse"
+    assert [(i.line, i.column, i.message) for i in answer.issues] == [issue]
+    assert answer.issues[0].path == ""  # the YAML failed: no key path to point at
+
+
 @FUZZ
 @given(data=st.binary(max_size=200))
 def test_any_bytes_load_or_give_issues(tmp_path: Path, data: bytes) -> None:
