@@ -32,6 +32,9 @@ from tests.support.daemon import REPO, Daemon, NotifySocket, assignments, eventu
 from tests.support.upstream import Upstream, UpstreamConn
 
 Spawn = Callable[..., Awaitable[Daemon]]
+# Caps on event waits, not expected durations: a cold start of the daemon (imports included) on
+# a loaded 2-core host can take seconds, and a cap costs nothing when the event comes sooner.
+STARTUP = 20.0
 
 
 # -- fixtures and helpers -----------------------------------------------------------------------
@@ -128,7 +131,7 @@ def lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
-async def file_has(path: Path, n: int, timeout: float = 5.0) -> list[str]:
+async def file_has(path: Path, n: int, timeout: float = 15.0) -> list[str]:
     async def enough() -> list[str] | None:
         got = lines(path)
         return got if len(got) >= n else None
@@ -158,7 +161,7 @@ async def reload(daemon: Daemon, notify: NotifySocket) -> None:
 
 async def run_ready(spawn: Spawn, cfg: Path, notify: NotifySocket, *args: str) -> Daemon:
     daemon = await spawn("run", cfg, *args, env={"NOTIFY_SOCKET": notify.path})
-    await notify.wait_for(is_ready, what="READY=1 at startup")
+    await notify.wait_for(is_ready, timeout=STARTUP, what="READY=1 at startup")
     return daemon
 
 
@@ -180,7 +183,7 @@ async def get(url: str) -> tuple[int, str]:
 
 
 async def metrics_port(daemon: Daemon) -> int:
-    line = await daemon.wait_log("metrics: serving on http://")
+    line = await daemon.wait_log("metrics: serving on http://", timeout=STARTUP)
     match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
     assert match, line
     return int(match.group(1))
@@ -214,7 +217,7 @@ async def _notifies_systemd(
     cfg = write(tmp_path / "bridge.yaml", config(tmp_path, [source("feed", upstream)]))
     daemon = await spawn("run", cfg, env={"NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "200000"})
 
-    ready = await notify.wait_for(is_ready, what="READY=1")
+    ready = await notify.wait_for(is_ready, timeout=STARTUP, what="READY=1")
     # READY=1 comes once the source exists: the status line already counts it.
     assert assignments(notify.messages[ready])["STATUS"].endswith("/1 sources connected")
     await upstream.wait_connections(1)
