@@ -529,7 +529,7 @@ async def test_invalid_config_exits_78_before_connecting_with_file_line_col(
         "    routes: [{sink: nowhere}]\n"
     )
     daemon = await spawn("run", bad)
-    assert await daemon.wait_exit() == 78
+    assert await daemon.wait_exit(timeout=STARTUP) == 78
     located = [line for line in daemon.stderr if line.startswith(f"{bad}:7:5: ")]
     assert located and "did you mean 'reconnect'" in located[0], daemon.log_text
     assert any(re.match(rf"{re.escape(str(bad))}:8:\d+: .*nowhere", line)
@@ -628,7 +628,7 @@ async def test_a_sink_that_cannot_start_stops_the_daemon_with_a_clear_error(
               "queue": {"path": str(blocker / "outbox")}}  # under a file: nobody can create it
     cfg = config(tmp_path, [source("feed", upstream)], sinks={"out": broker})
     daemon = await spawn("run", write(tmp_path / "bridge.yaml", cfg))
-    assert await daemon.wait_exit() == 1
+    assert await daemon.wait_exit(timeout=STARTUP) == 1
     assert "sink 'out'" in daemon.log_text and "not starting" in daemon.log_text
     assert "Traceback" not in daemon.log_text
     assert upstream.handshakes == []  # nothing connected
@@ -648,7 +648,7 @@ async def test_a_sink_that_gives_up_stops_alone_and_the_others_go_on(
     feed_source["routes"] = [{"sink": "out"}, {"sink": "broker"}]
     cfg = config(tmp_path, [feed_source], sinks={"out": file_sink(tmp_path), "broker": broker})
     daemon = await spawn("run", write(tmp_path / "bridge.yaml", cfg))
-    await daemon.wait_log("the sink has stopped")
+    await daemon.wait_log("the sink has stopped", timeout=STARTUP)
     out = tmp_path / "out" / "feed.txt"
     await eventually(lambda: _lines_at_least(out, 5), what="5 lines in the file sink")
     await stop(daemon)
