@@ -3,13 +3,10 @@ back (``publish[].from`` and ``rpc``) name an mqtt sink, since only an MQTT sink
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from bridge.config.explain import suggest
-from bridge.config.keypaths import KeyPath, records
-
-Report = Callable[[KeyPath, str], None]
+from bridge.config.keypaths import KeyPath, Report, records
 
 
 def check_refs(

@@ -3,16 +3,13 @@ static text (its placeholders are filled at run time) and a subscription's topic
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from bridge.config.keypaths import KeyPath, records
+from bridge.config.keypaths import KeyPath, Report, records
 from bridge.routing.context import Context, TemplateError
 from bridge.routing.template import Template
 from bridge.routing.topics import filter_problem
 from bridge.sinks import mqtt_topics
-
-Report = Callable[[KeyPath, str], None]
 
 
 class _AnyField(dict[str, Any]):

@@ -3,18 +3,16 @@ check_refs and check_topics, the sink references and the MQTT topics."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from bridge.config.check_refs import check_refs
 from bridge.config.check_topics import check_sink_topics, check_source_topics
 from bridge.config.explain import json_type
 from bridge.config.exposure import insecure_problem
-from bridge.config.keypaths import KeyPath, entries, leaves, records
+from bridge.config.keypaths import KeyPath, Report, entries, leaves, records
 from bridge.routing.context import TemplateError
 from bridge.routing.template import Template
 
-Report = Callable[[KeyPath, str], None]
 _SOURCE_TEMPLATES = {"auth", "subscribe", "unsubscribe", "heartbeat", "replies", "publish", "rpc"}
 
 

@@ -6,9 +6,11 @@ skip what is not a mapping or a list instead of failing."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 KeyPath = tuple[str | int, ...]
+Report = Callable[[KeyPath, str], None]  # how a check reports one problem: where, and what
 
 
 def dotted(path: KeyPath) -> str:
