@@ -35,15 +35,19 @@ StartResponse = Callable[[str, list[tuple[str, str]]], object]
 STATES = tuple(state.value for state in ConnState)
 _UNANSWERED = (TimeoutError, RuntimeError, concurrent.futures.CancelledError)
 
+
 class _Server(ThreadingMixIn, WSGIServer):
     daemon_threads = True  # server_close() still joins them (Python >= 3.7 tracks them)
+
 
 class _Server6(_Server):
     address_family = socket.AF_INET6
 
+
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """A scrape every few seconds would flood the journal; lifecycle logs are enough."""
+
 
 def _on_loop(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T], timeout: float) -> T:
     """Run ``coro`` on ``loop`` from another thread; TimeoutError if the loop does not finish it."""
@@ -57,6 +61,7 @@ def _on_loop(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T], time
     except TimeoutError:
         future.cancel()
         raise
+
 
 def _families(snap: Snapshot) -> Iterator[Metric]:
     """Every ws-bridge metric family, from one snapshot."""
@@ -80,9 +85,11 @@ def _families(snap: Snapshot) -> Iterator[Metric]:
             state.add_metric([src.name, value], float(src.state == value))
     yield state
 
+
 class _BridgeCollector:
     def __init__(self, take: Callable[[], Snapshot]) -> None:
         self.collect = lambda: list(_families(take()))
+
 
 class MetricsServer:
     """The opt-in HTTP endpoint (``metrics: {listen: host:port}``); port 0 picks a free port."""
@@ -125,6 +132,7 @@ class MetricsServer:
         server, thread, self._server, self._thread = self._server, self._thread, None, None
         if server is None or thread is None:
             return
+
         def stop() -> None:
             server.shutdown()
             server.server_close()  # also joins the request threads
@@ -159,10 +167,12 @@ class MetricsServer:
             return _reply(start_response, 503, "the event loop did not answer in time")
         return _reply(start_response, 404, "try /metrics, /healthz, /readyz or /status")
 
+
 def _reply(start_response: StartResponse, code: int, body: str,
            kind: str = "text/plain; charset=utf-8") -> list[bytes]:
     start_response(f"{code} {http.HTTPStatus(code).phrase}", [("Content-Type", kind)])
     return [(body + "\n").encode()]
+
 
 async def fetch_status(url: str) -> Snapshot:
     """The daemon's Snapshot from its metrics ``url``; OSError if unreachable, ValueError if bad."""
@@ -170,6 +180,7 @@ async def fetch_status(url: str) -> Snapshot:
     if parts.scheme not in ("http", "https"):
         raise ValueError(f"not an http(s) URL: {url!r}")
     parts = parts._replace(path=parts.path.rstrip("/").removesuffix("/status") + "/status")
+
     def get() -> bytes:
         with urllib.request.urlopen(parts.geturl(), timeout=5) as answer:  # noqa: S310 - http(s)
             return answer.read()  # type: ignore[no-any-return]

@@ -30,10 +30,14 @@ def package_modules() -> dict[str, Path]:
     return found
 
 
-def contract_layers() -> list[set[str]]:
+def contract(name: str) -> configparser.SectionProxy:
     parser = configparser.ConfigParser()
     parser.read(ROOT / ".importlinter")
-    lines = [ln.strip() for ln in parser["importlinter:contract:tiers"]["layers"].splitlines()]
+    return parser[f"importlinter:contract:{name}"]
+
+
+def contract_layers() -> list[set[str]]:
+    lines = [ln.strip() for ln in contract("tiers")["layers"].splitlines()]
     return [set(re.split(r"\s*[|:]\s*", ln)) for ln in lines if ln]
 
 
@@ -59,6 +63,14 @@ def test_import_contract_layers_match_the_tier_map() -> None:
             assert any(module in layer for layer in layers[:3]), module
         else:
             assert module in layers[index], f"{module} ({tier}) is not in layer {index}"
+
+
+def test_every_atom_is_in_the_no_io_contract() -> None:
+    pure = contract("pure")
+    sources = set(pure["source_modules"].split())
+    atoms = {module for module, tier in tier_map().items() if tier == "atom"}
+    assert atoms - sources == set(), "atoms missing from the `pure` contract of .importlinter"
+    assert {"asyncio", "socket", "ssl"} <= set(pure["forbidden_modules"].split())
 
 
 def test_import_linter_contracts_hold() -> None:

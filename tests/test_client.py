@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from bridge.config.model import AuthSpec, HeartbeatSpec, ReplySpec, SourceConfig, Step
+from bridge.config.model import SourceConfig
+from bridge.config.specs import AuthSpec, HeartbeatSpec, ReplySpec, Step
 from bridge.messages import Message
 from bridge.routing.pattern import Pattern
 from bridge.routing.template import Template

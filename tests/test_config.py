@@ -16,7 +16,7 @@ from bridge.config.load import load_config, load_schema
 from bridge.config.model import Config
 from bridge.config.specs import TLSConfig
 from bridge.errors import ConfigError, ConfigIssue
-from bridge.routing.template import Context
+from bridge.routing.context import Context
 from bridge.sinks.settings import FileSinkConfig, MqttSinkConfig, StdoutSinkConfig
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from bridge.config.model import SourceConfig, TLSConfig
+from bridge.config.model import SourceConfig
+from bridge.config.specs import TLSConfig
 from bridge.errors import (
     AuthRejected,
     ConnectFailed,

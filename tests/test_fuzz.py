@@ -15,10 +15,12 @@ from hypothesis import strategies as st
 from bridge.config.checks import literal
 from bridge.config.load import load_config, load_schema
 from bridge.config.model import Config
+from bridge.decoding import INVALID
 from bridge.errors import ConfigError
-from bridge.messages import INVALID
+from bridge.routing.context import Context, TemplateError
 from bridge.routing.pattern import Pattern, _match
-from bridge.routing.template import Context, Template, TemplateError
+from bridge.routing.template import Template
+from bridge.sinks.settings import FileSinkConfig
 
 FUZZ = settings(
     max_examples=200, deadline=None, derandomize=True,
@@ -77,6 +79,30 @@ def test_any_text_loads_or_gives_issues_with_positions(tmp_path: Path, text: str
     path = tmp_path / "fuzz.yaml"
     path.write_text(text, encoding="utf-8")
     load_or_error(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "issue"),
+    [
+        ("a: \x07",
+         (1, 4, "YAML: unacceptable character #x0007: special characters are not allowed")),
+        ("[" * 5000, (1, 1, "YAML: nested too deeply")),
+        ("version: " + "9" * 5000,
+         (1, 10, "YAML: a number of 5000 digits is too long for any setting")),
+        ("version: 1\nsinks: {}\nsources: &s [*s]\n",
+         (1, 1, "YAML: the alias at sources[0] refers to itself")),
+    ],
+    ids=["control-character", "deep-nesting", "huge-number", "recursive-alias"],
+)
+def test_texts_fuzzing_found_are_reported_where_the_yaml_breaks(
+    tmp_path: Path, text: str, issue: tuple[int, int, str]
+) -> None:
+    path = tmp_path / "fuzz.yaml"
+    path.write_text(text, encoding="utf-8")
+    answer = load_or_error(path)
+    assert isinstance(answer, ConfigError), "the loader accepted text it must refuse"
+    assert [(i.line, i.column, i.message) for i in answer.issues] == [issue]
+    assert answer.issues[0].path == ""  # the YAML failed: no key path to point at
 
 
 @FUZZ
@@ -181,35 +207,64 @@ sinks:
 sources:
   - name: a
     url: ws://127.0.0.1/
-    routes: [{{sink: o}}]
     {source}
 """
+ROUTE = "routes: [{sink: o}]\n    "
+LONG_INDEX = "{msg[" + "1" * 4400 + "]}"  # also past Python's 4300-digit int conversion limit
+NOT_AN_MQTT_URL = "is not an MQTT URL: write mqtt://host[:port] or mqtts://host[:port]"
+
+
+def found(tmp_path: Path, sink: str, source: str) -> Path:
+    path = tmp_path / "found.yaml"
+    path.write_text(FOUND.format(sink=sink, source=source))
+    return path
 
 
 @pytest.mark.parametrize(
-    ("sink", "source"),
+    ("sink", "source", "problems"),
     [
-        ("", f'subscribe: [{{send: {{x: "{HUGE_INDEX}"}}}}]'),
-        ("", 'routes: [{sink: o, topic: "t/{msg[' + "1" * 4400 + ']}"}]'),
-        ("f: {type: file, path: /tmp/x.jsonl, max_bytes: 0.0}", ""),  # 0.0 is a JSON integer
-        ("", "max_message_size: 1024.0"),
-        ('m: {type: mqtt, url: "mqtt://[x"}', ""),  # the schema's pattern lets a "[" through
-        ('m: {type: mqtt, url: "mqtt://[::1"}', ""),
-        ("", "auth: {send: !!binary AAAA}"),  # not JSON: could never be sent
-        ("", "subscribe: [{send: !!set {a, b}}]"),
-        ("", "headers: {Authorization: [Bearer, x]}\n    auth: {send: {token: !!set {a}}}"),
-        ('m: {type: mqtt, url: "mqtt://h", password: [pw]}', ""),
+        ("", ROUTE + f'subscribe: [{{send: {{x: "{HUGE_INDEX}"}}}}]',
+         [("sources[0].subscribe[0].send.x", f"{HUGE_INDEX}: index out of range")]),
+        ("", f'routes: [{{sink: o, topic: "t/{LONG_INDEX}"}}]',
+         [("sources[0].routes[0].topic", f"{LONG_INDEX}: index out of range")]),
+        # The schema's URL pattern lets a "[" through; the sink builder must not crash on it.
+        ('m: {type: mqtt, url: "mqtt://[x"}', ROUTE,
+         [("sinks.m.url", f'"mqtt://[x" {NOT_AN_MQTT_URL}')]),
+        ('m: {type: mqtt, url: "mqtt://[::1"}', ROUTE,
+         [("sinks.m.url", f'"mqtt://[::1" {NOT_AN_MQTT_URL}')]),
+        # Not JSON, so it could never be sent.
+        ("", ROUTE + "auth: {send: !!binary AAAA}",
+         [("sources[0].auth.send", "a bytes value is not JSON; use a string or a list")]),
+        ("", ROUTE + "subscribe: [{send: !!set {a, b}}]",
+         [("sources[0].subscribe[0].send", "a set value is not JSON; use a string or a list")]),
+        ("", ROUTE + "headers: {Authorization: [Bearer, x]}\n    auth: {send: {token: !!set {a}}}",
+         [("sources[0].headers.Authorization", "expected string, got array"),
+          ("sources[0].auth.send.token", "a set value is not JSON; use a string or a list")]),
+        ('m: {type: mqtt, url: "mqtt://h", password: [pw]}', ROUTE,
+         [("sinks.m.password", "expected string, got array")]),
     ],
-    ids=["huge-index-in-message", "huge-index-in-topic", "float-max-bytes",
-         "float-max-message-size", "mqtt-url-bracket", "mqtt-url-unclosed-ipv6", "binary-message",
-         "set-message", "list-header-and-set-token", "list-password"],
+    ids=["huge-index-in-message", "huge-index-in-topic", "mqtt-url-bracket",
+         "mqtt-url-unclosed-ipv6", "binary-message", "set-message", "list-header-and-set-token",
+         "list-password"],
 )
-def test_inputs_fuzzing_found_give_a_config_or_a_config_error(
-    tmp_path: Path, sink: str, source: str
+def test_inputs_fuzzing_found_are_reported_at_their_key(
+    tmp_path: Path, sink: str, source: str, problems: list[tuple[str, str]]
 ) -> None:
-    path = tmp_path / "found.yaml"
-    path.write_text(FOUND.format(sink=sink, source=source))
-    load_or_error(path)
+    answer = load_or_error(found(tmp_path, sink, source))
+    assert isinstance(answer, ConfigError), "the loader accepted a config it must refuse"
+    assert [(issue.path, issue.message) for issue in answer.issues] == problems
+
+
+def test_float_sizes_fuzzing_found_load_as_whole_bytes(tmp_path: Path) -> None:
+    # YAML's 0.0 and 1024.0 are integers to JSON Schema, so the loader must accept them as such.
+    sink = "f: {type: file, path: /tmp/x.jsonl, max_bytes: 0.0}"
+    answer = load_or_error(found(tmp_path, sink, ROUTE + "max_message_size: 1024.0"))
+    assert isinstance(answer, Config), answer
+    file_sink = answer.sinks["f"]
+    assert isinstance(file_sink, FileSinkConfig)
+    assert (file_sink.max_bytes, type(file_sink.max_bytes)) == (0, int)
+    size = answer.sources[0].max_message_size
+    assert (size, type(size)) == (1024, int)
 
 
 # --- the template renderer ---------------------------------------------------------------------

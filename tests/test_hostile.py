@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from bridge.config.model import RouteSpec, SourceConfig
+from bridge.config.model import SourceConfig
+from bridge.config.specs import RouteSpec
 from bridge.messages import INVALID, MAX_JSON_DEPTH, Message
 from bridge.routing.pattern import Pattern
 from bridge.routing.router import Router

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from bridge.config.load import load_config
-from bridge.config.model import Config, DedupSpec, ReplySpec, SequenceSpec, SourceConfig, Step
+from bridge.config.model import Config, SourceConfig
+from bridge.config.specs import DedupSpec, ReplySpec, SequenceSpec, Step
 from bridge.errors import ConfigError, SequenceGap, SessionTimeout
 from bridge.messages import Message
 from bridge.routing.pattern import Pattern

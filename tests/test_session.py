@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from bridge.config.model import AuthSpec, HeartbeatSpec, ReplySpec, SourceConfig, Step
+from bridge.config.model import SourceConfig
+from bridge.config.specs import AuthSpec, HeartbeatSpec, ReplySpec, Step
 from bridge.errors import AuthRejected, SessionTimeout, SourceError
 from bridge.messages import Message
 from bridge.routing.pattern import Pattern

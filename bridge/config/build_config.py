@@ -9,7 +9,7 @@ from typing import Any
 from bridge.config.build_sinks import build_sink
 from bridge.config.build_sources import build_source
 from bridge.config.collect import Collector
-from bridge.config.explain import KeyPath
+from bridge.config.keypaths import KeyPath
 from bridge.config.model import Config
 from bridge.sinks.settings import MqttSinkConfig, SinkConfig
 

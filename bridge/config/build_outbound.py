@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bridge.config.collect import Collector, pattern
-from bridge.config.explain import KeyPath
+from bridge.config.keypaths import KeyPath
 from bridge.config.outbound import OutboxSpec, PublishSpec, RateLimitSpec, RpcSpec
 
 

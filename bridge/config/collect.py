@@ -7,10 +7,11 @@ from dataclasses import replace
 from typing import Any
 
 from bridge.config.durations import parse_duration
-from bridge.config.explain import KeyPath
-from bridge.config.model import TLSConfig
+from bridge.config.keypaths import KeyPath
+from bridge.config.specs import TLSConfig
+from bridge.routing.context import TemplateError
 from bridge.routing.pattern import Pattern
-from bridge.routing.template import Template, TemplateError
+from bridge.routing.template import Template
 from bridge.sinks.settings import QueueConfig
 from bridge.upstream.backoff import BackoffPolicy
 

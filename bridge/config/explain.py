@@ -7,40 +7,16 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-KeyPath = tuple[str | int, ...]
+from bridge.config.keypaths import KeyPath
+
 _JSON_TYPES = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"),
                (dict, "object"), (list, "array"))
-
-
-def dotted(path: KeyPath) -> str:
-    """``("sources", 0, "auth", "timeout")`` as ``sources[0].auth.timeout``."""
-    out = ""
-    for step in path:
-        out += f"[{step}]" if isinstance(step, int) else f".{step}" if out else str(step)
-    return out
 
 
 def suggest(word: object, choices: Iterable[str]) -> str:
     """``"; did you mean 'x'?"`` for the closest choice, or an empty string."""
     close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else ""
-
-
-def leaves(value: Any, path: KeyPath) -> list[tuple[KeyPath, Any]]:
-    if isinstance(value, dict):
-        return [leaf for k, v in value.items() for leaf in leaves(v, (*path, k))]
-    if isinstance(value, list):
-        return [leaf for i, v in enumerate(value) for leaf in leaves(v, (*path, i))]
-    return [(path, value)]
-
-
-def entries(value: Any) -> list[Any]:
-    return list(value.items()) if isinstance(value, dict) else []
-
-
-def records(value: Any) -> list[tuple[int, dict[str, Any]]]:
-    items = value if isinstance(value, list) else []
-    return [(i, v) for i, v in enumerate(items) if isinstance(v, dict)]
 
 
 def json_type(value: Any) -> str:

@@ -20,8 +20,10 @@ from bridge.config import placeholders
 from bridge.config.build_config import build_config
 from bridge.config.checks import check, is_template_path, literal
 from bridge.config.collect import Collector
-from bridge.config.credentials import exposure_warnings, find_secrets
-from bridge.config.explain import KeyPath, dotted, explain
+from bridge.config.credentials import find_secrets
+from bridge.config.explain import explain
+from bridge.config.exposure import exposure_warnings
+from bridge.config.keypaths import KeyPath, dotted
 from bridge.config.marks import MarkedDict, MarkedList, RecursiveAlias, containers, locate, plain
 from bridge.config.model import Config
 from bridge.errors import ConfigError, ConfigIssue
@@ -61,8 +63,18 @@ def _sequence(loader: _Loader, node: yaml.SequenceNode) -> Iterator[MarkedList]:
         data.marks.append((child.start_mark.line, child.start_mark.column))
 
 
+def _int(loader: _Loader, node: yaml.ScalarNode) -> int:
+    # Python refuses to convert more than 4300 digits; say so at the number, in our words.
+    try:
+        return int(loader.construct_yaml_int(node))
+    except ValueError:
+        why = f"a number of {len(node.value)} digits is too long for any setting"
+        raise yaml.constructor.ConstructorError(problem=why, problem_mark=node.start_mark) from None
+
+
 _Loader.add_constructor("tag:yaml.org,2002:map", _mapping)
 _Loader.add_constructor("tag:yaml.org,2002:seq", _sequence)
+_Loader.add_constructor("tag:yaml.org,2002:int", _int)
 # JSON has no dates, and Home Assistant states are "on"/"off": as in YAML 1.2, only true/false
 # are booleans, and dates stay strings.
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", lambda loader, node: node.value)
@@ -99,7 +111,7 @@ def _parse(file: str) -> tuple[Any, list[tuple[KeyPath, Any]]]:
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         why = "YAML: " + "; ".join(str(part) for part in (exc.context, exc.problem) if part)
     except (yaml.YAMLError, RecursiveAlias, RecursionError, ValueError) as exc:
-        # A control character (at its position), a number too long, nesting too deep.
+        # A control character (at its position), a recursive alias, nesting too deep.
         before = text[: getattr(exc, "position", 0)]
         line, column = before.count("\n") + 1, len(before) - before.rfind("\n")
         deep = isinstance(exc, RecursionError)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from bridge.config.explain import KeyPath, dotted
+from bridge.config.keypaths import KeyPath, dotted
 
 
 class MarkedDict(dict[Any, Any]):

@@ -10,7 +10,6 @@ from bridge.config.specs import (
     AuthSpec,
     DedupSpec,
     HeartbeatSpec,
-    OnGap,
     ReplySpec,
     RouteSpec,
     SequenceSpec,
@@ -19,13 +18,6 @@ from bridge.config.specs import (
 )
 from bridge.sinks.settings import SinkConfig
 from bridge.upstream.backoff import BackoffPolicy
-
-# The session's parts live in specs; importing them from here keeps working.
-__all__ = [
-    "AuthSpec", "Config", "DedupSpec", "HeartbeatSpec", "OnGap", "OutboxSpec", "PublishSpec",
-    "RateLimitSpec", "ReplySpec", "RouteSpec", "RpcSpec", "SequenceSpec", "SourceConfig", "Step",
-    "TLSConfig",
-]
 
 
 @dataclass(frozen=True, slots=True)

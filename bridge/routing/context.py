@@ -1,17 +1,14 @@
-"""What a template's placeholders can read, and how each placeholder is looked up."""
+"""What a template's placeholders can read: the ``Context`` a render is given, and what
+``{mqtt...}`` reads of an MQTT message."""
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge.messages import INVALID
-
-ROOTS = frozenset({"seq", "source", "now_ms", "now_s", "hostname", "msg", "mqtt"})
-_STEP = re.compile(r"\.([\w-]+)|\[(\d+)\]")
+from bridge.decoding import INVALID
 
 
 class TemplateError(ValueError):
@@ -31,17 +28,6 @@ class Context:
     mqtt: Any = None
 
 
-Getter = Callable[[Context], Any]
-Clean = Callable[[str], str] | None
-_SCALARS: dict[str, Getter] = {
-    "seq": lambda c: c.seq(),
-    "source": lambda c: c.source,
-    "now_ms": lambda c: int(c.now * 1000),
-    "now_s": lambda c: int(c.now),
-    "hostname": lambda c: c.hostname,
-}
-
-
 def mqtt_value(topic: str, payload: bytes | str) -> dict[str, Any]:
     """What ``{mqtt...}`` reads of an MQTT message: its topic, its levels (``{mqtt.topic[N]}``)
     and its payload, JSON-decoded when it parses, else the text."""
@@ -51,47 +37,3 @@ def mqtt_value(topic: str, payload: bytes | str) -> dict[str, Any]:
     except ValueError:
         value = text
     return {"topic": topic, "levels": topic.split("/"), "payload": value}
-
-
-def getter(root: str, path: str) -> Getter:
-    name = "{" + root + path + "}"
-    if root not in ROOTS:
-        raise TemplateError(f"unknown placeholder {name}; known: {', '.join(sorted(ROOTS))}")
-    if root in _SCALARS:
-        if path:
-            raise TemplateError(f"{{{root}}} has no fields: {name}")
-        return _SCALARS[root]
-    try:
-        steps = [int(i) if i else k for k, i in _STEP.findall(path)]
-    except ValueError:  # an index too long for Python's int(): no list is that long anyway
-        raise TemplateError(f"{name}: index out of range") from None
-    if root == "mqtt" and steps[:1] == ["topic"] and len(steps) > 1:
-        steps[0] = "levels"  # {mqtt.topic} is the text, {mqtt.topic[N]} one of its levels
-
-    def get(ctx: Context) -> Any:
-        value = ctx.msg if root == "msg" else ctx.mqtt
-        if value is None and root == "mqtt":
-            raise TemplateError(f"{name}: there is no MQTT message here")
-        if value is INVALID:
-            if not steps:
-                return ctx.raw
-            raise TemplateError(f"{name}: the message is not JSON")
-        try:
-            for step in steps:
-                value = value[step]
-        except (KeyError, IndexError, TypeError):
-            raise TemplateError(f"{name}: no such field in the message") from None
-        return value
-
-    if root == "msg" and len(steps) == 1 and isinstance(key := steps[0], str):
-        def get_key(ctx: Context) -> Any:  # {msg.field}, the usual case: one lookup
-            value = ctx.msg
-            if type(value) is dict:
-                try:
-                    return value[key]
-                except KeyError:
-                    pass
-            return get(ctx)  # the error to raise, or the raw text of a non-JSON frame
-
-        return get_key
-    return get

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge.messages import INVALID
+from bridge.decoding import INVALID
 
 Test = Callable[[Any], bool]
 

@@ -17,10 +17,12 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 
-from bridge.config.model import RouteSpec, SourceConfig
-from bridge.messages import INVALID, Delivery, Message
+from bridge.config.model import SourceConfig
+from bridge.config.specs import RouteSpec
+from bridge.decoding import INVALID
+from bridge.messages import Delivery, Message
+from bridge.routing.context import Context, TemplateError
 from bridge.routing.sanitize import sanitize_topic_value
-from bridge.routing.template import Context, TemplateError
 from bridge.sinks.base import Sink, SinkQueue
 
 logger = logging.getLogger("bridge.routing")

@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Callable
 from typing import Any
 
-from bridge.routing.context import Clean, Context, Getter, TemplateError, getter
+from bridge.routing.context import Context, TemplateError
+from bridge.routing.lookup import getter
+from bridge.routing.text import PLACEHOLDER, Clean, Render, compile_text, to_text
 
 __all__ = ["Context", "Template", "TemplateError"]
-
-_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_]\w*)((?:\.[\w-]+|\[\d+\])*)\}")
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if type(value) is int or type(value) is float:  # their JSON is str(); bool is not
-        return str(value)
-    if isinstance(value, bytes):
-        raise TemplateError("the frame is binary: it cannot be put into text")
-    return json.dumps(value, separators=(",", ":"))
 
 
 class Template:
@@ -37,7 +25,7 @@ class Template:
         self._render = compiled = self._compile(spec)
         self.static = not self.roots
         self.uses_message = "msg" in self.roots
-        whole = _PLACEHOLDER.fullmatch(spec) if isinstance(spec, str) else None
+        whole = PLACEHOLDER.fullmatch(spec) if isinstance(spec, str) else None
         if whole and whole.group(1) and not (whole.group(1) in self._consts and not whole.group(2)):
             self.render = getter(whole.group(1), whole.group(2))  # one call, no wrapper
         else:
@@ -56,38 +44,15 @@ class Template:
 
     def render_str(self, ctx: Context, clean: Clean = None) -> str:
         """Render to text; ``clean`` is applied to each placeholder's value (topic/path safety)."""
-        return _text(self._render(ctx, clean))
+        return to_text(self._render(ctx, clean))
 
-    def _compile(self, spec: Any) -> Callable[[Context, Clean], Any]:  # noqa: PLR0911 - a shape each
+    def _compile(self, spec: Any) -> Render:
         if isinstance(spec, dict):
             items = [(k, self._compile(v)) for k, v in spec.items()]
             return lambda c, cl: {k: f(c, cl) for k, f in items}
         if isinstance(spec, list):
             parts = [self._compile(v) for v in spec]
             return lambda c, cl: [f(c, cl) for f in parts]
-        if not isinstance(spec, str):
-            return lambda c, cl: spec
-        pieces: list[str | Getter] = []
-        pos = 0
-        for m in _PLACEHOLDER.finditer(spec):
-            pieces.append(spec[pos : m.start()])
-            root, pos = m.group(1), m.end()
-            if root is None or (root in self._consts and not m.group(2)):
-                pieces.append(m.group(0)[0] if root is None else self._consts[root])
-                continue
-            pieces.append(getter(root, m.group(2)))
-            self.roots.add(root)
-        pieces = [p for p in [*pieces, spec[pos:]] if p != ""]
-        if all(isinstance(p, str) for p in pieces):
-            text = "".join(p for p in pieces if isinstance(p, str))
-            return lambda c, cl: text
-        if len(pieces) == 1 and not isinstance(only := pieces[0], str):  # keeps its JSON type
-            return lambda c, cl: only(c) if cl is None else cl(_text(only(c)))
-        getters = [p for p in pieces if not isinstance(p, str)]  # the text around them: a format
-        fmt = "".join("{}" if not isinstance(p, str) else p.replace("{", "{{").replace("}", "}}")
-                      for p in pieces).format
-        if len(getters) == 1:  # the usual topic, e.g. "trades/{msg.symbol}"
-            one = getters[0]
-            return lambda c, cl: fmt(_text(one(c)) if cl is None else cl(_text(one(c))))
-        return lambda c, cl: fmt(*[  # a list, not a generator: faster on a few
-            _text(g(c)) if cl is None else cl(_text(g(c))) for g in getters])
+        if isinstance(spec, str):
+            return compile_text(spec, self._consts, self.roots)
+        return lambda c, cl: spec

@@ -1,4 +1,6 @@
-"""MQTT topic filters (``+`` one level, ``#`` the rest) for the websocket sink's subscriptions."""
+"""MQTT topic filters (``+`` one level, ``#`` the rest): which are valid, and which topics they
+match. The websocket sink's subscriptions, the MQTT sink's inbound routing and the config check
+of ``publish[].from.topic`` share one reading of the spec."""
 
 from __future__ import annotations
 

@@ -115,7 +115,6 @@ class FeedServer(Served):
             await asyncio.wait(tasks)
         self._channels.clear()
 
-
     # -- connections -------------------------------------------------------------------------
 
     async def _handle(self, ws: ServerConnection) -> None:

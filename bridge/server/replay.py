@@ -63,7 +63,6 @@ class ReplayServer(Served):
         with self.path.open("rb"):
             pass
 
-
     async def _handle(self, ws: ServerConnection) -> None:
         self._clients.add(ws)
         player = asyncio.create_task(self._play(ws))

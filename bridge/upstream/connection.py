@@ -24,7 +24,8 @@ from websockets.exceptions import (
 from websockets.frames import BINARY, TEXT
 from websockets.typing import Subprotocol
 
-from bridge.config.model import SourceConfig, TLSConfig
+from bridge.config.model import SourceConfig
+from bridge.config.specs import TLSConfig
 from bridge.errors import (
     AuthRejected,
     ConnectFailed,

@@ -1,0 +1,82 @@
+"""Builds what a source's session engine follows: auth, subscribe steps, heartbeat, replies, and
+the recovery checks (dedup, sequence). The session rules are one concept, apart from how the
+source connects and where its messages go."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bridge.config.collect import Collector, pattern
+from bridge.config.keypaths import KeyPath
+from bridge.config.specs import (
+    DEDUP_WINDOW,
+    AuthSpec,
+    DedupSpec,
+    HeartbeatSpec,
+    ReplySpec,
+    SequenceSpec,
+    Step,
+)
+from bridge.routing.pattern import Pattern
+
+_TIMEOUT = {"timeout": "timeout"}
+_STEP_TIMES = {**_TIMEOUT, "expect_every": "expect_every"}
+
+
+def build_session(raw: dict[str, Any], path: KeyPath, c: Collector) -> dict[str, Any]:
+    """The ``SourceConfig`` fields the session engine reads, from one source's YAML data."""
+    auth, beat = raw.get("auth"), raw.get("heartbeat")
+    return {
+        "auth": None if auth is None else _auth(auth, (*path, "auth"), c),
+        "subscribe": _steps(raw, "subscribe", path, c),
+        "unsubscribe": _steps(raw, "unsubscribe", path, c),
+        "heartbeat": None if beat is None else HeartbeatSpec(
+            send=c.template(beat["send"], (*path, "heartbeat", "send")),
+            expect=pattern(beat.get("expect")),
+            **c.seconds(beat, (*path, "heartbeat"), {"interval": "interval", **_TIMEOUT}),
+        ),
+        "replies": tuple(
+            ReplySpec(Pattern(r["when"]), c.template(r["send"], (*path, "replies", i, "send")))
+            for i, r in enumerate(raw.get("replies", []))
+        ),
+        **_recovery(raw, path, c),
+    }
+
+
+def _auth(auth: dict[str, Any], where: KeyPath, c: Collector) -> AuthSpec:
+    send = auth.get("send")
+    return AuthSpec(
+        send=None if send is None else c.template(send, (*where, "send")),
+        await_=pattern(auth.get("await")),
+        expect=pattern(auth.get("expect")),
+        reject=pattern(auth.get("reject")),
+        **c.seconds(auth, where, _TIMEOUT),
+    )
+
+
+def _steps(raw: dict[str, Any], key: str, path: KeyPath, c: Collector) -> tuple[Step, ...]:
+    """The ``subscribe`` or ``unsubscribe`` steps, in order."""
+    return tuple(_step(spec, (*path, key, i), c) for i, spec in enumerate(raw.get(key, [])))
+
+
+def _step(spec: dict[str, Any], where: KeyPath, c: Collector) -> Step:
+    return Step(
+        c.template(spec["send"], (*where, "send")),
+        pattern(spec.get("expect")),
+        pattern(spec.get("reject")),
+        when=pattern(spec.get("when")),
+        **c.seconds(spec, where, _STEP_TIMES),
+    )
+
+
+def _recovery(raw: dict[str, Any], path: KeyPath, c: Collector) -> dict[str, Any]:
+    """``dedup`` and ``sequence``, when set."""
+    out: dict[str, Any] = {}
+    if (dedup := raw.get("dedup")) is not None:
+        key = c.template(dedup["key"], (*path, "dedup", "key"))
+        out["dedup"] = DedupSpec(key, dedup.get("window", DEDUP_WINDOW))
+    if (seq := raw.get("sequence")) is not None:
+        per = None if "per" not in seq else c.template(seq["per"], (*path, "sequence", "per"))
+        key = c.template(seq["key"], (*path, "sequence", "key"))
+        out["sequence"] = SequenceSpec(key, per, seq.get("on_gap", "log"))
+    return out
