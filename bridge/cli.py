@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bridge import __version__
+from bridge.call import call_source
 from bridge.config.load import load_config, load_schema
 from bridge.config.model import Config
 from bridge.config.placeholders import redact
@@ -26,7 +27,7 @@ from bridge.shard import parse_shard
 from bridge.sinks.base import MqttSinkConfig
 from bridge.sinks.outbox import describe_outbox
 from bridge.status_table import format_status_table
-from bridge.supervisor import Supervisor, call_source
+from bridge.supervisor import Supervisor
 from bridge.upstream.urls import safe_url
 from bridge.workers import Workers
 

@@ -24,6 +24,7 @@ from bridge.errors import (
     MessageTooBig,
     SessionTimeout,
 )
+from bridge.tls import client_context
 from bridge.upstream.connection import Connection, open_connection
 from bridge.upstream.urls import safe_url
 from tests.support.upstream import Upstream, UpstreamConn
@@ -53,8 +54,13 @@ async def opened() -> AsyncIterator[list[Connection]]:
         await conn.close()
 
 
+def tls_for(cfg: SourceConfig) -> ssl.SSLContext | None:
+    """What the client organism hands the adapter: its one TLS context, for wss:// only."""
+    return client_context(cfg.tls) if cfg.url.startswith("wss://") else None
+
+
 async def connect(opened: list[Connection], cfg: SourceConfig) -> Connection:
-    conn = await open_connection(cfg)
+    conn = await open_connection(cfg, tls_for(cfg))
     opened.append(conn)
     return conn
 
@@ -326,7 +332,7 @@ async def test_wss_fails_verification_without_the_ca(
 ) -> None:
     secure: Upstream = await upstream_factory(ssl=pki.server_context())
     with pytest.raises(ConnectFailed, match="certificate verif"):
-        await open_connection(source(secure.url))
+        await open_connection(source(secure.url), tls_for(source(secure.url)))
     assert secure.connections == []
 
 
@@ -350,7 +356,8 @@ async def test_wss_presents_the_configured_client_certificate(
     await connect(opened, source(secure.url, tls=tls))
     await secure.wait_connections(1)
     with pytest.raises(ConnectFailed):
-        await open_connection(source(secure.url, tls=TLSConfig(ca_file=str(pki.ca))))
+        cfg = source(secure.url, tls=TLSConfig(ca_file=str(pki.ca)))
+        await open_connection(cfg, tls_for(cfg))
 
 
 # --- proxies ---------------------------------------------------------------------------------

@@ -7,16 +7,19 @@ import contextlib
 import itertools
 import json
 import logging
+import ssl
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Final, TypeVar
 
 from bridge.config.model import SourceConfig
-from bridge.errors import SourceError
+from bridge.errors import ConnectFailed, SourceError
 from bridge.messages import INVALID, Message, byte_size
 from bridge.routing.rpc import Calls
 from bridge.routing.template import Template, TemplateError
 from bridge.stats.source import REASONS, SourceStats, reason_of
+from bridge.tls import client_context
 from bridge.upstream.backoff import backoff
 from bridge.upstream.connection import Connection, open_connection
 from bridge.upstream.outgoing import Outgoing, OutgoingQueue
@@ -42,6 +45,17 @@ DeliverFn = Callable[[Message], Awaitable[None] | None]
 AnswerFn = Callable[[str | bytes], None]  # an RPC's reply frame, or {"error": ...} as JSON text
 StateFn = Callable[[str, ConnState], None]
 _T = TypeVar("_T")
+
+
+def tls_for(cfg: SourceConfig) -> ssl.SSLContext | None:
+    """The TLS context for a ``wss://`` URL (None for ``ws://``); an unreadable certificate or
+    key file is a failed connection attempt, retried like one."""
+    if urllib.parse.urlsplit(cfg.url).scheme != "wss":
+        return None
+    try:
+        return client_context(cfg.tls)
+    except OSError as exc:  # ssl.SSLError included
+        raise ConnectFailed(cfg.name, f"{safe_url(cfg.url)}: TLS settings: {exc}") from exc
 
 
 def _error(reason: str, reply: Any = INVALID) -> str:
@@ -195,7 +209,7 @@ class SourceClient:
         self._connected_at, self._delivered = None, 0
         self._set_state(ConnState.CONNECTING)
         try:
-            conn = await self._interruptible(open_connection(self.cfg), None)
+            conn = await self._interruptible(open_connection(self.cfg, tls_for(self.cfg)), None)
         except TimeoutError:
             return None
         except SourceError as exc:

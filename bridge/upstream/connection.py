@@ -24,7 +24,7 @@ from websockets.exceptions import (
 from websockets.frames import BINARY, TEXT
 from websockets.typing import Subprotocol
 
-from bridge.config.model import SourceConfig, TLSConfig
+from bridge.config.model import SourceConfig
 from bridge.errors import (
     AuthRejected,
     ConnectFailed,
@@ -106,13 +106,16 @@ class Connection:
             self._ws.transport.abort()
 
 
-async def open_connection(cfg: SourceConfig) -> Connection:
-    """Open the source's connection; raises ConnectFailed, HandshakeRejected or AuthRejected."""
+async def open_connection(cfg: SourceConfig, tls: ssl.SSLContext | None = None) -> Connection:
+    """Open the source's connection; raises ConnectFailed, HandshakeRejected or AuthRejected.
+
+    ``tls`` is the context for a ``wss://`` URL, built by the caller with
+    ``bridge.tls.client_context`` (None: websockets' default, the system store)."""
     where = safe_url(cfg.url)
     loop = asyncio.get_running_loop()
     started = loop.time()
     try:
-        ws = await connect(cfg.url, **_connect_options(cfg))
+        ws = await connect(cfg.url, **_connect_options(cfg, tls))
     except InvalidStatus as exc:
         status = exc.response.status_code
         detail = f"{where}: handshake rejected with HTTP {status}"
@@ -149,7 +152,7 @@ async def open_connection(cfg: SourceConfig) -> Connection:
     return Connection(cfg.name, ws, handshake_seconds)
 
 
-def _connect_options(cfg: SourceConfig) -> dict[str, Any]:
+def _connect_options(cfg: SourceConfig, tls: ssl.SSLContext | None) -> dict[str, Any]:
     ping_interval = cfg.ping_interval if cfg.ping_interval > 0 else None
     ping_timeout = cfg.ping_timeout if cfg.ping_timeout > 0 else None
     options: dict[str, Any] = {
@@ -164,18 +167,9 @@ def _connect_options(cfg: SourceConfig) -> dict[str, Any]:
         "max_size": cfg.max_message_size if cfg.max_message_size > 0 else None,
         "proxy": proxy_for(cfg.url, cfg.proxy),
     }
-    if urllib.parse.urlsplit(cfg.url).scheme == "wss":
-        options["ssl"] = _tls_context(cfg.tls)
+    if tls is not None and urllib.parse.urlsplit(cfg.url).scheme == "wss":
+        options["ssl"] = tls
     return options
-
-
-def _tls_context(tls: TLSConfig) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=tls.ca_file)
-    if tls.cert_file:
-        ctx.load_cert_chain(tls.cert_file, tls.key_file)
-    if not tls.verify:
-        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-    return ctx
 
 
 def _set_nodelay(ws: ClientConnection) -> None:
