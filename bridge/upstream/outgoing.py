@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.routing.template import Template
+from bridge.upstream.actions import Send
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,3 +54,10 @@ class OutgoingQueue:
     def push_front(self, item: Outgoing) -> None:
         """Put back a message the connection could not send: it goes first next time."""
         self._items.appendleft(item)
+
+    def requeue(self, sends: list[Send]) -> None:
+        """Sends that never went out: the publishes among them go first again, in order (a
+        request does not: its call is answered when the connection ends)."""
+        for send in reversed(sends):
+            if isinstance(origin := send.origin, Outgoing) and origin.call is None:
+                self._items.appendleft(origin)
