@@ -16,7 +16,17 @@ from bridge.messages import Message
 from bridge.routing.context import mqtt_value
 from bridge.routing.pattern import Pattern
 from bridge.routing.template import Template
-from bridge.upstream.actions import Action, Answer, Close, Deliver, Notice, Send, SetState
+from bridge.upstream.actions import (
+    Action,
+    Answer,
+    Close,
+    Deliver,
+    Fail,
+    Notice,
+    Send,
+    SetState,
+    Unread,
+)
 from bridge.upstream.backoff import BackoffPolicy, backoff
 from bridge.upstream.reconnect import HEALTHY_AFTER, Reconnect
 from bridge.upstream.session import Session
@@ -59,7 +69,7 @@ def test_an_rpc_is_sent_once_connected_and_its_reply_is_the_answer_not_data() ->
     assert sent(out) == [{"type": "rpc", "id": 1, "data": {"m": 1}}]
     assert s.screen(frame({"type": "ack", "id": 1}), 1.1) is None  # shares the id: data
     reply = frame({"type": "rpc_result", "id": 1, "ok": True})
-    assert s.screen(reply, 1.2) == [Answer("caller", reply.data)]
+    assert s.screen(reply, 1.2) == [Answer("caller", reply.data), Unread(on=True)]
     assert s.receive(reply, 1.3) == [Deliver(reply)]  # answered once: a repeat is only data
 
 
@@ -185,13 +195,27 @@ def test_the_sessions_own_sends_pass_the_bucket_too_and_close_waits_for_them() -
     assert s.tick(3.0) == [Send('{"op":"unsub"}'), Close()]
 
 
+# --- the driver's fast path --------------------------------------------------------------------
+
+
+def test_the_fast_path_is_announced_and_frames_delivered_unread_still_count_for_idle() -> None:
+    s = Session(source(rpc=RPC, idle_timeout=10.0))
+    assert Unread(on=True) in s.start(0.0)  # nothing to match: frames may skip screen()
+    assert Unread(on=False) in s.call(mqtt(1), "c", 1.0)  # now its reply must be seen
+    out = s.screen(frame({"type": "rpc_result", "id": 1}), 2.0)
+    assert out is not None and Unread(on=True) in out  # answered: nothing to match again
+    assert s.tick(10.0, heard=8.0) == []  # a frame delivered unread at 8: not idle
+    (fail,) = s.tick(18.0, heard=8.0)
+    assert isinstance(fail, Fail) and "idle" in str(fail.error)
+
+
 # --- states: the table is the only way ---------------------------------------------------------
 
 
 def test_every_state_change_goes_through_the_table() -> None:
     s = Session(source())
     assert s.connecting() == [SetState(ConnState.CONNECTING)]
-    assert s.start(0.0) == [SetState(ConnState.CONNECTED)]
+    assert s.start(0.0) == [SetState(ConnState.CONNECTED), Unread(on=True)]
     assert s.lost(LOST, "network", retry=True) == [SetState(ConnState.RECONNECTING)]
     assert s.stopped() == [SetState(ConnState.STOPPED)]
     with pytest.raises(RuntimeError, match="no transition from stopped on connecting"):

@@ -53,6 +53,14 @@ class Answer:
     payload: str | bytes
 
 
+@dataclass(frozen=True, slots=True)
+class Unread:
+    """Whether frames may now be delivered without ``screen`` (CONNECTED, nothing to match),
+    until the next ``Unread`` or the end of the connection; the driver then reports the time
+    of the last such frame with ``tick``."""
+    on: bool
+
+
 # Send a text frame; Deliver to the routes; SetState; Fail = drop this connection; Close cleanly;
-# Notice = log a line; Answer = hand an RPC its reply.
-Action = Send | Deliver | SetState | Fail | Close | Notice | Answer
+# Notice = log a line; Answer = hand an RPC its reply; Unread = the driver's fast path.
+Action = Send | Deliver | SetState | Fail | Close | Notice | Answer | Unread

@@ -22,7 +22,17 @@ from bridge.messages import INVALID, Message, byte_size
 from bridge.routing.template import Template
 from bridge.stats.source import SourceStats
 from bridge.tls import client_context
-from bridge.upstream.actions import Action, Answer, Close, Deliver, Fail, Notice, Send, SetState
+from bridge.upstream.actions import (
+    Action,
+    Answer,
+    Close,
+    Deliver,
+    Fail,
+    Notice,
+    Send,
+    SetState,
+    Unread,
+)
 from bridge.upstream.connection import Connection, open_connection
 from bridge.upstream.reconnect import Reconnect
 from bridge.upstream.recovery import Recovery
@@ -86,6 +96,8 @@ class SourceClient:
         self._delivered = 0  # messages delivered on the current connection
         self._pending: SourceConfig | None = None  # new subscriptions from a reload
         self._backlog: list[Action] = []  # sends from events fed between two frames
+        self._unread = False  # the session said frames may pass without screen() (Unread)
+        self._heard = 0.0  # when the last of them came: told to the session with tick()
 
     async def run(self) -> None:
         """Connect and serve, reconnecting with backoff; return once stopped or failed."""
@@ -169,7 +181,7 @@ class SourceClient:
                         return await asyncio.shield(task) if task else await loop.create_future()
                 if end is not None and clock() >= end:
                     return None
-                self._apply_idle(self._session.tick(clock()))
+                self._apply_idle(self._session.tick(clock(), self._heard))
             return None
         finally:
             self._wakeup = None
@@ -189,6 +201,8 @@ class SourceClient:
                 self._log.warning("source %s: %s", self.cfg.name, action.text)
             elif isinstance(action, Send):
                 self._session.unsent(action)  # no connection to take it: first next time
+            elif isinstance(action, Unread):
+                self._unread = action.on
 
     # --- one connection -------------------------------------------------------------------
 
@@ -196,7 +210,7 @@ class SourceClient:
         """The one loop of a connection: frames in, the session's deadlines, events; the
         error that ended it, or None when stopped."""
         self.stats.handshake_seconds = conn.handshake_seconds
-        session = self._session
+        session, self._unread = self._session, False
         try:
             await self._apply(conn, session.start(self._clock()))
             while not self._stopping:
@@ -211,7 +225,7 @@ class SourceClient:
                     continue
                 due = session.deadline()
                 if due is not None and due <= now:
-                    await self._apply(conn, session.tick(now))
+                    await self._apply(conn, session.tick(now, self._heard))
                     continue
                 with contextlib.suppress(TimeoutError):
                     await self._receive(conn, due)
@@ -223,14 +237,17 @@ class SourceClient:
             return exc
         return None
 
-    async def _receive(self, conn: Connection, due: float | None) -> None:
+    async def _receive(  # noqa: PLR0912 - the hot path: branches unrolled, a call saved
+        self, conn: Connection, due: float | None
+    ) -> None:
         """Read frames until a deadline is due, ``stop()``, a reload or an event: the hot path.
 
-        One timer serves the whole run and moves only when the deadline does; the session
-        says None (or ``UNREAD``) for a frame that is data to deliver and nothing else."""
+        One timer serves the whole run and moves only when the deadline does. A frame the
+        session need not see (``Unread``) is delivered without asking it; for any other, the
+        session says None (or ``UNREAD``) when it is data to deliver and nothing else."""
         loop, clock, wall, stats = asyncio.get_running_loop(), self._clock, self._wall, self.stats
         name, deliver, session, turn = self.cfg.name, self._deliver, self._session, 0
-        take, screen = conn.take, self._session.screen
+        take, screen, unread, heard = conn.take, self._session.screen, self._unread, None
         async with asyncio.timeout(None) as wakeup:
             self._wakeup, armed = wakeup, None
             try:
@@ -247,7 +264,14 @@ class SourceClient:
                     msg = Message(name, data, wall())
                     stats.received += 1
                     stats.bytes += byte_size(data)
-                    if (actions := screen(msg, now)) is None or actions is UNREAD:
+                    if unread:
+                        heard = now
+                        self._delivered += 1
+                        if (pending := deliver(msg)) is not None:
+                            await pending
+                        if msg.parsed is INVALID and not msg.is_binary:  # found by a route
+                            await self._apply(conn, session.unread_invalid(now))
+                    elif (actions := screen(msg, now)) is None or actions is UNREAD:
                         self._delivered += 1  # data: no deadline moved (idle, quiet are lazy)
                         if (pending := deliver(msg)) is not None:
                             await pending
@@ -255,11 +279,13 @@ class SourceClient:
                             await self._apply(conn, session.unread_invalid(now))  # by a route
                     else:
                         await self._apply(conn, actions)
-                        due = session.deadline()
+                        due, unread = session.deadline(), self._unread
                     if due is not None and due <= now:
                         return
             finally:
                 self._wakeup = None
+                if heard is not None:
+                    self._heard = heard
 
     async def _apply(self, conn: Connection, actions: list[Action]) -> None:
         for index, action in enumerate(actions):
@@ -294,7 +320,7 @@ class SourceClient:
                     if due is None:
                         break
                     await asyncio.sleep(max(0.0, due - self._clock()))
-                    actions = self._session.tick(self._clock())
+                    actions = self._session.tick(self._clock(), self._heard)
                 else:
                     await self._apply(conn, [a for a in actions if not isinstance(a, Close)])
         except (SourceError, TimeoutError) as exc:

@@ -51,7 +51,7 @@ class Conversation:
              ) -> tuple[bool, list[Said]]:
         """A message: whether it was the session's own (an awaited answer, a pong), and what
         follows: the plan going on, a rejection's ``Fail``, the ``replies`` it triggers."""
-        own = self.watch.seen(value, now, connected)  # a pong
+        own = self.watch.busy and self.watch.seen(value, now, connected)  # a pong
         said: list[Said] = []
         if self.plan.wait is not None:
             answer = self.plan.answer(value, self.cfg.name)
@@ -59,8 +59,9 @@ class Conversation:
                 return True, [Fail(answer)]
             if answer == "expected":
                 own, said = True, self._guard(self._advance, now, value)
-        if replies := self.cfg.replies:
-            said += self.render.replies(replies, value, raw, now)
+        for reply in self.cfg.replies:
+            if reply.when.matches(value):
+                said += self.render.replies((reply,), value, raw, now)
         return own, said
 
     def timed_out(self, now: float, last_rx: float) -> str | None:

@@ -9,7 +9,7 @@ the state table, through which every state change goes."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from bridge.config.model import SourceConfig
@@ -17,7 +17,7 @@ from bridge.errors import SequenceGap, SessionTimeout, SourceError
 from bridge.messages import INVALID, Message
 from bridge.routing.template import Template
 from bridge.stats.source import SourceStats
-from bridge.upstream.actions import Action, Deliver, Fail, Notice, Send
+from bridge.upstream.actions import Action, Deliver, Fail, Notice, Send, Unread
 from bridge.upstream.conversation import Conversation
 from bridge.upstream.invalid import InvalidFrames
 from bridge.upstream.lifecycle import Lifecycle
@@ -44,7 +44,7 @@ class Session:
         self.stats = stats or SourceStats(recovery=self.recovery.counts)
         self._live, self._last_rx = False, 0.0  # idle is lazy: a frame only notes its time
         # CONNECTED, nothing to match: frames pass unread, or ``screen`` only checks recovery
-        self._pass = self._checks_only = False
+        self._pass = self._checks_only = self._told = False  # _told: what Unread last said
         self._talk = Conversation(cfg, hostname, wall)
         self._invalid = InvalidFrames(cfg.on_invalid == "forward")
         self._out = Outbound(cfg, self.stats.outgoing)
@@ -61,23 +61,21 @@ class Session:
 
     def start(self, now: float) -> list[Action]:
         """The socket is open: run the plan until its first wait."""
-        self._last_rx, self._live, self._life.closing = now, True, False
+        self._last_rx, self._live, self._life.closing, self._told = now, True, False, False
         return self._emit(self._talk.open(now), now)
 
     def lost(self, error: SourceError, reason: str, retry: bool) -> list[Action]:
         """The connection ended, or never opened, with ``error`` (``reason`` for metrics);
         ``retry``: another attempt follows, else the source gives up."""
-        self._live = False
-        out = self._life.lost(error, reason, retry)
-        self._mode()
-        return out
+        self._fail(None)
+        return self._life.lost(error, reason, retry)
 
     def stop(self, now: float) -> list[Action]:
         """Clean shutdown: the unsubscribe messages (if subscribing began), then Close once
         they are out (the rate limit may hold them: keep ticking)."""
         out = self._talk.unsubscribe(now) if self._live and self._life.state in _DELIVERING else []
         self._out.queue.requeue(self._out.pacer.drop())  # never sent: first next time
-        self._live, self._life.closing = False, True
+        self._live, self._life.closing, self._told = False, True, False  # nothing to tell
         return self._emit(list(out), now) + self._life.close()
 
     def stopped(self) -> list[Action]:
@@ -104,18 +102,17 @@ class Session:
         if self._checks_only and value is not INVALID:  # data: dedup and sequence, nothing else
             check = self.recovery.check(value, msg.data, now)
             return None if check is KEEP else self._checked(msg, check, [], now)
-        calls = self._out.calls
+        calls, state = self._out.calls, self._life.state
         if calls is not None and calls.waiting and (answers := calls.reply(value, msg.data)):
-            self._mode()
-            return list(answers)  # an RPC's reply: answered, not routed
+            return self._emit(answers, now)  # an RPC's reply: answered, not routed
         bad = value is INVALID and not msg.is_binary
         out: list[Action | Event] = [*self.unread_invalid(now)] if bad else []
-        own, said = self._talk.hear(value, msg.data, now, self._life.state is ConnState.CONNECTED)
+        own, said = self._talk.hear(value, msg.data, now, state is ConnState.CONNECTED)
         out += said
-        if own or (bad and not self._invalid.forward) or self._life.state not in _DELIVERING:
+        if own or (bad and not self._invalid.forward) or state not in _DELIVERING:
             return self._emit(out, now)
         # Until subscribed, the old subscription's numbers may still arrive: no gap checks.
-        check = self.recovery.check(value, msg.data, now, self._life.state is ConnState.CONNECTED) \
+        check = self.recovery.check(value, msg.data, now, state is ConnState.CONNECTED) \
             if self.recovery.active else KEEP
         if check is KEEP:  # the usual data message
             return [*self._emit(out, now), Deliver(msg)] if out else None
@@ -133,8 +130,10 @@ class Session:
             return out + self._fail(SequenceGap(self._talk.cfg.name, check.gap))
         return out + (self.resubscribe(self._talk.cfg, now) if check.on_gap else [])
 
-    def tick(self, now: float) -> list[Action]:
-        """Act on every deadline that has passed; afterwards ``deadline()`` is in the future."""
+    def tick(self, now: float, heard: float = 0.0) -> list[Action]:
+        """Act on every deadline that has passed; afterwards ``deadline()`` is in the future.
+        ``heard``: when the last frame delivered unread (``Unread``) came."""
+        self._last_rx = max(self._last_rx, heard)
         out = self._out.tick(now) if now >= self._out.next else []
         self._mode()  # calls answered: fewer replies to look for
         if self._life.closing:
@@ -153,12 +152,12 @@ class Session:
     def publish(self, send: Template, mqtt: Any, now: float) -> list[Action]:
         """Send ``send`` upstream rendered with ``mqtt``, once CONNECTED: in order, after auth
         and subscribe, kept (``cfg.outbox``) while the upstream is down."""
-        return self._out.put(Outgoing(send, mqtt, now)) + self._flush(now)
+        return self._emit(self._out.put(Outgoing(send, mqtt, now)), now)
 
     def call(self, mqtt: Any, to: Any, now: float) -> list[Action]:
         """Send ``cfg.rpc.send`` rendered with ``mqtt``; exactly one ``Answer`` to ``to``
         follows: the reply frame, or an error response (timeout, disconnect, upstream error)."""
-        return self._out.call(mqtt, to, now, self._talk.cfg.name) + self._flush(now)
+        return self._emit(self._out.call(mqtt, to, now, self._talk.cfg.name), now)
 
     def resubscribe(self, cfg: SourceConfig, now: float) -> list[Action]:
         """Subscribe again on the live socket: after a reload changed only the subscriptions
@@ -170,22 +169,22 @@ class Session:
         old = self._talk.unsubscribe(now) if self._life.state is ConnState.CONNECTED else []
         return self._emit([*old, *self._talk.resubscribe(cfg, now)], now)
 
-    def _emit(self, out: list[Action | Event], now: float) -> list[Action]:
+    def _emit(self, out: Sequence[Action | Event], now: float) -> list[Action]:
         """``out`` as the driver performs it: states entered through the table, sends paced
         (held ones go out from ``tick``), then the outgoing queue's turn."""
         done = [self._life.enter(a, now) if isinstance(a, Event) else a for a in out]
-        if any(isinstance(a, Fail) for a in done):
-            self._fail(None)
-        else:
-            self._mode()
-        return self._out.pacer.pace(done, now) + self._flush(now)
+        self._live = self._live and not any(isinstance(a, Fail) for a in done)
+        done = self._out.pacer.pace(done, now) + self._flush(now)
+        self._mode()  # states entered, calls sent: what must be read may have changed
+        if self._pass is not self._told:  # the driver's fast path changed: tell it
+            self._told = self._pass
+            done.append(Unread(self._pass))
+        return done
 
     def _flush(self, now: float) -> list[Action]:
         if self._life.state is not ConnState.CONNECTED or not self._live or not self._out.queue:
             return []
-        out = self._out.flush(now, self._talk.render.mqtt)
-        self._mode()  # calls went out: their replies must be looked for
-        return out
+        return self._out.flush(now, self._talk.render.mqtt)
 
     def _mode(self) -> None:
         self._pass, self._checks_only = self._life.fast_path(self._live)

@@ -14,13 +14,14 @@ class Watch:
     """One connection's keepalive (heartbeat, its pong, idle) and, from CONNECTED on, the
     ``expect_every`` deadline of each subscribe step. Times are monotonic seconds."""
 
-    __slots__ = ("_keep", "_pongs", "_quiet")
+    __slots__ = ("_keep", "_pongs", "_quiet", "busy")
 
     def __init__(self, cfg: SourceConfig | None = None, now: float = 0.0) -> None:
         beat = cfg.heartbeat if cfg else None
         self._keep = Keepalive(beat, cfg.idle_timeout if cfg else 0.0, now)
         self._pongs = beat is not None and beat.expect is not None  # else no message is one
         self._quiet = NEVER
+        self.busy = self._pongs  # whether a message means anything to it (``seen``)
 
     @property
     def next(self) -> float:
@@ -30,10 +31,11 @@ class Watch:
         """CONNECTED: the heartbeat starts, every ``expect_every`` step is timed from now."""
         self._keep.connected(now)
         self._quiet = Quiet(cfg.subscribe, now)
+        self.busy = self._pongs or self._quiet.active
 
     def subscribing(self) -> None:
         """Not CONNECTED (again): the quiet channels are not watched until it is."""
-        self._quiet = NEVER
+        self._quiet, self.busy = NEVER, self._pongs
 
     def seen(self, value: Any, now: float, connected: bool) -> bool:
         """A message came: it keeps its channels alive; True when it is the heartbeat's pong."""
