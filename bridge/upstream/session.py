@@ -87,6 +87,7 @@ class Session:
         self._out.queue.requeue([send])
 
     def receive(self, msg: Message, now: float) -> list[Action]:
+        """A frame came: what to do, always as a list (``Deliver`` included)."""
         out = self.screen(msg, now)
         return [Deliver(msg)] if out is None or out is UNREAD else out
 
