@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from bridge.config.model import SourceConfig
 from bridge.errors import SourceError
 from bridge.messages import INVALID
-from bridge.routing.template import Template, TemplateError
+from bridge.routing.template import TemplateError
 from bridge.upstream.actions import Action, Fail, Notice
 from bridge.upstream.handshake import PlanRunner
 from bridge.upstream.plan import compile_plan, step_plan, subscribe_plan
@@ -27,7 +27,7 @@ class Conversation:
 
     def __init__(self, cfg: SourceConfig, hostname: str, wall: Callable[[], float] | None) -> None:
         self.cfg, self.render = cfg, Renderer(cfg.name, hostname, wall)
-        self.plan, self.watch = PlanRunner(), Watch()
+        self.plan, self.watch = PlanRunner(self.render), Watch()
 
     @property
     def next(self) -> float:
@@ -39,13 +39,13 @@ class Conversation:
         self.render.restart()
         self.watch = Watch(self.cfg, now)
         self.plan.load(compile_plan(self.cfg))
-        return self._guard(self._advance, now, INVALID)
+        return self._guard(self.plan.advance, now, INVALID)
 
     def resubscribe(self, cfg: SourceConfig, now: float) -> list[Said]:
         """Subscribe with ``cfg`` on the live connection."""
         self.cfg = cfg
         self.plan.load(subscribe_plan(cfg))
-        return self._guard(self._advance, now, INVALID)
+        return self._guard(self.plan.advance, now, INVALID)
 
     def hear(self, value: Any, raw: str | bytes, now: float, connected: bool
              ) -> tuple[bool, list[Said]]:
@@ -58,7 +58,7 @@ class Conversation:
             if isinstance(answer, SourceError):
                 return True, [Fail(answer)]
             if answer == "expected":
-                own, said = True, self._guard(self._advance, now, value)
+                own, said = True, self._guard(self.plan.advance, now, value)
         for reply in self.cfg.replies:
             if reply.when.matches(value):
                 said += self.render.replies((reply,), value, raw, now)
@@ -80,20 +80,15 @@ class Conversation:
             every = self.cfg.subscribe[index].expect_every
             out.append(Notice(f"subscribe[{index}] quiet for {every:g}s; sending it again"))
             if self.plan.extend(step_plan(self.cfg.subscribe[index])):
-                out += self._guard(self._advance, now, INVALID)
+                out += self._guard(self.plan.advance, now, INVALID)
         return out
 
     def unsubscribe(self, now: float) -> list[Said]:
         return list(self.render.each((step.send for step in self.cfg.unsubscribe), now))
 
-    def _advance(self, now: float, previous: Any) -> list[Said]:
-        """The plan up to its next wait; ``previous`` is the message that ended the last one."""
-        return [self.render.send(i, now, previous) if isinstance(i, Template) else i
-                for i in self.plan.advance(now)]
-
-    def _guard(self, make: Callable[[float, Any], list[Said]], now: float, arg: Any
+    def _guard(self, make: Callable[[float, Any], Sequence[Said]], now: float, arg: Any
                ) -> list[Said]:
         try:
-            return make(now, arg)
+            return list(make(now, arg))
         except TemplateError as exc:
             return [Fail(SourceError(self.cfg.name, f"cannot render a message to send: {exc}"))]

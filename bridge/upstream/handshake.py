@@ -7,18 +7,22 @@ from typing import Any
 
 from bridge.errors import AuthRejected, SourceError
 from bridge.routing.template import Template
+from bridge.upstream.actions import Send
 from bridge.upstream.plan import Item, Wait
+from bridge.upstream.render import Renderer
 from bridge.upstream.state import Event
 
 
 class PlanRunner:
     """The plan of one connection (auth, subscribe; later subscribe steps again), one item
-    at a time: ``advance`` hands out the sends and state events up to the next wait, which
-    ``answer`` ends when a message matches it and ``timed_out`` when its time is up."""
+    at a time: ``advance`` hands out the sends (rendered by ``render``) and state events up
+    to the next wait, which ``answer`` ends when a message matches it and ``timed_out`` when
+    its time is up."""
 
-    __slots__ = ("_items", "until", "wait")
+    __slots__ = ("_items", "_render", "until", "wait")
 
-    def __init__(self) -> None:
+    def __init__(self, render: Renderer) -> None:
+        self._render = render
         self._items: list[Item] = []
         self.wait: Wait | None = None
         self.until = math.inf  # the current wait's deadline; inf: no wait
@@ -32,14 +36,17 @@ class PlanRunner:
         self._items += items
         return self.wait is None
 
-    def advance(self, now: float) -> list[Template | Event]:
-        """The items up to the next wait, which starts at ``now``."""
-        out: list[Template | Event] = []
+    def advance(self, now: float, previous: Any) -> list[Send | Event]:
+        """The items up to the next wait, which starts at ``now``; ``previous`` is the message
+        that ended the last wait (what {msg.*} reads). Raises TemplateError."""
+        out: list[Send | Event] = []
         self.wait, self.until = None, math.inf
         while self._items and self.wait is None:
             item = self._items.pop(0)
             if isinstance(item, Wait):
                 self.wait, self.until = item, now + item.timeout
+            elif isinstance(item, Template):
+                out.append(self._render.send(item, now, previous))
             else:
                 out.append(item)
         return out

@@ -31,7 +31,6 @@ class Outbound:
         self.queue.dropped = dropped  # expired, overflow, render_error
         limit = cfg.rate_limit
         self.pacer = Pacer(TokenBucket(limit.messages, limit.per, 0.0) if limit else None)
-        self._overflowing = False  # one line per episode of a full queue
 
     def call(self, mqtt: Any, to: Any, now: float, source: str) -> list[Action]:
         """Queue an RPC request; without ``rpc`` configured it is answered at once."""
@@ -43,16 +42,12 @@ class Outbound:
         """Queue ``item``; when full, the oldest goes (a call among them is answered)."""
         if (old := self.queue.put(item)) is None:
             return []
-        out = self._answer(old.call, "dropped: too many requests waiting")
-        if not self._overflowing:  # once per outage: the flush after it ends the episode
-            self._overflowing = True
-            out.append(Notice(f"outgoing queue full ({self.queue.max_messages}), "
-                              "dropping the oldest"))
-        return out
+        return [*self._answer(old.call, "dropped: too many requests waiting"),
+                *self.queue.overflow_notice()]
 
     def flush(self, now: float, render: Render) -> list[Action]:
         """Send what waits, in order, dropping what got too old, while the pacer lets it go."""
-        self._overflowing, out, expired = False, list[Action](), 0
+        out, expired = list[Action](), 0
         while not self.pacer.busy:
             item, old = self.queue.take(now)
             expired += len(old)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.routing.template import Template
-from bridge.upstream.actions import Send
+from bridge.upstream.actions import Notice, Send
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,7 @@ class OutgoingQueue:
         self.max_messages, self.max_age = max_messages, max_age
         self._items: deque[Outgoing] = deque()
         self.dropped: Counter[str] = Counter()
+        self._overflowing = False  # an episode of drops for room: logged once
 
     def __len__(self) -> int:
         return len(self._items)
@@ -40,9 +41,18 @@ class OutgoingQueue:
             return self._items.popleft()
         return None
 
+    def overflow_notice(self) -> list[Notice]:
+        """The line for a drop that made room: once per episode; the next ``take`` (a flush
+        to a connected upstream) ends the episode."""
+        if self._overflowing:
+            return []
+        self._overflowing = True
+        return [Notice(f"outgoing queue full ({self.max_messages}), dropping the oldest")]
+
     def take(self, now: float) -> tuple[Outgoing | None, list[Outgoing]]:
         """The next message still young enough, and the expired ones dropped on the way."""
         expired: list[Outgoing] = []
+        self._overflowing = False
         while self._items:
             item = self._items.popleft()
             if self.max_age <= 0 or now - item.queued_at <= self.max_age:
