@@ -155,7 +155,11 @@ class SourceClient:
         """One attempt to open the socket; None when ``stop()`` came first."""
         self._connected_at, self._delivered = None, 0
         self._apply_idle(self._session.connecting())
-        return await self._serving(lambda: open_connection(self.cfg, tls_for(self.cfg)), None)
+        conn = await self._serving(lambda: open_connection(self.cfg, tls_for(self.cfg)), None)
+        if conn is not None and self._stopping:  # it opened just as stop() came: close it
+            await self._close(conn, CLOSE_GRACE)
+            return None
+        return conn
 
     def _lost(self, error: SourceError, reason: str, delay: float | None) -> None:
         self._apply_idle(self._session.lost(error, reason, delay is not None))
@@ -166,7 +170,8 @@ class SourceClient:
     async def _serving(self, make: Callable[[], Awaitable[_T]] | None, limit: float | None
                        ) -> _T | None:
         """Await ``make()`` (or only time, ``limit`` seconds) while the session's deadlines
-        (an RPC's timeout) are served; None at the end of ``limit`` or on ``stop()``."""
+        (an RPC's timeout) are served; None at the end of ``limit`` or on ``stop()``, unless
+        ``make()`` had finished by then: its result, which the caller must not leak."""
         loop, clock = asyncio.get_running_loop(), self._clock
         end = None if limit is None else clock() + limit
         task = asyncio.ensure_future(make()) if make is not None else None
@@ -182,6 +187,9 @@ class SourceClient:
                 if end is not None and clock() >= end:
                     return None
                 self._apply_idle(self._session.tick(clock(), self._heard))
+            if task is not None and task.done() and not task.cancelled() and \
+                    task.exception() is None:
+                return task.result()  # done just as stop() came: the caller decides
             return None
         finally:
             self._wakeup = None
