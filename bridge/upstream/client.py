@@ -155,11 +155,9 @@ class SourceClient:
         """One attempt to open the socket; None when ``stop()`` came first."""
         self._connected_at, self._delivered = None, 0
         self._apply_idle(self._session.connecting())
-        conn = await self._serving(lambda: open_connection(self.cfg, tls_for(self.cfg)), None)
-        if conn is not None and self._stopping:  # it opened just as stop() came: close it
-            await self._close(conn, CLOSE_GRACE)
-            return None
-        return conn
+        # One that opened just as stop() came is served too: its loop stops at once, with
+        # the unsubscribe messages and a close frame, as for any other connection.
+        return await self._serving(lambda: open_connection(self.cfg, tls_for(self.cfg)), None)
 
     def _lost(self, error: SourceError, reason: str, delay: float | None) -> None:
         self._apply_idle(self._session.lost(error, reason, delay is not None))
