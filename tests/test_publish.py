@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
+import time
+from collections.abc import Callable
 from typing import Any
 
 from bridge.config.model import SourceConfig
@@ -55,7 +56,8 @@ def test_outgoing_queue_drops_expired_and_overflowing_messages_and_counts_them()
 class Up:
     """A loopback upstream that records each frame with its arrival time."""
 
-    def __init__(self, upstream: Upstream) -> None:
+    def __init__(self, upstream: Upstream, clock: Callable[[], float] | None = None) -> None:
+        self.clock = clock or asyncio.get_running_loop().time
         self.frames: list[tuple[float, Any]] = []
         self.changed = asyncio.Event()
         upstream.handler = self.handle
@@ -63,7 +65,7 @@ class Up:
     async def handle(self, conn: UpstreamConn) -> None:
         while True:
             data = await conn.recv(timeout=30)
-            self.frames.append((asyncio.get_running_loop().time(), json.loads(data)))
+            self.frames.append((self.clock(), json.loads(data)))
             self.changed.set()
 
     async def wait(self, n: int) -> list[Any]:
@@ -118,10 +120,15 @@ async def test_outgoing_messages_older_than_max_age_are_counted_and_dropped(
 ) -> None:
     up = Up(upstream)
     await upstream.stop()
-    client = SourceClient(cfg(upstream.url, outbox=OutboxSpec(10, 0.2)), _ignore)
+    skew = [0.0]  # the client's clock runs ahead of the real one by this much
+
+    def clock() -> float:
+        return time.monotonic() + skew[0]
+
+    client = SourceClient(cfg(upstream.url, outbox=OutboxSpec(10, 0.2)), _ignore, clock=clock)
     task = asyncio.create_task(client.run())
     client.publish(SEND, mqtt_value("a/b/c/old", b"1"))
-    await asyncio.sleep(0.3)  # the message's age is what is tested: time must pass
+    skew[0] += 1.0  # a second later on the client's clock: the first is too old now
     client.publish(SEND, mqtt_value("a/b/c/new", b"2"))
     await upstream.start()
     assert [f["service"] for f in await up.wait(1)] == ["new"]
@@ -131,15 +138,20 @@ async def test_outgoing_messages_older_than_max_age_are_counted_and_dropped(
 
 
 async def test_rate_limit_paces_everything_sent_upstream(upstream: Upstream) -> None:
-    up = Up(upstream)
+    """The client's clock stands still unless the test moves it: each send past the burst
+    arrives only once its turn has come on that clock, whatever the machine's load."""
+    now = [1000.0]
+    up = Up(upstream, clock=lambda: now[0])
     limit = RateLimitSpec(messages=2, per=0.2)  # a burst of 2, then one every 0.1 s
-    client = SourceClient(cfg(upstream.url, rate_limit=limit), _ignore)
+    client = SourceClient(cfg(upstream.url, rate_limit=limit), _ignore, clock=lambda: now[0])
     task = await start(client)
     for n in range(6):
         client.publish(SEND, mqtt_value(f"a/b/c/{n}", b"0"))
-    await up.wait(6)
-    times = [t for t, _ in up.frames]
-    assert times[-1] - times[0] >= 0.35  # 4 paced sends after the burst: ~0.4 s
-    assert all(b - a >= 0.08 for a, b in itertools.pairwise(times[1:]))
+    await up.wait(2)  # the burst
+    for n in range(3, 7):
+        now[0] = round(now[0] + 0.1, 6)  # the next token
+        await up.wait(n)
+    assert [f["service"] for _, f in up.frames] == [str(n) for n in range(6)]
+    assert [round(t - 1000.0, 6) for t, _ in up.frames] == [0.0, 0.0, 0.1, 0.2, 0.3, 0.4]
     client.stop()
     await task

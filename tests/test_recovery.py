@@ -20,11 +20,12 @@ from bridge.routing.pattern import Pattern
 from bridge.routing.template import Template
 from bridge.stats.source import reason_of
 from bridge.supervisor import Supervisor
+from bridge.upstream.actions import Action, Deliver, Fail, Notice, Send, SetState
 from bridge.upstream.dedup import DedupWindow
 from bridge.upstream.liveness import Quiet
 from bridge.upstream.recovery import Recovery
 from bridge.upstream.sequence import LogLimit
-from bridge.upstream.session import Action, Deliver, Fail, Notice, Send, Session, SetState
+from bridge.upstream.session import UNREAD, Session
 from bridge.upstream.state import ConnState
 from tests.support.upstream import Upstream, UpstreamConn
 from tests.test_client import FAST, Running
@@ -104,7 +105,7 @@ def test_repeats_are_dropped_and_counted_and_the_window_outlives_the_connection(
     recovery = Recovery(cfg)
     first = Session(cfg, recovery=recovery)
     first.start(0.0)
-    assert not first.passthrough  # dedup reads the JSON of every message
+    assert first.screen(frame({"id": 0}), 0.5) is not UNREAD  # dedup reads every message
     assert kept(feed(first, [{"id": 1}, {"id": 2}, {"id": 2}, {"id": 3}])) == 3
     second = Session(cfg, recovery=recovery)  # a reconnect: the upstream replays 2 and 3
     second.start(5.0)
@@ -118,7 +119,10 @@ def test_a_message_without_a_dedup_key_is_forwarded_counted_and_logged_once_a_mi
     out = feed(s, [{"x": 1}, "not json", b"\x00"], 1.0)
     assert kept(out) == 3
     assert s.recovery.counts["no_key"] == 3
-    assert notes(out) == ["a message without a dedup key: forwarded unchecked"]
+    assert notes(out) == [  # per frame: {"x": 1}, then the text that is not JSON
+        "a message without a dedup key: forwarded unchecked",
+        "received a text frame that is not valid JSON, forwarding it raw "
+        "(further ones are counted and summarised every 60s)"]
     assert notes(s.receive(frame({"x": 2}), 61.0)) == [
         "a message without a dedup key: forwarded unchecked (2 more since the last report)"
     ]
@@ -152,18 +156,18 @@ def test_screen_says_none_for_data_to_deliver_and_otherwise_what_receive_says() 
         out = s.screen(frame({"id": 4, "q": True}), 1.0)
         assert (sent(out or []), kept(out or [])) == (([{"a": 1}], 1) if cfg.replies else ([], 0))
         out = s.screen(frame("not json"), 1.0)  # forwarded raw, unchecked, and counted
-        assert out is not None and kept(out) == 1 and s.invalid == 1
+        assert out is not None and kept(out) == 1 and s.stats.invalid == 1
 
 
 def test_without_recovery_settings_frames_pass_through_unparsed() -> None:
     s = Session(source(subscribe=(SUB,)))
     s.start(0.0)
-    assert s.passthrough
+    assert s.screen(frame({"x": 1}), 1.0) is UNREAD
     for cfg in (source(dedup=DEDUP), source(sequence=seq()),
                 source(subscribe=(Step(Template("s"), expect_every=5.0),))):
         s = Session(cfg)
         s.start(0.0)
-        assert not s.passthrough, cfg
+        assert s.screen(frame({"x": 1}), 1.0) is not UNREAD, cfg
 
 
 # -- sequence in the session (fake times) -------------------------------------------------------

@@ -10,10 +10,11 @@ import pytest
 from bridge.config.model import SourceConfig
 from bridge.config.specs import AuthSpec, HeartbeatSpec, ReplySpec, Step
 from bridge.errors import AuthRejected, SessionTimeout, SourceError
-from bridge.messages import Message
+from bridge.messages import INVALID, Message
 from bridge.routing.pattern import Pattern
 from bridge.routing.template import Template
-from bridge.upstream.session import Action, Close, Deliver, Fail, Send, Session, SetState
+from bridge.upstream.actions import Action, Close, Deliver, Fail, Notice, Send, SetState, Unread
+from bridge.upstream.session import UNREAD, Session
 from bridge.upstream.state import ConnState
 
 HA_AUTH = AuthSpec(
@@ -62,7 +63,8 @@ def step(send: Any, expect: Any = None, reject: Any = None, timeout: float = 5.0
 
 def test_without_auth_or_subscribe_the_session_is_connected_at_once() -> None:
     s = Session(source())
-    assert s.start(0.0) == [SetState(ConnState.CONNECTED)]
+    # nothing to match: the driver may deliver frames without asking the session
+    assert s.start(0.0) == [SetState(ConnState.CONNECTED), Unread(on=True)]
     m = frame({"x": 1})
     assert s.receive(m, 1.0) == [Deliver(m)]
     assert s.deadline() is None
@@ -250,11 +252,20 @@ def test_invalid_json_is_counted_and_forwarded_or_dropped(on_invalid: Any, kept:
     s = Session(source(on_invalid=on_invalid))
     s.start(0.0)
     bad = frame("{not json")
-    assert s.receive(bad, 1.0) == ([Deliver(bad)] if kept else [])
-    assert s.invalid == 1
+    out = s.screen(bad, 1.0)
+    if out is UNREAD:  # forward with nothing to match: the session passed it on unread,
+        assert bad.json is INVALID  # a route parsed it, and the driver says what it found
+        out = [Deliver(bad), *s.unread_invalid(1.0)]
+    assert out is not None
+    assert delivered(out) == ([bad] if kept else [])
+    action = "forwarding it raw" if kept else "dropping it"
+    assert [a.text for a in out if isinstance(a, Notice)] == [
+        f"received a text frame that is not valid JSON, {action} "
+        "(further ones are counted and summarised every 60s)"]
+    assert s.stats.invalid == 1
     binary = frame(b"\x00\x01")
     assert s.receive(binary, 2.0) == [Deliver(binary)]  # binary frames are not invalid JSON
-    assert s.invalid == 1
+    assert s.stats.invalid == 1
 
 
 def test_stop_sends_unsubscribes_then_close() -> None:
@@ -291,7 +302,7 @@ def test_resubscribe_sends_the_new_subscriptions_even_without_unsubscribe_steps(
     out = s.resubscribe(new, 1.0)
     assert sent(out) == [{"op": "sub", "ch": "b"}]
     assert states(out) == [ConnState.SUBSCRIBING, ConnState.CONNECTED]
-    assert s.passthrough  # still nothing to match: frames need no parsing
+    assert s.screen(frame({"x": 1}), 2.0) is UNREAD  # still nothing to match: not parsed
 
 
 def test_resubscribe_before_the_connection_is_up_only_keeps_the_config() -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from bridge.errors import SourceError
 from bridge.messages import Message
@@ -11,7 +12,10 @@ from bridge.upstream.state import ConnState
 
 @dataclass(frozen=True, slots=True)
 class Send:
+    """A text frame to send now. ``origin`` is the queued message it carries (MQTT to
+    upstream), handed back with ``Session.unsent`` when the socket refuses it."""
     data: str
+    origin: Any = field(default=None, compare=False)
 
 
 @dataclass(slots=True)  # not frozen: one per message, and frozen pays object.__setattr__
@@ -36,10 +40,27 @@ class Close:
 
 @dataclass(frozen=True, slots=True)
 class Notice:
-    """A recovery event worth one log line (already rate-limited): a gap, a quiet channel."""
+    """An event worth one log line (already rate-limited): a gap, a quiet channel, invalid
+    frames, outgoing messages dropped."""
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The one answer to an RPC: ``to`` is what the caller passed with the request, ``payload``
+    the reply frame, or ``{"error": ...}`` as JSON text."""
+    to: Any
+    payload: str | bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Unread:
+    """Whether frames may now be delivered without ``screen`` (CONNECTED, nothing to match),
+    until the next ``Unread`` or the end of the connection; the driver then reports the time
+    of the last such frame with ``tick``."""
+    on: bool
+
+
 # Send a text frame; Deliver to the routes; SetState; Fail = drop this connection; Close cleanly;
-# Notice = log a line.
-Action = Send | Deliver | SetState | Fail | Close | Notice
+# Notice = log a line; Answer = hand an RPC its reply; Unread = the driver's fast path.
+Action = Send | Deliver | SetState | Fail | Close | Notice | Answer | Unread

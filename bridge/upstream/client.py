@@ -1,45 +1,52 @@
-"""One source's reconnecting client: opens the connection, drives its Session, backs off, stops."""
+"""One source's client: drives its Session over connections from the reconnect iterator.
+
+The driver moves bytes and time and nothing else: it feeds the session events (frames, the
+clock, MQTT requests, stop) and performs the actions that come out. Reconnecting and its
+backoff live in ``bridge.upstream.reconnect``; every protocol rule lives in the session."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
-import json
 import logging
+import random
 import ssl
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, TypeVar
 
 from bridge.config.model import SourceConfig
 from bridge.errors import ConnectFailed, SourceError
 from bridge.messages import INVALID, Message, byte_size
-from bridge.routing.rpc import Calls
-from bridge.routing.template import Template, TemplateError
-from bridge.stats.source import REASONS, SourceStats, reason_of
+from bridge.routing.template import Template
+from bridge.stats.source import SourceStats
 from bridge.tls import client_context
-from bridge.upstream.backoff import backoff
+from bridge.upstream.actions import (
+    Action,
+    Answer,
+    Close,
+    Deliver,
+    Fail,
+    Notice,
+    Send,
+    SetState,
+    Unread,
+)
 from bridge.upstream.connection import Connection, open_connection
-from bridge.upstream.outgoing import Outgoing, OutgoingQueue
-from bridge.upstream.ratelimit import TokenBucket
+from bridge.upstream.reconnect import Reconnect
 from bridge.upstream.recovery import Recovery
-from bridge.upstream.session import Action, Close, Deliver, Fail, Notice, Send, Session, SetState
+from bridge.upstream.session import UNREAD, Session
 from bridge.upstream.state import ConnState
 from bridge.upstream.urls import safe_url
 
 logger = logging.getLogger("bridge.upstream")
 
-# A connection that delivered data, or stayed connected this long, resets the backoff.
-HEALTHY_AFTER: Final = 5.0
 # Shutdown: how long the unsubscribe messages may take, then how long the close handshake may.
 STOP_SEND_GRACE: Final = 2.0
 CLOSE_GRACE: Final = 3.0
 # After a failure the peer is suspect: send a close frame but do not wait long for its answer.
 FAILED_CLOSE_GRACE: Final = 1.0
-# Invalid JSON frames: the first is logged, then at most one summary line per this many seconds.
-INVALID_LOG_EVERY: Final = 60.0
 
 DeliverFn = Callable[[Message], Awaitable[None] | None]
 AnswerFn = Callable[[str | bytes], None]  # an RPC's reply frame, or {"error": ...} as JSON text
@@ -58,12 +65,6 @@ def tls_for(cfg: SourceConfig) -> ssl.SSLContext | None:
         raise ConnectFailed(cfg.name, f"{safe_url(cfg.url)}: TLS settings: {exc}") from exc
 
 
-def _error(reason: str, reply: Any = INVALID) -> str:
-    """An RPC's error response: never silence."""
-    body = {"error": reason} if reply is INVALID else {"error": reason, "reply": reply}
-    return json.dumps(body, separators=(",", ":"))
-
-
 class SourceClient:
     """Keeps one source connected until ``stop()``, or until ``max_attempts`` is exhausted."""
 
@@ -76,71 +77,34 @@ class SourceClient:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         hostname: str = "",
+        rand: Callable[[], float] = random.random,
     ) -> None:
         self.cfg = cfg
-        self.state = ConnState.CONNECTING
-        self._recovery = Recovery(cfg)  # outlives each connection: replays come after one
-        self.stats = SourceStats(recovery=self._recovery.counts)
-        self._deliver = deliver
-        self._on_state = on_state
-        self._clock = clock
-        self._wall = wall
-        self._hostname = hostname
+        self.state = ConnState.CONNECTING  # the state the session last reported
+        recovery = Recovery(cfg)  # outlives each connection: replays come after one
+        self.stats = SourceStats(recovery=recovery.counts)
+        self._session = Session(cfg, hostname=hostname, wall=wall, recovery=recovery,
+                                stats=self.stats)
+        self._reconnect: Reconnect[Connection] = Reconnect(
+            cfg.name, cfg.reconnect, self._open, self._lost, self._pause, clock=clock, rand=rand)
+        self._deliver, self._on_state, self._clock, self._wall = deliver, on_state, clock, wall
         self._log = logging.LoggerAdapter(logger, {"source": cfg.name})
         self._announced: ConnState | None = None  # the state last logged and reported
         self._stopping = False
-        self._wakeup: asyncio.Timeout | None = None  # the wait that stop() cuts short
+        self._wakeup: asyncio.Timeout | None = None  # the wait that stop() and events cut short
         self._connected_at: float | None = None
         self._delivered = 0  # messages delivered on the current connection
         self._pending: SourceConfig | None = None  # new subscriptions from a reload
-        self._invalid_logged_at: float | None = None
-        self._invalid_unlogged = 0
-        # MQTT -> upstream: queued while down, sent once CONNECTED; ``_kick`` says there is work.
-        self._outgoing = OutgoingQueue(cfg.outbox.max_messages, cfg.outbox.max_age)
-        self._outgoing.dropped = self.stats.outgoing
-        self._kick = self._overflowing = False
-        limit = cfg.rate_limit
-        self._bucket = TokenBucket(limit.messages, limit.per, clock()) if limit else None
-        rpc = cfg.rpc
-        self._calls = Calls(rpc.id_field, rpc.match, rpc.error) if rpc else None
-        self._answers: dict[int, tuple[AnswerFn, asyncio.TimerHandle]] = {}
-        self._call_ids = itertools.count(1)
+        self._backlog: list[Action] = []  # sends from events fed between two frames
+        self._unread = False  # the session said frames may pass without screen() (Unread)
+        self._heard = 0.0  # when the last of them came: told to the session with tick()
 
     async def run(self) -> None:
         """Connect and serve, reconnecting with backoff; return once stopped or failed."""
-        name = self.cfg.name
-        delays = self._backoff()
-        attempts = 0
-        while not self._stopping:
-            attempts += 1
-            error = await self._attempt()
-            if error is None:
-                break
-            if self._was_healthy():
-                delays, attempts = self._backoff(), 1
-            reason = reason_of(error)
-            self.stats.last_error = str(error)
-            delay = next(delays, None)
-            if delay is None:
-                self._set_state(ConnState.FAILED)
-                self._log.error(
-                    "source %s: failed, giving up after %d attempts; last: %s: %s",
-                    name, attempts, REASONS[reason], error.detail,
-                )
-                return
-            self.stats.reconnects[reason] += 1
-            self._set_state(ConnState.RECONNECTING)
-            self._log.warning(
-                "source %s: reconnecting in %.2fs after %s: %s",
-                name, delay, REASONS[reason], error.detail,
-            )
-            try:
-                await self._interruptible(asyncio.sleep(delay), None)
-            except TimeoutError:
-                break
-        for key in list(self._answers):
-            self._answer(key, _error("the bridge stopped" if self._stopping else "upstream failed"))
-        self._set_state(ConnState.STOPPED)
+        async for conn in self._reconnect:
+            error = await self._serve(conn)
+            self._reconnect.ended(error, self._connected_at, self._delivered > 0)
+        self._perform(self._session.stopped())
 
     def retarget(self, deliver: DeliverFn) -> None:
         """A reload changed the routes or sinks: deliver from now on through ``deliver``."""
@@ -154,49 +118,22 @@ class SourceClient:
             self._wake()
         else:
             self.cfg = cfg  # not connected: the next connection subscribes with it
+            self._perform(self._session.resubscribe(cfg, self._clock()))
 
     def publish(self, send: Template, mqtt: Any) -> None:
         """Send ``send`` upstream, rendered with ``mqtt`` (see ``mqtt_value``), once CONNECTED:
         in order, after auth and subscribe, kept (``cfg.outbox``) while the upstream is down."""
-        self._queue(Outgoing(send, mqtt, self._clock()))
+        self._perform(self._session.publish(send, mqtt, self._clock()))
 
     def call(self, mqtt: Any, answer: AnswerFn) -> None:
         """Send ``cfg.rpc.send`` rendered with ``mqtt``; ``answer`` is called exactly once, with
         the reply frame, or with an error response on timeout, disconnect or upstream error."""
-        rpc, key = self.cfg.rpc, next(self._call_ids)
-        if rpc is None or self._calls is None:
-            answer(_error(f"source {self.cfg.name} has no rpc configured"))
-            return
-        expire = _error(f"no reply within {rpc.timeout:g}s")
-        handle = asyncio.get_running_loop().call_later(rpc.timeout, self._answer, key, expire)
-        self._answers[key] = (answer, handle)
-        self._queue(Outgoing(rpc.send, mqtt, self._clock(), key))
-
-    def _queue(self, item: Outgoing) -> None:
-        if (old := self._outgoing.put(item)) is not None:
-            if old.call is not None:
-                self._answer(old.call, _error("dropped: too many requests waiting"))
-            if not self._overflowing:  # once per outage: the flush after it ends the episode
-                self._overflowing = True
-                self._log.warning("source %s: outgoing queue full (%d), dropping the oldest",
-                                  self.cfg.name, self._outgoing.max_messages)
-        if self.state is ConnState.CONNECTED:  # else the next CONNECTED kicks (never before:
-            self._kick = True                    # the receive loop ends at once while it is set)
-            self._wake()
-
-    def _answer(self, key: int, payload: str | bytes) -> None:
-        """Answer an RPC once; later answers for it (a late reply, a timer) are ignored."""
-        if (entry := self._answers.pop(key, None)) is None:
-            return
-        answer, handle = entry
-        handle.cancel()
-        if self._calls is not None:
-            self._calls.forget(key)
-        answer(payload)
+        self._perform(self._session.call(mqtt, answer, self._clock()))
 
     def stop(self) -> None:
         """Ask ``run()`` to unsubscribe, close and return; safe to call at any time, repeatedly."""
         self._stopping = True
+        self._reconnect.stop()
         self._wake()
 
     def _wake(self) -> None:
@@ -204,62 +141,123 @@ class SourceClient:
         if wakeup is not None and not wakeup.expired():
             wakeup.reschedule(asyncio.get_running_loop().time())
 
-    async def _attempt(self) -> SourceError | None:
-        """One connection from open to end: the error that ended it, or None when stopped."""
+    def _perform(self, actions: list[Action]) -> None:
+        """Actions of an event fed outside the connection's loop: sends wait for the loop."""
+        sends = [a for a in actions if isinstance(a, Send)]
+        self._apply_idle([a for a in actions if not isinstance(a, Send)])
+        if sends:
+            self._backlog += sends
+        self._wake()  # the loop's deadline may have moved (an RPC's timeout)
+
+    # --- between connections --------------------------------------------------------------
+
+    async def _open(self) -> Connection | None:
+        """One attempt to open the socket; None when ``stop()`` came first."""
         self._connected_at, self._delivered = None, 0
-        self._set_state(ConnState.CONNECTING)
+        self._apply_idle(self._session.connecting())
+        # One that opened just as stop() came is served too: its loop stops at once, with
+        # the unsubscribe messages and a close frame, as for any other connection.
+        return await self._serving(lambda: open_connection(self.cfg, tls_for(self.cfg)), None)
+
+    def _lost(self, error: SourceError, reason: str, delay: float | None) -> None:
+        self._apply_idle(self._session.lost(error, reason, delay is not None))
+
+    async def _pause(self, delay: float) -> None:
+        await self._serving(None, delay)
+
+    async def _serving(self, make: Callable[[], Awaitable[_T]] | None, limit: float | None
+                       ) -> _T | None:
+        """Await ``make()`` (or only time, ``limit`` seconds) while the session's deadlines
+        (an RPC's timeout) are served; None at the end of ``limit`` or on ``stop()``, unless
+        ``make()`` had finished by then: its result, which the caller must not leak."""
+        loop, clock = asyncio.get_running_loop(), self._clock
+        end = None if limit is None else clock() + limit
+        task = asyncio.ensure_future(make()) if make is not None else None
         try:
-            conn = await self._interruptible(open_connection(self.cfg, tls_for(self.cfg)), None)
-        except TimeoutError:
+            while not self._stopping:
+                due = self._session.deadline()
+                until = min((t for t in (end, due) if t is not None), default=None)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout_at(None if until is None else
+                                               loop.time() + until - clock()) as wakeup:
+                        self._wakeup = wakeup
+                        return await asyncio.shield(task) if task else await loop.create_future()
+                if end is not None and clock() >= end:
+                    return None
+                self._apply_idle(self._session.tick(clock(), self._heard))
+            if task is not None and task.done() and not task.cancelled() and \
+                    task.exception() is None:
+                return task.result()  # done just as stop() came: the caller decides
             return None
-        except SourceError as exc:
-            return exc
-        self.stats.handshake_seconds = conn.handshake_seconds
-        try:
-            await self._serve(conn)
-        except SourceError as exc:
-            return exc
         finally:
-            for key in self._calls.clear() if self._calls else ():  # ids are per connection
-                self._answer(key, _error("upstream disconnected before replying"))
+            self._wakeup = None
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, SourceError):
+                    await task
+
+    def _apply_idle(self, actions: Sequence[Action]) -> None:
+        """Actions that need no connection: states, log lines, RPC answers."""
+        for action in actions:
+            if isinstance(action, SetState):
+                self._set_state(action.state)
+            elif isinstance(action, Answer):
+                action.to(action.payload)
+            elif isinstance(action, Notice):
+                self._log.warning("source %s: %s", self.cfg.name, action.text)
+            elif isinstance(action, Send):
+                self._session.unsent(action)  # no connection to take it: first next time
+            elif isinstance(action, Unread):
+                self._unread = action.on
+
+    # --- one connection -------------------------------------------------------------------
+
+    async def _serve(self, conn: Connection) -> SourceError | None:
+        """The one loop of a connection: frames in, the session's deadlines, events; the
+        error that ended it, or None when stopped."""
+        self.stats.handshake_seconds = conn.handshake_seconds
+        session, self._unread = self._session, False
+        try:
+            await self._apply(conn, session.start(self._clock()))
+            while not self._stopping:
+                now = self._clock()
+                if self._pending is not None:
+                    self.cfg, self._pending = self._pending, None
+                    await self._apply(conn, session.resubscribe(self.cfg, now))
+                    continue
+                if self._backlog:
+                    backlog, self._backlog = self._backlog, []
+                    await self._apply(conn, backlog)
+                    continue
+                due = session.deadline()
+                if due is not None and due <= now:
+                    await self._apply(conn, session.tick(now, self._heard))
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await self._receive(conn, due)
+            await self._shutdown(conn)
+        except SourceError as exc:
+            backlog, self._backlog = self._backlog, []
+            self._apply_idle(backlog[::-1])  # never sent: first in line next time
             await self._close(conn, FAILED_CLOSE_GRACE)
+            return exc
         return None
 
-    async def _serve(self, conn: Connection) -> None:
-        """The one loop of a connection: frames in, and the session's deadlines."""
-        session = Session(self.cfg, hostname=self._hostname, wall=self._wall,
-                          recovery=self._recovery)
-        self._kick = False
-        await self._apply(conn, session.start(self._clock()))
-        while not self._stopping:
-            now = self._clock()
-            if self._pending is not None:
-                self.cfg, self._pending = self._pending, None
-                await self._apply(conn, session.resubscribe(self.cfg, now))
-                continue
-            due = session.deadline()
-            if due is not None and due <= now:
-                await self._apply(conn, session.tick(now))
-                continue
-            if self._kick:
-                await self._flush(conn, session)
-                continue
-            with contextlib.suppress(TimeoutError):
-                await self._receive(conn, session, due)
-        await self._shutdown(conn, session)
+    async def _receive(  # noqa: PLR0912 - the hot path: branches unrolled, a call saved
+        self, conn: Connection, due: float | None
+    ) -> None:
+        """Read frames until a deadline is due, ``stop()``, a reload or an event: the hot path.
 
-    async def _receive(self, conn: Connection, session: Session, due: float | None) -> None:
-        """Read frames until a deadline is due, ``stop()`` or a reload: the hot path.
-
-        One timer serves the whole run and moves only when the deadline does, and a session
-        with nothing to match lets frames through without parsing them."""
+        One timer serves the whole run and moves only when the deadline does. A frame the
+        session need not see (``Unread``) is delivered without asking it; for any other, the
+        session says None (or ``UNREAD``) when it is data to deliver and nothing else."""
         loop, clock, wall, stats = asyncio.get_running_loop(), self._clock, self._wall, self.stats
-        name, deliver, calls, turn = self.cfg.name, self._deliver, self._calls, 0
-        take = conn.take
+        name, deliver, session, turn = self.cfg.name, self._deliver, self._session, 0
+        take, screen, unread, heard = conn.take, self._session.screen, self._unread, None
         async with asyncio.timeout(None) as wakeup:
             self._wakeup, armed = wakeup, None
             try:
-                while not self._stopping and self._pending is None and not self._kick:
+                while not self._stopping and self._pending is None and not self._backlog:
                     if due != armed:
                         wakeup.reschedule(None if due is None else loop.time() + due - clock())
                         armed = due
@@ -272,115 +270,65 @@ class SourceClient:
                     msg = Message(name, data, wall())
                     stats.received += 1
                     stats.bytes += byte_size(data)
-                    if calls is not None and calls.waiting and self._replied(msg):
-                        session.last_rx = now
-                    elif not (through := session.passthrough) and \
-                            (actions := self._actions(session, msg, now)) is not None:
-                        await self._apply(conn, actions)
-                        due = session.deadline()
-                    else:  # data, delivered: no deadline moved (idle and quiet are lazy)
-                        session.last_rx = now
+                    if unread:
+                        heard = now
                         self._delivered += 1
                         if (pending := deliver(msg)) is not None:
                             await pending
-                        if through and msg.parsed is INVALID and not msg.is_binary:
-                            self._note_invalid(1)  # parsed by a route
+                        if msg.parsed is INVALID and not msg.is_binary:  # found by a route
+                            await self._apply(conn, session.unread_invalid(now))
+                    elif (actions := screen(msg, now)) is None or actions is UNREAD:
+                        self._delivered += 1  # data: no deadline moved (idle, quiet are lazy)
+                        if (pending := deliver(msg)) is not None:
+                            await pending
+                        if actions is UNREAD and msg.parsed is INVALID and not msg.is_binary:
+                            await self._apply(conn, session.unread_invalid(now))  # by a route
+                    else:
+                        await self._apply(conn, actions)
+                        due, unread = session.deadline(), self._unread
                     if due is not None and due <= now:
                         return
             finally:
                 self._wakeup = None
-
-    def _actions(self, session: Session, msg: Message, now: float) -> list[Action] | None:
-        """What the session makes of a frame; None when it is data to deliver and nothing else."""
-        invalid = session.invalid
-        actions = session.screen(msg, now)
-        if session.invalid != invalid:
-            self._note_invalid(session.invalid - invalid)
-        return actions
+                if heard is not None:
+                    self._heard = heard
 
     async def _apply(self, conn: Connection, actions: list[Action]) -> None:
-        for action in actions:
+        for index, action in enumerate(actions):
             if isinstance(action, Deliver):
                 self._delivered += 1
                 pending = self._deliver(action.msg)
                 if pending is not None:
                     await pending
             elif isinstance(action, Send):
-                await self._send(conn, action.data)
-            elif isinstance(action, SetState):
-                if action.state is ConnState.CONNECTED:
-                    self._connected_at = self._clock()
-                    self.stats.connects += 1
-                    self._kick = len(self._outgoing) > 0
-                self._set_state(action.state)
+                try:
+                    await conn.send(action.data)
+                except SourceError:
+                    sends = [a for a in actions[index:] if isinstance(a, Send)]
+                    self._apply_idle(sends[::-1])  # never sent: first in line next time
+                    raise
+                self.stats.sent += 1
             elif isinstance(action, Fail):
                 raise action.error
             elif isinstance(action, Close):
                 await self._close(conn, CLOSE_GRACE)
-            elif isinstance(action, Notice):
-                self._log.warning("source %s: %s", self.cfg.name, action.text)
+            else:
+                self._apply_idle([action])
 
-    async def _send(self, conn: Connection, data: str) -> None:
-        """Every send goes through here: it waits for a token of ``rate_limit``, if set."""
-        if self._bucket is not None and (wait := self._bucket.delay(self._clock())) > 0:
-            await asyncio.sleep(wait)
-        await conn.send(data)
-        self.stats.sent += 1
-
-    async def _flush(self, conn: Connection, session: Session) -> None:
-        """Send what waits in the outgoing queue, in order, dropping what got too old."""
-        self._kick = self._overflowing = False
-        expired = 0
-        while self.state is ConnState.CONNECTED and not self._stopping and self._pending is None:
-            item, old = self._outgoing.take(self._clock())
-            expired += len(old)
-            for call in (o.call for o in old if o.call is not None):
-                self._answer(call, _error("expired waiting for the upstream"))
-            if item is None:
-                break
-            if item.call is not None and item.call not in self._answers:
-                continue  # timed out while waiting: its error response is already out
-            await self._send_one(conn, session, item)
-        if expired:
-            self._log.warning("source %s: dropped %d outgoing messages older than %gs",
-                              self.cfg.name, expired, self._outgoing.max_age)
-
-    async def _send_one(self, conn: Connection, session: Session, item: Outgoing) -> None:
-        try:
-            data = session.render(item.send, self._clock(), mqtt=item.mqtt).data
-        except TemplateError as exc:
-            self.stats.outgoing["render_error"] += 1
-            if item.call is not None:
-                self._answer(item.call, _error(f"cannot render the request: {exc}"))
-            return
-        calls = self._calls
-        if item.call is not None and calls and calls.sent(json.loads(data), item.call) is None:
-            self._answer(item.call, _error(f"the request has no '{calls.id_field}' to match"))
-            return
-        try:
-            await self._send(conn, data)
-        except SourceError:
-            if item.call is None:
-                self._outgoing.push_front(item)  # not sent: first in line after the reconnect
-            raise
-
-    def _replied(self, msg: Message) -> bool:
-        """Whether ``msg`` answers a waiting RPC (it is then published back, not routed)."""
-        answer = self._calls.reply(msg.json) if self._calls is not None else None
-        if answer is None:
-            return False
-        reply = msg.data if answer.error is None else _error(answer.error, msg.json)
-        self._answer(answer.call, reply)
-        return True
-
-    async def _shutdown(self, conn: Connection, session: Session) -> None:
-        """Send the unsubscribe messages and a close frame, each bounded in time."""
-        actions = session.stop(self._clock())
+    async def _shutdown(self, conn: Connection) -> None:
+        """Send the unsubscribe messages (paced) and a close frame, each bounded in time."""
+        actions = self._session.stop(self._clock())
         try:
             async with asyncio.timeout(STOP_SEND_GRACE):
-                for action in actions:
-                    if isinstance(action, Send):
-                        await self._send(conn, action.data)
+                while not any(isinstance(a, Close) for a in actions):
+                    await self._apply(conn, actions)
+                    due = self._session.deadline()
+                    if due is None:
+                        break
+                    await asyncio.sleep(max(0.0, due - self._clock()))
+                    actions = self._session.tick(self._clock(), self._heard)
+                else:
+                    await self._apply(conn, [a for a in actions if not isinstance(a, Close)])
         except (SourceError, TimeoutError) as exc:
             why = exc.detail if isinstance(exc, SourceError) else "timed out"
             self._log.info("source %s: unsubscribe not sent before closing: %s", self.cfg.name, why)
@@ -393,27 +341,10 @@ class SourceClient:
         except TimeoutError:
             pass  # the adapter aborts the transport when its close is cut short
 
-    async def _interruptible(self, aw: Awaitable[_T], limit: float | None) -> _T:
-        """Await ``aw``; TimeoutError when ``limit`` seconds pass or when ``stop()`` is called."""
-        async with asyncio.timeout(limit) as wakeup:
-            self._wakeup = wakeup
-            if self._stopping:
-                wakeup.reschedule(asyncio.get_running_loop().time())
-            try:
-                return await aw
-            finally:
-                self._wakeup = None
-
-    def _backoff(self) -> Iterator[float]:
-        return backoff(self.cfg.reconnect)
-
-    def _was_healthy(self) -> bool:
-        if self._connected_at is None:
-            return False
-        return self._delivered > 0 or self._clock() - self._connected_at >= HEALTHY_AFTER
-
     def _set_state(self, state: ConnState) -> None:
         self.state = state
+        if state is ConnState.CONNECTED:
+            self._connected_at = self._clock()
         if state is self._announced:
             return
         self._announced = state
@@ -424,26 +355,6 @@ class SourceClient:
             self._log.debug("source %s: %s", name, state)
         elif state in (ConnState.CONNECTED, ConnState.STOPPED):
             self._log.info("source %s: %s", name, state)
-        # RECONNECTING and FAILED are logged by run(), with their reason.
+        # RECONNECTING and FAILED are logged by the reconnect iterator, with their reason.
         if self._on_state is not None:
             self._on_state(name, state)
-
-    def _note_invalid(self, count: int) -> None:
-        self.stats.invalid += count
-        now = self._clock()
-        if self._invalid_logged_at is None:
-            self._invalid_logged_at = now
-            action = "forwarding it raw" if self.cfg.on_invalid == "forward" else "dropping it"
-            self._log.warning(
-                "source %s: received a text frame that is not valid JSON, %s "
-                "(further ones are counted and summarised every %ds)",
-                self.cfg.name, action, int(INVALID_LOG_EVERY),
-            )
-            return
-        self._invalid_unlogged += count
-        if now - self._invalid_logged_at >= INVALID_LOG_EVERY:
-            self._log.warning(
-                "source %s: %d more text frames that are not valid JSON since the last report",
-                self.cfg.name, self._invalid_unlogged,
-            )
-            self._invalid_logged_at, self._invalid_unlogged = now, 0

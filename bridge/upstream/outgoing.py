@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.routing.template import Template
+from bridge.upstream.actions import Notice, Send
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,7 @@ class OutgoingQueue:
         self.max_messages, self.max_age = max_messages, max_age
         self._items: deque[Outgoing] = deque()
         self.dropped: Counter[str] = Counter()
+        self._overflowing = False  # an episode of drops for room: logged once
 
     def __len__(self) -> int:
         return len(self._items)
@@ -39,9 +41,18 @@ class OutgoingQueue:
             return self._items.popleft()
         return None
 
+    def overflow_notice(self) -> list[Notice]:
+        """The line for a drop that made room: once per episode; the next ``take`` (a flush
+        to a connected upstream) ends the episode."""
+        if self._overflowing:
+            return []
+        self._overflowing = True
+        return [Notice(f"outgoing queue full ({self.max_messages}), dropping the oldest")]
+
     def take(self, now: float) -> tuple[Outgoing | None, list[Outgoing]]:
         """The next message still young enough, and the expired ones dropped on the way."""
         expired: list[Outgoing] = []
+        self._overflowing = False
         while self._items:
             item = self._items.popleft()
             if self.max_age <= 0 or now - item.queued_at <= self.max_age:
@@ -53,3 +64,10 @@ class OutgoingQueue:
     def push_front(self, item: Outgoing) -> None:
         """Put back a message the connection could not send: it goes first next time."""
         self._items.appendleft(item)
+
+    def requeue(self, sends: list[Send]) -> None:
+        """Sends that never went out: the publishes among them go first again, in order (a
+        request does not: its call is answered when the connection ends)."""
+        for send in reversed(sends):
+            if isinstance(origin := send.origin, Outgoing) and origin.call is None:
+                self._items.appendleft(origin)

@@ -1,4 +1,4 @@
-"""The session's plan: auth and subscribe compiled into one list of states, sends and waits."""
+"""The session's plan: auth and subscribe compiled into one list of state events, sends, waits."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from bridge.config.model import SourceConfig
 from bridge.config.specs import Step
 from bridge.routing.pattern import Pattern
 from bridge.routing.template import Template
-from bridge.upstream.state import ConnState
+from bridge.upstream.state import Event
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +20,7 @@ class Wait:
     timeout: float
 
 
-Item = ConnState | Template | Wait
+Item = Event | Template | Wait
 
 
 def _wait(expect: Pattern | None, reject: Pattern | None, stage: str, after: float) -> list[Item]:
@@ -34,20 +34,19 @@ def step_plan(step: Step) -> list[Item]:
 
 def subscribe_plan(cfg: SourceConfig) -> list[Item]:
     """Subscribing again on a live connection, from SUBSCRIBING back to CONNECTED."""
-    return [ConnState.SUBSCRIBING, *(i for s in cfg.subscribe for i in step_plan(s)),
-            ConnState.CONNECTED]
+    return [Event.SUBSCRIBE, *(i for s in cfg.subscribe for i in step_plan(s)), Event.READY]
 
 
 def compile_plan(cfg: SourceConfig) -> list[Item]:
     """A new connection's plan: auth (if any), subscribe (if any), CONNECTED."""
     auth, plan = cfg.auth, list[Item]()
     if auth is not None:
-        plan += [ConnState.AUTHENTICATING, *_wait(auth.await_, auth.reject, "auth", auth.timeout)]
+        plan += [Event.AUTH, *_wait(auth.await_, auth.reject, "auth", auth.timeout)]
         plan += [] if auth.send is None else [auth.send]
         plan += _wait(auth.expect, auth.reject, "auth", auth.timeout)
     if cfg.subscribe:
         plan += subscribe_plan(cfg)[:-1]
-    return [*plan, ConnState.CONNECTED]
+    return [*plan, Event.READY]
 
 
 def reads_data(cfg: SourceConfig) -> bool:

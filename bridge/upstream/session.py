@@ -1,199 +1,197 @@
-"""The per-connection session protocol as a sans-I/O state machine: events in, actions out."""
+"""The whole protocol of one source as a sans-I/O state machine: events in, actions out.
+
+The session outlives each connection. Its driver feeds it events and performs the actions it
+returns, and reads or writes nothing else. The rules live in atoms that the session composes:
+the conversation of a connection (plan, replies, keepalive, quiet channels), recovery (dedup,
+sequence), the outbound side (outgoing queue, RPC calls, pacer), invalid-frame accounting and
+the state table, through which every state change goes."""
 
 from __future__ import annotations
 
-import itertools
-import json
 import math
-from collections.abc import Callable, Iterator
-from contextlib import suppress
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Final
 
 from bridge.config.model import SourceConfig
-from bridge.errors import AuthRejected, SequenceGap, SessionTimeout, SourceError
+from bridge.errors import SequenceGap, SessionTimeout, SourceError
 from bridge.messages import INVALID, Message
-from bridge.routing.template import Context, Template, TemplateError
-from bridge.upstream.actions import Action, Close, Deliver, Fail, Notice, Send, SetState
-from bridge.upstream.liveness import NEVER, Quiet
-from bridge.upstream.plan import Item, Wait, compile_plan, reads_data, step_plan, subscribe_plan
+from bridge.routing.template import Template
+from bridge.stats.source import SourceStats
+from bridge.upstream.actions import Action, Deliver, Fail, Notice, Send, Unread
+from bridge.upstream.conversation import Conversation
+from bridge.upstream.invalid import InvalidFrames
+from bridge.upstream.lifecycle import Lifecycle
+from bridge.upstream.outbound import Outbound
+from bridge.upstream.outgoing import Outgoing
 from bridge.upstream.recovery import KEEP, Check, Recovery
-from bridge.upstream.state import ConnState
+from bridge.upstream.state import ConnState, Event
 
-__all__ = ["Action", "Close", "Deliver", "Fail", "Notice", "Send", "Session", "SetState"]
-
-_DELIVERING = (ConnState.SUBSCRIBING, ConnState.CONNECTED)
+# What ``screen`` returns for a frame it passed on unread: deliver it, and if a route then
+# finds it is not JSON, say so with ``unread_invalid``. Shared and never mutated.
+UNREAD: Final[list[Action]] = []
+_DELIVERING: Final = (ConnState.SUBSCRIBING, ConnState.CONNECTED)
 
 
 class Session:
-    """One connection's session: auth and subscribe (one plan of states, sends and waits),
-    heartbeat, replies, idle timeout, per-subscription liveness, dedup and sequence checks
-    (``recovery`` outlives the connection), unsubscribe. Times passed in are monotonic
-    seconds; ``wall`` (if given) supplies ``{now_ms}`` values."""
+    """One source's protocol across its connections: each public method is an event. Times
+    are monotonic seconds; ``wall`` (if given) supplies ``{now_ms}``. After every event, call
+    ``tick()`` once ``deadline()`` has come."""
 
     def __init__(self, cfg: SourceConfig, *, hostname: str = "",
-                 wall: Callable[[], float] | None = None, recovery: Recovery | None = None) -> None:
-        self.cfg, self.hostname, self._wall = cfg, hostname, wall
+                 wall: Callable[[], float] | None = None, recovery: Recovery | None = None,
+                 stats: SourceStats | None = None) -> None:
         self.recovery = recovery or Recovery(cfg)
-        self.state, self._live, self.last_rx = ConnState.CONNECTING, False, 0.0
-        # CONNECTED, nothing to match: frames pass unparsed, or ``screen`` only checks recovery
-        self.passthrough = self._checks_only = False
-        self._idle_at, self.invalid = math.inf, 0  # invalid: text frames not JSON
-        self._plan: list[Item] = []
-        self._seq: Iterator[int] = itertools.count(1)  # {seq}: restarts on every connection
-        self._wait: Wait | None = None  # the plan's current wait
-        self._wait_until = self._next_beat = self._pong_until = math.inf  # inf: no deadline
-        self._quiet = NEVER  # expect_every, armed on CONNECTED
+        self.stats = stats or SourceStats(recovery=self.recovery.counts)
+        self._live, self._last_rx = False, 0.0  # idle is lazy: a frame only notes its time
+        # CONNECTED, nothing to match: frames pass unread, or ``screen`` only checks recovery
+        self._pass = self._checks_only = self._told = False  # _told: what Unread last said
+        self._talk = Conversation(cfg, hostname, wall)
+        self._invalid = InvalidFrames(cfg.on_invalid == "forward")
+        self._out = Outbound(cfg, self.stats.outgoing)
+        self._life = Lifecycle(self.stats, self._out, self._talk, self.recovery)
+
+    @property
+    def state(self) -> ConnState:
+        """For tests and inspection; the driver learns states from ``SetState`` actions."""
+        return self._life.state
+
+    def connecting(self) -> list[Action]:
+        """An attempt to open a socket begins."""
+        return self._emit([Event.CONNECTING], 0.0)
 
     def start(self, now: float) -> list[Action]:
         """The socket is open: run the plan until its first wait."""
-        self._seq, self.last_rx, self._live = itertools.count(1), now, True
-        self._idle_at = now + self.cfg.idle_timeout if self.cfg.idle_timeout > 0 else math.inf
-        self._plan = compile_plan(self.cfg)
-        return self._guard(self._advance, now, INVALID)
+        self._last_rx, self._live, self._life.closing, self._told = now, True, False, False
+        return self._emit(self._talk.open(now), now)
+
+    def lost(self, error: SourceError, reason: str, retry: bool) -> list[Action]:
+        """The connection ended, or never opened, with ``error`` (``reason`` for metrics);
+        ``retry``: another attempt follows, else the source gives up."""
+        self._fail(None)
+        return self._life.lost(error, reason, retry)
+
+    def stop(self, now: float) -> list[Action]:
+        """Clean shutdown: the unsubscribe messages (if subscribing began), then Close once
+        they are out (the rate limit may hold them: keep ticking)."""
+        out = self._talk.unsubscribe(now) if self._live and self._life.state in _DELIVERING else []
+        self._out.queue.requeue(self._out.pacer.drop())  # never sent: first next time
+        self._live, self._life.closing, self._told = False, True, False  # nothing to tell
+        return self._emit(list(out), now) + self._life.close()
+
+    def stopped(self) -> list[Action]:
+        """The source is done: every open call is answered; STOPPED unless it FAILED."""
+        return self._life.stopped()
+
+    def unsent(self, send: Send) -> None:
+        """The socket refused ``send``: a queued publish goes first again next connection."""
+        self._out.queue.requeue([send])
 
     def receive(self, msg: Message, now: float) -> list[Action]:
+        """A frame came: what to do, always as a list (``Deliver`` included)."""
         out = self.screen(msg, now)
-        return [Deliver(msg)] if out is None else out
+        return [Deliver(msg)] if out is None or out is UNREAD else out
 
-    def screen(self, msg: Message, now: float) -> list[Action] | None:
-        """``receive``, but None where that is ``[Deliver(msg)]``: the driver's fast path."""
+    def screen(self, msg: Message, now: float) -> list[Action] | None:  # noqa: PLR0911
+        """``receive``, but None where that is ``[Deliver(msg)]`` (the driver's fast path),
+        or ``UNREAD``: the same, for a frame passed on without reading it."""
+        if self._pass:
+            self._last_rx = now
+            return UNREAD
         if not self._live:
             return []
-        self.last_rx, value = now, msg.json
+        self._last_rx, value = now, msg.json
         if self._checks_only and value is not INVALID:  # data: dedup and sequence, nothing else
             check = self.recovery.check(value, msg.data, now)
             return None if check is KEEP else self._checked(msg, check, [], now)
-        self.invalid += (bad := value is INVALID and not msg.is_binary)
-        self._quiet.seen(value, now)
-        consumed, out = self._consume(value, now)
-        if not self._live:
-            return out
-        for reply in self.cfg.replies:
-            if reply.when.matches(value):
-                with suppress(TemplateError):  # a field the reply needs is missing: no reply
-                    out.append(self.render(reply.send, now, value, msg.data))
-        if consumed or (bad and self.cfg.on_invalid == "drop") or self.state not in _DELIVERING:
-            return out
+        calls, state = self._out.calls, self._life.state
+        if calls is not None and calls.waiting and (answers := calls.reply(value, msg.data)):
+            return self._emit(answers, now)  # an RPC's reply: answered, not routed
+        bad = value is INVALID and not msg.is_binary
+        out: list[Action | Event] = [*self.unread_invalid(now)] if bad else []
+        own, said = self._talk.hear(value, msg.data, now, state is ConnState.CONNECTED)
+        out += said
+        if own or (bad and not self._invalid.forward) or state not in _DELIVERING:
+            return self._emit(out, now)
         # Until subscribed, the old subscription's numbers may still arrive: no gap checks.
-        check = self.recovery.check(value, msg.data, now, self.state is ConnState.CONNECTED) \
+        check = self.recovery.check(value, msg.data, now, state is ConnState.CONNECTED) \
             if self.recovery.active else KEEP
         if check is KEEP:  # the usual data message
-            return [*out, Deliver(msg)] if out else None
-        return self._checked(msg, check, out, now)
+            return [*self._emit(out, now), Deliver(msg)] if out else None
+        return self._checked(msg, check, self._emit(out, now), now)
+
+    def unread_invalid(self, now: float) -> list[Action]:
+        """A text frame that is not JSON: found by the session, or by a route (``UNREAD``)."""
+        self.stats.invalid += 1
+        return list(self._invalid.seen(1, now))
 
     def _checked(self, msg: Message, check: Check, out: list[Action], now: float) -> list[Action]:
         out += [Notice(note) for note in check.notes]
         out += [Deliver(msg)] if check.keep else []
         if check.on_gap == "reconnect":
-            return out + self._fail(SequenceGap(self.cfg.name, check.gap))
-        return out + (self.resubscribe(self.cfg, now) if check.on_gap else [])
+            return out + self._fail(SequenceGap(self._talk.cfg.name, check.gap))
+        return out + (self.resubscribe(self._talk.cfg, now) if check.on_gap else [])
 
-    def tick(self, now: float) -> list[Action]:
-        """Act on every deadline that has passed; afterwards ``deadline()`` is in the future."""
+    def tick(self, now: float, heard: float = 0.0) -> list[Action]:
+        """Act on every deadline that has passed; afterwards ``deadline()`` is in the future.
+        ``heard``: when the last frame delivered unread (``Unread``) came."""
+        self._last_rx = max(self._last_rx, heard)
+        out = self._out.tick(now) if now >= self._out.next else []
+        self._mode()  # calls answered: fewer replies to look for
+        if self._life.closing:
+            return out + self._life.close()
         if not self._live:
-            return []
-        if now >= self._idle_at:  # lazily moved: receiving a message only notes last_rx
-            self._idle_at = self.last_rx + self.cfg.idle_timeout
-        waiting = self._wait.stage if self._wait else ""
-        for stage, limit in ((waiting, self._wait_until), ("heartbeat", self._pong_until),
-                             ("idle", self._idle_at)):
-            if now >= limit:
-                return self._fail(SessionTimeout(self.cfg.name, stage))
-        out: list[Action] = []
-        if (beat := self.cfg.heartbeat) is not None and now >= self._next_beat:
-            self._next_beat = now + beat.interval
-            if beat.expect is not None and self._pong_until == math.inf:
-                self._pong_until = now + beat.timeout
-            out = self._guard(lambda: [self.render(beat.send, now)])
-        for index in self._quiet.due(now) if now >= self._quiet.next else ():
-            out += self._resend(index, now) if self._live else []
-        return out
+            return out
+        if (stage := self._talk.timed_out(now, self._last_rx)) is not None:
+            return out + self._fail(SessionTimeout(self._talk.cfg.name, stage))
+        return out + self._emit(self._talk.due(now, self.recovery), now)
 
     def deadline(self) -> float | None:
         """The next time ``tick`` must be called, or None; idle is lazy, so it may come early."""
-        when = min(self._next_beat, self._wait_until, self._pong_until, self._idle_at,
-                   self._quiet.next)
-        return when if self._live and when < math.inf else None
+        when = min(self._out.next, self._talk.next) if self._live else self._out.next
+        return when if when < math.inf else None
 
-    def stop(self, now: float) -> list[Action]:
-        """Clean shutdown: the unsubscribe messages (if subscribing began), then Close."""
-        out: list[Action] = []
-        for step in self.cfg.unsubscribe if self._live and self.state in _DELIVERING else ():
-            with suppress(TemplateError):
-                out.append(self.render(step.send, now))
-        self._live = self.passthrough = self._checks_only = False
-        return [*out, Close()]
+    def publish(self, send: Template, mqtt: Any, now: float) -> list[Action]:
+        """Send ``send`` upstream rendered with ``mqtt``, once CONNECTED: in order, after auth
+        and subscribe, kept (``cfg.outbox``) while the upstream is down."""
+        return self._emit(self._out.put(Outgoing(send, mqtt, now)), now)
+
+    def call(self, mqtt: Any, to: Any, now: float) -> list[Action]:
+        """Send ``cfg.rpc.send`` rendered with ``mqtt``; exactly one ``Answer`` to ``to``
+        follows: the reply frame, or an error response (timeout, disconnect, upstream error)."""
+        return self._emit(self._out.call(mqtt, to, now, self._talk.cfg.name), now)
 
     def resubscribe(self, cfg: SourceConfig, now: float) -> list[Action]:
         """Subscribe again on the live socket: after a reload changed only the subscriptions
-        (unsubscribe the old, subscribe the new), or after a sequence gap (the same again)."""
+        (unsubscribe the old, subscribe the new), or after a sequence gap (the same again).
+        Not connected: the next connection subscribes with ``cfg``."""
         if not self._live:
-            self.cfg = cfg
+            self._talk.cfg = cfg
             return []
-        old = self.stop(now)[:-1] if self.state is ConnState.CONNECTED else []
-        self.cfg, self._live, self._plan = cfg, True, subscribe_plan(cfg)
-        return [*old, *self._guard(self._advance, now, INVALID)]
+        old = self._talk.unsubscribe(now) if self._life.state is ConnState.CONNECTED else []
+        return self._emit([*old, *self._talk.resubscribe(cfg, now)], now)
 
-    def _resend(self, index: int, now: float) -> list[Action]:
-        """``expect_every`` passed in silence: send that one subscribe step again, no reconnect."""
-        step = self.cfg.subscribe[index]
-        self.recovery.counts["resubscribe"] += 1
-        self.recovery.reset()  # the channel may number its messages afresh
-        note = Notice(f"subscribe[{index}] quiet for {step.expect_every:g}s; sending it again")
-        self._plan += step_plan(step)
-        return [note, *([] if self._wait else self._guard(self._advance, now, INVALID))]
+    def _emit(self, out: Sequence[Action | Event], now: float) -> list[Action]:
+        """``out`` as the driver performs it: states entered through the table, sends paced
+        (held ones go out from ``tick``), then the outgoing queue's turn."""
+        done = [self._life.enter(a, now) if isinstance(a, Event) else a for a in out]
+        self._live = self._live and not any(isinstance(a, Fail) for a in done)
+        done = self._out.pacer.pace(done, now) + self._flush(now)
+        self._mode()  # states entered, calls sent: what must be read may have changed
+        if self._pass is not self._told:  # the driver's fast path changed: tell it
+            self._told = self._pass
+            done.append(Unread(self._pass))
+        return done
 
-    def _advance(self, now: float, previous: Any) -> list[Action]:
-        """Run the plan up to its next wait; ``previous`` is the message that ended the last one."""
-        out: list[Action] = []
-        self._wait, self._wait_until = None, math.inf
-        while self._plan and self._wait is None:
-            item = self._plan.pop(0)
-            if isinstance(item, Wait):
-                self._wait, self._wait_until = item, now + item.timeout
-            elif isinstance(item, Template):
-                out.append(self.render(item, now, previous))
-            else:
-                self.state, connected = item, item is ConnState.CONNECTED
-                quiet = connected and not reads_data(self.cfg)
-                self._checks_only = quiet and self.recovery.active
-                self.passthrough = quiet and not self._checks_only and \
-                    self.cfg.on_invalid == "forward"
-                self._quiet = Quiet(self.cfg.subscribe, now) if connected else NEVER
-                self.recovery.reset()  # numbering starts afresh with every (re)subscribe
-                out.append(SetState(item))
-                if connected and self.cfg.heartbeat is not None:
-                    self._next_beat = now + self.cfg.heartbeat.interval
-        return out
+    def _flush(self, now: float) -> list[Action]:
+        if self._life.state is not ConnState.CONNECTED or not self._live or not self._out.queue:
+            return []
+        return self._out.flush(now, self._talk.render.mqtt)
 
-    def _consume(self, value: Any, now: float) -> tuple[bool, list[Action]]:
-        # True when the message was the session's own: an awaited reply or a heartbeat pong.
-        wait = self._wait
-        if wait is not None and wait.reject is not None and wait.reject.matches(value):
-            kind = AuthRejected if wait.stage == "auth" else SourceError
-            return True, self._fail(kind(self.cfg.name, f"{wait.stage} rejected by the server"))
-        if wait is not None and wait.expect.matches(value):
-            return True, self._guard(self._advance, now, value)
-        pong = self.cfg.heartbeat.expect if self.cfg.heartbeat else None
-        if pong is not None and self.state is ConnState.CONNECTED and pong.matches(value):
-            self._pong_until = math.inf
-            return True, []
-        return False, []
+    def _mode(self) -> None:
+        self._pass, self._checks_only = self._life.fast_path(self._live)
 
-    def _guard(self, make: Callable[..., list[Action]], *args: Any) -> list[Action]:
-        try:
-            return make(*args)
-        except TemplateError as exc:
-            return self._fail(SourceError(self.cfg.name, f"cannot render a message to send: {exc}"))
-
-    def render(self, template: Template, now: float, msg: Any = INVALID, raw: Any = "",
-               mqtt: Any = None) -> Send:
-        """A message to send with this connection's ``{seq}``; ``mqtt`` is what {mqtt.*} reads."""
-        wall = self._wall() if self._wall else now
-        ctx = Context(self.cfg.name, msg, raw, wall, self._seq.__next__, self.hostname, mqtt)
-        value = template.render(ctx)
-        return Send(value if isinstance(value, str) else json.dumps(value, separators=(",", ":")))
-
-    def _fail(self, error: SourceError) -> list[Action]:
-        self._live = self.passthrough = self._checks_only = False
-        return [Fail(error)]
+    def _fail(self, error: SourceError | None) -> list[Action]:
+        """The connection is over for the session: the driver drops it on ``Fail``."""
+        self._live = False
+        self._mode()
+        return [] if error is None else [Fail(error)]

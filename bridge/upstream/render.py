@@ -1,0 +1,59 @@
+"""Messages the session sends, rendered with one connection's ``{seq}``, as text frames."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import suppress
+from typing import Any
+
+from bridge.config.specs import ReplySpec
+from bridge.messages import INVALID
+from bridge.routing.template import Context, Template, TemplateError
+from bridge.upstream.actions import Send
+
+
+class Renderer:
+    """Renders the templates of one source; ``{seq}`` counts from 1 again after ``restart``
+    (every connection), ``{now_ms}`` reads ``wall`` (else the monotonic time passed in)."""
+
+    __slots__ = ("_hostname", "_name", "_seq", "_wall")
+
+    def __init__(self, name: str, hostname: str, wall: Callable[[], float] | None) -> None:
+        self._name, self._hostname, self._wall = name, hostname, wall
+        self._seq: Iterator[int] = itertools.count(1)
+
+    def restart(self) -> None:
+        self._seq = itertools.count(1)
+
+    def send(self, template: Template, now: float, msg: Any = INVALID, raw: Any = "",
+             mqtt: Any = None) -> Send:
+        """One message; ``msg``/``raw`` are what {msg.*} reads, ``mqtt`` what {mqtt.*} reads.
+        Raises TemplateError when a field it needs is missing."""
+        wall = self._wall() if self._wall else now
+        ctx = Context(self._name, msg, raw, wall, self._seq.__next__, self._hostname, mqtt)
+        value = template.render(ctx)
+        return Send(value if isinstance(value, str) else json.dumps(value, separators=(",", ":")))
+
+    def mqtt(self, template: Template, now: float, mqtt: Any) -> str:
+        """A message from MQTT to send upstream, ``mqtt`` being what {mqtt.*} reads."""
+        return self.send(template, now, mqtt=mqtt).data
+
+    def each(self, templates: Iterable[Template], now: float) -> list[Send]:
+        """Every template that renders (unsubscribe messages: one that cannot is skipped)."""
+        out = []
+        for template in templates:
+            with suppress(TemplateError):
+                out.append(self.send(template, now))
+        return out
+
+    def replies(self, replies: tuple[ReplySpec, ...], value: Any, raw: str | bytes,
+                now: float) -> list[Send]:
+        """The ``replies`` whose ``when`` matches ``value``; one missing a field is skipped."""
+        out = []
+        for reply in replies:
+            if reply.when.matches(value):
+                with suppress(TemplateError):
+                    out.append(self.send(reply.send, now, value, raw))
+        return out

@@ -1,0 +1,56 @@
+"""The deadlines that keep a connection honest: heartbeat and pong, idle, quiet channels."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bridge.config.model import SourceConfig
+from bridge.config.specs import HeartbeatSpec
+from bridge.upstream.keepalive import Keepalive
+from bridge.upstream.liveness import NEVER, Quiet
+
+
+class Watch:
+    """One connection's keepalive (heartbeat, its pong, idle) and, from CONNECTED on, the
+    ``expect_every`` deadline of each subscribe step. Times are monotonic seconds."""
+
+    __slots__ = ("_keep", "_pongs", "_quiet", "busy")
+
+    def __init__(self, cfg: SourceConfig | None = None, now: float = 0.0) -> None:
+        beat = cfg.heartbeat if cfg else None
+        self._keep = Keepalive(beat, cfg.idle_timeout if cfg else 0.0, now)
+        self._pongs = beat is not None and beat.expect is not None  # else no message is one
+        self._quiet = NEVER
+        self.busy = self._pongs  # whether a message means anything to it (``seen``)
+
+    @property
+    def next(self) -> float:
+        return min(self._keep.next, self._quiet.next)
+
+    def connected(self, cfg: SourceConfig, now: float) -> None:
+        """CONNECTED: the heartbeat starts, every ``expect_every`` step is timed from now."""
+        self._keep.connected(now)
+        self._quiet = Quiet(cfg.subscribe, now)
+        self.busy = self._pongs or self._quiet.active
+
+    def subscribing(self) -> None:
+        """Not CONNECTED (again): the quiet channels are not watched until it is."""
+        self._quiet, self.busy = NEVER, self._pongs
+
+    def seen(self, value: Any, now: float, connected: bool) -> bool:
+        """A message came: it keeps its channels alive; True when it is the heartbeat's pong."""
+        if self._quiet.active:
+            self._quiet.seen(value, now)
+        return self._pongs and self._keep.pong(value, connected)
+
+    def timed_out(self, now: float, last_rx: float) -> str | None:
+        """"heartbeat" (no pong in time) or "idle" (no message in time), else None."""
+        return self._keep.timed_out(now, last_rx)
+
+    def beat(self, now: float) -> HeartbeatSpec | None:
+        """The heartbeat to send now, if one is due."""
+        return self._keep.beat(now)
+
+    def quiet_steps(self, now: float) -> list[int]:
+        """The ``expect_every`` subscribe steps that went quiet by ``now``."""
+        return self._quiet.due(now) if now >= self._quiet.next else []
