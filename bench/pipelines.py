@@ -79,6 +79,16 @@ def start_ws_bridge_plain(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
     return start_ws_bridge(ctx, PLAIN_LAUNCHER)
 
 
+def start_ws_bridge_base(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
+    """ws-bridge from another copy of the code (BENCH_BASE, a directory holding ``bridge/``),
+    e.g. ``git archive HEAD~3 bridge | tar -x -C /tmp/base``: before and after, in one run."""
+    base = os.environ.get("BENCH_BASE", "")
+    if not (Path(base) / "bridge" / "cli.py").exists():
+        raise BenchError(f"BENCH_BASE={base!r} holds no bridge/cli.py")
+    return start_ws_bridge(ctx, [PYTHON, "-c", f"import sys; sys.path.insert(0, {base!r});"
+                                 " from bridge.cli import main; sys.exit(main())"])
+
+
 def start_ws_bridge_features(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
     """What a real route costs: a filter, a topic from the message, MQTT 5 properties, and the
     source's dedup and sequence checks. Each run re-sends seq 0..N-1: the window (1000) has
@@ -119,7 +129,7 @@ def _run_ws_bridge(ctx: Ctx, config: dict[str, object], name: str,
         # sh ignores SIGTERM for py-spy, which then writes its profile when ws-bridge exits
         cmd = ["sh", "-c", 'trap "" TERM; exec "$@"', "sh", str(spy), "record", "--nonblocking",
                "--format", "raw", "--rate", rate, "--output", str(ctx.workdir / f"{name}.spy"),
-               "--", *cmd]
+               *(["--idle"] if os.environ.get("BENCH_PROFILE_IDLE") else []), "--", *cmd]
     return spawn(cmd, _log(ctx, name), cwd=ctx.workdir)
 
 
@@ -191,8 +201,6 @@ PIPELINES = [
     Pipeline("ws-bridge-features",
              "ws-bridge with `when`, a templated topic, MQTT 5 properties, dedup, sequence check",
              "mqtt", start_ws_bridge_features),
-    Pipeline("ws-bridge-rm20", "ws-bridge, broker Receive Maximum 20 (Mosquitto's default)",
-             "mqtt", start_ws_bridge, only_qos=1, default_window=True),
     Pipeline("node-red", "Node-RED 4 (websocket-in → mqtt-out)", "mqtt", start_node_red),
     Pipeline("ws-pipe", "node ws client piped to `mosquitto_pub -l` (C)", "mqtt", start_ws_pipe),
     Pipeline("naive", "naive Python: websockets + aiomqtt, await per publish", "mqtt",
@@ -203,13 +211,33 @@ PIPELINES = [
     Pipeline("ws-discard", "ceiling: websockets client receiving and discarding", "ws",
              None, qos_matters=False),
 ]
+# The same pipelines against a broker at Mosquitto's defaults: `max_inflight_messages 20`, which
+# Mosquitto sends to MQTT 5 clients as the Receive Maximum in its CONNACK (3.1.1 has no window).
+DEFAULT_BROKER_PIPELINES = [
+    Pipeline("ws-bridge-rm20", "**ws-bridge**", "mqtt", start_ws_bridge, default_window=True),
+    Pipeline("node-red-rm20", "Node-RED 4 (MQTT 3.1.1)", "mqtt", start_node_red,
+             default_window=True),
+    Pipeline("minimal-rm20", "minimal Python: websockets + gmqtt (MQTT 5)", "mqtt",
+             _python_peer("minimal.py"), default_window=True),
+    Pipeline("mosquitto-pub-rm20", "`mosquitto_pub -l` alone (MQTT 3.1.1)", "pub", None,
+             default_window=True),
+]
+# Before/after: ws-bridge from BENCH_BASE, with either broker; run only when named in --only.
+AB_PIPELINES = [
+    Pipeline("ws-bridge-base", "ws-bridge from BENCH_BASE", "mqtt", start_ws_bridge_base),
+    Pipeline("ws-bridge-base-rm20", "ws-bridge from BENCH_BASE", "mqtt", start_ws_bridge_base,
+             default_window=True),
+]
+# What each of them is run as, for the installs
+BASE_OF = {"node-red-rm20": "node-red", "mosquitto-pub-rm20": "mosquitto-pub"}
 FILE_PIPELINE = Pipeline("ws-bridge-file", "ws-bridge → file sink", "file", start_ws_bridge_file)
 IDLE_PIPELINES = [
     Pipeline("ws-bridge-idle", "ws-bridge, idle sources", "idle", start_ws_bridge),
     Pipeline("ws-idle-floor", "floor: a Python process holding idle websockets connections",
              "idle", start_ws_idle),
 ]
-BY_NAME = {p.name: p for p in [*PIPELINES, FILE_PIPELINE, *IDLE_PIPELINES]}
+BY_NAME = {p.name: p for p in [*PIPELINES, *DEFAULT_BROKER_PIPELINES, *AB_PIPELINES,
+                               FILE_PIPELINE, *IDLE_PIPELINES]}
 
 
 def node_binary() -> str:
@@ -218,11 +246,11 @@ def node_binary() -> str:
 
 def prepare(pipelines: list[Pipeline], log: Path) -> None:
     """Install what the chosen peers need; a peer whose install fails is marked unavailable."""
-    names = {p.name for p in pipelines}
+    names = {BASE_OF.get(p.name, p.name) for p in pipelines}
     if names & {"node-red", "ws-pipe"}:
         reason = ensure_node_red(log)
         for p in pipelines:
-            if p.name in {"node-red", "ws-pipe"}:
+            if BASE_OF.get(p.name, p.name) in {"node-red", "ws-pipe"}:
                 p.unavailable = reason
     if "naive" in names:
         reason = ensure_pip("aiomqtt", "aiomqtt>=2,<3", log)
@@ -234,7 +262,7 @@ def prepare(pipelines: list[Pipeline], log: Path) -> None:
             "" if fast else "uvloop and orjson are not installed (pip install -e '.[fast]')")
     if names & {"mosquitto-pub", "ws-pipe"} and not shutil.which("mosquitto_pub"):
         for p in pipelines:
-            if p.name in {"mosquitto-pub", "ws-pipe"}:
+            if BASE_OF.get(p.name, p.name) in {"mosquitto-pub", "ws-pipe"}:
                 p.unavailable = "mosquitto_pub is not installed (mosquitto-clients)"
 
 

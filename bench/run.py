@@ -35,7 +35,9 @@ from harness import (
 )
 from payload import make_payload
 from pipelines import (
+    AB_PIPELINES,
     BY_NAME,
+    DEFAULT_BROKER_PIPELINES,
     FILE_PIPELINE,
     IDLE_PIPELINES,
     MOSQUITTO_PUB_INFLIGHT,
@@ -421,7 +423,8 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = BENCH / "out"
     out_dir.mkdir(exist_ok=True)
     bench = Bench(plan, workdir)
-    chosen = [p for p in PIPELINES if not plan.only or p.name in plan.only]
+    chosen = [p for p in [*PIPELINES, *DEFAULT_BROKER_PIPELINES, *AB_PIPELINES]
+              if p.name in plan.only or (not plan.only and p not in AB_PIPELINES)]
     with_file = not plan.only or FILE_PIPELINE.name in plan.only
     try:
         prepare([*chosen, FILE_PIPELINE], out_dir / "install.log")

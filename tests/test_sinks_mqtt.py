@@ -278,6 +278,27 @@ async def test_qos1_stream_survives_a_broker_restart_with_every_message_in_order
     assert sink.stats.errors["no_packet_id"] == 0
 
 
+async def test_qos0_batches_keep_the_broker_window_for_qos1_routes_and_every_message_in_order(
+    mosquitto: Make, mqtt_subscriber: Subscribe, watch_log: Callable[[str], LogWatch]
+) -> None:
+    """A QoS 0 sink fires whole batches (Receive Maximum bounds QoS 1/2 only); deliveries whose
+    route asks for QoS 1 still wait for room in the broker's window (Mosquitto's default, 20)."""
+    broker = mosquitto()
+    sub = await mqtt_subscriber(broker, "feeds/#")
+    lost = watch_log("lost the connection")
+    sink = MqttSink(config(broker, qos=0))
+    total = 3000
+    async with running(sink):
+        for i in range(total):
+            sink.send(delivery(str(i), topic="feeds/mixed", qos=1 if i % 3 == 0 else None))
+        got = await sub.wait_for(total, topic="feeds/mixed", timeout=20)
+    # MQTT orders messages of one QoS on a topic; the broker may let QoS 0 overtake QoS 1
+    by_qos = {q: [int(m.payload) for m in got if m.qos == q] for q in (0, 1)}
+    assert by_qos == {0: [i for i in range(total) if i % 3], 1: list(range(0, total, 3))}
+    assert sink.stats.errors["no_packet_id"] == 0  # never asked gmqtt for an id beyond the window
+    assert lost.records == []
+
+
 async def _down_with_persistent_subscriber(mosquitto: Make, subscribe: Subscribe,
                                            ) -> tuple[Broker, Subscriber]:
     """A broker that knows a persistent subscriber, then stopped: the sink starts unreachable."""

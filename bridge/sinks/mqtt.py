@@ -220,13 +220,16 @@ class MqttSink:
                 log.warning("sink %r: lost the connection to the broker", self.name)
 
     def _batch(self, conn: MqttClient, cap: int) -> None:
-        batch = self.queue.take(min(cap - len(self._sent), BATCH))
+        # Receive Maximum bounds QoS 1/2 publishes only: a QoS 0 sink takes a whole batch, and
+        # _fire_each holds back a QoS 1 route's delivery that finds the window full.
+        batch = self.queue.take(BATCH if self.config.qos == 0 else min(cap - len(self._sent),
+                                                                          BATCH))
         if self._max_age:  # the in-memory queue's max_age: too old when taken, as the outbox's
             cutoff = time.time() - self._max_age
             fresh = [d for d in batch if d.message.received_at >= cutoff]
             self.queue.dropped["expired"] += len(batch) - len(fresh)
             batch = fresh
-        self._fire(conn, batch)
+        self._fire(conn, batch, cap)
         self._log_drops(settle=True)
         self._room.set()  # wakes drain() waiters, which check for room themselves
         self._room.clear()
@@ -236,21 +239,25 @@ class MqttSink:
         and the socket takes writes; anything else (more, no room, closing) wakes the pump."""
         self._flush_due, conn = False, self._conn
         cap = min(MAX_INFLIGHT, conn.receive_maximum) if conn is not None else 0
-        if self._idle and conn is not None and conn.can_write and cap > len(self._sent):
+        fired = self._idle and conn is not None and conn.can_write and cap > len(self._sent)
+        if fired:
+            assert conn is not None
             self._batch(conn, cap)
-        if self._backlog():
+        # A window left full waits for the next ack, which flushes again: no pump wake-up
+        if self._backlog() and (not fired or cap > len(self._sent)):
             self._wake.set()
 
-    def _fire(self, conn: MqttClient, batch: list[Delivery]) -> None:
+    def _fire(self, conn: MqttClient, batch: list[Delivery], cap: int) -> None:
         conn.cork()  # one socket write for the whole batch
         try:
-            self._fire_each(conn, batch)
+            self._fire_each(conn, batch, cap)
         finally:
             conn.uncork()
 
-    def _fire_each(self, conn: MqttClient, batch: list[Delivery]) -> None:
+    def _fire_each(self, conn: MqttClient, batch: list[Delivery], cap: int) -> None:
         cfg, props, outbox = self.config, self._props if self.config.protocol == 5 else None, \
             self.outbox
+        sent = self._sent
         settle = outbox.settle if outbox is not None else _keep
         now = time.monotonic()  # once per batch: the start of each publish's latency
         written = 0  # QoS 0 publishes: counted once per batch
@@ -265,6 +272,9 @@ class MqttSink:
                 if len(self._good) < 10_000:  # bounded: templated topics are not
                     self._good.add(topic)
             qos = cfg.qos if d.qos is None else d.qos
+            if qos and len(sent) >= cap:  # the broker's window is full: this and the rest wait
+                self.queue.push_front(batch[i:])
+                break
             retain = cfg.retain if d.retain is None else d.retain
             # msg_id: the outbox's key, stable across restarts, for consumers to dedupe
             properties = props(d, d.msg_id if isinstance(d, StoredDelivery) else None) \
@@ -280,7 +290,7 @@ class MqttSink:
                 break
             else:
                 if mid is not None:
-                    self._sent[mid] = (topic, d, now)
+                    sent[mid] = (topic, d, now)
                     continue
                 written += 1
                 if outbox is not None:
@@ -313,8 +323,12 @@ class MqttSink:
             self.stats.refused[topic := item[0]] += 1
             self._note(topic, f"the broker refused a publish to {topic!r} (reason 0x{reason:02x})"
                        ": check the broker's ACL for this client")
-        if self.queue or self._stop.is_set():  # the pump waits for room in flight, or to close
-            self._wake.set()
+        if self._stop.is_set() or not self._idle or self._loop is None:
+            if self.queue or self._stop.is_set():  # the pump waits for room, or to close
+                self._wake.set()
+        elif self.queue and not self._flush_due:  # room in flight: fire at the end of the turn
+            self._flush_due = True
+            self._loop.call_soon(self._flush)
 
     def _note(self, topic: str, text: str) -> None:
         if topic not in self._noted and len(self._noted) < 10_000:  # bounded: topics are not
