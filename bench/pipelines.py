@@ -44,7 +44,8 @@ Starter = Callable[[Ctx], list[subprocess.Popen[bytes]]]
 class Pipeline:
     name: str  # what --only takes
     label: str  # the table row
-    kind: str  # "mqtt": counted by the MQTT subscriber; "ws": counts itself; "file"; "pub"
+    kind: str  # "mqtt": counted by the MQTT subscriber; "ws": counts itself; "file"; "pub";
+    # "idle": many idle sources; "fleet": many sources at a steady rate each
     start: Starter | None
     n_scale: float = 1.0  # slow peers move fewer messages per run, so the bench stays bounded
     unavailable: str = ""  # why it cannot run here (set by prepare())
@@ -133,6 +134,19 @@ def _run_ws_bridge(ctx: Ctx, config: dict[str, object], name: str,
     return spawn(cmd, _log(ctx, name), cwd=ctx.workdir)
 
 
+def start_ws_bridge_fleet(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
+    """The fleet: ``ctx.sources`` sources, each its own connection to the same upstream."""
+    config = {
+        "version": 1,
+        "sinks": {"broker": {"type": "mqtt", "url": f"mqtt://127.0.0.1:{ctx.broker_port}",
+                             "qos": ctx.qos}},
+        "sources": [{"name": f"fleet-{i:03d}", "url": ctx.ws_url,
+                     "routes": [{"sink": "broker", "topic": TOPIC}]}
+                    for i in range(ctx.sources)],
+    }
+    return [_run_ws_bridge(ctx, config, "ws-bridge-fleet")]
+
+
 def start_ws_idle(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
     cmd = [PYTHON, str(BENCH / "peers" / "ws_idle.py"), "--ws", ctx.ws_url,
            "--count", str(ctx.sources)]
@@ -149,14 +163,22 @@ def _python_peer(script: str) -> Starter:
 
 
 def start_node_red(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
+    """``websocket in`` → ``mqtt out``; with ``ctx.sources`` > 1 (the fleet), that many
+    websocket-in nodes, each with its own client connection, all wired to the one mqtt-out."""
     user_dir = ctx.workdir / "node-red"
     user_dir.mkdir(exist_ok=True)
+    ins: list[dict[str, object]] = []
+    for i in range(ctx.sources):
+        ins += [
+            {"id": f"bench-wsc-{i}", "type": "websocket-client", "path": ctx.ws_url, "tls": "",
+             "wholemsg": "false", "hb": "0", "subprotocol": "", "headers": []},
+            {"id": f"bench-in-{i}", "type": "websocket in", "z": "bench-tab", "name": "",
+             "server": "", "client": f"bench-wsc-{i}", "x": 100, "y": 100 + 40 * i,
+             "wires": [["bench-out"]]},
+        ]
     flows = [
         {"id": "bench-tab", "type": "tab", "label": "bench"},
-        {"id": "bench-wsc", "type": "websocket-client", "path": ctx.ws_url, "tls": "",
-         "wholemsg": "false", "hb": "0", "subprotocol": "", "headers": []},
-        {"id": "bench-in", "type": "websocket in", "z": "bench-tab", "name": "", "server": "",
-         "client": "bench-wsc", "x": 100, "y": 100, "wires": [["bench-out"]]},
+        *ins,
         {"id": "bench-out", "type": "mqtt out", "z": "bench-tab", "name": "", "topic": TOPIC,
          "qos": str(ctx.qos), "retain": "false", "respTopic": "", "contentType": "",
          "userProps": "", "correl": "", "expiry": "", "broker": "bench-broker",
@@ -228,8 +250,15 @@ AB_PIPELINES = [
     Pipeline("ws-bridge-base-rm20", "ws-bridge from BENCH_BASE", "mqtt", start_ws_bridge_base,
              default_window=True),
 ]
+# The fleet: many sources at a steady rate each, into a broker at its defaults (see run.py).
+FLEET_PIPELINES = [
+    Pipeline("ws-bridge-fleet", "**ws-bridge** (100 sources)", "fleet", start_ws_bridge_fleet),
+    Pipeline("node-red-fleet", "Node-RED 4 (100 websocket-in → 1 mqtt-out)", "fleet",
+             start_node_red),
+]
 # What each of them is run as, for the installs
-BASE_OF = {"node-red-rm20": "node-red", "mosquitto-pub-rm20": "mosquitto-pub"}
+BASE_OF = {"node-red-rm20": "node-red", "mosquitto-pub-rm20": "mosquitto-pub",
+           "node-red-fleet": "node-red"}
 FILE_PIPELINE = Pipeline("ws-bridge-file", "ws-bridge → file sink", "file", start_ws_bridge_file)
 IDLE_PIPELINES = [
     Pipeline("ws-bridge-idle", "ws-bridge, idle sources", "idle", start_ws_bridge),
@@ -237,7 +266,7 @@ IDLE_PIPELINES = [
              "idle", start_ws_idle),
 ]
 BY_NAME = {p.name: p for p in [*PIPELINES, *DEFAULT_BROKER_PIPELINES, *AB_PIPELINES,
-                               FILE_PIPELINE, *IDLE_PIPELINES]}
+                               FILE_PIPELINE, *IDLE_PIPELINES, *FLEET_PIPELINES]}
 
 
 def node_binary() -> str:

@@ -18,6 +18,7 @@ from pipelines import (
     AB_PIPELINES,
     DEFAULT_BROKER_PIPELINES,
     FILE_PIPELINE,
+    FLEET_PIPELINES,
     IDLE_PIPELINES,
     PIPELINES,
     RED_JS,
@@ -29,6 +30,7 @@ SIZES = (100, 1024)
 QOSES = (0, 1)
 LATENCY_PIPELINES = ("ws-bridge", "minimal", "node-red")
 LATENCY_RATE = 10_000
+FLEET_SOURCES, FLEET_RATE, FLEET_SIZE = 100, 100, 200  # sources, msgs/s each, bytes
 
 
 @dataclass
@@ -38,6 +40,7 @@ class Plan:
     n: dict[int, int]  # messages per run, by payload size
     latency_seconds: float
     idle_sources: int
+    fleet_seconds: float
     budget: float  # seconds for the whole bench, installs included
     only: set[str] = field(default_factory=set)
     keep: bool = False
@@ -97,7 +100,11 @@ def describe(cell: Cell) -> str:
         return f"{cell.status}{': ' + cell.reason if cell.reason else ''}"
     if cell.rss_now:
         return f"RSS {cell.rss_now / 1e6:.0f} MB, peak {cell.peak_rss / 1e6:.0f} MB"
-    if cell.latency:
+    if cell.mode == "fleet" and cell.runs:
+        run = cell.runs[0]
+        text = (f"{run.delivered}/{run.expected} delivered, CPU {run.cpu:.1f} s, p50"
+                f" {cell.latency['p50_ms']:.2f} ms, p99 {cell.latency['p99_ms']:.2f} ms")
+    elif cell.latency:
         text = f"p50 {cell.latency['p50_ms']:.2f} ms, p99 {cell.latency['p99_ms']:.2f} ms"
     else:
         text = f"{cell.rate / 1000:.1f}k msgs/s, {cell.cpu_per_100k:.2f} CPU s/100k"
@@ -175,6 +182,7 @@ def render(plan: Plan, cells: list[Cell], started: float, info: dict[str, str]) 
               or (not plan.only and p not in AB_PIPELINES)]
     labels = {p.name: p.label for p in [*PIPELINES, *AB_PIPELINES[:1], FILE_PIPELINE,
                                         *IDLE_PIPELINES]}
+    labels.update({p.name: p.label for p in FLEET_PIPELINES})
     labels.update({p.name: f"{p.label}, broker at defaults"
                    for p in [*DEFAULT_BROKER_PIPELINES, *AB_PIPELINES[1:]]})
     combos = [(s, q) for s in SIZES for q in QOSES]
@@ -256,6 +264,7 @@ def render(plan: Plan, cells: list[Cell], started: float, info: dict[str, str]) 
                             f"{lc.latency['max_ms']:.1f}"]
             if any(x != "-" for x in row):
                 out.append(f"| {labels[name]} | " + " | ".join(row) + " |")
+    out += fleet_table(plan, cells)
     idle = [c for c in cells if c.pipeline in {p.name for p in IDLE_PIPELINES}]
     if idle:
         out += ["", "## Memory with idle connections", "",
@@ -285,6 +294,33 @@ def render(plan: Plan, cells: list[Cell], started: float, info: dict[str, str]) 
         out += [f"- {label} ({', '.join(where)}): {what}"
                 for (label, what), where in grouped.items()]
     return "\n".join(out) + "\n"
+
+
+def fleet_table(plan: Plan, cells: list[Cell]) -> list[str]:
+    """The fleet cells: many sources at a steady rate each, the pipeline's cost over the round."""
+    found = [c for c in cells if c.mode == "fleet"]
+    if not found:
+        return []
+    out = ["", f"## The fleet: {FLEET_SOURCES} sources, each its own upstream connection at"
+           f" {FLEET_RATE} msgs/s of {FLEET_SIZE} B JSON, steady for {plan.fleet_seconds:g} s",
+           "", "Broker at its defaults (Receive Maximum 20), Nagle off in the broker as for the"
+           " latency cells. CPU: user + system seconds of the pipeline's processes over the"
+           " round; peak RSS: VmHWM, start-up included; latency from the upstream's write to"
+           " the subscriber's read.", "",
+           "| pipeline | QoS | delivered / sent | CPU s | CPU % of a core | peak RSS | p50 ms"
+           " | p99 ms | max ms |", "|---|---|---|---|---|---|---|---|---|"]
+    labels = {p.name: p.label for p in FLEET_PIPELINES}
+    for c in sorted(found, key=lambda c: (c.qos, c.pipeline != "ws-bridge-fleet")):
+        if c.status != "ok" or not c.runs:
+            out.append(f"| {labels[c.pipeline]} | {c.qos} | {c.status} {c.reason[:80]}"
+                       " | - | - | - | - | - | - |")
+            continue
+        run, lat = c.runs[0], c.latency
+        out.append(f"| {labels[c.pipeline]} | {c.qos} | {run.delivered:,} / {run.expected:,}"
+                   f" | {run.cpu:.1f} | {100 * run.cpu / plan.fleet_seconds:.0f} %"
+                   f" | {c.peak_rss / 1e6:.0f} MB | {lat['p50_ms']:.2f} | {lat['p99_ms']:.2f}"
+                   f" | {lat['max_ms']:.1f} |")
+    return out
 
 
 def default_broker_tables(chosen: list[Pipeline], cells: list[Cell], heads: list[str],
@@ -338,6 +374,7 @@ def targets(cells: list[Cell]) -> list[str]:
             lines.append(f"- cost of `when` + templated topic + MQTT 5 properties + dedup +"
                          f" sequence, {s} B QoS {q}: {cost:.0%} (target ≤ 25 %):"
                          f" {'met' if cost <= 0.25 else 'NOT met'}")
+    lines += fleet_targets(cells)
     f = find(cells, FILE_PIPELINE.name, 100, 0)
     if ok(f):
         assert f is not None
@@ -376,3 +413,24 @@ def targets(cells: list[Cell]) -> list[str]:
         lines.append(f"- {idle.n} idle sources: {idle.rss_now / 1e6:.0f} MB (target ≤ 80 MB at"
                      f" 1000): {'met' if idle.rss_now <= 80e6 else 'NOT met'}")
     return lines or ["- ws-bridge did not produce figures in this run"]
+
+
+def fleet_targets(cells: list[Cell]) -> list[str]:
+    """Issue 13's fleet targets: all delivered, CPU and RSS below Node-RED's, p99 <= 2 ms."""
+    lines = []
+    for q in QOSES:
+        mine = find(cells, "ws-bridge-fleet", FLEET_SIZE, q, "fleet")
+        red = find(cells, "node-red-fleet", FLEET_SIZE, q, "fleet")
+        if mine is None or mine.status != "ok" or not mine.runs:
+            continue
+        run = mine.runs[0]
+        lines.append(f"- fleet QoS {q}: {run.delivered:,} of {run.expected:,} delivered (target:"
+                     f" all): {'met' if run.delivered == run.expected else 'NOT met'}")
+        p99 = mine.latency["p99_ms"]
+        lines.append(f"- fleet QoS {q}: p99 {p99:.2f} ms (target ≤ 2 ms):"
+                     f" {'met' if p99 <= 2.0 else 'NOT met'}")
+        if red is not None and red.status == "ok" and red.runs:
+            cpu, rss = run.cpu / max(red.runs[0].cpu, 1e-9), mine.peak_rss / max(red.peak_rss, 1)
+            lines.append(f"- fleet QoS {q}: CPU {cpu:.2f}x and peak RSS {rss:.2f}x Node-RED's"
+                         f" (target < 1x, aim 0.5x): {'met' if cpu < 1 and rss < 1 else 'NOT met'}")
+    return lines
