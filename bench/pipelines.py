@@ -134,17 +134,21 @@ def _run_ws_bridge(ctx: Ctx, config: dict[str, object], name: str,
     return spawn(cmd, _log(ctx, name), cwd=ctx.workdir)
 
 
-def start_ws_bridge_fleet(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
+def start_ws_bridge_fleet(ctx: Ctx, connections: int = 1) -> list[subprocess.Popen[bytes]]:
     """The fleet: ``ctx.sources`` sources, each its own connection to the same upstream."""
     config = {
         "version": 1,
         "sinks": {"broker": {"type": "mqtt", "url": f"mqtt://127.0.0.1:{ctx.broker_port}",
-                             "qos": ctx.qos}},
+                             "qos": ctx.qos, "connections": connections}},
         "sources": [{"name": f"fleet-{i:03d}", "url": ctx.ws_url,
                      "routes": [{"sink": "broker", "topic": TOPIC}]}
                     for i in range(ctx.sources)],
     }
     return [_run_ws_bridge(ctx, config, "ws-bridge-fleet")]
+
+
+def start_ws_bridge_fleet4(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
+    return start_ws_bridge_fleet(ctx, connections=4)
 
 
 def start_ws_idle(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
@@ -253,6 +257,7 @@ AB_PIPELINES = [
 # The fleet: many sources at a steady rate each, into a broker at its defaults (see run.py).
 FLEET_PIPELINES = [
     Pipeline("ws-bridge-fleet", "**ws-bridge** (100 sources)", "fleet", start_ws_bridge_fleet),
+    Pipeline("ws-bridge-fleet-c4", "ws-bridge, `connections: 4`", "fleet", start_ws_bridge_fleet4),
     Pipeline("node-red-fleet", "Node-RED 4 (100 websocket-in → 1 mqtt-out)", "fleet",
              start_node_red),
 ]

@@ -310,7 +310,8 @@ def fleet_table(plan: Plan, cells: list[Cell]) -> list[str]:
            "| pipeline | QoS | delivered / sent | CPU s | CPU % of a core | peak RSS | p50 ms"
            " | p99 ms | max ms |", "|---|---|---|---|---|---|---|---|---|"]
     labels = {p.name: p.label for p in FLEET_PIPELINES}
-    for c in sorted(found, key=lambda c: (c.qos, c.pipeline != "ws-bridge-fleet")):
+    order = [p.name for p in FLEET_PIPELINES]
+    for c in sorted(found, key=lambda c: (c.qos, order.index(c.pipeline))):
         if c.status != "ok" or not c.runs:
             out.append(f"| {labels[c.pipeline]} | {c.qos} | {c.status} {c.reason[:80]}"
                        " | - | - | - | - | - | - |")

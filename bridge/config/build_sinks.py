@@ -65,7 +65,8 @@ def _mqtt(name: str, raw: dict[str, Any], path: KeyPath, c: Collector, hostname:
         c.add((*path, "client_id"), "a client id may only use the placeholder {hostname}")
     props = raw.get("properties", {})
     options: dict[str, Any] = {
-        k: raw[k] for k in ("username", "password", "qos", "retain", "topic_prefix") if k in raw
+        k: raw[k] for k in ("username", "password", "qos", "retain", "topic_prefix", "connections")
+        if k in raw
     }
     options.setdefault("username", unquote(url.username) if url.username else None)
     options.setdefault("password", unquote(url.password) if url.password else None)
