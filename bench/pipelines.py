@@ -83,11 +83,15 @@ def start_ws_bridge_plain(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
 def start_ws_bridge_base(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
     """ws-bridge from another copy of the code (BENCH_BASE, a directory holding ``bridge/``),
     e.g. ``git archive HEAD~3 bridge | tar -x -C /tmp/base``: before and after, in one run."""
-    base = os.environ.get("BENCH_BASE", "")
-    if not (Path(base) / "bridge" / "cli.py").exists():
-        raise BenchError(f"BENCH_BASE={base!r} holds no bridge/cli.py")
-    return start_ws_bridge(ctx, [PYTHON, "-c", f"import sys; sys.path.insert(0, {base!r});"
-                                 " from bridge.cli import main; sys.exit(main())"])
+    return start_ws_bridge(ctx, launcher_from(os.environ.get("BENCH_BASE", ""), "BENCH_BASE"))
+
+
+def launcher_from(src: str, what: str) -> list[str]:
+    """A command line that runs ws-bridge from ``src/bridge/`` instead of the installed code."""
+    if not (Path(src) / "bridge" / "cli.py").exists():
+        raise BenchError(f"{what}={src!r} holds no bridge/cli.py")
+    return [PYTHON, "-c", f"import sys; sys.path.insert(0, {src!r});"
+            " from bridge.cli import main; sys.exit(main())"]
 
 
 def start_ws_bridge_features(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
@@ -124,6 +128,8 @@ def _run_ws_bridge(ctx: Ctx, config: dict[str, object], name: str,
         raise BenchError(f"{WS_BRIDGE} is missing (run `make` first)")
     path = ctx.workdir / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
+    if launcher is None and (src := os.environ.get("BENCH_SRC")):  # every ws-bridge row from src
+        launcher = launcher_from(src, "BENCH_SRC")
     cmd = [*(launcher or [str(WS_BRIDGE)]), "run", str(path)]
     if rate := os.environ.get("BENCH_PROFILE"):  # py-spy samples ws-bridge, in raw (folded) form
         spy = ROOT / ".venv" / "bin" / "py-spy"
