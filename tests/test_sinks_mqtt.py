@@ -352,6 +352,25 @@ async def test_a_lane_taken_over_by_its_client_id_reconnects_every_lane_and_lose
         assert first == sorted(first), name  # a re-send repeats, it never reorders a source
 
 
+async def test_with_an_outbox_the_sink_keeps_to_one_connection_and_says_so(
+    mosquitto: Make, mqtt_subscriber: Subscribe, watch_log: Callable[[str], LogWatch],
+    tmp_path: Path
+) -> None:
+    broker = mosquitto()
+    sub = await mqtt_subscriber(broker, "feeds/#")
+    warned = watch_log("connections: 3 is ignored")
+    queue = QueueConfig(max_messages=1000, path=str(tmp_path / "outbox"))
+    sink = MqttSink(config(broker, qos=1, connections=3, client_id="boxed", queue=queue))
+    async with running(sink):
+        for i in range(200):
+            sink.send(delivery(str(i), topic="feeds/x", source=f"s{i % 4}"))
+        got = await sub.wait_for(200)
+        await warned.wait()
+    assert [int(m.payload) for m in got] == list(range(200))
+    assert " as boxed " in broker.log()
+    assert " as boxed-1 " not in broker.log()
+
+
 async def _down_with_persistent_subscriber(mosquitto: Make, subscribe: Subscribe,
                                            ) -> tuple[Broker, Subscriber]:
     """A broker that knows a persistent subscriber, then stopped: the sink starts unreachable."""

@@ -66,10 +66,12 @@ class MqttSink:
         self._conn: MqttClient | None = None
         # packet id -> (topic, delivery, when its batch was sent), in order
         self._sent: dict[int, tuple[str, Delivery, float]] = {}
-        # connections: N: lanes 1..N-1 publish only, each source pinned to one (mqtt_lanes)
-        self._pins = Pins(cfg.connections) if cfg.connections > 1 else None
+        # connections: N: lanes 1..N-1 publish only, each source pinned to one (mqtt_lanes). The
+        # outbox re-reads by row from its lowest unsettled row, so it keeps to one connection.
+        lanes = cfg.connections if self.outbox is None else 1
+        self._pins = Pins(lanes) if lanes > 1 else None
         self._lanes: list[MqttClient] = []  # while connected
-        self._lane_sent = [self._sent, *({} for _ in range(cfg.connections - 1))]
+        self._lane_sent = [self._sent, *({} for _ in range(lanes - 1))]
         self._stalled = False  # lanes: the last batch found every lane it needed full
         self._states: dict[str, str] = {}
         self._noted: set[str] = set()  # topics already logged as invalid or refused
@@ -132,6 +134,9 @@ class MqttSink:
         if cfg.protocol == 4 and (cfg.message_expiry or cfg.user_properties):
             log.warning("sink %r: MQTT 3.1.1 has no properties; message_expiry and user "
                         "properties are ignored", self.name)
+        if cfg.connections > 1 and self.outbox is not None:
+            log.warning("sink %r: with queue.path (the outbox) the sink publishes on one "
+                        "connection; connections: %d is ignored", self.name, cfg.connections)
         try:
             while not self._stop.is_set() or (self._backlog() and self._left() > 0):
                 try:
@@ -382,9 +387,11 @@ class MqttSink:
     def _acked(self, mid: int, reason: int, sent: dict[int, Any] | None = None) -> None:
         """The broker answered one QoS 1/2 publish (on lane ``sent``, the primary's if None);
         codes of 0x80 and above are refusals."""
+        if self._stalled:  # room again, even from an answer to an RPC response (not in _sent)
+            self._stalled = False
+            self._wake.set()
         if (item := (self._sent if sent is None else sent).pop(mid, None)) is None:
             return
-        self._stalled = False
         self.stats.publish_latency = time.monotonic() - item[2]  # from the write to the answer
         if self.outbox is not None:  # a refusal too: the broker will not take it later
             self.outbox.settle(item[1])
