@@ -403,12 +403,8 @@ class MqttSink:
             self.stats.refused[topic := item[0]] += 1
             self._note(topic, f"the broker refused a publish to {topic!r} (reason 0x{reason:02x})"
                        ": check the broker's ACL for this client")
-        if self._stop.is_set() or not self._idle or self._loop is None:
-            if self.queue or self._stop.is_set():  # the pump waits for room, or to close
-                self._wake.set()
-        elif self.queue and not self._flush_due:  # room in flight: fire at the end of the turn
-            self._flush_due = True
-            self._loop.call_soon(self._flush)
+        if self.queue or self._stop.is_set():  # the pump waits for room in flight, or to close
+            self._wake.set()
 
     def _note(self, topic: str, text: str) -> None:
         if topic not in self._noted and len(self._noted) < 10_000:  # bounded: topics are not
