@@ -44,7 +44,8 @@ Starter = Callable[[Ctx], list[subprocess.Popen[bytes]]]
 class Pipeline:
     name: str  # what --only takes
     label: str  # the table row
-    kind: str  # "mqtt": counted by the MQTT subscriber; "ws": counts itself; "file"; "pub"
+    kind: str  # "mqtt": counted by the MQTT subscriber; "ws": counts itself; "file"; "pub";
+    # "idle": many idle sources; "fleet": many sources at a steady rate each
     start: Starter | None
     n_scale: float = 1.0  # slow peers move fewer messages per run, so the bench stays bounded
     unavailable: str = ""  # why it cannot run here (set by prepare())
@@ -77,6 +78,20 @@ PLAIN_LAUNCHER = [PYTHON, "-c", "import sys; sys.modules.update(uvloop=None, orj
 
 def start_ws_bridge_plain(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
     return start_ws_bridge(ctx, PLAIN_LAUNCHER)
+
+
+def start_ws_bridge_base(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
+    """ws-bridge from another copy of the code (BENCH_BASE, a directory holding ``bridge/``),
+    e.g. ``git archive HEAD~3 bridge | tar -x -C /tmp/base``: before and after, in one run."""
+    return start_ws_bridge(ctx, launcher_from(os.environ.get("BENCH_BASE", ""), "BENCH_BASE"))
+
+
+def launcher_from(src: str, what: str) -> list[str]:
+    """A command line that runs ws-bridge from ``src/bridge/`` instead of the installed code."""
+    if not (Path(src) / "bridge" / "cli.py").exists():
+        raise BenchError(f"{what}={src!r} holds no bridge/cli.py")
+    return [PYTHON, "-c", f"import sys; sys.path.insert(0, {src!r});"
+            " from bridge.cli import main; sys.exit(main())"]
 
 
 def start_ws_bridge_features(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
@@ -113,14 +128,33 @@ def _run_ws_bridge(ctx: Ctx, config: dict[str, object], name: str,
         raise BenchError(f"{WS_BRIDGE} is missing (run `make` first)")
     path = ctx.workdir / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
+    if launcher is None and (src := os.environ.get("BENCH_SRC")):  # every ws-bridge row from src
+        launcher = launcher_from(src, "BENCH_SRC")
     cmd = [*(launcher or [str(WS_BRIDGE)]), "run", str(path)]
     if rate := os.environ.get("BENCH_PROFILE"):  # py-spy samples ws-bridge, in raw (folded) form
         spy = ROOT / ".venv" / "bin" / "py-spy"
         # sh ignores SIGTERM for py-spy, which then writes its profile when ws-bridge exits
         cmd = ["sh", "-c", 'trap "" TERM; exec "$@"', "sh", str(spy), "record", "--nonblocking",
                "--format", "raw", "--rate", rate, "--output", str(ctx.workdir / f"{name}.spy"),
-               "--", *cmd]
+               *(["--idle"] if os.environ.get("BENCH_PROFILE_IDLE") else []), "--", *cmd]
     return spawn(cmd, _log(ctx, name), cwd=ctx.workdir)
+
+
+def start_ws_bridge_fleet(ctx: Ctx, connections: int = 1) -> list[subprocess.Popen[bytes]]:
+    """The fleet: ``ctx.sources`` sources, each its own connection to the same upstream."""
+    config = {
+        "version": 1,
+        "sinks": {"broker": {"type": "mqtt", "url": f"mqtt://127.0.0.1:{ctx.broker_port}",
+                             "qos": ctx.qos, "connections": connections}},
+        "sources": [{"name": f"fleet-{i:03d}", "url": ctx.ws_url,
+                     "routes": [{"sink": "broker", "topic": TOPIC}]}
+                    for i in range(ctx.sources)],
+    }
+    return [_run_ws_bridge(ctx, config, "ws-bridge-fleet")]
+
+
+def start_ws_bridge_fleet4(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
+    return start_ws_bridge_fleet(ctx, connections=4)
 
 
 def start_ws_idle(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
@@ -139,14 +173,22 @@ def _python_peer(script: str) -> Starter:
 
 
 def start_node_red(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
+    """``websocket in`` → ``mqtt out``; with ``ctx.sources`` > 1 (the fleet), that many
+    websocket-in nodes, each with its own client connection, all wired to the one mqtt-out."""
     user_dir = ctx.workdir / "node-red"
     user_dir.mkdir(exist_ok=True)
+    ins: list[dict[str, object]] = []
+    for i in range(ctx.sources):
+        ins += [
+            {"id": f"bench-wsc-{i}", "type": "websocket-client", "path": ctx.ws_url, "tls": "",
+             "wholemsg": "false", "hb": "0", "subprotocol": "", "headers": []},
+            {"id": f"bench-in-{i}", "type": "websocket in", "z": "bench-tab", "name": "",
+             "server": "", "client": f"bench-wsc-{i}", "x": 100, "y": 100 + 40 * i,
+             "wires": [["bench-out"]]},
+        ]
     flows = [
         {"id": "bench-tab", "type": "tab", "label": "bench"},
-        {"id": "bench-wsc", "type": "websocket-client", "path": ctx.ws_url, "tls": "",
-         "wholemsg": "false", "hb": "0", "subprotocol": "", "headers": []},
-        {"id": "bench-in", "type": "websocket in", "z": "bench-tab", "name": "", "server": "",
-         "client": "bench-wsc", "x": 100, "y": 100, "wires": [["bench-out"]]},
+        *ins,
         {"id": "bench-out", "type": "mqtt out", "z": "bench-tab", "name": "", "topic": TOPIC,
          "qos": str(ctx.qos), "retain": "false", "respTopic": "", "contentType": "",
          "userProps": "", "correl": "", "expiry": "", "broker": "bench-broker",
@@ -191,8 +233,6 @@ PIPELINES = [
     Pipeline("ws-bridge-features",
              "ws-bridge with `when`, a templated topic, MQTT 5 properties, dedup, sequence check",
              "mqtt", start_ws_bridge_features),
-    Pipeline("ws-bridge-rm20", "ws-bridge, broker Receive Maximum 20 (Mosquitto's default)",
-             "mqtt", start_ws_bridge, only_qos=1, default_window=True),
     Pipeline("node-red", "Node-RED 4 (websocket-in → mqtt-out)", "mqtt", start_node_red),
     Pipeline("ws-pipe", "node ws client piped to `mosquitto_pub -l` (C)", "mqtt", start_ws_pipe),
     Pipeline("naive", "naive Python: websockets + aiomqtt, await per publish", "mqtt",
@@ -203,13 +243,41 @@ PIPELINES = [
     Pipeline("ws-discard", "ceiling: websockets client receiving and discarding", "ws",
              None, qos_matters=False),
 ]
+# The same pipelines against a broker at Mosquitto's defaults: `max_inflight_messages 20`, which
+# Mosquitto sends to MQTT 5 clients as the Receive Maximum in its CONNACK (3.1.1 has no window).
+DEFAULT_BROKER_PIPELINES = [
+    Pipeline("ws-bridge-rm20", "**ws-bridge**", "mqtt", start_ws_bridge, default_window=True),
+    Pipeline("node-red-rm20", "Node-RED 4 (MQTT 3.1.1)", "mqtt", start_node_red,
+             default_window=True),
+    Pipeline("minimal-rm20", "minimal Python: websockets + gmqtt (MQTT 5)", "mqtt",
+             _python_peer("minimal.py"), default_window=True),
+    Pipeline("mosquitto-pub-rm20", "`mosquitto_pub -l` alone (MQTT 3.1.1)", "pub", None,
+             default_window=True),
+]
+# Before/after: ws-bridge from BENCH_BASE, with either broker; run only when named in --only.
+AB_PIPELINES = [
+    Pipeline("ws-bridge-base", "ws-bridge from BENCH_BASE", "mqtt", start_ws_bridge_base),
+    Pipeline("ws-bridge-base-rm20", "ws-bridge from BENCH_BASE", "mqtt", start_ws_bridge_base,
+             default_window=True),
+]
+# The fleet: many sources at a steady rate each, into a broker at its defaults (see run.py).
+FLEET_PIPELINES = [
+    Pipeline("ws-bridge-fleet", "**ws-bridge** (100 sources)", "fleet", start_ws_bridge_fleet),
+    Pipeline("ws-bridge-fleet-c4", "ws-bridge, `connections: 4`", "fleet", start_ws_bridge_fleet4),
+    Pipeline("node-red-fleet", "Node-RED 4 (100 websocket-in → 1 mqtt-out)", "fleet",
+             start_node_red),
+]
+# What each of them is run as, for the installs
+BASE_OF = {"node-red-rm20": "node-red", "mosquitto-pub-rm20": "mosquitto-pub",
+           "node-red-fleet": "node-red"}
 FILE_PIPELINE = Pipeline("ws-bridge-file", "ws-bridge → file sink", "file", start_ws_bridge_file)
 IDLE_PIPELINES = [
     Pipeline("ws-bridge-idle", "ws-bridge, idle sources", "idle", start_ws_bridge),
     Pipeline("ws-idle-floor", "floor: a Python process holding idle websockets connections",
              "idle", start_ws_idle),
 ]
-BY_NAME = {p.name: p for p in [*PIPELINES, FILE_PIPELINE, *IDLE_PIPELINES]}
+BY_NAME = {p.name: p for p in [*PIPELINES, *DEFAULT_BROKER_PIPELINES, *AB_PIPELINES,
+                               FILE_PIPELINE, *IDLE_PIPELINES, *FLEET_PIPELINES]}
 
 
 def node_binary() -> str:
@@ -218,11 +286,11 @@ def node_binary() -> str:
 
 def prepare(pipelines: list[Pipeline], log: Path) -> None:
     """Install what the chosen peers need; a peer whose install fails is marked unavailable."""
-    names = {p.name for p in pipelines}
+    names = {BASE_OF.get(p.name, p.name) for p in pipelines}
     if names & {"node-red", "ws-pipe"}:
         reason = ensure_node_red(log)
         for p in pipelines:
-            if p.name in {"node-red", "ws-pipe"}:
+            if BASE_OF.get(p.name, p.name) in {"node-red", "ws-pipe"}:
                 p.unavailable = reason
     if "naive" in names:
         reason = ensure_pip("aiomqtt", "aiomqtt>=2,<3", log)
@@ -234,7 +302,7 @@ def prepare(pipelines: list[Pipeline], log: Path) -> None:
             "" if fast else "uvloop and orjson are not installed (pip install -e '.[fast]')")
     if names & {"mosquitto-pub", "ws-pipe"} and not shutil.which("mosquitto_pub"):
         for p in pipelines:
-            if p.name in {"mosquitto-pub", "ws-pipe"}:
+            if BASE_OF.get(p.name, p.name) in {"mosquitto-pub", "ws-pipe"}:
                 p.unavailable = "mosquitto_pub is not installed (mosquitto-clients)"
 
 

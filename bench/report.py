@@ -14,12 +14,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness import PYTHON, mosquitto_binary
-from pipelines import FILE_PIPELINE, IDLE_PIPELINES, PIPELINES, RED_JS, node_binary
+from pipelines import (
+    AB_PIPELINES,
+    DEFAULT_BROKER_PIPELINES,
+    FILE_PIPELINE,
+    FLEET_PIPELINES,
+    IDLE_PIPELINES,
+    PIPELINES,
+    RED_JS,
+    Pipeline,
+    node_binary,
+)
 
 SIZES = (100, 1024)
 QOSES = (0, 1)
 LATENCY_PIPELINES = ("ws-bridge", "minimal", "node-red")
 LATENCY_RATE = 10_000
+FLEET_SOURCES, FLEET_RATE, FLEET_SIZE = 100, 100, 200  # sources, msgs/s each, bytes
 
 
 @dataclass
@@ -29,6 +40,7 @@ class Plan:
     n: dict[int, int]  # messages per run, by payload size
     latency_seconds: float
     idle_sources: int
+    fleet_seconds: float
     budget: float  # seconds for the whole bench, installs included
     only: set[str] = field(default_factory=set)
     keep: bool = False
@@ -88,7 +100,11 @@ def describe(cell: Cell) -> str:
         return f"{cell.status}{': ' + cell.reason if cell.reason else ''}"
     if cell.rss_now:
         return f"RSS {cell.rss_now / 1e6:.0f} MB, peak {cell.peak_rss / 1e6:.0f} MB"
-    if cell.latency:
+    if cell.mode == "fleet" and cell.runs:
+        run = cell.runs[0]
+        text = (f"{run.delivered}/{run.expected} delivered, CPU {run.cpu:.1f} s, p50"
+                f" {cell.latency['p50_ms']:.2f} ms, p99 {cell.latency['p99_ms']:.2f} ms")
+    elif cell.latency:
         text = f"p50 {cell.latency['p50_ms']:.2f} ms, p99 {cell.latency['p99_ms']:.2f} ms"
     else:
         text = f"{cell.rate / 1000:.1f}k msgs/s, {cell.cpu_per_100k:.2f} CPU s/100k"
@@ -162,8 +178,13 @@ def version(cmd: list[str], line: int, word: int) -> str:
 
 
 def render(plan: Plan, cells: list[Cell], started: float, info: dict[str, str]) -> str:
-    chosen = [p for p in PIPELINES if not plan.only or p.name in plan.only]
-    labels = {p.name: p.label for p in [*PIPELINES, FILE_PIPELINE, *IDLE_PIPELINES]}
+    chosen = [p for p in [*PIPELINES, *AB_PIPELINES[:1]] if p.name in plan.only
+              or (not plan.only and p not in AB_PIPELINES)]
+    labels = {p.name: p.label for p in [*PIPELINES, *AB_PIPELINES[:1], FILE_PIPELINE,
+                                        *IDLE_PIPELINES]}
+    labels.update({p.name: p.label for p in FLEET_PIPELINES})
+    labels.update({p.name: f"{p.label}, broker at defaults"
+                   for p in [*DEFAULT_BROKER_PIPELINES, *AB_PIPELINES[1:]]})
     combos = [(s, q) for s in SIZES for q in QOSES]
     heads = [f"{'100 B' if s == 100 else '1 KiB'} QoS {q}" for s, q in combos]
     out = [f"# ws-bridge bench results{' (quick smoke pass, not figures)' if plan.quick else ''}",
@@ -178,7 +199,8 @@ def render(plan: Plan, cells: list[Cell], started: float, info: dict[str, str]) 
            + ", ".join(f"{plan.n[s]:,} at {s} B" for s in SIZES)
            + " (the naive peer moves a fifth of that); loopback, a private Mosquitto per cell",
            f"- bench wall time: {time.monotonic() - started:.0f} s",
-           "- the broker has no Receive Maximum and unbounded queues, and the counting subscriber"
+           "- the broker has no Receive Maximum and unbounded queues (`max_inflight_messages 0`),"
+           " except in the \"broker at its defaults\" tables; the counting subscriber"
            " takes QoS 0; the QoS columns are the pipeline's publishes (see bench/README.md)",
            "", "## Throughput, one source → MQTT (msgs/s, median)", "",
            "| pipeline | " + " | ".join(heads) + " |",
@@ -198,10 +220,14 @@ def render(plan: Plan, cells: list[Cell], started: float, info: dict[str, str]) 
             row = [ratio(find(cells, p.name, s, q), find(cells, ref_name, s, q))
                    for s, q in combos]
             out.append(f"| {p.label} | " + " | ".join(row) + " |")
+    defaults = [p for p in [*DEFAULT_BROKER_PIPELINES, *AB_PIPELINES[1:]]
+                if p.name in plan.only or (not plan.only and p not in AB_PIPELINES)]
+    if defaults:
+        out += default_broker_tables(defaults, cells, heads, combos)
     out += ["", "## CPU seconds per 100k messages (all processes of the pipeline) and peak RSS",
             "", "| pipeline | " + " | ".join(heads) + " | peak RSS |",
             "|---|" + "---|" * (len(heads) + 1)]
-    for p in [*chosen, FILE_PIPELINE]:
+    for p in [*chosen, *defaults, FILE_PIPELINE]:
         found = [find(cells, p.name, s, q) for s, q in combos]
         if not any(found):
             continue
@@ -238,6 +264,7 @@ def render(plan: Plan, cells: list[Cell], started: float, info: dict[str, str]) 
                             f"{lc.latency['max_ms']:.1f}"]
             if any(x != "-" for x in row):
                 out.append(f"| {labels[name]} | " + " | ".join(row) + " |")
+    out += fleet_table(plan, cells)
     idle = [c for c in cells if c.pipeline in {p.name for p in IDLE_PIPELINES}]
     if idle:
         out += ["", "## Memory with idle connections", "",
@@ -269,18 +296,71 @@ def render(plan: Plan, cells: list[Cell], started: float, info: dict[str, str]) 
     return "\n".join(out) + "\n"
 
 
+def fleet_table(plan: Plan, cells: list[Cell]) -> list[str]:
+    """The fleet cells: many sources at a steady rate each, the pipeline's cost over the round."""
+    found = [c for c in cells if c.mode == "fleet"]
+    if not found:
+        return []
+    out = ["", f"## The fleet: {FLEET_SOURCES} sources, each its own upstream connection at"
+           f" {FLEET_RATE} msgs/s of {FLEET_SIZE} B JSON, steady for {plan.fleet_seconds:g} s",
+           "", "Broker at its defaults (Receive Maximum 20), Nagle off in the broker as for the"
+           " latency cells. CPU: user + system seconds of the pipeline's processes over the"
+           " round; peak RSS: VmHWM, start-up included; latency from the upstream's write to"
+           " the subscriber's read.", "",
+           "| pipeline | QoS | delivered / sent | CPU s | CPU % of a core | peak RSS | p50 ms"
+           " | p99 ms | max ms |", "|---|---|---|---|---|---|---|---|---|"]
+    labels = {p.name: p.label for p in FLEET_PIPELINES}
+    order = [p.name for p in FLEET_PIPELINES]
+    for c in sorted(found, key=lambda c: (c.qos, order.index(c.pipeline))):
+        if c.status != "ok" or not c.runs:
+            out.append(f"| {labels[c.pipeline]} | {c.qos} | {c.status} {c.reason[:80]}"
+                       " | - | - | - | - | - | - |")
+            continue
+        run, lat = c.runs[0], c.latency
+        out.append(f"| {labels[c.pipeline]} | {c.qos} | {run.delivered:,} / {run.expected:,}"
+                   f" | {run.cpu:.1f} | {100 * run.cpu / plan.fleet_seconds:.0f} %"
+                   f" | {c.peak_rss / 1e6:.0f} MB | {lat['p50_ms']:.2f} | {lat['p99_ms']:.2f}"
+                   f" | {lat['max_ms']:.1f} |")
+    return out
+
+
+def default_broker_tables(chosen: list[Pipeline], cells: list[Cell], heads: list[str],
+                          combos: list[tuple[int, int]]) -> list[str]:
+    """The same pipelines against Mosquitto at its defaults (Receive Maximum 20 for MQTT 5)."""
+    out = ["", "## Throughput with the broker at its defaults (`max_inflight_messages 20`)", "",
+           "Mosquitto announces Receive Maximum 20 to MQTT 5 clients (ws-bridge, gmqtt); MQTT"
+           " 3.1.1 clients (Node-RED's MQTT.js, mosquitto_pub) get no window.", "",
+           "| pipeline | " + " | ".join(heads) + " |", "|---|" + "---|" * len(heads)]
+    for p in chosen:
+        row = [throughput_text(find(cells, p.name, s, q)) for s, q in combos]
+        out.append(f"| {p.label} | " + " | ".join(row) + " |")
+    if any(p.name == "node-red-rm20" for p in chosen):
+        out += ["", "### Ratio to Node-RED, broker at its defaults", "",
+                "| pipeline | " + " | ".join(heads) + " |", "|---|" + "---|" * len(heads)]
+        for p in chosen:
+            if p.name != "node-red-rm20":
+                row = [ratio(find(cells, p.name, s, q), find(cells, "node-red-rm20", s, q))
+                       for s, q in combos]
+                out.append(f"| {p.label} | " + " | ".join(row) + " |")
+    return out
+
+
 def targets(cells: list[Cell]) -> list[str]:
     def ok(c: Cell | None) -> bool:
         return c is not None and c.status == "ok" and not c.lost
 
     lines = []
-    for s, q in [(s, q) for s in SIZES for q in QOSES]:
-        mine, red = find(cells, "ws-bridge", s, q), find(cells, "node-red", s, q)
-        if ok(mine) and ok(red):
-            assert mine is not None and red is not None
-            r = mine.rate / red.rate
-            lines.append(f"- {s} B QoS {q}: {r:.2f}x Node-RED (target ≥ 1.2x):"
-                         f" {'met' if r >= 1.2 else 'NOT met'}")
+    against = (("ws-bridge", "node-red", "", "target ≥ 1.2x", 1.2),
+               ("ws-bridge-rm20", "node-red-rm20", "broker at its defaults, ",
+                "issue 13: ahead", 1.0 + 1e-9))
+    for name, ref, where, target, least in against:
+        for s, q in [(s, q) for s in SIZES for q in QOSES]:
+            mine, red = find(cells, name, s, q), find(cells, ref, s, q)
+            if ok(mine) and ok(red):
+                assert mine is not None and red is not None
+                r = mine.rate / red.rate
+                lines.append(f"- {where}{s} B QoS {q}: {r:.2f}x Node-RED ({target}):"
+                             f" {'met' if r >= least else 'NOT met'}")
     mine, pub = find(cells, "ws-bridge", 100, 0), find(cells, "mosquitto-pub", 100, 0)
     if ok(mine) and ok(pub):
         assert mine is not None and pub is not None
@@ -295,6 +375,7 @@ def targets(cells: list[Cell]) -> list[str]:
             lines.append(f"- cost of `when` + templated topic + MQTT 5 properties + dedup +"
                          f" sequence, {s} B QoS {q}: {cost:.0%} (target ≤ 25 %):"
                          f" {'met' if cost <= 0.25 else 'NOT met'}")
+    lines += fleet_targets(cells)
     f = find(cells, FILE_PIPELINE.name, 100, 0)
     if ok(f):
         assert f is not None
@@ -333,3 +414,24 @@ def targets(cells: list[Cell]) -> list[str]:
         lines.append(f"- {idle.n} idle sources: {idle.rss_now / 1e6:.0f} MB (target ≤ 80 MB at"
                      f" 1000): {'met' if idle.rss_now <= 80e6 else 'NOT met'}")
     return lines or ["- ws-bridge did not produce figures in this run"]
+
+
+def fleet_targets(cells: list[Cell]) -> list[str]:
+    """Issue 13's fleet targets: all delivered, CPU and RSS below Node-RED's, p99 <= 2 ms."""
+    lines = []
+    for q in QOSES:
+        mine = find(cells, "ws-bridge-fleet", FLEET_SIZE, q, "fleet")
+        red = find(cells, "node-red-fleet", FLEET_SIZE, q, "fleet")
+        if mine is None or mine.status != "ok" or not mine.runs:
+            continue
+        run = mine.runs[0]
+        lines.append(f"- fleet QoS {q}: {run.delivered:,} of {run.expected:,} delivered (target:"
+                     f" all): {'met' if run.delivered == run.expected else 'NOT met'}")
+        p99 = mine.latency["p99_ms"]
+        lines.append(f"- fleet QoS {q}: p99 {p99:.2f} ms (target ≤ 2 ms):"
+                     f" {'met' if p99 <= 2.0 else 'NOT met'}")
+        if red is not None and red.status == "ok" and red.runs:
+            cpu, rss = run.cpu / max(red.runs[0].cpu, 1e-9), mine.peak_rss / max(red.peak_rss, 1)
+            lines.append(f"- fleet QoS {q}: CPU {cpu:.2f}x and peak RSS {rss:.2f}x Node-RED's"
+                         f" (target < 1x, aim 0.5x): {'met' if cpu < 1 and rss < 1 else 'NOT met'}")
+    return lines

@@ -35,8 +35,11 @@ from harness import (
 )
 from payload import make_payload
 from pipelines import (
+    AB_PIPELINES,
     BY_NAME,
+    DEFAULT_BROKER_PIPELINES,
     FILE_PIPELINE,
+    FLEET_PIPELINES,
     IDLE_PIPELINES,
     MOSQUITTO_PUB_INFLIGHT,
     PIPELINES,
@@ -47,6 +50,9 @@ from pipelines import (
     prepare,
 )
 from report import (
+    FLEET_RATE,
+    FLEET_SIZE,
+    FLEET_SOURCES,
     LATENCY_PIPELINES,
     LATENCY_RATE,
     QOSES,
@@ -88,11 +94,14 @@ class Bench:
     def cell(self, p: Pipeline, size: int, qos: int, latency: bool = False) -> Cell:
         if p.kind == "idle":
             n = self.plan.idle_sources
+        elif p.kind == "fleet":
+            n = int(FLEET_SOURCES * FLEET_RATE * self.plan.fleet_seconds)
         elif latency:
             n = int(LATENCY_RATE * self.plan.latency_seconds)
         else:
             n = self.n_for(p, size)
-        cell = Cell(p.name, size, qos, n, mode="latency" if latency else "throughput")
+        mode = "fleet" if p.kind == "fleet" else "latency" if latency else "throughput"
+        cell = Cell(p.name, size, qos, n, mode=mode)
         self.celldir = self.workdir / f"{len(self.cells):02d}-{p.name}-{size}-{qos}"
         self.celldir.mkdir()
         if p.unavailable:
@@ -103,7 +112,9 @@ class Bench:
             cell.status, cell.reason = "skipped", "time budget spent"
         else:
             what = (f"latency {LATENCY_RATE}/s" if latency else f"{n} idle connections"
-                    if p.kind == "idle" else f"{self.plan.runs}x{n}")
+                    if p.kind == "idle" else f"{FLEET_SOURCES}x{FLEET_RATE}/s for"
+                    f" {self.plan.fleet_seconds:g} s" if p.kind == "fleet"
+                    else f"{self.plan.runs}x{n}")
             where = "" if p.kind == "idle" else f"{size:>5} B qos {qos} "
             print(f"  {p.name:<15} {where}{what} ...", end=" ", flush=True)
             try:
@@ -121,6 +132,9 @@ class Bench:
     def _measure(self, p: Pipeline, cell: Cell, stack: contextlib.ExitStack, latency: bool) -> None:
         if p.kind == "idle":
             self._idle(p, cell, stack)
+            return
+        if p.kind == "fleet":
+            self._fleet(p, cell, stack)
             return
         broker_port = 0
         receiver: Child | FileWatcher | None = None
@@ -198,6 +212,54 @@ class Bench:
         check_alive(procs, ctx.logs)
         pids = [proc.pid for proc in procs]
         cell.rss_now, cell.peak_rss = tree_rss(pids), tree_peak_rss(pids)
+
+    def _fleet(self, p: Pipeline, cell: Cell, stack: contextlib.ExitStack) -> None:
+        """FLEET_SOURCES upstream connections at FLEET_RATE msgs/s each, steady, into a broker at
+        its defaults (with Nagle off, as for the latency cells): one timed round."""
+        broker = Broker(self.celldir, BROKER_NODELAY)
+        stack.callback(broker.close)
+        receiver = self.child("subscriber", [PYTHON, str(BENCH / "subscriber.py"), "--port",
+                                             str(broker.port), "--topic", SUBSCRIPTION,
+                                             "--qos", "0"])
+        stack.callback(receiver.close)
+        receiver.expect("ready", 10)
+        upstream = self.child("fleet", [PYTHON, str(BENCH / "fleet_upstream.py"), "--size",
+                                        str(FLEET_SIZE)])
+        stack.callback(upstream.close)
+        ws_url = f"ws://127.0.0.1:{upstream.expect('listening', 60)['port']}/"
+        ctx = Ctx(self.celldir, ws_url, broker.port, cell.qos, self.celldir / "sink.jsonl",
+                  sources=FLEET_SOURCES)
+        assert p.start is not None
+        procs = p.start(ctx)
+        stack.callback(stop_all, procs)
+        self.logs = ctx.logs
+        deadline, connected = time.monotonic() + min(90, self.left()), 0
+        while connected < FLEET_SOURCES:
+            if time.monotonic() > deadline:
+                raise BenchError(f"{connected} of {FLEET_SOURCES} sources connected in time"
+                                 f" ({last_words(ctx.logs)})")
+            try:
+                connected = upstream.expect("connected", 0.5)["n"]
+            except BenchError:
+                if upstream.proc.poll() is not None:
+                    raise
+                check_alive(procs, ctx.logs)
+        self._prime(upstream, receiver, procs, ctx.logs)
+        seconds = self.plan.fleet_seconds
+        pids = [proc.pid for proc in procs]
+        cpu0 = tree_cpu(pids)
+        receiver.send(f"arm {cell.n} 1 {seconds + 20:.1f} {IDLE}")
+        receiver.expect("armed", 10)
+        upstream.send(f"pace {FLEET_RATE} {seconds}")
+        done = receiver.expect("done", seconds + 25)
+        cell.runs.append(Run.of(done, tree_cpu(pids) - cpu0))
+        sent = upstream.expect("sent", 10)
+        cell.runs[-1].expected = sent["count"]
+        if "p99_ms" not in done:
+            raise BenchError("no message came through")
+        cell.latency = {k: done[k] for k in ("p50_ms", "p99_ms", "p999_ms", "max_ms")}
+        check_alive(procs, ctx.logs)
+        cell.peak_rss = tree_peak_rss(pids)
 
     def _wait_connected(self, blaster: Child, procs: list[Any], logs: list[Path],
                         timeout: float) -> None:
@@ -395,10 +457,13 @@ def parse_args(argv: list[str] | None) -> Plan:
     parser.add_argument("--quick", action="store_true",
                         help="one small run per cell (< 2 minutes): checks the harness works")
     parser.add_argument("--only", action="append", default=[], metavar="NAME",
-                        choices=sorted(BY_NAME),
-                        help="run only this pipeline (repeatable): " + ", ".join(sorted(BY_NAME)))
+                        choices=sorted([*BY_NAME, "fleet"]),
+                        help="run only this pipeline (repeatable; `fleet` is both fleet"
+                        " pipelines): " + ", ".join(sorted([*BY_NAME, "fleet"])))
     parser.add_argument("--runs", type=int, help="runs per cell (default 3, quick 1)")
     parser.add_argument("--n", type=int, help="messages per run at 100 B (1 KiB moves half)")
+    parser.add_argument("--fleet-seconds", type=float,
+                        help="length of the fleet cells' steady round (default 60, quick 5)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the work dir (configs and every process's log)")
     args = parser.parse_args(argv)
@@ -409,7 +474,8 @@ def parse_args(argv: list[str] | None) -> Plan:
         n={100: n100, 1024: max(1000, n100 // 2)},
         latency_seconds=1.0 if args.quick else 5.0,
         idle_sources=100 if args.quick else 1000,
-        budget=110.0 if args.quick else 14 * 60.0,
+        fleet_seconds=max(1.0, min(args.fleet_seconds or (5.0 if args.quick else 60.0), 600.0)),
+        budget=150.0 if args.quick else 22 * 60.0,
         only=set(args.only),
         keep=args.keep,
     )
@@ -421,7 +487,8 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = BENCH / "out"
     out_dir.mkdir(exist_ok=True)
     bench = Bench(plan, workdir)
-    chosen = [p for p in PIPELINES if not plan.only or p.name in plan.only]
+    chosen = [p for p in [*PIPELINES, *DEFAULT_BROKER_PIPELINES, *AB_PIPELINES]
+              if p.name in plan.only or (not plan.only and p not in AB_PIPELINES)]
     with_file = not plan.only or FILE_PIPELINE.name in plan.only
     try:
         prepare([*chosen, FILE_PIPELINE], out_dir / "install.log")
@@ -436,6 +503,14 @@ def main(argv: list[str] | None = None) -> int:
             print("file sink:", flush=True)
             for size in SIZES:
                 bench.cell(FILE_PIPELINE, size, 0)
+        fleet = [p for p in FLEET_PIPELINES if not plan.only or p.name in plan.only
+                 or "fleet" in plan.only]
+        if fleet:
+            print(f"fleet: {FLEET_SOURCES} sources x {FLEET_RATE} msgs/s of {FLEET_SIZE} B,"
+                  f" {plan.fleet_seconds:g} s:", flush=True)
+        for qos in QOSES:
+            for p in fleet:
+                bench.cell(p, FLEET_SIZE, qos)
         idle = [p for p in IDLE_PIPELINES if not plan.only or p.name in plan.only]
         if idle:
             print("memory with idle connections:", flush=True)

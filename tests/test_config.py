@@ -493,6 +493,13 @@ def test_mqtt_credentials_tls_and_protocol(tmp_path: Path) -> None:
     assert "pw" in config.secrets
 
 
+def test_mqtt_connections_default_to_one_and_are_read(tmp_path: Path) -> None:
+    one = load(tmp_path, MINIMAL.replace("{type: stdout}", '{type: mqtt, url: "mqtt://h"}'))
+    four = load(tmp_path, MINIMAL.replace("{type: stdout}",
+                                          '{type: mqtt, url: "mqtt://h", connections: 4}'))
+    assert [c.sinks["console"].connections for c in (one, four)] == [1, 4]  # type: ignore[union-attr]
+
+
 @pytest.mark.parametrize(
     ("topic", "problem"),
     [
@@ -571,6 +578,8 @@ def test_non_string_key_is_reported_at_the_key(tmp_path: Path) -> None:
         ('{type: mqtt, url: "mqtt://h", availability: {topic: "s/#"}}',
          "sinks.console.availability.topic", "wildcards"),
         ('{type: mqtt, url: "tcp://h"}', "sinks.console.url", "is not an MQTT URL"),
+        ('{type: mqtt, url: "mqtt://h", connections: 0}', "sinks.console.connections",
+         "must be >= 1; got 0"),
     ],
 )
 def test_mqtt_sink_mistakes_are_reported(

@@ -279,6 +279,99 @@ async def test_qos1_stream_survives_a_broker_restart_with_every_message_in_order
     assert sink.stats.errors["no_packet_id"] == 0
 
 
+async def test_qos0_batches_keep_the_broker_window_for_qos1_routes_and_every_message_in_order(
+    mosquitto: Make, mqtt_subscriber: Subscribe, watch_log: Callable[[str], LogWatch]
+) -> None:
+    """A QoS 0 sink fires whole batches (Receive Maximum bounds QoS 1/2 only); deliveries whose
+    route asks for QoS 1 still wait for room in the broker's window (Mosquitto's default, 20)."""
+    broker = mosquitto()
+    sub = await mqtt_subscriber(broker, "feeds/#")
+    lost = watch_log("lost the connection")
+    sink = MqttSink(config(broker, qos=0))
+    total = 3000
+    async with running(sink):
+        for i in range(total):
+            sink.send(delivery(str(i), topic="feeds/mixed", qos=1 if i % 3 == 0 else None))
+        got = await sub.wait_for(total, topic="feeds/mixed", timeout=20)
+    # MQTT orders messages of one QoS on a topic; the broker may let QoS 0 overtake QoS 1
+    by_qos = {q: [int(m.payload) for m in got if m.qos == q] for q in (0, 1)}
+    assert by_qos == {0: [i for i in range(total) if i % 3], 1: list(range(0, total, 3))}
+    assert sink.stats.errors["no_packet_id"] == 0  # never asked gmqtt for an id beyond the window
+    assert lost.records == []
+
+
+async def test_connections_pin_each_source_to_one_lane_and_keep_its_order_at_qos1(
+    mosquitto: Make, mqtt_subscriber: Subscribe
+) -> None:
+    """connections: 3 against Mosquitto's default window (20 per connection): three client ids
+    at the broker, every message of every source delivered, each source's in order."""
+    broker = mosquitto()
+    sub = await mqtt_subscriber(broker, "feeds/#")
+    sink = MqttSink(config(broker, qos=1, connections=3, client_id="lanes"))
+    sources, each = [f"src-{k}" for k in range(8)], 400
+    async with running(sink):
+        for i in range(each):
+            for name in sources:
+                sink.send(delivery(f"{name}:{i}", topic=f"feeds/{name}", source=name))
+        got = await sub.wait_for(len(sources) * each, timeout=30)
+    for name in sources:
+        seen = [int(m.payload.split(b":")[1]) for m in got if m.topic == f"feeds/{name}"]
+        assert list(dict.fromkeys(seen)) == list(range(each)), name  # QoS 1 may repeat, not skip
+    log = broker.log()
+    assert all(f" as {cid} " in log for cid in ("lanes", "lanes-1", "lanes-2")), log[-2000:]
+
+
+async def test_a_lane_taken_over_by_its_client_id_reconnects_every_lane_and_loses_nothing(
+    mosquitto: Make, mqtt_subscriber: Subscribe, watch_log: Callable[[str], LogWatch]
+) -> None:
+    """A second client with lane 1's client id makes the broker drop that lane: the sink
+    counts it as a lost connection, reconnects all lanes, and re-sends what was unanswered."""
+    broker = mosquitto()
+    sub = await mqtt_subscriber(broker, "feeds/#")
+    lost = watch_log("lost the connection")
+    sink = MqttSink(config(broker, qos=1, connections=2, client_id="taken",
+                           availability=Availability("status/taken")))
+    names, each = ["a", "b", "c", "d"], 500
+    async with running(sink):
+        for i in range(each // 2):
+            for name in names:
+                sink.send(delivery(f"{i}", topic=f"feeds/{name}", source=name))
+        await sub.wait_for(50)
+        intruder = await mqtt_subscriber(broker, "nothing/here", client_id="taken-1")
+        await lost.wait(10)
+        await intruder.close()
+        for i in range(each // 2, each):
+            for name in names:
+                sink.send(delivery(f"{i}", topic=f"feeds/{name}", source=name))
+        got = await sub.wait_for(lambda ms: all(
+            len({m.payload for m in ms if m.topic == f"feeds/{n}"}) >= each for n in names),
+            timeout=30)
+    for name in names:
+        seen = [int(m.payload) for m in got if m.topic == f"feeds/{name}"]
+        assert sorted(set(seen)) == list(range(each)), name
+        first = list(dict.fromkeys(seen))
+        assert first == sorted(first), name  # a re-send repeats, it never reorders a source
+
+
+async def test_with_an_outbox_the_sink_keeps_to_one_connection_and_says_so(
+    mosquitto: Make, mqtt_subscriber: Subscribe, watch_log: Callable[[str], LogWatch],
+    tmp_path: Path
+) -> None:
+    broker = mosquitto()
+    sub = await mqtt_subscriber(broker, "feeds/#")
+    warned = watch_log("connections: 3 is ignored")
+    queue = QueueConfig(max_messages=1000, path=str(tmp_path / "outbox"))
+    sink = MqttSink(config(broker, qos=1, connections=3, client_id="boxed", queue=queue))
+    async with running(sink):
+        for i in range(200):
+            sink.send(delivery(str(i), topic="feeds/x", source=f"s{i % 4}"))
+        got = await sub.wait_for(200)
+        await warned.wait()
+    assert [int(m.payload) for m in got] == list(range(200))
+    assert " as boxed " in broker.log()
+    assert " as boxed-1 " not in broker.log()
+
+
 async def _down_with_persistent_subscriber(mosquitto: Make, subscribe: Subscribe,
                                            ) -> tuple[Broker, Subscriber]:
     """A broker that knows a persistent subscriber, then stopped: the sink starts unreachable."""

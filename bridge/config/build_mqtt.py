@@ -14,7 +14,7 @@ from bridge.routing.context import Context
 from bridge.sinks.settings import Availability, MqttSinkConfig, QueueConfig
 
 DEFAULT_CLIENT_ID = "ws-bridge-{hostname}"
-_OPTIONS = ("username", "password", "qos", "retain", "topic_prefix")
+_OPTIONS = ("username", "password", "qos", "retain", "topic_prefix", "connections")
 
 
 def build_mqtt(name: str, raw: dict[str, Any], c: Collector, hostname: str) -> MqttSinkConfig:

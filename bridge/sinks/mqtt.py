@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import logging
 import socket
 import time
@@ -29,6 +31,7 @@ from bridge.sinks import mqtt_packet as packet
 from bridge.sinks import mqtt_topics as mt
 from bridge.sinks.mqtt_client import MqttClient, unavailable
 from bridge.sinks.mqtt_incoming import Incoming
+from bridge.sinks.mqtt_lanes import Pins, held_back, lane_client_id
 from bridge.sinks.mqtt_properties import PropertyBuilder
 from bridge.sinks.outbox import Outbox
 from bridge.sinks.outbox_rows import StoredDelivery
@@ -66,6 +69,13 @@ class MqttSink:
         self._conn: MqttClient | None = None
         # packet id -> (topic, delivery, when its batch was sent), in order
         self._sent: dict[int, tuple[str, Delivery, float]] = {}
+        # connections: N: lanes 1..N-1 publish only, each source pinned to one (mqtt_lanes). The
+        # outbox re-reads by row from its lowest unsettled row, so it keeps to one connection.
+        lanes = cfg.connections if self.outbox is None else 1
+        self._pins = Pins(lanes) if lanes > 1 else None
+        self._lanes: list[MqttClient] = []  # while connected
+        self._lane_sent = [self._sent, *({} for _ in range(lanes - 1))]
+        self._stalled = False  # lanes: the last batch found every lane it needed full
         self._states: dict[str, str] = {}
         self._noted: set[str] = set()  # topics already logged as invalid or refused
         self._good: set[str] = set()  # topics known to be valid
@@ -149,6 +159,9 @@ class MqttSink:
         if cfg.protocol == 4 and (cfg.message_expiry or cfg.user_properties):
             log.warning("sink %r: MQTT 3.1.1 has no properties; message_expiry and user "
                         "properties are ignored", self.name)
+        if cfg.connections > 1 and self.outbox is not None:
+            log.warning("sink %r: with queue.path (the outbox) the sink publishes on one "
+                        "connection; connections: %d is ignored", self.name, cfg.connections)
         try:
             while not self._stop.is_set() or (self._backlog() and self._left() > 0):
                 try:
@@ -197,6 +210,11 @@ class MqttSink:
         conn = MqttClient(cfg, self._client_id, on_ack=self._acked, on_lost=self._lost,
                           on_message=self._dispatch, tls=tls)
         await conn.connect()
+        try:
+            self._lanes = await self._connect_lanes()
+        except BaseException:
+            conn.abort()
+            raise
         conn.subscribe(sorted({f for f, _ in self._listeners}))
         log.info("sink %r: connected to %s:%d", self.name, cfg.host, cfg.port)
         self._conn, self._outage = conn, ""
@@ -206,20 +224,33 @@ class MqttSink:
             self.source_state(source, state)
         return conn
 
+    async def _connect_lanes(self) -> list[MqttClient]:
+        """Lanes 1..N-1: no will, no availability, no subscriptions; all of them or none."""
+        cfg, lanes = dataclasses.replace(self.config, availability=None), []
+        try:
+            for k, sent in enumerate(self._lane_sent[1:], start=1):
+                lanes.append(MqttClient(cfg, lane_client_id(self._client_id, k),
+                                        on_ack=functools.partial(self._acked, sent=sent),
+                                        on_lost=self._lost))
+                await lanes[-1].connect()
+        except BaseException:
+            for lane in lanes:
+                lane.abort()
+            raise
+        return lanes
+
     async def _pump(self, conn: MqttClient) -> None:
-        sent, clean = self._sent, False
+        clean = False
         try:
             while self._conn is conn:
                 self._wake.clear()
                 cap = min(MAX_INFLIGHT, conn.receive_maximum)
-                if self._stop.is_set() and (self._left() <= 0 or not (self._backlog() or sent)):
-                    if av := self.config.availability:
-                        conn.publish(av.topic, av.offline, retain=True)
-                    self._conn, clean = None, True
-                    await conn.disconnect()
-                    log.info("sink %r: disconnected", self.name)
-                elif self._backlog() and cap > len(sent):
-                    await conn.writable()  # the broker is not reading: the rest waits in our queue
+                if self._stop.is_set() and (self._left() <= 0 or not (self._backlog()
+                                                                      or self._in_flight())):
+                    clean = True
+                    await self._disconnect(conn)
+                elif self._backlog() and self._has_room(cap):
+                    await self._writable(conn)  # the broker is not reading: the rest waits here
                     self._batch(conn, cap)
                     if self._backlog():
                         await asyncio.sleep(0)  # let the sources run between batches
@@ -241,21 +272,44 @@ class MqttSink:
         except SinkUnavailable:
             pass  # lost while waiting to write: handled like any other loss, below
         finally:
-            self._conn = None
-            conn.abort()
-            self.queue.push_front([d for _, d, _ in sent.values()])
-            sent.clear()
+            self._drop_connections(conn)
             if not clean:
                 log.warning("sink %r: lost the connection to the broker", self.name)
 
+    async def _writable(self, conn: MqttClient) -> None:
+        for lane in [conn, *self._lanes]:
+            await lane.writable()
+
+    def _drop_connections(self, conn: MqttClient) -> None:
+        """Every lane aborted; what awaited an answer goes back to the queue's front, each
+        lane's in order (a source is on one lane: its order holds)."""
+        self._conn, lanes, self._lanes, self._stalled = None, self._lanes, [], False
+        for lane in [conn, *lanes]:
+            lane.abort()
+        self.queue.push_front([d for sent in self._lane_sent for _, d, _ in sent.values()])
+        for sent in self._lane_sent:
+            sent.clear()
+
+    async def _disconnect(self, conn: MqttClient) -> None:
+        """Closing: offline (retained) on the primary, then DISCONNECT on every lane."""
+        if av := self.config.availability:
+            conn.publish(av.topic, av.offline, retain=True)
+        self._conn = None
+        for lane in [*self._lanes, conn]:
+            await lane.disconnect()
+        log.info("sink %r: disconnected", self.name)
+
     def _batch(self, conn: MqttClient, cap: int) -> None:
-        batch = self.queue.take(min(cap - len(self._sent), BATCH))
+        # Receive Maximum bounds QoS 1/2 publishes only: a QoS 0 sink takes a whole batch, and
+        # _fire_each holds back a QoS 1 route's delivery that finds the window full.
+        room = sum(cap - len(sent) for sent in self._lane_sent)
+        batch = self.queue.take(BATCH if self.config.qos == 0 else min(room, BATCH))
         if self._max_age:  # the in-memory queue's max_age: too old when taken, as the outbox's
             cutoff = time.time() - self._max_age
             fresh = [d for d in batch if d.message.received_at >= cutoff]
             self.queue.dropped["expired"] += len(batch) - len(fresh)
             batch = fresh
-        self._fire(conn, batch)
+        self._fire(conn, batch, cap)
         self._log_drops(settle=True)
         self._room.set()  # wakes drain() waiters, which check for room themselves
         self._room.clear()
@@ -265,19 +319,47 @@ class MqttSink:
         and the socket takes writes; anything else (more, no room, closing) wakes the pump."""
         self._flush_due, conn = False, self._conn
         cap = min(MAX_INFLIGHT, conn.receive_maximum) if conn is not None else 0
-        if self._idle and conn is not None and conn.can_write and cap > len(self._sent):
+        fired = (self._idle and conn is not None and conn.can_write and self._has_room(cap)
+                 and all(lane.can_write for lane in self._lanes))
+        if fired:
+            assert conn is not None
             self._batch(conn, cap)
-        if self._backlog():
+        # A window left full waits for the next ack, which flushes again: no pump wake-up
+        if self._backlog() and (not fired or self._has_room(cap)):
             self._wake.set()
 
-    def _fire(self, conn: MqttClient, batch: list[Delivery]) -> None:
+    def _has_room(self, cap: int) -> bool:
+        """Room in flight for another batch: a window not full, and lanes not stalled."""
+        if self._pins is None:
+            return cap > len(self._sent)
+        return not self._stalled and any(cap > len(sent) for sent in self._lane_sent)
+
+    def _in_flight(self) -> int:
+        return sum(len(sent) for sent in self._lane_sent)
+
+    def _fire(self, conn: MqttClient, batch: list[Delivery], cap: int) -> None:
+        if self._pins is None:
+            if (done := self._fire_lane(conn, batch, cap, self._sent)) < len(batch):
+                self.queue.push_front(batch[done:])
+            return
+        conns, sents = [conn, *self._lanes], self._lane_sent
+        rest = held_back(self._pins.split(batch),
+                         lambda k, group: self._fire_lane(conns[k], group, cap, sents[k]))
+        self._stalled = bool(batch) and len(rest) == len(batch)  # until an ack makes room
+        if rest:
+            self.queue.push_front(rest)
+
+    def _fire_lane(self, conn: MqttClient, batch: list[Delivery], cap: int,
+                   sent: dict[int, tuple[str, Delivery, float]]) -> int:
         conn.cork()  # one socket write for the whole batch
         try:
-            self._fire_each(conn, batch)
+            return self._fire_each(conn, batch, cap, sent)
         finally:
             conn.uncork()
 
-    def _fire_each(self, conn: MqttClient, batch: list[Delivery]) -> None:
+    def _fire_each(self, conn: MqttClient, batch: list[Delivery], cap: int,
+                   sent: dict[int, tuple[str, Delivery, float]]) -> int:
+        """Publish ``batch`` in order on ``conn``; how many of it left (the rest must wait)."""
         cfg, props, outbox = self.config, self._props if self.config.protocol == 5 else None, \
             self.outbox
         settle = outbox.settle if outbox is not None else _keep
@@ -294,6 +376,9 @@ class MqttSink:
                 if len(self._good) < 10_000:  # bounded: templated topics are not
                     self._good.add(topic)
             qos = cfg.qos if d.qos is None else d.qos
+            if qos and len(sent) >= cap:  # the broker's window is full: this and the rest wait
+                self.stats.published += written
+                return i
             retain = cfg.retain if d.retain is None else d.retain
             # msg_id: the outbox's key, stable across restarts, for consumers to dedupe
             properties = props(d, d.msg_id if isinstance(d, StoredDelivery) else None) \
@@ -305,16 +390,17 @@ class MqttSink:
                 settle(d)
             except SinkUnavailable as exc:  # out of packet ids: put the rest back, lose nothing
                 self.stats.errors[exc.kind] += 1
-                self.queue.push_front(batch[i:])
-                break
+                self.stats.published += written
+                return i
             else:
                 if mid is not None:
-                    self._sent[mid] = (topic, d, now)
+                    sent[mid] = (topic, d, now)
                     continue
                 written += 1
                 if outbox is not None:
                     settle(d)  # QoS 0 is settled once written: at most once, as promised
         self.stats.published += written
+        return len(batch)
 
     def _failed(self, exc: SinkUnavailable) -> None:
         self.stats.errors[exc.kind] += 1
@@ -327,9 +413,13 @@ class MqttSink:
         self._conn = None
         self._wake.set()
 
-    def _acked(self, mid: int, reason: int) -> None:
-        """The broker answered one QoS 1/2 publish; codes of 0x80 and above are refusals."""
-        if (item := self._sent.pop(mid, None)) is None:
+    def _acked(self, mid: int, reason: int, sent: dict[int, Any] | None = None) -> None:
+        """The broker answered one QoS 1/2 publish (on lane ``sent``, the primary's if None);
+        codes of 0x80 and above are refusals."""
+        if self._stalled:  # room again, even from an answer to an RPC response (not in _sent)
+            self._stalled = False
+            self._wake.set()
+        if (item := (self._sent if sent is None else sent).pop(mid, None)) is None:
             return
         self.stats.publish_latency = time.monotonic() - item[2]  # from the write to the answer
         if self.outbox is not None:  # a refusal too: the broker will not take it later

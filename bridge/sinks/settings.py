@@ -74,6 +74,7 @@ class MqttSinkConfig:
     user_properties: dict[str, Template] = field(default_factory=dict)
     reconnect: BackoffPolicy = BackoffPolicy()
     queue: QueueConfig = QueueConfig(max_messages=100_000)
+    connections: int = 1  # broker connections, each source pinned to one (sinks.mqtt_lanes)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,101 @@
+"""The fleet's upstream: one WebSocket server, many client connections, each fed at a steady rate.
+
+Run as a child of run.py (the fleet cell). JSON events on stdout, commands on stdin:
+  prime                   send one message with seq -1 on every connection
+  pace RATE SECONDS       every connection gets RATE msgs/s for SECONDS, evenly spread: message j
+                          (seq j, stamped with time.monotonic_ns()) goes to connection j % count
+  quit
+Sequence numbers are global, so the counting subscriber sees seq 0..N-1 once each whatever
+connection carried them. Frames are written straight to each transport.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import threading
+import time
+
+from payload import PRIME_SEQ, make_payload, ws_frame
+from websockets.asyncio.server import ServerConnection, serve
+
+
+def emit(**event: object) -> None:
+    print(json.dumps(event), flush=True)
+
+
+class Fleet:
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.conns: list[ServerConnection] = []
+
+    async def handler(self, conn: ServerConnection) -> None:
+        self.conns.append(conn)
+        emit(ev="connected", n=len(self.conns))
+        await conn.wait_closed()
+        self.conns.remove(conn)
+        emit(ev="disconnected", n=len(self.conns))
+
+    def prime(self) -> None:
+        frame = ws_frame(make_payload(PRIME_SEQ, 0, self.size))
+        for conn in self.conns:
+            conn.transport.write(frame)
+
+    async def pace(self, rate: float, seconds: float) -> None:
+        conns = list(self.conns)
+        if not conns:
+            emit(ev="error", reason="no client connected")
+            return
+        writes = [c.transport.write for c in conns]
+        count, total_rate = len(conns), rate * len(conns)
+        total = int(total_rate * seconds)
+        t0 = time.perf_counter()
+        sent = yielded = 0
+        while sent < total:
+            due = min(total, int((time.perf_counter() - t0) * total_rate) + 1)
+            while sent < due:
+                writes[sent % count](ws_frame(make_payload(sent, time.monotonic_ns(), self.size)))
+                sent += 1
+            if sent - yielded >= 256:
+                yielded = sent
+                await asyncio.sleep(0)  # let the loop answer pings
+            # Blocking sleep on purpose: asyncio timers round to 1 ms (bursts of 10 messages).
+            time.sleep(max(0.0, min(0.0005, t0 + sent / total_rate - time.perf_counter())))
+        emit(ev="sent", t0=t0, t1=time.perf_counter(), count=total)
+
+
+def stdin_lines(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str]) -> None:
+    for line in sys.stdin:
+        loop.call_soon_threadsafe(queue.put_nowait, line.strip())
+    loop.call_soon_threadsafe(queue.put_nowait, "quit")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size", type=int, default=200)
+    args = parser.parse_args()
+    fleet = Fleet(args.size)
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    threading.Thread(
+        target=stdin_lines, args=(asyncio.get_running_loop(), queue), daemon=True
+    ).start()
+    async with serve(
+        fleet.handler, "127.0.0.1", 0, compression=None, ping_interval=None, max_size=None
+    ) as server:
+        emit(ev="listening", port=next(iter(server.sockets)).getsockname()[1])
+        while True:
+            cmd = (await queue.get()).split()
+            if not cmd:
+                continue
+            if cmd[0] == "quit":
+                break
+            if cmd[0] == "prime":
+                fleet.prime()
+            elif cmd[0] == "pace":
+                await fleet.pace(float(cmd[1]), float(cmd[2]))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
