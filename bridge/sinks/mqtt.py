@@ -30,7 +30,7 @@ from typing import Any
 
 from bridge.errors import PublishRefused, SinkUnavailable
 from bridge.messages import Delivery, byte_size
-from bridge.sinks import mqtt_packet as packet
+from bridge.sinks import mqtt_property_list as plist
 from bridge.sinks import mqtt_topics as mt
 from bridge.sinks.mqtt_client import MqttClient, unavailable
 from bridge.sinks.mqtt_drops import DropLog
@@ -151,7 +151,7 @@ class MqttSink:
     def respond(self, topic: str, payload: str | bytes, props: dict[str, Any]) -> None:
         """Publish an RPC response now, QoS 1; lost when the broker is down (nobody to tell)."""
         if self._conn is not None and mt.topic_problem(topic) is None:
-            self._conn.publish(topic, payload, 1, False, packet.properties(props))
+            self._conn.publish(topic, payload, 1, False, plist.properties(props))
 
     async def run(self) -> None:
         cfg, delays = self.config, backoff(self.config.reconnect)
