@@ -22,6 +22,7 @@ from bridge.errors import SinkUnavailable
 from bridge.messages import Delivery, Message
 from bridge.routing.template import Template
 from bridge.sinks.mqtt import MqttSink
+from bridge.sinks.mqtt_answers import Answers
 from bridge.sinks.mqtt_drops import DropLog
 from bridge.sinks.mqtt_incoming import Incoming
 from bridge.sinks.mqtt_listeners import Listeners
@@ -158,6 +159,17 @@ def test_a_batch_on_lanes_keeps_each_sources_order_and_a_dead_connection_returns
     left = window.unanswered()
     assert len(left) == 2 and len(window) == 0 and not window.stalled and window.has_room(1)
 
+
+def test_a_refused_publish_keeps_its_reason_code_until_settled_and_receive_maximum_is_read(
+) -> None:
+    answers = Answers()
+    assert answers.receive_maximum == 65534  # no Receive Maximum in the CONNACK
+    answers.connack({"receive_maximum": [20]})
+    assert answers.receive_maximum == 19  # gmqtt hands out max - 1 packet ids
+    assert answers.read(b"\x00\x07\x87") == b"\x00\x07\x87"  # PUBACK of id 7: not authorized
+    answers.read(b"\x00\x08\x00")  # id 8: success
+    answers.read(b"\x00\x09")  # id 9: a 3.1.1 PUBACK, no reason code
+    assert [answers.refusals.pop(mid, 0) for mid in (7, 8, 9, 7)] == [0x87, 0, 0, 0]
 
 def test_presence_republishes_online_and_every_source_state_after_a_connect() -> None:
     presence = Presence(Availability("bridge/status"), "ws-bridge")
