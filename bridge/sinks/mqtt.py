@@ -179,16 +179,21 @@ class MqttSink:
                 delays = backoff(cfg.reconnect)
                 await self._pump(conn)
         finally:
-            if self.outbox is not None and self._stop.is_set():
-                log.info("sink %r: %d messages kept in the outbox %s", self.name,
-                         len(self.outbox), self.outbox.path)
-                self.outbox.close()
-            elif self.outbox is None and (left := len(self.queue.take(len(self.queue)))):
-                self.queue.dropped["shutdown"] += left
-                log.warning("sink %r: stopped with %d messages undelivered", self.name, left)
-            for line in self._drops.end(self.queue.dropped, time.monotonic()):
-                log.warning("sink %r: %s", self.name, line)
-            self._room.set()
+            self._stopped()
+
+    def _stopped(self) -> None:
+        """What the sink leaves behind, said once: the outbox's rows kept for the next start, or
+        the in-memory queue counted as lost; open drop episodes summarised; drain() released."""
+        if self.outbox is not None and self._stop.is_set():
+            log.info("sink %r: %d messages kept in the outbox %s", self.name,
+                     len(self.outbox), self.outbox.path)
+            self.outbox.close()
+        elif self.outbox is None and (left := len(self.queue.take(len(self.queue)))):
+            self.queue.dropped["shutdown"] += left
+            log.warning("sink %r: stopped with %d messages undelivered", self.name, left)
+        for line in self._drops.end(self.queue.dropped, time.monotonic()):
+            log.warning("sink %r: %s", self.name, line)
+        self._room.set()
 
     def _backlog(self) -> int:
         """What is still to send before closing: the outbox keeps its rows for the next start."""
