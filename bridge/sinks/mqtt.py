@@ -12,9 +12,10 @@ carrying the MQTT 5 user property ``msg_id`` for consumers to dedupe. Closing th
 for the in-flight acks: the rest stays on disk for the next start. Drops are logged per episode.
 
 This module keeps the connections (their reconnect, the lanes of ``connections: N``) and the
-pump. What it counts and remembers are atoms it composes: the windows in flight
-(``mqtt_window``), drop episodes (``mqtt_drops``), what it publishes retained about itself
-(``mqtt_presence``) and the way back's listeners (``mqtt_listeners``).
+pump; firing a lane's deliveries is the ``mqtt_fire`` molecule's. What it counts and remembers
+are atoms it composes: the windows in flight (``mqtt_window``), drop episodes (``mqtt_drops``),
+what it publishes retained about itself (``mqtt_presence``) and the way back's listeners
+(``mqtt_listeners``).
 """
 
 from __future__ import annotations
@@ -28,19 +29,19 @@ import socket
 import time
 from typing import Any
 
-from bridge.errors import PublishRefused, SinkUnavailable
+from bridge.errors import SinkUnavailable
 from bridge.messages import Delivery, byte_size
 from bridge.sinks import mqtt_property_list as plist
 from bridge.sinks import mqtt_topics as mt
 from bridge.sinks.mqtt_client import MqttClient, unavailable
 from bridge.sinks.mqtt_drops import DropLog
+from bridge.sinks.mqtt_fire import Firing
 from bridge.sinks.mqtt_lanes import lane_client_id
 from bridge.sinks.mqtt_listeners import Listeners
 from bridge.sinks.mqtt_presence import Presence
 from bridge.sinks.mqtt_properties import PropertyBuilder
 from bridge.sinks.mqtt_window import Sent, Window
 from bridge.sinks.outbox import Outbox
-from bridge.sinks.outbox_rows import StoredDelivery
 from bridge.sinks.queue import BoundedQueue
 from bridge.sinks.settings import MqttSinkConfig
 from bridge.sinks.way_back import Listener
@@ -71,7 +72,6 @@ class MqttSink:
         self._drops = DropLog()
         self._max_age = cfg.queue.max_age if self.outbox is None else 0.0  # the outbox's own
         self.stats = MqttStats(self.queue, dropped=self.queue.dropped)
-        self._props = PropertyBuilder(cfg.message_expiry, cfg.user_properties, host)
         self._client_id = cfg.client_id.replace("{hostname}", host)
         self._wake, self._stop, self._room = asyncio.Event(), asyncio.Event(), asyncio.Event()
         # The pump waits for work: send() fires at the end of the loop turn instead of waking it
@@ -85,8 +85,9 @@ class MqttSink:
         self._lanes: list[MqttClient] = []  # lanes 1..N-1, while connected
         self._presence = Presence(cfg.availability, cfg.topic_prefix)
         self._listeners = Listeners()  # MQTT -> upstream
-        self._noted: set[str] = set()  # topics already logged as invalid or refused
-        self._good: set[str] = set()  # topics known to be valid
+        self._firing = Firing(cfg, PropertyBuilder(cfg.message_expiry, cfg.user_properties, host),
+                              self.stats, self.queue.dropped,
+                              self.outbox.settle if self.outbox is not None else None)
         self._deadline = 0.0
         self._outage = ""  # the reason of the last failed connect, logged once per outage
 
@@ -335,65 +336,10 @@ class MqttSink:
         conns, sents = [conn, *self._lanes], self._window.lanes
 
         def fire_lane(lane: int, group: list[Delivery]) -> int:
-            return self._fire_lane(conns[lane], group, cap, sents[lane])
+            return self._firing(conns[lane], group, cap, sents[lane])
 
         if rest := self._window.fire(batch, fire_lane):
             self.queue.push_front(rest)
-
-    def _fire_lane(self, conn: MqttClient, batch: list[Delivery], cap: int,
-                   sent: dict[int, Sent]) -> int:
-        conn.cork()  # one socket write for the whole batch
-        try:
-            return self._fire_each(conn, batch, cap, sent)
-        finally:
-            conn.uncork()
-
-    def _fire_each(self, conn: MqttClient, batch: list[Delivery], cap: int,
-                   sent: dict[int, Sent]) -> int:
-        """Publish ``batch`` in order on ``conn``; how many of it left (the rest must wait)."""
-        cfg, outbox = self.config, self.outbox
-        props = self._props if cfg.protocol == 5 else None
-        settle = outbox.settle if outbox is not None else _keep
-        now = time.monotonic()  # once per batch: the start of each publish's latency
-        written = 0  # QoS 0 publishes: counted once per batch
-        for i, d in enumerate(batch):
-            topic = d.topic if d.topic is not None else f"{cfg.topic_prefix}/{d.message.source}"
-            if topic not in self._good:  # checked once per topic, not once per message
-                if (problem := mt.topic_problem(topic)) is not None:
-                    self.queue.dropped["invalid_topic"] += 1
-                    self._note(topic, f"cannot publish to {topic[:200]!r}: {problem}")
-                    settle(d)
-                    continue
-                if len(self._good) < 10_000:  # bounded: templated topics are not
-                    self._good.add(topic)
-            qos = cfg.qos if d.qos is None else d.qos
-            if qos and len(sent) >= cap:  # the broker's window is full: this and the rest wait
-                self.stats.published += written
-                return i
-            retain = cfg.retain if d.retain is None else d.retain
-            # msg_id: the outbox's key, stable across restarts, for consumers to dedupe
-            if props is None:
-                properties = None
-            else:
-                properties = props(d, d.msg_id if isinstance(d, StoredDelivery) else None)
-            try:
-                mid = conn.publish(topic, d.payload, qos, retain, properties)
-            except PublishRefused:  # over MQTT's 256 MB limit
-                self.queue.dropped["too_large"] += 1
-                settle(d)
-            except SinkUnavailable as exc:  # out of packet ids: put the rest back, lose nothing
-                self.stats.errors[exc.kind] += 1
-                self.stats.published += written
-                return i
-            else:
-                if mid is not None:
-                    sent[mid] = (topic, d, now)
-                    continue
-                written += 1
-                if outbox is not None:
-                    settle(d)  # QoS 0 is settled once written: at most once, as promised
-        self.stats.published += written
-        return len(batch)
 
     def _failed(self, exc: SinkUnavailable) -> None:
         self.stats.errors[exc.kind] += 1
@@ -423,21 +369,12 @@ class MqttSink:
             self.stats.published += 1
         else:
             self.stats.refused[topic := item[0]] += 1
-            self._note(topic, f"the broker refused a publish to {topic!r} (reason 0x{reason:02x})"
-                       ": check the broker's ACL for this client")
+            self._firing.note(topic, f"the broker refused a publish to {topic!r} "
+                              f"(reason 0x{reason:02x}): check the broker's ACL for this client")
         if self.queue or self._stop.is_set():  # the pump waits for room in flight, or to close
             self._wake.set()
-
-    def _note(self, topic: str, text: str) -> None:
-        if topic not in self._noted and len(self._noted) < 10_000:  # bounded: topics are not
-            self._noted.add(topic)
-            log.warning("sink %r: %s", self.name, text)
 
 
 def _payload_size(d: Delivery) -> int:
     return byte_size(d.payload)
-
-
-def _keep(_: Delivery) -> None:
-    """Settling a delivery of the in-memory queue: nothing to do, taking it removed it."""
 
