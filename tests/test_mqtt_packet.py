@@ -19,6 +19,7 @@ from bridge.messages import Delivery
 from bridge.messages import Message as Frame
 from bridge.routing.template import Template
 from bridge.sinks import mqtt_packet as packet
+from bridge.sinks import mqtt_property_list as plist
 from bridge.sinks.mqtt_properties import PropertyBuilder
 
 
@@ -32,7 +33,7 @@ def reference(topic: str, payload: bytes, qos: int, retain: bool, mid: int | Non
 
 def ours(topic: str, payload: bytes, qos: int, retain: bool, mid: int | None,
          props: dict[str, Any], version: int) -> bytes:
-    extra = b"" if version == 4 else packet.properties(props) if props else packet.NO_PROPERTIES
+    extra = b"" if version == 4 else plist.properties(props) if props else packet.NO_PROPERTIES
     return packet.publish(packet.str16(topic), payload, extra, qos=qos, retain=retain, mid=mid)
 
 
@@ -101,14 +102,14 @@ def test_a_clock_property_follows_each_message_time() -> None:
         return build(Delivery(Frame("src", "x", t), "x"))
 
     first = at(1.0)
-    assert packet.user_property("at", "1000") in first
-    assert packet.user_property("by", "src") in first
+    assert plist.user_property("at", "1000") in first
+    assert plist.user_property("by", "src") in first
     assert at(1.0004) == first  # the same millisecond
-    assert packet.user_property("at", "1002") in at(1.002)
-    assert packet.user_property("at", "1000") in at(1.0)  # back again: no stale value either
+    assert plist.user_property("at", "1002") in at(1.002)
+    assert plist.user_property("at", "1000") in at(1.0)  # back again: no stale value either
     # the whole list is kept per millisecond: another source, or a JSON payload, is not served it
     other = build(Delivery(Frame("other", "x", 1.0), "x"))
-    assert packet.user_property("by", "other") in other and other != first
+    assert plist.user_property("by", "other") in other and other != first
     as_json = build(Delivery(Frame("src", "{}", 1.0), "{}"))
-    assert packet.prop("content_type", "application/json") in as_json
+    assert plist.prop("content_type", "application/json") in as_json
     assert at(1.0) == first

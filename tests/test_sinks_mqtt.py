@@ -21,8 +21,14 @@ from bridge.config.specs import TLSConfig
 from bridge.errors import SinkUnavailable
 from bridge.messages import Delivery, Message
 from bridge.routing.template import Template
-from bridge.sinks.mqtt import DropLog, MqttSink
+from bridge.sinks.mqtt import MqttSink
+from bridge.sinks.mqtt_answers import Answers
+from bridge.sinks.mqtt_drops import DropLog
+from bridge.sinks.mqtt_incoming import Incoming
+from bridge.sinks.mqtt_listeners import Listeners
+from bridge.sinks.mqtt_presence import Presence
 from bridge.sinks.mqtt_topics import source_topic, topic_problem
+from bridge.sinks.mqtt_window import Window
 from bridge.sinks.queue import BoundedQueue
 from bridge.sinks.settings import Availability, MqttSinkConfig, QueueConfig
 from bridge.upstream.backoff import BackoffPolicy
@@ -130,6 +136,63 @@ def test_a_queue_held_at_its_limit_batch_after_batch_is_one_drop_episode() -> No
     assert drops.check(dropped, now + 9, settle=True) == [
         "dropping messages (too_large); a summary follows when it stops"]
 
+
+
+def test_a_batch_on_lanes_keeps_each_sources_order_and_a_dead_connection_returns_all_in_order(
+) -> None:
+    """Two lanes of window 1: what a full lane cannot take comes back, each source in order,
+    and what awaited an answer returns lane by lane when the connections die."""
+    window = Window(2)
+    batch = [delivery(f"{s}{i}", source=s) for i in range(3) for s in ("a", "b", "c", "d")]
+
+    def fire(lane: int, group: list[Delivery]) -> int:  # a window of one: the first leaves
+        window.lanes[lane][len(window.lanes[lane]) + 1] = ("t", group[0], 0.0)
+        return 1
+
+    rest = window.fire(batch, fire)
+    assert len(window) == 2 and len(rest) == len(batch) - 2 and not window.stalled
+    for source in "abcd":  # every source still in its order, whichever lane it is on
+        mine = [d.payload for d in rest if d.message.source == source]
+        assert mine == sorted(mine)
+    assert not window.has_room(1) and window.room(1) == 0
+    assert window.fire(rest, lambda lane, group: 0) == rest and window.stalled
+    left = window.unanswered()
+    assert len(left) == 2 and len(window) == 0 and not window.stalled and window.has_room(1)
+
+
+def test_a_refused_publish_keeps_its_reason_code_until_settled_and_receive_maximum_is_read(
+) -> None:
+    answers = Answers()
+    assert answers.receive_maximum == 65534  # no Receive Maximum in the CONNACK
+    answers.connack({"receive_maximum": [20]})
+    assert answers.receive_maximum == 19  # gmqtt hands out max - 1 packet ids
+    assert answers.read(b"\x00\x07\x87") == b"\x00\x07\x87"  # PUBACK of id 7: not authorized
+    answers.read(b"\x00\x08\x00")  # id 8: success
+    answers.read(b"\x00\x09")  # id 9: a 3.1.1 PUBACK, no reason code
+    assert [answers.refusals.pop(mid, 0) for mid in (7, 8, 9, 7)] == [0x87, 0, 0, 0]
+
+def test_presence_republishes_online_and_every_source_state_after_a_connect() -> None:
+    presence = Presence(Availability("bridge/status"), "ws-bridge")
+    assert presence.state("binance", "connected") == ("ws-bridge/binance/state", "connected")
+    presence.state("kraken", "reconnecting")
+    presence.state("binance", "disconnected")  # only the last state of a source
+    assert presence.online() == [("bridge/status", "online"),
+                                 ("ws-bridge/binance/state", "disconnected"),
+                                 ("ws-bridge/kraken/state", "reconnecting")]
+    assert presence.offline() == [("bridge/status", "offline")]
+    assert Presence(None, "p").offline() == [] and Presence(None, "p").online() == []
+
+
+def test_listeners_hand_a_message_to_each_matching_handler_and_name_only_new_filters() -> None:
+    got: list[tuple[str, str]] = []
+    listeners = Listeners()
+    assert listeners.replace([("a/+/rpc", lambda m: got.append(("rpc", m.topic)))]) == ["a/+/rpc"]
+    assert listeners.replace([("a/+/rpc", lambda m: got.append(("rpc2", m.topic))),
+                              ("a/#", lambda m: got.append(("all", m.topic)))]) == ["a/#"]
+    assert listeners.filters == ["a/#", "a/+/rpc"]
+    listeners(Incoming("a/x/rpc", b"{}"))
+    listeners(Incoming("b/x/rpc", b"{}"))
+    assert got == [("rpc2", "a/x/rpc"), ("all", "a/x/rpc")]
 
 async def test_publishes_payload_bytes_qos_and_retain_as_routed(
     mosquitto: Make, mqtt_subscriber: Subscribe

@@ -10,6 +10,12 @@ With ``queue.path`` the queue is a durable ``Outbox``: a message leaves it once 
 or written for QoS 0), so it also outlives restarts and kill -9, at least once, each publish
 carrying the MQTT 5 user property ``msg_id`` for consumers to dedupe. Closing then waits only
 for the in-flight acks: the rest stays on disk for the next start. Drops are logged per episode.
+
+This module keeps the connections (their reconnect, the lanes of ``connections: N``) and the
+pump; firing a lane's deliveries is the ``mqtt_fire`` molecule's. What it counts and remembers
+are atoms it composes: the windows in flight (``mqtt_window``), drop episodes (``mqtt_drops``),
+what it publishes retained about itself (``mqtt_presence``) and the way back's listeners
+(``mqtt_listeners``).
 """
 
 from __future__ import annotations
@@ -21,66 +27,69 @@ import functools
 import logging
 import socket
 import time
-from collections.abc import Callable, Mapping
 from typing import Any
 
-from bridge.errors import PublishRefused, SinkUnavailable
+from bridge.errors import SinkUnavailable
 from bridge.messages import Delivery, byte_size
-from bridge.routing.topics import topic_matches
-from bridge.sinks import mqtt_packet as packet
+from bridge.sinks import mqtt_property_list as plist
 from bridge.sinks import mqtt_topics as mt
 from bridge.sinks.mqtt_client import MqttClient, unavailable
-from bridge.sinks.mqtt_incoming import Incoming
-from bridge.sinks.mqtt_lanes import Pins, held_back, lane_client_id
+from bridge.sinks.mqtt_drops import DropLog
+from bridge.sinks.mqtt_fire import Firing
+from bridge.sinks.mqtt_lanes import lane_client_id
+from bridge.sinks.mqtt_listeners import Listeners
+from bridge.sinks.mqtt_presence import Presence
 from bridge.sinks.mqtt_properties import PropertyBuilder
+from bridge.sinks.mqtt_window import Sent, Window
 from bridge.sinks.outbox import Outbox
-from bridge.sinks.outbox_rows import StoredDelivery
 from bridge.sinks.queue import BoundedQueue
 from bridge.sinks.settings import MqttSinkConfig
+from bridge.sinks.way_back import Listener
 from bridge.stats.sink import MqttStats
 from bridge.stats.snapshot import SinkSnapshot
 from bridge.tls import client_context
 from bridge.upstream.backoff import backoff
 
 log = logging.getLogger("bridge.sinks.mqtt")
-MAX_INFLIGHT, BATCH = 1000, 256  # in-flight cap unless Receive Maximum is lower; fired per turn
+MAX_INFLIGHT = 1000  # publishes awaiting an answer per connection, unless Receive Maximum is lower
+BATCH = 256  # deliveries fired per loop turn
 CLOSE_TIMEOUT = 5.0  # for close(): flushing the queue, then DISCONNECT
-QUIET = frozenset({"shutdown", "invalid_topic"})  # drops already logged where they are counted
 
 
 class MqttSink:
     """The ``Sink`` publishing to one MQTT broker; see the module docstring for reconnects."""
 
     def __init__(self, cfg: MqttSinkConfig) -> None:
-        self.name, self.config, host = cfg.name, cfg, socket.gethostname()
+        self.name, self.config = cfg.name, cfg
+        host = socket.gethostname()
         self.outbox = Outbox(cfg.queue, cfg.name) if cfg.queue.path else None
-        self.queue: BoundedQueue[Delivery] | Outbox = BoundedQueue[Delivery](
-            cfg.queue.max_messages, cfg.queue.overflow, cfg.queue.max_bytes, _payload_size,
-        ) if self.outbox is None else self.outbox
+        self.queue: BoundedQueue[Delivery] | Outbox
+        if self.outbox is None:
+            self.queue = BoundedQueue[Delivery](cfg.queue.max_messages, cfg.queue.overflow,
+                                                cfg.queue.max_bytes, _payload_size)
+        else:
+            self.queue = self.outbox
         self._drops = DropLog()
         self._max_age = cfg.queue.max_age if self.outbox is None else 0.0  # the outbox's own
         self.stats = MqttStats(self.queue, dropped=self.queue.dropped)
-        self._props = PropertyBuilder(cfg.message_expiry, cfg.user_properties, host)
         self._client_id = cfg.client_id.replace("{hostname}", host)
         self._wake, self._stop, self._room = asyncio.Event(), asyncio.Event(), asyncio.Event()
         # The pump waits for work: send() fires at the end of the loop turn instead of waking it
         self._idle, self._flush_due = False, False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._conn: MqttClient | None = None
-        # packet id -> (topic, delivery, when its batch was sent), in order
-        self._sent: dict[int, tuple[str, Delivery, float]] = {}
         # connections: N: lanes 1..N-1 publish only, each source pinned to one (mqtt_lanes). The
         # outbox re-reads by row from its lowest unsettled row, so it keeps to one connection.
-        lanes = cfg.connections if self.outbox is None else 1
-        self._pins = Pins(lanes) if lanes > 1 else None
-        self._lanes: list[MqttClient] = []  # while connected
-        self._lane_sent = [self._sent, *({} for _ in range(lanes - 1))]
-        self._stalled = False  # lanes: the last batch found every lane it needed full
-        self._states: dict[str, str] = {}
-        self._noted: set[str] = set()  # topics already logged as invalid or refused
-        self._good: set[str] = set()  # topics known to be valid
-        self._deadline, self._outage = 0.0, ""
-        self._listeners: list[tuple[str, Callable[[Incoming], None]]] = []  # MQTT -> upstream
+        self._window = Window(cfg.connections if self.outbox is None else 1)
+        self._sent = self._window.lanes[0]  # the primary's window
+        self._lanes: list[MqttClient] = []  # lanes 1..N-1, while connected
+        self._presence = Presence(cfg.availability, cfg.topic_prefix)
+        self._listeners = Listeners()  # MQTT -> upstream
+        self._firing = Firing(cfg, PropertyBuilder(cfg.message_expiry, cfg.user_properties, host),
+                              self.stats, self.queue.dropped,
+                              self.outbox.settle if self.outbox is not None else None)
+        self._deadline = 0.0
+        self._outage = ""  # the reason of the last failed connect, logged once per outage
 
     @property
     def up(self) -> bool:
@@ -129,28 +138,21 @@ class MqttSink:
 
     def source_state(self, source: str, state: str) -> None:
         """Publish ``state`` retained; remembered and published again after every reconnect."""
-        self._states[source] = state
+        topic, state = self._presence.state(source, state)
         if self._conn is not None:
-            self._conn.publish(mt.source_topic(self.config.topic_prefix, source, "state"), state,
-                               retain=True)
+            self._conn.publish(topic, state, retain=True)
 
-    def listen(self, listeners: list[tuple[str, Callable[[Incoming], None]]]) -> None:
+    def listen(self, listeners: list[tuple[str, Listener]]) -> None:
         """Subscribe to each (topic filter, handler)'s filter, again after every reconnect; each
         message goes to every handler whose filter matches. Replaces the previous listeners."""
-        known = {f for f, _ in self._listeners}
-        self._listeners = list(listeners)
+        new = self._listeners.replace(listeners)
         if self._conn is not None:
-            self._conn.subscribe(sorted({f for f, _ in listeners} - known))
+            self._conn.subscribe(new)
 
     def respond(self, topic: str, payload: str | bytes, props: dict[str, Any]) -> None:
         """Publish an RPC response now, QoS 1; lost when the broker is down (nobody to tell)."""
         if self._conn is not None and mt.topic_problem(topic) is None:
-            self._conn.publish(topic, payload, 1, False, packet.properties(props))
-
-    def _dispatch(self, msg: Incoming) -> None:
-        for topic_filter, handle in self._listeners:
-            if topic_matches(topic_filter, msg.topic):
-                handle(msg)
+            self._conn.publish(topic, payload, 1, False, plist.properties(props))
 
     async def run(self) -> None:
         cfg, delays = self.config, backoff(self.config.reconnect)
@@ -178,16 +180,21 @@ class MqttSink:
                 delays = backoff(cfg.reconnect)
                 await self._pump(conn)
         finally:
-            if self.outbox is not None and self._stop.is_set():
-                log.info("sink %r: %d messages kept in the outbox %s", self.name,
-                         len(self.outbox), self.outbox.path)
-                self.outbox.close()
-            elif self.outbox is None and (left := len(self.queue.take(len(self.queue)))):
-                self.queue.dropped["shutdown"] += left
-                log.warning("sink %r: stopped with %d messages undelivered", self.name, left)
-            for line in self._drops.end(self.queue.dropped, time.monotonic()):
-                log.warning("sink %r: %s", self.name, line)
-            self._room.set()
+            self._stopped()
+
+    def _stopped(self) -> None:
+        """What the sink leaves behind, said once: the outbox's rows kept for the next start, or
+        the in-memory queue counted as lost; open drop episodes summarised; drain() released."""
+        if self.outbox is not None and self._stop.is_set():
+            log.info("sink %r: %d messages kept in the outbox %s", self.name,
+                     len(self.outbox), self.outbox.path)
+            self.outbox.close()
+        elif self.outbox is None and (left := len(self.queue.take(len(self.queue)))):
+            self.queue.dropped["shutdown"] += left
+            log.warning("sink %r: stopped with %d messages undelivered", self.name, left)
+        for line in self._drops.end(self.queue.dropped, time.monotonic()):
+            log.warning("sink %r: %s", self.name, line)
+        self._room.set()
 
     def _backlog(self) -> int:
         """What is still to send before closing: the outbox keeps its rows for the next start."""
@@ -208,27 +215,25 @@ class MqttSink:
         except OSError as exc:  # ssl.SSLError is one: an unreadable CA, certificate or key
             raise unavailable(cfg, exc, tls=True) from exc
         conn = MqttClient(cfg, self._client_id, on_ack=self._acked, on_lost=self._lost,
-                          on_message=self._dispatch, tls=tls)
+                          on_message=self._listeners, tls=tls)
         await conn.connect()
         try:
             self._lanes = await self._connect_lanes()
         except BaseException:
             conn.abort()
             raise
-        conn.subscribe(sorted({f for f, _ in self._listeners}))
+        conn.subscribe(self._listeners.filters)
         log.info("sink %r: connected to %s:%d", self.name, cfg.host, cfg.port)
         self._conn, self._outage = conn, ""
-        if av := cfg.availability:
-            conn.publish(av.topic, av.online, retain=True)
-        for source, state in self._states.items():
-            self.source_state(source, state)
+        for topic, payload in self._presence.online():
+            conn.publish(topic, payload, retain=True)
         return conn
 
     async def _connect_lanes(self) -> list[MqttClient]:
         """Lanes 1..N-1: no will, no availability, no subscriptions; all of them or none."""
         cfg, lanes = dataclasses.replace(self.config, availability=None), []
         try:
-            for k, sent in enumerate(self._lane_sent[1:], start=1):
+            for k, sent in enumerate(self._window.lanes[1:], start=1):
                 lanes.append(MqttClient(cfg, lane_client_id(self._client_id, k),
                                         on_ack=functools.partial(self._acked, sent=sent),
                                         on_lost=self._lost))
@@ -245,11 +250,11 @@ class MqttSink:
             while self._conn is conn:
                 self._wake.clear()
                 cap = min(MAX_INFLIGHT, conn.receive_maximum)
-                if self._stop.is_set() and (self._left() <= 0 or not (self._backlog()
-                                                                      or self._in_flight())):
+                settled = not self._backlog() and not self._window  # nothing left to answer
+                if self._stop.is_set() and (self._left() <= 0 or settled):
                     clean = True
                     await self._disconnect(conn)
-                elif self._backlog() and self._has_room(cap):
+                elif self._backlog() and self._window.has_room(cap):
                     await self._writable(conn)  # the broker is not reading: the rest waits here
                     self._batch(conn, cap)
                     if self._backlog():
@@ -283,17 +288,15 @@ class MqttSink:
     def _drop_connections(self, conn: MqttClient) -> None:
         """Every lane aborted; what awaited an answer goes back to the queue's front, each
         lane's in order (a source is on one lane: its order holds)."""
-        self._conn, lanes, self._lanes, self._stalled = None, self._lanes, [], False
+        self._conn, lanes, self._lanes = None, self._lanes, []
         for lane in [conn, *lanes]:
             lane.abort()
-        self.queue.push_front([d for sent in self._lane_sent for _, d, _ in sent.values()])
-        for sent in self._lane_sent:
-            sent.clear()
+        self.queue.push_front(self._window.unanswered())
 
     async def _disconnect(self, conn: MqttClient) -> None:
         """Closing: offline (retained) on the primary, then DISCONNECT on every lane."""
-        if av := self.config.availability:
-            conn.publish(av.topic, av.offline, retain=True)
+        for topic, payload in self._presence.offline():
+            conn.publish(topic, payload, retain=True)
         self._conn = None
         for lane in [*self._lanes, conn]:
             await lane.disconnect()
@@ -302,8 +305,8 @@ class MqttSink:
     def _batch(self, conn: MqttClient, cap: int) -> None:
         # Receive Maximum bounds QoS 1/2 publishes only: a QoS 0 sink takes a whole batch, and
         # _fire_each holds back a QoS 1 route's delivery that finds the window full.
-        room = sum(cap - len(sent) for sent in self._lane_sent)
-        batch = self.queue.take(BATCH if self.config.qos == 0 else min(room, BATCH))
+        room = BATCH if self.config.qos == 0 else min(self._window.room(cap), BATCH)
+        batch = self.queue.take(room)
         if self._max_age:  # the in-memory queue's max_age: too old when taken, as the outbox's
             cutoff = time.time() - self._max_age
             fresh = [d for d in batch if d.message.received_at >= cutoff]
@@ -319,88 +322,24 @@ class MqttSink:
         and the socket takes writes; anything else (more, no room, closing) wakes the pump."""
         self._flush_due, conn = False, self._conn
         cap = min(MAX_INFLIGHT, conn.receive_maximum) if conn is not None else 0
-        fired = (self._idle and conn is not None and conn.can_write and self._has_room(cap)
+        fired = (self._idle and conn is not None and conn.can_write and self._window.has_room(cap)
                  and all(lane.can_write for lane in self._lanes))
         if fired:
             assert conn is not None
             self._batch(conn, cap)
         # A window left full waits for the next ack, which flushes again: no pump wake-up
-        if self._backlog() and (not fired or self._has_room(cap)):
+        if self._backlog() and (not fired or self._window.has_room(cap)):
             self._wake.set()
 
-    def _has_room(self, cap: int) -> bool:
-        """Room in flight for another batch: a window not full, and lanes not stalled."""
-        if self._pins is None:
-            return cap > len(self._sent)
-        return not self._stalled and any(cap > len(sent) for sent in self._lane_sent)
-
-    def _in_flight(self) -> int:
-        return sum(len(sent) for sent in self._lane_sent)
-
     def _fire(self, conn: MqttClient, batch: list[Delivery], cap: int) -> None:
-        if self._pins is None:
-            if (done := self._fire_lane(conn, batch, cap, self._sent)) < len(batch):
-                self.queue.push_front(batch[done:])
-            return
-        conns, sents = [conn, *self._lanes], self._lane_sent
-        rest = held_back(self._pins.split(batch),
-                         lambda k, group: self._fire_lane(conns[k], group, cap, sents[k]))
-        self._stalled = bool(batch) and len(rest) == len(batch)  # until an ack makes room
-        if rest:
+        """Fire ``batch`` on the lanes its sources are pinned to; what stayed goes back."""
+        conns, sents = [conn, *self._lanes], self._window.lanes
+
+        def fire_lane(lane: int, group: list[Delivery]) -> int:
+            return self._firing(conns[lane], group, cap, sents[lane])
+
+        if rest := self._window.fire(batch, fire_lane):
             self.queue.push_front(rest)
-
-    def _fire_lane(self, conn: MqttClient, batch: list[Delivery], cap: int,
-                   sent: dict[int, tuple[str, Delivery, float]]) -> int:
-        conn.cork()  # one socket write for the whole batch
-        try:
-            return self._fire_each(conn, batch, cap, sent)
-        finally:
-            conn.uncork()
-
-    def _fire_each(self, conn: MqttClient, batch: list[Delivery], cap: int,
-                   sent: dict[int, tuple[str, Delivery, float]]) -> int:
-        """Publish ``batch`` in order on ``conn``; how many of it left (the rest must wait)."""
-        cfg, props, outbox = self.config, self._props if self.config.protocol == 5 else None, \
-            self.outbox
-        settle = outbox.settle if outbox is not None else _keep
-        now = time.monotonic()  # once per batch: the start of each publish's latency
-        written = 0  # QoS 0 publishes: counted once per batch
-        for i, d in enumerate(batch):
-            topic = d.topic if d.topic is not None else f"{cfg.topic_prefix}/{d.message.source}"
-            if topic not in self._good:  # checked once per topic, not once per message
-                if (problem := mt.topic_problem(topic)) is not None:
-                    self.queue.dropped["invalid_topic"] += 1
-                    self._note(topic, f"cannot publish to {topic[:200]!r}: {problem}")
-                    settle(d)
-                    continue
-                if len(self._good) < 10_000:  # bounded: templated topics are not
-                    self._good.add(topic)
-            qos = cfg.qos if d.qos is None else d.qos
-            if qos and len(sent) >= cap:  # the broker's window is full: this and the rest wait
-                self.stats.published += written
-                return i
-            retain = cfg.retain if d.retain is None else d.retain
-            # msg_id: the outbox's key, stable across restarts, for consumers to dedupe
-            properties = props(d, d.msg_id if isinstance(d, StoredDelivery) else None) \
-                if props else None
-            try:
-                mid = conn.publish(topic, d.payload, qos, retain, properties)
-            except PublishRefused:  # over MQTT's 256 MB limit
-                self.queue.dropped["too_large"] += 1
-                settle(d)
-            except SinkUnavailable as exc:  # out of packet ids: put the rest back, lose nothing
-                self.stats.errors[exc.kind] += 1
-                self.stats.published += written
-                return i
-            else:
-                if mid is not None:
-                    sent[mid] = (topic, d, now)
-                    continue
-                written += 1
-                if outbox is not None:
-                    settle(d)  # QoS 0 is settled once written: at most once, as promised
-        self.stats.published += written
-        return len(batch)
 
     def _failed(self, exc: SinkUnavailable) -> None:
         self.stats.errors[exc.kind] += 1
@@ -413,11 +352,11 @@ class MqttSink:
         self._conn = None
         self._wake.set()
 
-    def _acked(self, mid: int, reason: int, sent: dict[int, Any] | None = None) -> None:
+    def _acked(self, mid: int, reason: int, sent: dict[int, Sent] | None = None) -> None:
         """The broker answered one QoS 1/2 publish (on lane ``sent``, the primary's if None);
         codes of 0x80 and above are refusals."""
-        if self._stalled:  # room again, even from an answer to an RPC response (not in _sent)
-            self._stalled = False
+        if self._window.stalled:  # room again, even from an answer to an RPC response (unsent)
+            self._window.stalled = False
             self._wake.set()
         if (item := (self._sent if sent is None else sent).pop(mid, None)) is None:
             return
@@ -430,63 +369,12 @@ class MqttSink:
             self.stats.published += 1
         else:
             self.stats.refused[topic := item[0]] += 1
-            self._note(topic, f"the broker refused a publish to {topic!r} (reason 0x{reason:02x})"
-                       ": check the broker's ACL for this client")
+            self._firing.note(topic, f"the broker refused a publish to {topic!r} "
+                              f"(reason 0x{reason:02x}): check the broker's ACL for this client")
         if self.queue or self._stop.is_set():  # the pump waits for room in flight, or to close
             self._wake.set()
-
-    def _note(self, topic: str, text: str) -> None:
-        if topic not in self._noted and len(self._noted) < 10_000:  # bounded: topics are not
-            self._noted.add(topic)
-            log.warning("sink %r: %s", self.name, text)
 
 
 def _payload_size(d: Delivery) -> int:
     return byte_size(d.payload)
 
-
-def _keep(_: Delivery) -> None:
-    """Settling a delivery of the in-memory queue: nothing to do, taking it removed it."""
-
-
-class DropLog:
-    """Drop counters as episodes: one line when a reason starts dropping, one when it stops.
-
-    ``check`` runs after each drop and each take. An episode ends at a settling check once no
-    drop came for ``quiet`` seconds and, for ``queue_full_*``, there is room: a queue that stays
-    at its limit while the broker takes a batch at a time is one episode, not one per batch."""
-
-    def __init__(self, quiet: float = 1.0) -> None:
-        self.quiet = quiet
-        self._seen: dict[str, int] = {}
-        self._open: dict[str, list[float]] = {}  # reason -> [since, count before, last drop]
-
-    @property
-    def open(self) -> bool:
-        """An episode waits for its summary: the sink must check again, settling, later."""
-        return bool(self._open)
-
-    def check(self, dropped: Mapping[str, int], now: float, *, full: bool = False,
-              settle: bool = False) -> list[str]:
-        lines = []
-        for reason, total in dropped.items():
-            before = self._seen.get(reason, 0)
-            self._seen[reason] = total
-            if total > before and reason in self._open:
-                self._open[reason][2] = now
-            elif total > before and reason not in QUIET:
-                self._open[reason] = [now, before, now]
-                lines.append(f"dropping messages ({reason}); a summary follows when it stops")
-        for reason, (_, _, last) in list(self._open.items()) if settle else ():
-            if now - last >= self.quiet and not (full and reason.startswith("queue_full")):
-                lines.append(self._summary(reason, dropped.get(reason, 0), now))
-        return lines
-
-    def end(self, dropped: Mapping[str, int], now: float) -> list[str]:
-        """Summaries of every open episode (the sink stops)."""
-        return [self._summary(r, dropped.get(r, 0), now) for r in list(self._open)]
-
-    def _summary(self, reason: str, total: int, now: float) -> str:
-        since, before, _ = self._open.pop(reason)
-        return (f"stopped dropping ({reason}): {int(total - before)} messages dropped "
-                f"in {now - since:.1f}s")

@@ -2,9 +2,10 @@
 
 gmqtt's reconnect is off (it never retries a first connect; it resumes with clean_session=False,
 dropping unacked QoS 1/2 when the broker lost the session): the sink makes a fresh MqttClient per
-attempt. Internals used: the PUBACK/PUBREC handlers (gmqtt ignores reason codes), its store of
-unacked packets and packet ids, and the transport. PUBLISH packets are ``mqtt_packet``'s (gmqtt's
-encoder cost a fifth of the CPU), written a batch at a time."""
+attempt. Internals used: the PUBACK/PUBREC handlers (gmqtt ignores reason codes: ``mqtt_answers``
+reads them), its store of unacked packets and packet ids, and the transport. PUBLISH packets are
+``mqtt_packet``'s rather than gmqtt's (why: ARCHITECTURE.md, Hot path), written a batch at a time.
+"""
 
 from __future__ import annotations
 
@@ -20,13 +21,14 @@ from gmqtt.storage import PersistentStorage
 
 from bridge.errors import PublishRefused, SinkUnavailable
 from bridge.sinks import mqtt_packet as packet
+from bridge.sinks.mqtt_answers import Answers
 from bridge.sinks.mqtt_incoming import Incoming, connect_failure, incoming
 from bridge.sinks.settings import MqttSinkConfig
 
 _NEVER: Final = -2  # below gmqtt's "unlimited" (-1) reconnect_retries: its reconnect never fires
 CONNECT_TIMEOUT: Final = 10.0
 DISCONNECT_TIMEOUT: Final = 1.0  # a broker that does not take our DISCONNECT is cut off
-__all__ = ["AckFn", "MessageFn", "MqttClient", "SinkUnavailable", "unavailable"]
+__all__ = ["AckFn", "MessageFn", "MqttClient", "unavailable"]
 AckFn = Callable[[int, int], None]  # (packet id, reason code); 0x80 and above is a refusal
 MessageFn = Callable[[Incoming], None]
 
@@ -39,10 +41,14 @@ class MqttClient:
     def __init__(self, cfg: MqttSinkConfig, client_id: str, on_ack: AckFn,
                  on_lost: Callable[[], None], on_message: MessageFn | None = None, *,
                  tls: ssl.SSLContext | None = None) -> None:
-        self._cfg, self._on_ack, self._on_lost, self._on_message = cfg, on_ack, on_lost, on_message
+        self._cfg = cfg
+        self._on_ack = on_ack
+        self._on_lost = on_lost
+        self._on_message = on_message
         self._tls = tls
-        self._open, self._broker_max = False, 65535
-        self._refusals: dict[int, int] = {}  # packet id -> reason code, until its removal
+        self._open = False
+        self._answers = answers = Answers()
+        self._refusals = answers.refusals  # popped once per QoS 1/2 answer
         self._topics = packet.Topics()
         self._no_props = packet.NO_PROPERTIES if cfg.protocol == 5 else b""
         self._chunks: list[bytes] | None = None  # between cork() and uncork(): the batch
@@ -59,9 +65,8 @@ class MqttClient:
         self._ids = handler.id_generator  # created with the client, never replaced
         for name in ("_handle_puback_packet", "_handle_pubrec_packet"):  # to see reason codes
             handle = getattr(handler, name)
-            setattr(handler, name, lambda cmd, pkt, h=handle: h(cmd, self._reason(pkt)))
-        client.on_connect = lambda _c, _f, _rc, props: setattr(  # the broker's Receive Maximum
-            self, "_broker_max", props.get("receive_maximum", [65535])[0])
+            setattr(handler, name, lambda cmd, pkt, h=handle: h(cmd, answers.read(pkt)))
+        client.on_connect = lambda _c, _flags, _rc, props: answers.connack(props)
         client.on_disconnect = lambda c, *_: self._lost()
         client.on_message = self._received
         self._client: Any = client
@@ -84,7 +89,7 @@ class MqttClient:
     @property
     def receive_maximum(self) -> int:
         """QoS 1/2 publishes that may await an answer at once (gmqtt hands out max - 1 ids)."""
-        return max(1, self._broker_max - 1)
+        return self._answers.receive_maximum
 
     @property
     def transport(self) -> asyncio.Transport | None:
@@ -120,17 +125,20 @@ class MqttClient:
         if filters:
             self._client.subscribe([gmqtt.Subscription(f, qos=1) for f in filters])
 
-    def cork(self) -> None:  # publishes until ``uncork`` leave in one socket write (writev)
+    def cork(self) -> None:
+        """Hold the publishes until ``uncork``: they leave in one socket write (writev)."""
         self._chunks = []
 
     def uncork(self) -> None:
+        """Write what ``cork`` held."""
         chunks, self._chunks = self._chunks, None
         if chunks and (transport := self.transport) is not None and not transport.is_closing():
             self._client._connection._last_data_out = time.monotonic()  # for its keepalive
             transport.writelines(chunks)  # uvloop: one writev, no joined copy of the batch
 
     @property
-    def can_write(self) -> bool:  # now: its write buffer is below the high-water mark
+    def can_write(self) -> bool:
+        """Whether the socket takes writes now: its write buffer is below the high-water mark."""
         return not getattr(_conn(self._client, "_protocol"), "_paused", True)
 
     async def writable(self) -> None:
@@ -155,12 +163,6 @@ class MqttClient:
         if (transport := self.transport) is not None:
             transport.abort()
 
-    def _reason(self, pkt: bytes) -> bytes:
-        """Read a PUBACK or PUBREC on its way to gmqtt, keeping refusals for ``on_ack``."""
-        if len(pkt) > 2 and pkt[2] >= 0x80:
-            self._refusals[int.from_bytes(pkt[:2], "big")] = pkt[2]
-        return pkt
-
     def _settled(self, mid: int, remove: Callable[[int], None]) -> None:
         remove(mid)
         reason = self._refusals.pop(mid, 0)
@@ -179,7 +181,8 @@ class MqttClient:
             self._on_lost()
 
 
-def _conn(client: Any, attr: str) -> Any:  # gmqtt's MQTTConnection, absent until connected
+def _conn(client: Any, attr: str) -> Any:
+    """An attribute of gmqtt's MQTTConnection, None until connected."""
     return getattr(getattr(client, "_connection", None), attr, None)
 
 

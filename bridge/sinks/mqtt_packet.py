@@ -1,20 +1,19 @@
 """MQTT PUBLISH packets (3.1.1 and 5), encoded here: pure functions over bytes.
 
 gmqtt stays the client (connect, acks, subscriptions, keepalive), but its generic encoder built a
-``Message``, looked each property up by name and grew a bytearray per field: a fifth of the
-bridge's CPU per message in py-spy. Topics are encoded once each (``Topics``), and a PUBLISH is
-then one join. Tests compare every byte with gmqtt's encoder."""
+``Message``, looked each property up by name and grew a bytearray per field, per message; why
+that mattered is in ARCHITECTURE.md (Hot path). Topics are encoded once each (``Topics``), and a
+PUBLISH is then one join. MQTT 5 property lists are ``mqtt_property_list``'s. Tests compare
+every byte with gmqtt's encoder."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Final
+from typing import Final
 
 MAX_REMAINING: Final = 268_435_455  # the largest Remaining Length MQTT can carry
 NO_PROPERTIES: Final = b"\x00"  # an MQTT 5 PUBLISH with an empty property list
 _SMALL: Final = [bytes((n,)) for n in range(128)]
 _LOW: Final = [bytes((0x80 | n,)) for n in range(128)]  # a first byte with more to follow
-_USER: Final = 0x26
 
 
 def varint(n: int) -> bytes:
@@ -39,43 +38,6 @@ def str16(value: str | bytes) -> bytes:
     return len(data).to_bytes(2, "big") + data
 
 
-# property name (as gmqtt names them) -> identifier; correlation data is binary, same prefix
-_IDS: Final = {"content_type": 0x03, "response_topic": 0x08, "correlation_data": 0x09}
-
-
-def prop(name: str, value: Any) -> bytes:
-    """One MQTT 5 property, encoded; for a list, join these and pass them to ``property_list``."""
-    if name == "message_expiry_interval":
-        return _SMALL[0x02] + int(value).to_bytes(4, "big")
-    return _SMALL[_IDS[name]] + str16(value)
-
-
-def user_key(key: str) -> bytes:
-    """A user property up to its value: ``user_key(k) + str16(v)`` is the whole property."""
-    return _SMALL[_USER] + str16(key)
-
-
-def user_property(key: str, value: str) -> bytes:
-    return _SMALL[_USER] + str16(key) + str16(value)
-
-
-def property_list(parts: list[bytes]) -> bytes:
-    """The property list of a packet: its length, then the properties."""
-    body = b"".join(parts)
-    return varint(len(body)) + body
-
-
-def properties(props: Mapping[str, Any]) -> bytes:
-    """``property_list`` of a dict; ``user_property`` is a list of (key, value)."""
-    parts: list[bytes] = []
-    for name, value in props.items():
-        if name == "user_property":
-            parts.extend(user_property(k, v) for k, v in value)
-        else:
-            parts.append(prop(name, value))
-    return property_list(parts)
-
-
 class Topics(dict[str, bytes]):
     """Topics by name, encoded once each: ``topics[name]``. Bounded: templated topics are not."""
 
@@ -89,7 +51,8 @@ class Topics(dict[str, bytes]):
 def publish(topic: bytes, payload: bytes, props: bytes, *, qos: int, retain: bool,
             mid: int | None) -> bytes:
     """A whole PUBLISH packet. ``topic`` is ``str16(topic)``; ``props`` is ``b""`` for 3.1.1,
-    else ``properties(...)`` or NO_PROPERTIES. ValueError when it exceeds MQTT's size limit."""
+    else a ``mqtt_property_list`` list or NO_PROPERTIES. ValueError when it exceeds MQTT's size
+    limit."""
     length = len(topic) + len(props) + len(payload) + (2 if mid is not None else 0)
     if length > MAX_REMAINING:
         raise ValueError(f"a PUBLISH of {length} bytes is over MQTT's limit")

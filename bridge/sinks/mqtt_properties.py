@@ -10,37 +10,28 @@ from typing import Final
 from bridge.messages import INVALID, Delivery, Message
 from bridge.routing.template import Context, Template, TemplateError
 from bridge.sinks import mqtt_packet as packet
+from bridge.sinks import mqtt_property_list as plist
+from bridge.sinks.mqtt_user_properties import BOUND, CLOCK, Render, bind
 
-_JSON: Final = packet.prop("content_type", "application/json")
-_CLOCK: Final = frozenset({"now_ms", "now_s"})  # values read off the clock: cached per ms
-_BOUND: Final = frozenset({"source", "hostname"})  # filled in once per source
-
-
-class _Render:
-    """A user property whose value changes per message: the encoded key, the value's template,
-    and, for a value read off the clock alone, the last millisecond's encoded property."""
-
-    __slots__ = ("clock", "key", "last", "template")
-
-    def __init__(self, key: str, template: Template) -> None:
-        self.key, self.template = packet.user_key(key), template
-        self.clock, self.last = template.roots <= _CLOCK, (-1, b"")
+_JSON: Final = plist.prop("content_type", "application/json")
 
 
 class PropertyBuilder:
     """``builder(delivery)``: the encoded property list of one PUBLISH (``packet.publish``)."""
 
     def __init__(self, expiry: float | None, user: dict[str, Template], host: str) -> None:
-        self._head = packet.prop("message_expiry_interval", max(1, round(expiry))) if expiry \
-            else b""
-        self._user, self._host = list(user.items()), host
+        self._head = b""
+        if expiry:
+            self._head = plist.prop("message_expiry_interval", max(1, round(expiry)))
+        self._user = list(user.items())
+        self._host = host
         self._uses_msg = any(t.uses_message for t in user.values())
-        self._bound: dict[str, list[bytes | _Render]] = {}  # per source (few)
+        self._bound: dict[str, list[bytes | Render]] = {}  # per source (few)
         self._heads = (self._head, self._head + _JSON)  # without, with the JSON content type
-        self._fixed = tuple(packet.property_list([h]) for h in self._heads)  # no user properties
+        self._fixed = tuple(plist.property_list([h]) for h in self._heads)  # no user properties
         self._ctx = Context(hostname=host)  # refilled per message: rendering keeps no reference
         # Only the clock changes per message ({now_ms} and the like): one list per millisecond.
-        self._per_ms = all(t.roots <= _CLOCK | _BOUND for t in user.values())
+        self._per_ms = all(t.roots <= CLOCK | BOUND for t in user.values())
         self._memo: tuple[int, bool, str, bytes] = (-1, False, "", b"")
 
     def __call__(self, delivery: Delivery, msg_id: str | None = None) -> bytes:
@@ -61,7 +52,7 @@ class PropertyBuilder:
     def _encode(self, m: Message, json: bool, msg_id: str | None = None) -> bytes:
         parts = [self._heads[json]]
         if (bound := self._bound.get(m.source)) is None:
-            bound = self._bind(m.source)
+            bound = self._bound[m.source] = bind(self._user, m.source, self._host)
         ctx = None
         for part in bound:
             if isinstance(part, bytes):  # nothing in it changes per message
@@ -82,16 +73,6 @@ class PropertyBuilder:
             if part.clock:
                 part.last = (ms, encoded)
         if msg_id is not None:
-            parts.append(packet.user_property("msg_id", msg_id))
-        return packet.property_list(parts)
+            parts.append(plist.user_property("msg_id", msg_id))
+        return plist.property_list(parts)
 
-    def _bind(self, source: str) -> list[bytes | _Render]:
-        parts: list[bytes | _Render] = []
-        for key, template in self._user:
-            bound = template.bind({"source": source, "hostname": self._host})
-            if bound.static:
-                parts.append(packet.user_property(key, bound.render_str(Context())))
-            else:
-                parts.append(_Render(key, bound))
-        self._bound[source] = parts
-        return parts
