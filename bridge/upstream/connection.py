@@ -52,12 +52,9 @@ class Connection:
         self._ws = ws
         # websockets' buffer of received frames, when it has the shape ``recv`` reads directly
         self._got: Any = getattr(ws, "recv_messages", None)
-        self._queue: Any = getattr(self._got, "frames", None)  # its SimpleQueue, with a waiter
-        self._frames: Any = getattr(self._queue, "queue", None)
+        self._frames: Any = getattr(getattr(self._got, "frames", None), "queue", None)
         if not hasattr(self._got, "maybe_resume") or not isinstance(self._frames, deque):
             self._frames = None
-        if self._frames is None or not hasattr(self._queue, "get_waiter"):
-            self._queue = None
 
     def take(self) -> str | bytes | None:
         """The next message if websockets holds it whole, in one frame; else None (``recv``).
@@ -81,36 +78,12 @@ class Connection:
         """The next whole message: ``str`` for a text frame, ``bytes`` for a binary one."""
         if (data := self.take()) is not None:
             return data
-        if (waiter := self._waiter()) is not None:
-            try:
-                await waiter
-            except EOFError:
-                pass  # the stream of frames ended: websockets' recv raises the reason
-            finally:
-                self._queue.get_waiter = None
-            if (data := self.take()) is not None:
-                return data
         try:
             return await self._ws.recv()
         except ConnectionClosed as exc:
             raise _lost(self.source, exc) from None
         except ConcurrencyError:
             raise RuntimeError(f"source {self.source!r}: recv() called concurrently") from None
-
-    def _waiter(self) -> asyncio.Future[None] | None:
-        """A future that websockets resolves with the next frame it buffers (its own ``recv``
-        waits on the same one), or None when the buffer is not empty, the stream has ended or
-        a ``recv`` of websockets' is running: then that ``recv`` is the one to wait in.
-
-        Waiting here costs one future per message, and its wake-up resumes this frame alone
-        rather than websockets' three (``recv``, the assembler's ``get``, its queue's)."""
-        queue = self._queue
-        if queue is None or queue.queue or queue.get_waiter is not None or self._got.closed \
-                or self._got.get_in_progress:
-            return None
-        waiter: asyncio.Future[None] = queue.loop.create_future()
-        queue.get_waiter = waiter
-        return waiter
 
     async def send(self, data: str | bytes) -> None:
         """Send one message: ``str`` as a text frame, ``bytes`` as a binary one."""
