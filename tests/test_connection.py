@@ -113,6 +113,34 @@ async def test_a_burst_of_whole_and_fragmented_messages_arrives_whole_and_in_ord
     assert [await conn.recv() for _ in expected] == expected
 
 
+async def test_messages_that_come_one_at_a_time_arrive_whole_after_a_cancelled_wait(
+    upstream: Upstream, opened: Opened,
+) -> None:
+    # Each message is sent only when asked for, so every recv() finds websockets' buffer empty
+    # and waits; a wait cut short (as the driver's timer does) must lose nothing.
+    replies: list[str | bytes | list[str]] = ['{"n":1}', ['{"n":2,', '"frag":true}'], b"\x00b",
+                                              '{"n":4}']
+
+    async def on_request(server: UpstreamConn) -> None:
+        for reply in replies:
+            await server.recv()
+            await server.ws.send(reply)
+        await server.wait_closed()
+
+    upstream.handler = on_request
+    conn = await connect(opened, source(upstream.url))
+    waiting = asyncio.create_task(conn.recv())
+    await asyncio.sleep(0)  # one loop turn: the task is now waiting for a frame
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    received = []
+    for _ in replies:
+        await conn.send("next")
+        received.append(await conn.recv())
+    assert received == ["".join(r) if isinstance(r, list) else r for r in replies]
+
+
 async def test_messages_reach_the_server_in_order(upstream: Upstream, opened: Opened) -> None:
     async def ack(server: UpstreamConn) -> None:
         request = await server.recv_json()
