@@ -282,7 +282,8 @@ class MqttSink:
                 log.warning("sink %r: lost the connection to the broker", self.name)
 
     async def _writable(self, conn: MqttClient) -> None:
-        for lane in [conn, *self._lanes]:
+        await conn.writable()
+        for lane in self._lanes:
             await lane.writable()
 
     def _drop_connections(self, conn: MqttClient) -> None:
@@ -333,6 +334,10 @@ class MqttSink:
 
     def _fire(self, conn: MqttClient, batch: list[Delivery], cap: int) -> None:
         """Fire ``batch`` on the lanes its sources are pinned to; what stayed goes back."""
+        if not self._lanes:  # one connection: no split, no closure (a batch is a few at QoS 1)
+            if (fired := self._firing(conn, batch, cap, self._sent)) < len(batch):
+                self.queue.push_front(batch[fired:])
+            return
         conns, sents = [conn, *self._lanes], self._window.lanes
 
         def fire_lane(lane: int, group: list[Delivery]) -> int:

@@ -32,6 +32,8 @@ class Window:
 
     def room(self, cap: int) -> int:
         """Publishes that may still await an answer, over every lane."""
+        if self.pins is None:  # one connection: asked once per batch, batches of a few at QoS 1
+            return cap - len(self.lanes[0])
         return sum(cap - len(sent) for sent in self.lanes)
 
     def has_room(self, cap: int) -> bool:
