@@ -12,19 +12,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import sys
 import threading
 import time
 
 from payload import PRIME_SEQ, make_payload, ws_frame
+from upstream_io import emit, send_paced, stdin_lines
 from websockets.asyncio.server import ServerConnection, serve
 
 CHUNK = 256 * 1024
-
-
-def emit(**event: object) -> None:
-    print(json.dumps(event), flush=True)
 
 
 class Blaster:
@@ -71,27 +66,7 @@ class Blaster:
             emit(ev="error", reason="no client connected")
             return
         total = int(rate * seconds)
-        write = conn.transport.write
-        t0 = time.perf_counter()
-        sent = 0
-        yielded = 0
-        while sent < total:
-            due = min(total, int((time.perf_counter() - t0) * rate) + 1)
-            while sent < due:
-                write(ws_frame(make_payload(sent, time.monotonic_ns(), self.size)))
-                sent += 1
-            if sent - yielded >= 256:
-                yielded = sent
-                await asyncio.sleep(0)  # let the loop answer pings
-            # Blocking sleep on purpose: asyncio timers round to 1 ms (bursts of 10 messages).
-            time.sleep(max(0.0, min(0.0005, t0 + sent / rate - time.perf_counter())))
-        emit(ev="sent", t0=t0, t1=time.perf_counter(), count=total)
-
-
-def stdin_lines(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str]) -> None:
-    for line in sys.stdin:
-        loop.call_soon_threadsafe(queue.put_nowait, line.strip())
-    loop.call_soon_threadsafe(queue.put_nowait, "quit")
+        await send_paced([conn.transport.write], rate, total, self.size)
 
 
 async def main() -> None:
