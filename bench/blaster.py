@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import threading
 import time
 
 from payload import PRIME_SEQ, make_payload, ws_frame
-from upstream_io import emit, send_paced, stdin_lines
-from websockets.asyncio.server import ServerConnection, serve
+from upstream_io import emit, send_paced, serve_commands
+from websockets.asyncio.server import ServerConnection
 
 CHUNK = 256 * 1024
 
@@ -75,27 +74,13 @@ async def main() -> None:
     parser.add_argument("--count", type=int, default=100_000)
     args = parser.parse_args()
     blaster = Blaster(args.size, args.count)
-    queue: asyncio.Queue[str] = asyncio.Queue()
-    threading.Thread(
-        target=stdin_lines, args=(asyncio.get_running_loop(), queue), daemon=True
-    ).start()
-    async with serve(
-        blaster.handler, "127.0.0.1", 0, compression=None, ping_interval=None, max_size=None
-    ) as server:
-        port = next(iter(server.sockets)).getsockname()[1]
-        emit(ev="listening", port=port)
-        while True:
-            cmd = (await queue.get()).split()
-            if not cmd:
-                continue
-            if cmd[0] == "quit":
-                break
-            if cmd[0] == "prime":
-                await blaster.prime()
-            elif cmd[0] == "blast":
-                await blaster.blast()
-            elif cmd[0] == "pace":
-                await blaster.pace(float(cmd[1]), float(cmd[2]))
+    async for cmd in serve_commands(blaster.handler):
+        if cmd[0] == "prime":
+            await blaster.prime()
+        elif cmd[0] == "blast":
+            await blaster.blast()
+        elif cmd[0] == "pace":
+            await blaster.pace(float(cmd[1]), float(cmd[2]))
 
 
 if __name__ == "__main__":

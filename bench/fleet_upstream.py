@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import threading
 
 from payload import PRIME_SEQ, make_payload, ws_frame
-from upstream_io import emit, send_paced, stdin_lines
-from websockets.asyncio.server import ServerConnection, serve
+from upstream_io import emit, send_paced, serve_commands
+from websockets.asyncio.server import ServerConnection
 
 
 class Fleet:
@@ -53,24 +52,11 @@ async def main() -> None:
     parser.add_argument("--size", type=int, default=200)
     args = parser.parse_args()
     fleet = Fleet(args.size)
-    queue: asyncio.Queue[str] = asyncio.Queue()
-    threading.Thread(
-        target=stdin_lines, args=(asyncio.get_running_loop(), queue), daemon=True
-    ).start()
-    async with serve(
-        fleet.handler, "127.0.0.1", 0, compression=None, ping_interval=None, max_size=None
-    ) as server:
-        emit(ev="listening", port=next(iter(server.sockets)).getsockname()[1])
-        while True:
-            cmd = (await queue.get()).split()
-            if not cmd:
-                continue
-            if cmd[0] == "quit":
-                break
-            if cmd[0] == "prime":
-                fleet.prime()
-            elif cmd[0] == "pace":
-                await fleet.pace(float(cmd[1]), float(cmd[2]))
+    async for cmd in serve_commands(fleet.handler):
+        if cmd[0] == "prime":
+            fleet.prime()
+        elif cmd[0] == "pace":
+            await fleet.pace(float(cmd[1]), float(cmd[2]))
 
 
 if __name__ == "__main__":

@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from payload import make_payload, ws_frame
+from websockets.asyncio.server import serve
 
 
 def emit(**event: object) -> None:
@@ -22,6 +25,22 @@ def stdin_lines(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str]) -> N
     for line in sys.stdin:
         loop.call_soon_threadsafe(queue.put_nowait, line.strip())
     loop.call_soon_threadsafe(queue.put_nowait, "quit")
+
+
+async def serve_commands(handler: Callable[[Any], Awaitable[None]]) -> AsyncIterator[list[str]]:
+    """Serve ``handler`` on a free loopback port, announce it (``listening``), then yield the
+    harness's commands, split into words, until ``quit``."""
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    threading.Thread(
+        target=stdin_lines, args=(asyncio.get_running_loop(), queue), daemon=True
+    ).start()
+    async with serve(
+        handler, "127.0.0.1", 0, compression=None, ping_interval=None, max_size=None
+    ) as server:
+        emit(ev="listening", port=next(iter(server.sockets)).getsockname()[1])
+        while (cmd := (await queue.get()).split()) != ["quit"]:
+            if cmd:
+                yield cmd
 
 
 async def send_paced(writes: list[Callable[[bytes], None]], rate: float, total: int,
