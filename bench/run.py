@@ -247,16 +247,9 @@ class Bench:
         self._prime(upstream, receiver, procs, ctx.logs)
         seconds = self.plan.fleet_seconds
         pids = [proc.pid for proc in procs]
-        cpu0 = tree_cpu(pids)
-        receiver.send(f"arm {cell.n} 1 {seconds + 20:.1f} {IDLE}")
-        receiver.expect("armed", 10)
-        upstream.send(f"pace {FLEET_RATE} {seconds}")
-        done = receiver.expect("done", seconds + 25)
-        cell.runs.append(Run.of(done, tree_cpu(pids) - cpu0))
-        sent = upstream.expect("sent", 10)
+        done, sent = self._paced_round(cell, upstream, receiver, pids, cell.n, FLEET_RATE,
+                                       seconds)
         cell.runs[-1].expected = sent["count"]
-        if "p99_ms" not in done:
-            raise BenchError("no message came through")
         cell.latency = {k: done[k] for k in ("p50_ms", "p99_ms", "p999_ms", "max_ms")}
         check_alive(procs, ctx.logs)
         cell.peak_rss = tree_peak_rss(pids)
@@ -358,6 +351,23 @@ class Bench:
                 break
             blaster.expect("sent", 10)
 
+    def _paced_round(self, cell: Cell, upstream: Child, receiver: Child, pids: list[int],
+                     total: int, rate: float, seconds: float
+                     ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """One steady round: the receiver armed for ``total``, the upstream sending ``rate``
+        msgs/s for ``seconds``; the run (with its CPU) added to ``cell``. Returns the
+        receiver's ``done`` and the upstream's ``sent`` events."""
+        cpu0 = tree_cpu(pids)
+        receiver.send(f"arm {total} 1 {seconds + 20:.1f} {IDLE}")
+        receiver.expect("armed", 10)
+        upstream.send(f"pace {rate} {seconds}")
+        done = receiver.expect("done", seconds + 25)
+        cell.runs.append(Run.of(done, tree_cpu(pids) - cpu0))
+        sent = upstream.expect("sent", 10)
+        if "p99_ms" not in done:
+            raise BenchError("no message came through")
+        return done, sent
+
     def _latency_runs(self, cell: Cell, blaster: Child, receiver: Child,
                       procs: list[Any]) -> None:
         """Medians of the runs' percentiles: one scheduling hiccup should not make the figure."""
@@ -368,16 +378,9 @@ class Bench:
         for _ in range(self.plan.runs):
             if self.left() < seconds + 10:
                 break
-            cpu0 = tree_cpu(pids)
-            receiver.send(f"arm {total} 1 {seconds + 20:.1f} {IDLE}")
-            receiver.expect("armed", 10)
-            blaster.send(f"pace {LATENCY_RATE} {seconds}")
-            done = receiver.expect("done", seconds + 25)
-            cell.runs.append(Run.of(done, tree_cpu(pids) - cpu0))
-            if "p99_ms" not in done:
-                raise BenchError("no message came through")
+            done, _ = self._paced_round(cell, blaster, receiver, pids, total, LATENCY_RATE,
+                                        seconds)
             found.append(done)
-            blaster.expect("sent", 10)
         if not found:
             raise BenchError("no time left for a latency run")
         cell.latency = {k: statistics.median(d[k] for d in found)
