@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from bridge.errors import SourceError
-from bridge.messages import Message
+from bridge.messages import INVALID, Message
 from bridge.upstream.state import ConnState
 
 
@@ -51,6 +52,13 @@ class Answer:
     the reply frame, or ``{"error": ...}`` as JSON text."""
     to: Any
     payload: str | bytes
+
+
+def error_body(reason: str, reply: Any = INVALID) -> str:
+    """An RPC's error response, never silence; ``reply`` is the upstream's error frame, when
+    there is one."""
+    body = {"error": reason} if reply is INVALID else {"error": reason, "reply": reply}
+    return json.dumps(body, separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,19 +6,11 @@ text, never silence) when it times out, is dropped, or its connection ends first
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from typing import Any
 
 from bridge.config.outbound import RpcSpec
-from bridge.messages import INVALID
-from bridge.upstream.actions import Answer
-
-
-def error_body(reason: str, reply: Any = INVALID) -> str:
-    """An RPC's error response; ``reply`` is the upstream's error frame, when there is one."""
-    body = {"error": reason} if reply is INVALID else {"error": reason, "reply": reply}
-    return json.dumps(body, separators=(",", ":"))
+from bridge.upstream.actions import Answer, error_body
 
 
 class Calls:
@@ -30,8 +22,10 @@ class Calls:
     ``timeout`` seconds after ``open``; ``next`` is the earliest such deadline."""
 
     def __init__(self, spec: RpcSpec) -> None:
-        self.id_field, self.match, self.error, self.timeout = \
-            spec.id_field, spec.match, spec.error, spec.timeout
+        self.id_field = spec.id_field
+        self.match = spec.match
+        self.error = spec.error
+        self.timeout = spec.timeout
         self.waiting: dict[str, int] = {}  # sent on this connection: the id as JSON text -> call
         self._open: dict[int, tuple[Any, float]] = {}  # call -> (answer to, deadline)
         self._keys = itertools.count(1)
@@ -45,6 +39,8 @@ class Calls:
         return key
 
     def is_open(self, key: int) -> bool:
+        """Whether ``key`` still awaits its answer (a queued request whose call timed out
+        is not sent)."""
         return key in self._open
 
     def answer(self, key: int, payload: str | bytes) -> list[Answer]:

@@ -10,8 +10,8 @@ from typing import Any
 from bridge.config.model import SourceConfig
 from bridge.messages import decode_json
 from bridge.routing.template import Template, TemplateError
-from bridge.upstream.actions import Action, Answer, Notice, Send
-from bridge.upstream.calls import Calls, error_body
+from bridge.upstream.actions import Action, Answer, Notice, Send, error_body
+from bridge.upstream.calls import Calls
 from bridge.upstream.outgoing import Outgoing, OutgoingQueue
 from bridge.upstream.ratelimit import Pacer, TokenBucket
 
