@@ -18,6 +18,8 @@ from typing import Any, Final, TypeVar
 
 from bridge.config.model import SourceConfig
 from bridge.errors import ConnectFailed, SourceError
+from bridge.frames import FrameDecoder
+from bridge.inflate import Undecodable
 from bridge.messages import INVALID, Message, byte_size
 from bridge.routing.template import Template
 from bridge.stats.source import SourceStats
@@ -98,6 +100,9 @@ class SourceClient:
         self._backlog: list[Action] = []  # sends from events fed between two frames
         self._unread = False  # the session said frames may pass without screen() (Unread)
         self._heard = 0.0  # when the last of them came: told to the session with tick()
+        frames = cfg.frames  # decoding beyond JSON text, done here, before the session
+        self._frames = None if frames is None else \
+            FrameDecoder(frames, cfg.name, cfg.max_message_size)
 
     async def run(self) -> None:
         """Connect and serve, reconnecting with backoff; return once stopped or failed."""
@@ -254,6 +259,7 @@ class SourceClient:
         loop, clock, wall, stats = asyncio.get_running_loop(), self._clock, self._wall, self.stats
         name, deliver, session, turn = self.cfg.name, self._deliver, self._session, 0
         take, screen, unread, heard = conn.take, self._session.screen, self._unread, None
+        frames = self._frames
         async with asyncio.timeout(None) as wakeup:
             self._wakeup, armed = wakeup, None
             try:
@@ -267,9 +273,15 @@ class SourceClient:
                     if (data := take()) is None:  # nothing buffered whole: wait for it
                         data = await conn.recv()
                     now = clock()
-                    msg = Message(name, data, wall())
                     stats.received += 1
                     stats.bytes += byte_size(data)
+                    if frames is not None:  # decoded first: one frame, any number of messages
+                        await self._decoded(conn, frames.decode(data, wall()), data, now)
+                        due, unread = session.deadline(), self._unread
+                        if due is not None and due <= now:
+                            return
+                        continue
+                    msg = Message(name, data, wall())
                     if unread:
                         heard = now
                         self._delivered += 1
@@ -292,6 +304,23 @@ class SourceClient:
                 self._wakeup = None
                 if heard is not None:
                     self._heard = heard
+
+    async def _decoded(self, conn: Connection, items: list[Message | Undecodable],
+                       frame: str | bytes, now: float) -> None:
+        """The messages ``frames`` decoded from ``frame``, each screened by the session; one
+        that could not be decoded is the session's to count and forward or drop."""
+        session = self._session
+        for item in items:
+            if isinstance(item, Undecodable):
+                part = frame if item.part is None else item.part  # a split frame's piece
+                raw = Message(self.cfg.name, part, self._wall())
+                await self._apply(conn, session.undecodable(item, raw, now))
+            elif (actions := session.screen(item, now)) is None or actions is UNREAD:
+                self._delivered += 1
+                if (pending := self._deliver(item)) is not None:
+                    await pending
+            else:
+                await self._apply(conn, actions)
 
     async def _apply(self, conn: Connection, actions: list[Action]) -> None:
         for index, action in enumerate(actions):
