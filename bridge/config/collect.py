@@ -19,7 +19,7 @@ from bridge.upstream.backoff import BackoffPolicy
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$")
 _UNITS = {"B": 1, "KB": 10**3, "KiB": 2**10, "MB": 10**6, "MiB": 2**20, "GB": 10**9, "GiB": 2**30}
 SIZE_PATTERN = r"^\s*\d+(\.\d+)?\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$"
-_DELAYS = {"initial_delay": "initial_delay", "max_delay": "max_delay"}
+_DELAYS = {"initial_delay": "initial_delay", "max_delay": "max_delay", "reset_after": "reset_after"}
 _NUMBERS: dict[str, Any] = {"multiplier": float, "jitter": float, "max_attempts": int}
 
 
