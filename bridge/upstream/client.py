@@ -244,7 +244,7 @@ class SourceClient:
             backlog, self._backlog = self._backlog, []
             self._apply_idle(backlog[::-1])  # never sent: first in line next time
             await self._close(conn, FAILED_CLOSE_GRACE)
-            return exc
+            return session.refused(exc)  # a close code the plan's reject names: a rejection
         return None
 
     async def _receive(  # noqa: PLR0912 - the hot path: branches unrolled, a call saved

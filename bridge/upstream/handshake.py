@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from bridge.errors import AuthRejected, SourceError
+from bridge.errors import AuthRejected, Rejected, SourceError
 from bridge.routing.template import Template
 from bridge.upstream.actions import Send
 from bridge.upstream.plan import Item, Wait
-from bridge.upstream.render import Renderer
+from bridge.upstream.render import Renderer, excerpt
 from bridge.upstream.state import Event
 
 
@@ -51,16 +51,26 @@ class PlanRunner:
                 out.append(item)
         return out
 
-    def answer(self, value: Any, source: str) -> str | SourceError | None:
-        """What ``value`` means to the current wait: "expected", the error of a rejection
-        (by the server, at the wait's stage), or None."""
+    def answer(self, value: Any, text: str | None, source: str) -> str | SourceError | None:
+        """What a message (its JSON ``value``, its frame's ``text``) means to the current wait:
+        "expected", the error of a rejection (by the server, at the wait's stage), or None."""
         wait = self.wait
         if wait is None:
             return None
-        if wait.reject is not None and wait.reject.matches(value):
-            kind = AuthRejected if wait.stage == "auth" else SourceError
-            return kind(source, f"{wait.stage} rejected by the server")
-        return "expected" if wait.expect.matches(value) else None
+        if wait.reject is not None and wait.reject.matches(value, text):
+            kind = AuthRejected if wait.stage == "auth" else Rejected
+            return kind(source, f"{wait.stage} rejected by the server: {excerpt(text, value)}")
+        return "expected" if wait.expect.matches(value, text) else None
+
+    def refused(self, code: int, reason: str, source: str) -> SourceError | None:
+        """The rejection a close by the server (``code``, ``reason``) is to the current wait,
+        when its ``reject`` names that code (``$close``), else None."""
+        wait = self.wait
+        if wait is None or wait.reject is None or not wait.reject.closes(code, reason):
+            return None
+        kind = AuthRejected if wait.stage == "auth" else Rejected
+        why = f"close code {code}" + (f": {excerpt(reason, None)}" if reason else "")
+        return kind(source, f"{wait.stage} rejected by the server with {why}")
 
     def timed_out(self, now: float) -> str | None:
         """The stage ("auth", "subscribe") whose wait is over by ``now``, or None."""
