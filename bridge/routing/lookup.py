@@ -10,7 +10,8 @@ from typing import Any
 from bridge.decoding import INVALID
 from bridge.routing.context import Context, TemplateError
 
-ROOTS = frozenset({"seq", "source", "now_ms", "now_s", "hostname", "msg", "mqtt"})
+ROOTS = frozenset({"seq", "source", "now_ms", "now_s", "hostname", "msg", "mqtt", "item", "index"})
+ITEM_ROOTS = frozenset({"item", "index"})  # known only in a route with ``each``
 _STEP = re.compile(r"\.([\w-]+)|\[(\d+)\]")
 
 Getter = Callable[[Context], Any]
@@ -20,6 +21,10 @@ _SCALARS: dict[str, Getter] = {
     "now_ms": lambda c: int(c.now * 1000),
     "now_s": lambda c: int(c.now),
     "hostname": lambda c: c.hostname,
+    "index": lambda c: c.index,
+}
+_VALUES: dict[str, Getter] = {
+    "msg": lambda c: c.msg, "mqtt": lambda c: c.mqtt, "item": lambda c: c.item,
 }
 
 
@@ -40,10 +45,14 @@ def getter(root: str, path: str) -> Getter:
     if root == "mqtt" and steps[:1] == ["topic"] and len(steps) > 1:
         steps[0] = "levels"  # {mqtt.topic} is the text, {mqtt.topic[N]} one of its levels
 
+    read = _VALUES[root]
+
     def get(ctx: Context) -> Any:
-        value = ctx.msg if root == "msg" else ctx.mqtt
+        value = read(ctx)
         if value is None and root == "mqtt":
             raise TemplateError(f"{name}: there is no MQTT message here")
+        if value is INVALID and root == "item":
+            raise TemplateError(f"{name}: there is no item here (a route without each)")
         if value is INVALID:
             if not steps:
                 return ctx.raw

@@ -27,6 +27,7 @@ class SourceSnapshot:
     recovery: Mapping[str, int] = field(default_factory=dict)  # by event
     sent: int = 0
     outgoing_dropped: Mapping[str, int] = field(default_factory=dict)  # by reason
+    held: Mapping[str, int] = field(default_factory=dict)  # held back by routes, by reason
 
 @dataclass(frozen=True)
 class SinkSnapshot:
