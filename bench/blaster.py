@@ -3,6 +3,7 @@
 Run as a child of run.py. It prints JSON events on stdout and takes commands on stdin:
   prime              send one message with seq -1 (proves the pipeline is connected end to end)
   blast              send the N pre-built messages (seq 0..N-1) as fast as the socket takes them
+                     (with --each K, each carries K elements numbered seq*K..seq*K+K-1)
   pace RATE SECONDS  send RATE msgs/s for SECONDS, each stamped with time.monotonic_ns()
   quit
 Frames are written straight to the transport, so the blaster costs almost nothing per message.
@@ -14,7 +15,7 @@ import argparse
 import asyncio
 import time
 
-from payload import PRIME_SEQ, make_payload, ws_frame
+from payload import PRIME_SEQ, make_each_payload, make_payload, ws_frame
 from upstream_io import emit, send_paced, serve_commands
 from websockets.asyncio.server import ServerConnection
 
@@ -22,11 +23,13 @@ CHUNK = 256 * 1024
 
 
 class Blaster:
-    def __init__(self, size: int, count: int) -> None:
+    def __init__(self, size: int, count: int, each: int = 0) -> None:
         self.size = size
         self.count = count
-        self.frame_len = len(ws_frame(make_payload(0, 0, size)))
-        self.blob = b"".join(ws_frame(make_payload(i, 0, size)) for i in range(count))
+        self.make = (lambda seq: make_each_payload(seq, 0, size, each)) if each else (
+            lambda seq: make_payload(seq, 0, size))
+        self.frame_len = len(ws_frame(self.make(0)))
+        self.blob = b"".join(ws_frame(self.make(i)) for i in range(count))
         self.conn: ServerConnection | None = None
         self.connections = 0
 
@@ -41,7 +44,7 @@ class Blaster:
 
     async def prime(self) -> None:
         if self.conn is not None:
-            self.conn.transport.write(ws_frame(make_payload(PRIME_SEQ, 0, self.size)))
+            self.conn.transport.write(ws_frame(self.make(PRIME_SEQ)))
 
     async def blast(self) -> None:
         conn = self.conn
@@ -72,8 +75,9 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", type=int, default=100)
     parser.add_argument("--count", type=int, default=100_000)
+    parser.add_argument("--each", type=int, default=0, help="a list of this many elements")
     args = parser.parse_args()
-    blaster = Blaster(args.size, args.count)
+    blaster = Blaster(args.size, args.count, args.each)
     async for cmd in serve_commands(blaster.handler):
         if cmd[0] == "prime":
             await blaster.prime()

@@ -10,11 +10,12 @@ class Batch:
         self.received_at = 0.0  # of the latest element's message: the batch's own time
         self._elements: list[str] = []
         self._due: float | None = None
+        self.armed = False  # a batch opened: a deadline appeared
 
     def add(self, element: str, received_at: float, now: float) -> str | None:
         """Add one element (a JSON text); the whole batch when it is full, else None."""
         if not self._elements:
-            self._due = now + self.within
+            self._due, self.armed = now + self.within, True
         self._elements.append(element)
         self.received_at = received_at
         return self.take() if len(self._elements) >= self.size else None

@@ -8,6 +8,7 @@ forgotten first, and counted."""
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from typing import Any
 
 from bridge.routing.equality import same
@@ -31,6 +32,11 @@ def number(value: Any) -> float | None:
 
 
 def differs(old: Any, new: Any, deadband: float) -> bool:
+    kind = type(new)
+    if kind is type(old) and (kind is int or kind is float):  # the usual cases, first
+        return bool(abs(new - old) > deadband)
+    if kind is str and old == new:  # equal text: unchanged, as a number or not
+        return False
     a, b = number(old), number(new)
     if a is not None and b is not None:
         return abs(b - a) > deadband
@@ -43,17 +49,19 @@ class Changes:
     def __init__(self, deadband: float, max_keys: int) -> None:
         self.deadband, self.max_keys = deadband, max_keys
         self.evicted = 0
-        self._last: dict[str, Any] = {}
+        self._last: OrderedDict[str, Any] = OrderedDict()  # the latest delivered last
 
     def changed(self, key: str, value: Any) -> bool:
         """Whether ``value`` goes out for ``key``; if it does, it is remembered as the last."""
-        last = self._last.pop(key, _NOTHING)  # popped and put back: the newest is last
-        if last is not _NOTHING and not differs(last, value, self.deadband):
-            self._last[key] = last
+        last = self._last.get(key, _NOTHING)
+        if last is _NOTHING:
+            if len(self._last) >= self.max_keys:
+                self._last.popitem(last=False)
+                self.evicted += 1
+        elif not differs(last, value, self.deadband):
             return False
-        if last is _NOTHING and len(self._last) >= self.max_keys:
-            del self._last[next(iter(self._last))]
-            self.evicted += 1
+        else:
+            self._last.move_to_end(key)
         self._last[key] = value
         return True
 

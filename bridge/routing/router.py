@@ -116,16 +116,18 @@ class Router:
     def _feed(self, route: Route, flow: Flow, msg: Message, ctx: Context,
               full: list[Sink]) -> None:
         out: list[Delivery] = []
-        for exc in flow.feed(msg, ctx, self._clock(), out):
-            self._render_error(route, exc)
+        flow.feed(msg, ctx, self._clock(), out)
+        while flow.errors:
+            self._render_error(route, flow.errors.pop())
         for delivery in out:
             self._deliver(route.sink, delivery)
         if out and route.block is not None and route.block.full:
             full.append(route.sink)
-        if flow.hold is not None and (due := flow.hold.deadline()) is not None and (
-                self._known is None or due < self._known):
-            self._known = due
-            self.wake()
+        if flow.hold is not None and flow.hold.armed():  # a deadline appeared: the timer
+            due = flow.hold.deadline()  # must know when it is sooner than the one it waits for
+            if due is not None and (self._known is None or due < self._known):
+                self._known = due
+                self.wake()
 
     @property
     def timed(self) -> bool:
