@@ -112,7 +112,7 @@ async def test_throttle_and_batch_release_on_their_timers_one_publish_per_batch(
     await stop(daemon)
 
 
-async def test_shutdown_flushes_batches_and_held_values_and_a_reload_keeps_on_change_state(
+async def test_shutdown_flushes_what_routes_hold_and_reloads_and_reconnects_keep_their_state(
     upstream: Upstream, spawn: Spawn, tmp_path: Path, notify: NotifySocket,  # noqa: F811
 ) -> None:
     routes = [
@@ -135,10 +135,13 @@ async def test_shutdown_flushes_batches_and_held_values_and_a_reload_keeps_on_ch
     cfg["sources"][0]["routes"][0]["payload"] = "{msg.v}"  # another route changes
     write(path, cfg)
     await reload(daemon, notify)
+    await conn.send_json({"id": "a", "v": 4})
+    await upstream.kill()  # and what on_change remembers survives the reconnect, too
+    (_, again) = await upstream.wait_connections(2)
     for v in (4, 5):
-        await conn.send_json({"id": "a", "v": v})
-    await file_has(tmp_path / "out" / "feed.txt", 6)
+        await again.send_json({"id": "a", "v": v})
+    await file_has(tmp_path / "out" / "feed.txt", 7)
     await stop(daemon)
-    assert lines(tmp_path / "batched" / "feed.txt") == ["[1,2,3]", "[4,4,5]"]
+    assert lines(tmp_path / "batched" / "feed.txt") == ["[1,2,3]", "[4,4,4]", "[5]"]
     assert lines(tmp_path / "held" / "feed.txt") == ["1", "5"]
     assert lines(tmp_path / "changes" / "feed.txt") == ["1", "2", "3", "4", "5"]  # 4 once
