@@ -19,10 +19,13 @@ from tests.test_daemon import (
     config,
     file_has,
     file_sink,
+    get,
     lines,
+    metrics_port,
     notify,  # noqa: F401 - the fixture
     reload,
     run_ready,
+    sample,
     source,
     spawn,  # noqa: F401 - the fixture
     stop,
@@ -123,9 +126,11 @@ async def test_shutdown_flushes_what_routes_hold_and_reloads_and_reconnects_keep
          "payload": "{msg.v}"},
     ]
     sinks = {name: file_sink(tmp_path, name) for name in ("out", "batched", "held", "changes")}
-    cfg = config(tmp_path, [source("feed", upstream, routes=routes)], sinks=sinks)
+    cfg = config(tmp_path, [source("feed", upstream, routes=routes)], sinks=sinks,
+                 metrics={"listen": "127.0.0.1:0"})
     path = write(tmp_path / "bridge.yaml", cfg)
     daemon = await run_ready(spawn, path, notify)
+    base = f"http://127.0.0.1:{await metrics_port(daemon)}"
     (conn,) = await upstream.wait_connections(1)
     for v in range(1, 5):
         await conn.send_json({"id": "a", "v": v})
@@ -141,6 +146,10 @@ async def test_shutdown_flushes_what_routes_hold_and_reloads_and_reconnects_keep
     for v in (4, 5):
         await again.send_json({"id": "a", "v": v})
     await file_has(tmp_path / "out" / "feed.txt", 7)
+    _, text = await get(f"{base}/metrics")
+    held = "ws_bridge_source_messages_held_total"
+    assert sample(text, held, source="feed", reason="unchanged") == 2  # the two repeated 4s
+    assert sample(text, held, source="feed", reason="throttled") == 5  # replaced while held
     await stop(daemon)
     assert lines(tmp_path / "batched" / "feed.txt") == ["[1,2,3]", "[4,4,4]", "[5]"]
     assert lines(tmp_path / "held" / "feed.txt") == ["1", "5"]
