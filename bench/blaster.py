@@ -3,6 +3,7 @@
 Run as a child of run.py. It prints JSON events on stdout and takes commands on stdin:
   prime              send one message with seq -1 (proves the pipeline is connected end to end)
   blast              send the N pre-built messages (seq 0..N-1) as fast as the socket takes them
+                     (with --each K, each carries K elements numbered seq*K..seq*K+K-1)
   pace RATE SECONDS  send RATE msgs/s for SECONDS, each stamped with time.monotonic_ns()
   quit
 Frames are written straight to the transport, so the blaster costs almost nothing per message.
@@ -15,7 +16,7 @@ import argparse
 import asyncio
 import time
 
-from payload import PRIME_SEQ, make_gzipped, make_payload, ws_frame
+from payload import PRIME_SEQ, make_each_payload, make_gzipped, make_payload, ws_frame
 from upstream_io import emit, send_paced, serve_commands
 from websockets.asyncio.server import ServerConnection
 
@@ -23,10 +24,12 @@ CHUNK = 256 * 1024
 
 
 class Blaster:
-    def __init__(self, size: int, count: int, gzipped: bool = False) -> None:
+    def __init__(self, size: int, count: int, each: int = 0, gzipped: bool = False) -> None:
         self.size = size
         self.count = count
         self.gzipped = gzipped
+        self.make = (lambda seq: make_each_payload(seq, 0, size, each)) if each else (
+            lambda seq: make_payload(seq, 0, size))
         self.frame_len = len(self.frame(0))
         self.blob = b"".join(self.frame(i) for i in range(count))
         self.conn: ServerConnection | None = None
@@ -35,7 +38,7 @@ class Blaster:
     def frame(self, seq: int) -> bytes:
         if self.gzipped:
             return ws_frame(make_gzipped(seq, 0, self.size), binary=True)
-        return ws_frame(make_payload(seq, 0, self.size))
+        return ws_frame(self.make(seq))
 
     async def handler(self, conn: ServerConnection) -> None:
         self.conn = conn
@@ -79,9 +82,10 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", type=int, default=100)
     parser.add_argument("--count", type=int, default=100_000)
+    parser.add_argument("--each", type=int, default=0, help="a list of this many elements")
     parser.add_argument("--gzip", action="store_true", help="binary frames, gzip-compressed")
     args = parser.parse_args()
-    blaster = Blaster(args.size, args.count, args.gzip)
+    blaster = Blaster(args.size, args.count, args.each, args.gzip)
     async for cmd in serve_commands(blaster.handler):
         if cmd[0] == "prime":
             await blaster.prime()

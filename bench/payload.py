@@ -20,6 +20,18 @@ def make_payload(seq: int, ts_ns: int, size: int) -> bytes:
     return (head + "x" * pad + '"}').encode()
 
 
+def make_each_payload(seq: int, ts_ns: int, size: int, each: int) -> bytes:
+    """A bench payload that also carries a list ``l`` of ``each`` elements, each with a sequence
+    number of its own (``seq * each + k``, or the prime's -1), for a route with ``each``."""
+    items = ",".join(f'{{"seq":{PRIME_SEQ if seq == PRIME_SEQ else seq * each + k},"i":{k}}}'
+                     for k in range(each))
+    head = f'{{"seq":{seq},"ts":{ts_ns},"e":"trade","l":[{items}],"pad":"'
+    pad = size - len(head) - 2
+    if pad < 0:
+        raise ValueError(f"payload size {size} is too small for {each} elements")
+    return (head + "x" * pad + '"}').encode()
+
+
 def make_gzipped(seq: int, ts_ns: int, size: int) -> bytes:
     """A payload of ``size`` bytes, gzip-compressed as HTX or OKX send theirs: the padding is
     random digits, so it compresses about as much as market data does (2-3x), not 50x."""

@@ -52,6 +52,7 @@ class Pipeline:
     qos_matters: bool = True
     only_qos: int | None = None
     default_window: bool = False  # broker keeps Mosquitto's default Receive Maximum of 20
+    fanout: int = 1  # deliveries per upstream message (a route with each)
     only_size: int | None = None
     upstream_args: tuple[str, ...] = ()  # for the blaster: --gzip
 
@@ -120,6 +121,20 @@ def start_ws_bridge_features(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
                 {"sink": "broker", "when": {"e": "trade"}, "topic": "bench/{source}/{msg.e}"}]}],
     }
     return [_run_ws_bridge(ctx, config, "ws-bridge-features")]
+
+
+def _with_steps(name: str, steps: dict[str, object]) -> Starter:
+    """ws-bridge with one route step, each measured on its own against the plain route."""
+    def start(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
+        config = {
+            "version": 1,
+            "sinks": {"broker": {"type": "mqtt", "url": f"mqtt://127.0.0.1:{ctx.broker_port}",
+                                 "qos": ctx.qos}},
+            "sources": [{"name": "bench", "url": ctx.ws_url,
+                         "routes": [{"sink": "broker", "topic": TOPIC, **steps}]}],
+        }
+        return [_run_ws_bridge(ctx, config, name)]
+    return start
 
 
 def start_ws_bridge_file(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
@@ -279,6 +294,22 @@ FLEET_PIPELINES = [
     Pipeline("node-red-fleet", "Node-RED 4 (100 websocket-in → 1 mqtt-out)", "fleet",
              start_node_red),
 ]
+# Route steps (issue 17), on the 1 KiB QoS 0 cell only, each against the plain ws-bridge row. Every
+# message is delivered: the throttle's key and the on_change value differ for each message.
+EACH = 10
+STEP_PIPELINES = [
+    Pipeline("ws-bridge-ops", "`when` with `$in` and `$gt`", "mqtt", _with_steps(
+        "ws-bridge-ops", {"when": {"e": {"$in": ["trade", "quote"]}, "seq": {"$gt": -2}}})),
+    Pipeline("ws-bridge-each", f"`each` over a {EACH}-element list (per delivered element)",
+             "mqtt", _with_steps("ws-bridge-each", {"each": "{msg.l}", "payload": "{item}"}),
+             n_scale=1 / EACH, fanout=EACH),
+    Pipeline("ws-bridge-throttle", "`throttle` keyed by `{msg.seq}`, every 1s", "mqtt",
+             _with_steps("ws-bridge-throttle", {"throttle": {"key": "{msg.seq}", "every": "1s"}})),
+    Pipeline("ws-bridge-on-change", "`on_change` of `{msg.seq}` by `{msg.e}`", "mqtt",
+             _with_steps("ws-bridge-on-change",
+                         {"on_change": {"key": "{msg.e}", "value": "{msg.seq}"}})),
+]
+STEP_CELL = (1024, 0)
 # What each of them is run as, for the installs
 BASE_OF = {"node-red-rm20": "node-red", "mosquitto-pub-rm20": "mosquitto-pub",
            "node-red-fleet": "node-red"}
@@ -289,7 +320,8 @@ IDLE_PIPELINES = [
              "idle", start_ws_idle),
 ]
 BY_NAME = {p.name: p for p in [*PIPELINES, *DEFAULT_BROKER_PIPELINES, *AB_PIPELINES,
-                               FILE_PIPELINE, *IDLE_PIPELINES, *FLEET_PIPELINES]}
+                               FILE_PIPELINE, *IDLE_PIPELINES, *FLEET_PIPELINES,
+                               *STEP_PIPELINES]}
 
 
 def node_binary() -> str:

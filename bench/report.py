@@ -22,6 +22,8 @@ from pipelines import (
     IDLE_PIPELINES,
     PIPELINES,
     RED_JS,
+    STEP_CELL,
+    STEP_PIPELINES,
     Pipeline,
     node_binary,
 )
@@ -137,6 +139,29 @@ def throughput_text(cell: Cell | None) -> str:
     return text
 
 
+def steps_table(cells: list[Cell]) -> list[str]:
+    """Issue 17's route steps, each on its own against the plain ws-bridge row (target: at most
+    25 % slower; for ``each``, per delivered element)."""
+    size, qos = STEP_CELL
+    steps = [(p, find(cells, p.name, size, qos)) for p in STEP_PIPELINES]
+    if not any(c for _, c in steps):
+        return []
+    plain = find(cells, "ws-bridge", size, qos)
+    out = ["", f"## Route steps, {size} B QoS {qos} (msgs/s delivered, median)", "",
+           "| route | msgs/s | cost against the plain route | CPU s/100k |", "|---|---|---|---|",
+           f"| plain route (the **ws-bridge** row) | {throughput_text(plain)} | - |"
+           f" {plain.cpu_per_100k:.2f} |" if plain and plain.status == "ok" else
+           "| plain route (the **ws-bridge** row) | not run | - | - |"]
+    for p, c in steps:
+        if c is None:
+            continue
+        ok = c.status == "ok" and plain is not None and plain.status == "ok" and plain.rate
+        cost = f"{(1 - c.rate / plain.rate) * 100:.0f} %" if ok and plain else "-"
+        cpu = f"{c.cpu_per_100k:.2f}" if c.status == "ok" else "-"
+        out.append(f"| {p.label} | {throughput_text(c)} | {cost} | {cpu} |")
+    return out
+
+
 def ratio(cell: Cell | None, ref: Cell | None) -> str:
     if cell is None or ref is None or cell.status != "ok" or ref.status != "ok" or not ref.rate:
         return "-"
@@ -245,6 +270,7 @@ def render(plan: Plan, cells: list[Cell], started: float, info: dict[str, str]) 
                            f" | {c.cpu_per_100k:.2f} | {c.peak_rss / 1e6:.0f} MB |")
             else:
                 out.append(f"| {c.size} B | {c.status} | - | - | - |")
+    out += steps_table(cells)
     if any(c.mode == "latency" for c in cells):
         out += ["", f"## End-to-end latency at a steady {LATENCY_RATE:,} msgs/s, 100 B (ms; medians"
                 f" of {plan.runs} run(s) of {plan.latency_seconds:g} s, max of all)", "",

@@ -43,6 +43,8 @@ from pipelines import (
     IDLE_PIPELINES,
     MOSQUITTO_PUB_INFLIGHT,
     PIPELINES,
+    STEP_CELL,
+    STEP_PIPELINES,
     SUBSCRIPTION,
     TOPIC,
     Ctx,
@@ -157,6 +159,7 @@ class Bench:
             return
         blaster = self.child("blaster", [PYTHON, str(BENCH / "blaster.py"), "--size",
                                          str(cell.size), "--count", str(0 if latency else cell.n),
+                                         "--each", str(p.fanout if p.fanout > 1 else 0),
                                          *p.upstream_args])
         stack.callback(blaster.close)
         ws_url = f"ws://127.0.0.1:{blaster.expect('listening', 60)['port']}/"
@@ -183,7 +186,7 @@ class Bench:
         elif isinstance(receiver, FileWatcher):
             self._file_runs(cell, blaster, receiver, procs)
         else:
-            self._blast_runs(cell, blaster, receiver, procs)
+            self._blast_runs(cell, blaster, receiver, procs, p.fanout)
         cell.peak_rss = tree_peak_rss([proc.pid for proc in procs])
 
     def _idle(self, p: Pipeline, cell: Cell, stack: contextlib.ExitStack) -> None:
@@ -282,12 +285,13 @@ class Bench:
     def _max_wait(self, n: int) -> float:
         return max(5.0, min(10 + n / 2000, self.left() - 5))
 
-    def _blast_runs(self, cell: Cell, blaster: Child, receiver: Child, procs: list[Any]) -> None:
+    def _blast_runs(self, cell: Cell, blaster: Child, receiver: Child, procs: list[Any],
+                    fanout: int = 1) -> None:
         pids = [proc.pid for proc in procs]
         for _ in range(self.plan.runs):
-            max_wait = self._max_wait(cell.n)
+            max_wait = self._max_wait(cell.n * fanout)
             cpu0 = tree_cpu(pids)
-            receiver.send(f"arm {cell.n} 0 {max_wait:.1f} {IDLE}")
+            receiver.send(f"arm {cell.n * fanout} 0 {max_wait:.1f} {IDLE}")
             receiver.expect("armed", 10)
             blaster.send("blast")
             done = receiver.expect("done", max_wait + 5)
@@ -504,6 +508,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{size} B, QoS {qos}:", flush=True)
                 for p in chosen:
                     bench.cell(p, size, qos)
+        steps = [p for p in STEP_PIPELINES if not plan.only or p.name in plan.only]
+        if steps:
+            print(f"route steps, {STEP_CELL[0]} B QoS {STEP_CELL[1]}:", flush=True)
+        for p in steps:
+            bench.cell(p, *STEP_CELL)
         if with_file:
             print("file sink:", flush=True)
             for size in SIZES:

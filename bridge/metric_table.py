@@ -20,6 +20,8 @@ SOURCE_FAMILIES: tuple[Family, ...] = (
      "gap, resubscribe", "recovery", "event"),
     (True, "source_messages_sent", "Messages sent upstream, the session's own included", "sent",
      None),
+    (True, "source_messages_held", "Messages routes held back, by reason: filtered, unchanged, "
+     "throttled, no_items; and keys forgotten (evicted)", "held", "reason"),
     (True, "source_outgoing_dropped", "Messages from MQTT not sent upstream, by reason",
      "outgoing_dropped", "reason"),
     (False, "source_last_message_age_seconds", "Since the last frame", "last_message_age", None),

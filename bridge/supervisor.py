@@ -76,6 +76,8 @@ class _Source:
     def __init__(self, router: Router) -> None:
         self.router = router
         self.task: asyncio.Task[None] | None = None
+        self.timers: asyncio.Task[None] | None = None  # releases what its routes hold, when due
+        self.wake = asyncio.Event()  # the router has a sooner deadline
         self.was_connected = False
         self.since = time.monotonic()  # when it last became connected, or stopped being so
 
@@ -187,15 +189,23 @@ class Supervisor:
                                                       name=f"sink:{name}")
         return sink
 
-    def _start_source(self, src: SourceConfig) -> None:
+    def _start_source(self, src: SourceConfig, previous: Router | None = None) -> None:
         assert self._tg is not None
-        router = Router(src, self.sinks, hostname=self.hostname)
+        router = Router(src, self.sinks, hostname=self.hostname, previous=previous)
         entry = self.sources[src.name] = _Source(router)
         entry.client = SourceClient(
             src, router.route, hostname=self.hostname,
             on_state=lambda name, state: self._on_state(entry, name, state),
         )
         entry.task = self._tg.create_task(entry.client.run(), name=f"source:{src.name}")
+        self._time_routes(entry, src.name)
+
+    def _time_routes(self, entry: _Source, name: str) -> None:
+        """Start the source's route timer when its routes hold values (throttle, batch)."""
+        entry.router.wake = entry.wake.set
+        entry.wake.set()  # a new router: read its deadline
+        if entry.timers is None and entry.router.timed and self._tg is not None:
+            entry.timers = self._tg.create_task(_route_timer(entry), name=f"routes:{name}")
 
     async def _until_stopped(self) -> None:
         waits = {asyncio.ensure_future(self._stop.wait()),
@@ -212,6 +222,9 @@ class Supervisor:
         for entry in self.sources.values():
             entry.client.stop()
         await _bounded([e.task for e in self.sources.values() if e.task], "sources")
+        for entry in self.sources.values():  # what routes hold (batches, throttled values)
+            _stop_timer(entry)
+            entry.router.flush()
         for sink in self.sinks.values():
             sink.close()
         await _bounded(list(self._sink_tasks.values()), "sinks")
@@ -283,14 +296,16 @@ class Supervisor:
             changed = changed_fields(entry.client.cfg, src)
             resinked = any(r.sink in {n for n, *_ in stale} for r in src.routes)
             if changed - SUBSCRIPTION_FIELDS - ROUTING_FIELDS:
-                stopping.append(self._stop_source(src.name))
-                self._start_source(src)
+                stopping.append(self._stop_source(src.name, flush=False))
+                self._start_source(src, previous=entry.router)
                 log.info("reload: source %s reconnects (changed: %s)", src.name,
                          ", ".join(sorted(changed)))
                 continue
             if changed & ROUTING_FIELDS or resinked:
-                entry.router = Router(src, self.sinks, hostname=self.hostname)
+                entry.router = Router(src, self.sinks, hostname=self.hostname,
+                                      previous=entry.router)
                 entry.client.retarget(entry.router.route)
+                self._time_routes(entry, src.name)
             if changed & SUBSCRIPTION_FIELDS:
                 entry.client.resubscribe(src)
                 log.info("reload: source %s resubscribes on its live connection", src.name)
@@ -340,16 +355,42 @@ class Supervisor:
             entry.client.call(mqtt_value(msg.topic, msg.payload), answer)
         return call
 
-    def _stop_source(self, name: str) -> Coroutine[Any, Any, None]:
-        """Stop a source now; the coroutine returned waits until it has closed."""
+    def _stop_source(self, name: str, *, flush: bool = True) -> Coroutine[Any, Any, None]:
+        """Stop a source now; the coroutine returned waits until it has closed. ``flush``:
+        what its routes hold goes out (else its successor's router carried it over)."""
         entry = self.sources.pop(name)
         entry.client.stop()
+        _stop_timer(entry)
 
         async def closed() -> None:
             await _bounded([entry.task] if entry.task else [], f"source {name}")
+            if flush:
+                entry.router.flush()
             log.info("reload: source %s stopped", name)
 
         return closed()
+
+
+async def _route_timer(entry: _Source) -> None:
+    """Release what a source's routes hold when it is due; ``wake`` says the router has a
+    sooner deadline (or is a new router). The router keeps the time, this task only waits."""
+    while True:
+        entry.wake.clear()
+        deadline = entry.router.deadline()
+        delay = None if deadline is None else deadline - time.monotonic()
+        if delay is not None and delay <= 0:
+            if (wait := entry.router.tick()) is not None:
+                await wait
+            continue
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await entry.wake.wait()
+
+
+def _stop_timer(entry: _Source) -> None:
+    if entry.timers is not None:
+        entry.timers.cancel()
+        entry.timers = None
 
 
 def _hand_over(old: Sink, new: Sink) -> None:
@@ -370,6 +411,7 @@ def _source_snapshot(entry: _Source, now: float, wall: float, grace: float) -> S
         forwarded=dict(entry.router.stats.forwarded),
         dropped={"render_error": sum(entry.router.stats.render_errors.values()),
                  "duplicate": stats.recovery["duplicate"]},
+        held=dict(entry.router.held()),
         reconnects=dict(stats.reconnects),
         last_message_age=None if last is None else max(0.0, wall - last),
         handshake_seconds=stats.handshake_seconds,

@@ -338,6 +338,75 @@ def test_operators_in_a_valid_config_are_compiled(tmp_path: Path) -> None:
     assert not route.when.matches({"e": "trade", "s": "BTC", "p": 5})
 
 
+# --- route steps: each, item_when, on_change, throttle, batch ------------------------------------
+
+STEPS = """\
+version: 1
+sinks:
+  broker: {type: mqtt, url: "mqtt://127.0.0.1:1883", properties: {user: {sym: "{msg.s}"}}}
+  archive: {type: file, path: "/tmp/{source}/{msg.day}.jsonl"}
+  plain: {type: file, path: "/tmp/{source}.jsonl"}
+sources:
+  - name: feed
+    url: ws://127.0.0.1:1/ws
+    subscribe:
+      - send: {op: sub, n: "{index}"}
+    routes:
+      - sink: plain
+        topic: "t/{item.id}"
+        item_when: {id: 1}
+      - sink: plain
+        each: "{item.list}"
+        payload: "{item}"
+      - sink: broker
+        batch: {max: 10, within: 1s}
+      - sink: archive
+        batch: {max: 10, within: 1s}
+      - sink: plain
+        topic: "t/{msg.s}"
+        batch: {max: 10, within: 1s}
+"""
+
+
+def test_route_steps_are_checked_each_at_its_key(tmp_path: Path) -> None:
+    found = {(i.line, i.path): i.message for i in issues(tmp_path, STEPS)}
+    batches = [n for n, line in enumerate(STEPS.splitlines(), 1) if "batch:" in line]
+    assert found == {
+        (at(STEPS, 'n: "{index}"')[0], "sources[0].subscribe[0].send.n"):
+            "{index} is only known in a route with each",
+        (at(STEPS, 'topic: "t/{item.id}"')[0], "sources[0].routes[0].topic"):
+            "{item} is only known in a route with each",
+        (at(STEPS, "item_when:")[0], "sources[0].routes[0].item_when"):
+            "item_when filters the elements of each; add each",
+        (at(STEPS, "each:")[0], "sources[0].routes[1].each"):
+            "each reads the message, not {item} or {index}",
+        (batches[0], "sources[0].routes[2].batch"):
+            "sink 'broker' cannot take a batch: its user properties read {msg} of each message",
+        (batches[1], "sources[0].routes[3].batch"):
+            "sink 'archive' cannot take a batch: its path reads {msg} of each message",
+        (at(STEPS, 'topic: "t/{msg.s}"')[0], "sources[0].routes[4].topic"):
+            "a batch goes to one topic, but this one reads {msg} of each message",
+    }
+
+
+def test_route_steps_build_with_their_defaults(tmp_path: Path) -> None:
+    text = MINIMAL.replace("      - sink: console\n", """\
+      - sink: console
+        each: "{msg.changes}"
+        item_when: {state: {$exists: true}}
+        on_change: {key: "{item.id}", value: "{item.state}", deadband: 0.5}
+        throttle: {key: "{item.id}", every: 250ms}
+        batch: {max: 50, within: 2s}
+""")
+    (spec,) = load(tmp_path, text).sources[0].routes
+    assert spec.each is not None and spec.each.spec == "{msg.changes}"
+    assert spec.item_when is not None and spec.item_when.matches({"state": None})
+    assert spec.on_change is not None and (spec.on_change.deadband, spec.on_change.max_keys) == (
+        0.5, 100_000)
+    assert spec.throttle is not None and (spec.throttle.every, spec.throttle.keep) == (0.25, "last")
+    assert spec.batch is not None and (spec.batch.max, spec.batch.within) == (50, 2.0)
+
+
 SECRETS = """\
 version: 1
 sinks:

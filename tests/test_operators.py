@@ -110,6 +110,13 @@ def test_a_bad_operator_says_what_and_where(spec: Any, at: tuple[Any, ...], mess
     assert caught.value.message.startswith(message)
 
 
+def test_every_problem_of_a_pattern_is_reported_not_only_the_first() -> None:
+    with pytest.raises(PatternError) as caught:
+        Pattern({"$or": [{"a": {"$in": 1}}, {"b": {"$gtt": 2}}], "c": {"$exists": "yes"}})
+    assert [at for at, _ in caught.value.problems] == [
+        ("$or", 0, "a", "$in"), ("$or", 1, "b", "$gtt"), ("c", "$exists")]
+
+
 def test_an_extended_table_adds_operators_without_changing_the_default() -> None:
     def ends(operand: Any, sub: Any, at: Any) -> Any:
         return lambda v: isinstance(v, str) and v.endswith(operand)

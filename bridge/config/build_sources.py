@@ -6,11 +6,11 @@ from typing import Any
 
 from bridge.config.build_frames import build_frames
 from bridge.config.build_outbound import build_outbound
+from bridge.config.build_routes import build_route
 from bridge.config.build_session import build_session
 from bridge.config.collect import Collector, parse_size, tls
 from bridge.config.keypaths import KeyPath
 from bridge.config.model import SourceConfig
-from bridge.config.specs import RouteSpec
 
 _TIMING = {"connect_timeout": "connect_timeout", "idle_timeout": "idle_timeout"}
 _PING = {"interval": "ping_interval", "timeout": "ping_timeout"}
@@ -39,22 +39,10 @@ def build_source(
         subprotocols=tuple(raw.get("subprotocols", ())),
         tls=tls(raw.get("tls")),
         reconnect=c.backoff(merged["reconnect"], (*path, "reconnect")),
-        routes=tuple(_route(r, (*path, "routes", i), c) for i, r in enumerate(routes)),
+        routes=tuple(build_route(r, (*path, "routes", i), c) for i, r in enumerate(routes)),
         frames=build_frames(raw.get("frames"), (*path, "frames"), c),
         **options,
         **build_session(raw, path, c),
         **build_outbound(raw, path, c),
     )
 
-
-def _route(raw: dict[str, Any], where: KeyPath, c: Collector) -> RouteSpec:
-    """One route: which messages (``when``) go to which sink, under which topic and payload."""
-    topic, payload = raw.get("topic"), raw.get("payload")
-    return RouteSpec(
-        sink=raw["sink"],
-        when=c.pattern(raw, "when", where),
-        topic=None if topic is None else c.template(topic, (*where, "topic")),
-        payload=None if "payload" not in raw else c.template(payload, (*where, "payload")),
-        qos=raw.get("qos"),
-        retain=raw.get("retain"),
-    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from bridge.config.check_refs import check_refs
+from bridge.config.check_routes import check_routes
 from bridge.config.check_topics import check_sink_topics, check_source_topics
 from bridge.config.explain import json_type
 from bridge.config.exposure import insecure_problem
@@ -14,13 +15,16 @@ from bridge.routing.context import TemplateError
 from bridge.routing.template import Template
 
 _SOURCE_TEMPLATES = {"auth", "subscribe", "unsubscribe", "heartbeat", "replies", "publish", "rpc"}
+_ROUTE_TEMPLATES = [["routes", "topic"], ["routes", "payload"], ["routes", "each"],
+                    ["routes", "on_change", "key"], ["routes", "on_change", "value"],
+                    ["routes", "throttle", "key"]]
 
 
 def is_template_path(path: KeyPath) -> bool:
     """Whether the string at ``path`` is compiled as a run-time ``{placeholder}`` template."""
     keys = [step for step in path[2:] if isinstance(step, str)]
     if path[:1] == ("sources",):
-        return keys[:2] in (["routes", "topic"], ["routes", "payload"]) or (
+        return keys[:2] in _ROUTE_TEMPLATES or keys[:3] in _ROUTE_TEMPLATES or (
             keys[:1] != [] and keys[0] in _SOURCE_TEMPLATES and keys[1:2] == ["send"]
         )
     return path[:1] == ("sinks",) and (
@@ -53,6 +57,7 @@ def check(doc: Any, report: Report) -> None:
         if why := insecure_problem(source):
             report((*path, "url"), why)
         check_refs(source, path, kinds, report)
+        check_routes(source, path, dict(sinks), is_template_path, report)
         check_source_topics(source, path, kinds, report)
 
 

@@ -7,7 +7,8 @@ from typing import Any
 
 Schema = dict[str, Any]
 SECTIONS = (("Top level", "#"), ("Defaults (`defaults:`)", "#/$defs/defaults"),
-            ("Sources (`sources[]`)", "#/$defs/source"), ("stdout sink", "#/$defs/stdout_sink"),
+            ("Sources (`sources[]`)", "#/$defs/source"), ("Routes (`sources[].routes[]`)",
+            "#/$defs/route"), ("stdout sink", "#/$defs/stdout_sink"),
             ("file sink", "#/$defs/file_sink"), ("mqtt sink", "#/$defs/mqtt_sink"),
             ("websocket sink", "#/$defs/websocket_sink"))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from bridge.config.route_specs import BatchSpec, OnChangeSpec, ThrottleSpec
 from bridge.routing.pattern import Pattern
 from bridge.routing.template import Template
 
@@ -64,6 +65,11 @@ class RouteSpec:
     payload: Template | None = None
     qos: int | None = None
     retain: bool | None = None
+    each: Template | None = None  # one delivery per element, read as {item} and {index}
+    item_when: Pattern | None = None
+    on_change: OnChangeSpec | None = None
+    throttle: ThrottleSpec | None = None
+    batch: BatchSpec | None = None
 
 
 DEDUP_WINDOW = 10_000

@@ -26,6 +26,8 @@ class Context:
     seq: Callable[[], int] = field(default=lambda: 0)
     hostname: str = ""
     mqtt: Any = None
+    item: Any = INVALID  # in a route with ``each``: the element, and its position
+    index: int = 0
     match: Any = None  # the groups of frames.extract
 
 

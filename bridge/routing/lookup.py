@@ -10,7 +10,9 @@ from typing import Any
 from bridge.decoding import INVALID
 from bridge.routing.context import Context, TemplateError
 
-ROOTS = frozenset({"seq", "source", "now_ms", "now_s", "hostname", "msg", "mqtt", "match"})
+ROOTS = frozenset({"seq", "source", "now_ms", "now_s", "hostname", "msg", "mqtt", "item", "index",
+                   "match"})
+ITEM_ROOTS = frozenset({"item", "index"})  # known only in a route with ``each``
 _HOLDERS = {"mqtt": "there is no MQTT message here", "match": "no frames.extract groups here"}
 _STEP = re.compile(r"\.([\w-]+)|\[(\d+)\]")
 
@@ -21,6 +23,11 @@ _SCALARS: dict[str, Getter] = {
     "now_ms": lambda c: int(c.now * 1000),
     "now_s": lambda c: int(c.now),
     "hostname": lambda c: c.hostname,
+    "index": lambda c: c.index,
+}
+_VALUES: dict[str, Getter] = {
+    "msg": lambda c: c.msg, "mqtt": lambda c: c.mqtt, "item": lambda c: c.item,
+    "match": lambda c: c.match,
 }
 
 
@@ -41,10 +48,14 @@ def getter(root: str, path: str) -> Getter:
     if root == "mqtt" and steps[:1] == ["topic"] and len(steps) > 1:
         steps[0] = "levels"  # {mqtt.topic} is the text, {mqtt.topic[N]} one of its levels
 
+    read = _VALUES[root]
+
     def get(ctx: Context) -> Any:
-        value = ctx.msg if root == "msg" else ctx.mqtt if root == "mqtt" else ctx.match
-        if value is None and root != "msg":
+        value = read(ctx)
+        if value is None and root in _HOLDERS:
             raise TemplateError(f"{name}: {_HOLDERS[root]}")
+        if value is INVALID and root == "item":
+            raise TemplateError(f"{name}: there is no item here (a route without each)")
         if value is INVALID:
             if not steps:
                 return ctx.raw

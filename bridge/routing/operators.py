@@ -39,7 +39,15 @@ def _all_of(name: str, operand: Any, sub: Compile, at: Where) -> list[Test]:
     if not isinstance(operand, list) or not operand:
         got = "an empty list" if operand == [] else json_type(operand)
         raise PatternError(at, f"{name} needs a non-empty list of patterns, got {got}")
-    return [sub(spec, (*at, i)) for i, spec in enumerate(operand)]
+    tests, problems = [], []
+    for i, spec in enumerate(operand):
+        try:
+            tests.append(sub(spec, (*at, i)))
+        except PatternError as exc:  # every item's problems, not only the first's
+            problems += exc.problems
+    if problems:
+        raise PatternError(*problems[0], *problems[1:])
+    return tests
 
 
 def _or(operand: Any, sub: Compile, at: Where) -> Test:

@@ -2,6 +2,9 @@
 
 JSON is parsed only when a route needs it (a ``when`` or a template reading ``{msg...}``);
 invalid JSON is counted and dropped per ``on_invalid`` by the session, before the router.
+A route with processing steps (``each``, ``on_change``, ``throttle``, ``batch``) runs them in its
+``Flow``. Held values wait on deadlines, sans-I/O: ``deadline()``, then ``tick()``; ``wake`` is
+called when a sooner deadline appears, and the caller owns the timer.
 Under ``overflow: block`` the router hands back the full sinks' ``drain()`` for the caller to
 await: that is backpressure, the same on every sink's queue (``SinkQueue``: in memory or the
 durable outbox).
@@ -10,20 +13,21 @@ durable outbox).
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from bridge.config.model import SourceConfig
-from bridge.config.specs import RouteSpec
 from bridge.decoding import INVALID
 from bridge.messages import Delivery, Message
 from bridge.routing.context import Context, TemplateError
-from bridge.routing.sanitize import sanitize_topic_value
-from bridge.sinks.base import Sink, SinkQueue
+from bridge.routing.flow import Flow
+from bridge.routing.flows import Flows
+from bridge.routing.render import deliver
+from bridge.routing.routes import Route, build_routes, reads_message
+from bridge.sinks.base import Sink
 
 logger = logging.getLogger("bridge.routing")
 LOG_EVERY = 60.0  # seconds between two log lines about the same recurring problem
@@ -31,31 +35,17 @@ LOG_EVERY = 60.0  # seconds between two log lines about the same recurring probl
 
 @dataclass
 class RouterStats:
-    """``forwarded`` per sink name; ``render_errors`` per route index."""
+    """``forwarded`` per sink name; ``render_errors`` and ``filtered`` (``when``) per route."""
 
     forwarded: Counter[str] = field(default_factory=Counter)
     render_errors: Counter[int] = field(default_factory=Counter)
+    filtered: list[int] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
-class _Route:
-    index: int
-    spec: RouteSpec
-    sink: Sink
-    templated: bool
-    block: SinkQueue | None
-    topic: str | None  # a static topic, rendered at start
-
-
-def _bound(spec: RouteSpec, consts: dict[str, str]) -> RouteSpec:
-    """The route with what never changes for its source filled into its templates once."""
-    topic = spec.topic.bind(consts, sanitize_topic_value) if spec.topic else None
-    return replace(spec, topic=topic, payload=spec.payload.bind(consts) if spec.payload else None)
-
-
-def _block_queue(sink: Sink) -> SinkQueue | None:
-    queue = sink.queue
-    return queue if queue.overflow == "block" else None
+def _backpressure(full: list[Sink]) -> Awaitable[None] | None:
+    if not full:
+        return None
+    return full[0].drain() if len(full) == 1 else _drain_all(full)
 
 
 async def _drain_all(sinks: list[Sink]) -> None:
@@ -73,27 +63,24 @@ class Router:
         *,
         hostname: str = "",
         wall: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
+        previous: Router | None = None,
     ) -> None:
         self.source = source.name
-        self.stats = RouterStats()
+        self.stats = RouterStats(filtered=[0] * len(source.routes))
         self.last_received: float | None = None  # wall time of the latest message routed
-        self._wall = wall
+        self.wake: Callable[[], None] = lambda: None  # a sooner deadline: the timer must know
+        self._wall, self._clock = wall, clock
+        self._known: float | None = None  # the deadline the timer was last told
+        self._flows: Flows = Flows(previous._flows if previous else None)
         self._seq = itertools.count(1).__next__
         self._log = logging.LoggerAdapter(logger, {"source": source.name})
         self._last_log: dict[int, float] = {}
-        self._routes: list[_Route] = []
-        for i, given in enumerate(source.routes):
-            if given.sink not in sinks:
-                raise ValueError(f"source {source.name}: route {i}: no sink named {given.sink!r}")
-            sink = sinks[given.sink]
-            spec = _bound(given, {"source": source.name, "hostname": hostname})
-            static = spec.topic is None or spec.topic.static  # rendered once, here
-            topic = spec.topic.render_str(Context()) if spec.topic and static else None
-            templated = not static or spec.payload is not None
-            self._routes.append(_Route(i, spec, sink, templated, _block_queue(sink), topic))
-        templates = [t for r in source.routes for t in (r.topic, r.payload) if t is not None]
-        self._ctx_json = any(t.uses_message for t in templates)
-        self._ctx_match = any("match" in t.roots for t in templates)
+        self._routes = build_routes(source, sinks, hostname, self._flows)
+        self._ctx_json = reads_message(source)
+        for name, delivery in self._flows.orphans(clock()):  # a reload dropped their route
+            if name in sinks:
+                self._deliver(sinks[name], delivery)
         # One context, refilled per message: rendering is synchronous and keeps no reference.
         self._ctx = Context(source.name, INVALID, "", 0.0, self._seq, hostname)
 
@@ -106,12 +93,16 @@ class Router:
             spec = route.spec
             if (when := spec.when) is not None and \
                     not when.matches(msg.json, msg.text if when.reads_text else None):
+                self.stats.filtered[route.index] += 1
+                continue
+            if route.flow is not None:
+                self._feed(route, route.flow, msg, ctx or self._context(msg), full)
                 continue
             if route.templated:
                 if ctx is None:
                     ctx = self._context(msg)
                 try:
-                    delivery = self._render(spec, msg, ctx)
+                    delivery = deliver(spec, msg, ctx)
                 except (TemplateError, TypeError, ValueError) as exc:
                     self._render_error(route, exc)
                     continue
@@ -121,31 +112,65 @@ class Router:
             self.stats.forwarded[spec.sink] += 1
             if route.block is not None and route.block.full:
                 full.append(route.sink)
-        if not full:
-            return None
-        return full[0].drain() if len(full) == 1 else _drain_all(full)
+        return _backpressure(full)
+
+    def _feed(self, route: Route, flow: Flow, msg: Message, ctx: Context,
+              full: list[Sink]) -> None:
+        out: list[Delivery] = []
+        flow.feed(msg, ctx, self._clock(), out)
+        while flow.errors:
+            self._render_error(route, flow.errors.pop())
+        for delivery in out:
+            self._deliver(route.sink, delivery)
+        if out and route.block is not None and route.block.full:
+            full.append(route.sink)
+        if flow.hold is not None and flow.hold.armed():  # a deadline appeared: the timer
+            due = flow.hold.deadline()  # must know when it is sooner than the one it waits for
+            if due is not None and (self._known is None or due < self._known):
+                self._known = due
+                self.wake()
+
+    @property
+    def timed(self) -> bool:
+        """Whether a route holds values until a deadline (throttle, batch)."""
+        return self._flows.timed()
+
+    def deadline(self) -> float | None:
+        """When ``tick`` next has something to release (``clock`` time), or None."""
+        self._known = self._flows.deadline()
+        return self._known
+
+    def tick(self, now: float | None = None) -> Awaitable[None] | None:
+        """Release what is due by ``now``: held throttled values, batches whose time is up."""
+        full: list[Sink] = []
+        for index, delivery in self._flows.due(self._clock() if now is None else now):
+            route = self._routes[index]
+            self._deliver(route.sink, delivery)
+            if route.block is not None and route.block.full:
+                full.append(route.sink)
+        return _backpressure(full)
+
+    def flush(self) -> None:
+        """Release everything held, now: the sources have stopped and the sinks will close."""
+        sinks = {route.spec.sink: route.sink for route in self._routes}
+        for name, delivery in self._flows.flush(self._clock()):
+            self._deliver(sinks[name], delivery)
+
+    def held(self) -> Counter[str]:
+        """What the routes held back, by reason: filtered, unchanged, throttled, no_items."""
+        return self._flows.held() + Counter(filtered=sum(self.stats.filtered))
+
+    def _deliver(self, sink: Sink, delivery: Delivery) -> None:
+        sink.send(delivery)
+        self.stats.forwarded[sink.name] += 1
 
     def _context(self, msg: Message) -> Context:
         ctx = self._ctx
         ctx.msg = msg.json if self._ctx_json else INVALID
-        ctx.raw, ctx.now = msg.data, msg.received_at  # {now_ms}: when it was received
-        if self._ctx_match:
-            ctx.match = msg.match
+        ctx.raw, ctx.now, ctx.match = msg.data, msg.received_at, msg.match  # {now_ms}: received
         return ctx
 
-    @staticmethod
-    def _render(spec: RouteSpec, msg: Message, ctx: Context) -> Delivery:
-        payload: str | bytes = msg.data
-        if spec.payload is not None:
-            value = spec.payload.render(ctx)
-            if isinstance(value, str | bytes):
-                payload = value
-            else:
-                payload = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-        topic = None if spec.topic is None else spec.topic.render_str(ctx, sanitize_topic_value)
-        return Delivery(msg, payload, topic, spec.qos, spec.retain)
-
-    def _render_error(self, route: _Route, exc: Exception) -> None:
+    def _render_error(self, route: Route, exc: Exception) -> None:
         self.stats.render_errors[route.index] += 1
         now, last = self._wall(), self._last_log.get(route.index)
         if last is None or now - last >= LOG_EVERY:  # once per route per minute
