@@ -26,6 +26,9 @@ from bridge.messages import Message
 from bridge.protobuf_frames import protobuf_decoder
 from bridge.routing.pattern import Pattern
 from bridge.routing.template import Template
+from bridge.stats.source import SourceStats
+from bridge.upstream.actions import Notice
+from bridge.upstream.invalid import InvalidFrames
 from tests.support.upstream import Upstream, UpstreamConn
 from tests.test_fuzz import FUZZ
 from tests.test_hostile import Bridge, source
@@ -263,3 +266,18 @@ def test_any_bytes_as_protobuf_decode_or_fail_as_protobuf(descriptor: Path, fram
             assert out.reason == "protobuf"
         else:
             assert isinstance(out.json, dict)
+
+
+def test_undecodable_frames_are_logged_once_then_summarised_per_reason() -> None:
+    stats = SourceStats()
+    frames = InvalidFrames(forward=False, stats=stats, every=60.0)
+    raw = Message("feed", b"\x1f\x8b", 0.0)
+    gzip_error, extract_error = Undecodable("gzip", "bad"), Undecodable("extract", "no match")
+    first = frames.undecodable(gzip_error, raw, 0.0, delivering=True)
+    assert [type(a).__name__ for a in first] == ["Notice"]  # dropped: no Deliver
+    assert frames.undecodable(gzip_error, raw, 1.0, delivering=True) == []  # held back
+    assert len(frames.undecodable(extract_error, raw, 2.0, delivering=True)) == 1  # its own
+    (summary,) = frames.undecodable(gzip_error, raw, 61.0, delivering=True)
+    assert isinstance(summary, Notice)
+    assert summary.text == "2 more undecodable frames (gzip) since the last report"
+    assert stats.undecodable == {"gzip": 3, "extract": 1}
