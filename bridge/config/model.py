@@ -16,8 +16,19 @@ from bridge.config.specs import (
     Step,
     TLSConfig,
 )
+from bridge.routing.pattern import Pattern
 from bridge.sinks.settings import SinkConfig
 from bridge.upstream.backoff import BackoffPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolSpec:
+    """What a ``protocol:`` preset adds to the plain YAML it expands into: the frame format
+    (``type``, decoded by ``bridge.protocols``), the messages by which the server refuses at
+    any time (``refuse``), and the close codes that mean a refusal (``closes``)."""
+    type: str
+    refuse: Pattern
+    closes: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +60,7 @@ class SourceConfig:
     rpc: RpcSpec | None = None
     rate_limit: RateLimitSpec | None = None  # applies to everything sent
     outbox: OutboxSpec = OutboxSpec()
+    protocol: ProtocolSpec | None = None  # a preset's frames and refusals
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from typing import Any, Final, TypeVar
 from bridge.config.model import SourceConfig
 from bridge.errors import ConnectFailed, SourceError
 from bridge.messages import INVALID, Message, byte_size
+from bridge.protocols.wire import decoder
 from bridge.routing.template import Template
 from bridge.stats.source import SourceStats
 from bridge.tls import client_context
@@ -86,7 +87,10 @@ class SourceClient:
         self._session = Session(cfg, hostname=hostname, wall=wall, recovery=recovery,
                                 stats=self.stats)
         self._reconnect: Reconnect[Connection] = Reconnect(
-            cfg.name, cfg.reconnect, self._open, self._lost, self._pause, clock=clock, rand=rand)
+            cfg.name, cfg.reconnect, self._open, self._lost, self._pause, clock=clock, rand=rand,
+            refusing=cfg.protocol.closes if cfg.protocol is not None else frozenset())
+        # A protocol preset's frames: decoded once, before the session (bridge.protocols)
+        self._decode = decoder(cfg.protocol.type) if cfg.protocol is not None else None
         self._deliver, self._on_state, self._clock, self._wall = deliver, on_state, clock, wall
         self._log = logging.LoggerAdapter(logger, {"source": cfg.name})
         self._announced: ConnState | None = None  # the state last logged and reported
@@ -254,6 +258,7 @@ class SourceClient:
         loop, clock, wall, stats = asyncio.get_running_loop(), self._clock, self._wall, self.stats
         name, deliver, session, turn = self.cfg.name, self._deliver, self._session, 0
         take, screen, unread, heard = conn.take, self._session.screen, self._unread, None
+        decode = self._decode
         async with asyncio.timeout(None) as wakeup:
             self._wakeup, armed = wakeup, None
             try:
@@ -270,7 +275,11 @@ class SourceClient:
                     msg = Message(name, data, wall())
                     stats.received += 1
                     stats.bytes += byte_size(data)
-                    if unread:
+                    if decode is not None:  # a protocol preset's frame: its messages, in order
+                        for part in decode(msg):
+                            await self._apply(conn, session.receive(part, now))
+                        due = session.deadline()
+                    elif unread:
                         heard = now
                         self._delivered += 1
                         if (pending := deliver(msg)) is not None:

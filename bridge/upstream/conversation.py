@@ -27,7 +27,8 @@ class Conversation:
 
     def __init__(self, cfg: SourceConfig, hostname: str, wall: Callable[[], float] | None) -> None:
         self.cfg, self.render = cfg, Renderer(cfg.name, hostname, wall)
-        self.plan, self.watch = PlanRunner(self.render), Watch()
+        refuse = cfg.protocol.refuse if cfg.protocol is not None else None
+        self.plan, self.watch = PlanRunner(self.render, refuse), Watch()
 
     @property
     def next(self) -> float:
@@ -53,8 +54,8 @@ class Conversation:
         follows: the plan going on, a rejection's ``Fail``, the ``replies`` it triggers."""
         own = self.watch.busy and self.watch.seen(value, now, connected)  # a pong
         said: list[Said] = []
-        if self.plan.wait is not None:
-            answer = self.plan.answer(value, self.cfg.name)
+        if self.plan.listening:
+            answer = self.plan.answer(value, self.cfg.name, raw)
             if isinstance(answer, SourceError):
                 return True, [Fail(answer)]
             if answer == "expected":

@@ -31,11 +31,20 @@ RabbitStomp
 ``url`` (``ws://127.0.0.1:PORT/ws``), ``restart_web_stomp()`` (the web-stomp listener and
 every connection on it stopped and started again inside the node, ~1-2 s; a whole node
 restart would take 8 s), ``log()``.
+
+Publishers
+----------
+``publishing(nats_publish(server, subject))`` / ``publishing(stomp_publish(node, dest))``:
+an async context manager that publishes ``{"n": 1}``, ``{"n": 2}``, ... every 20 ms while
+it is open, reconnecting across a server restart (a NATS client on the server's plain port,
+a STOMP client over web-stomp).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import shutil
 import signal
@@ -43,10 +52,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
+import websockets
 
 from tests.support.mosquitto import HOST, free_port
 
@@ -153,7 +163,8 @@ class NatsServer(_Process):
         self.config_file.write_text(
             f'listen: "{HOST}:{self.client_port}"\n'
             f'authorization {{ token: "{token}" }}\n'
-            f'websocket {{ host: "{HOST}", port: {self.port}, no_tls: true }}\n')
+            f'websocket {{ host: "{HOST}", port: {self.port}, no_tls: true }}\n'
+            "trace: true\n")  # the log shows each client's SUB and UNSUB
 
     def command(self) -> list[str]:
         return [NATS_SERVER, "-c", str(self.config_file)]
@@ -271,3 +282,68 @@ def rabbitmq_stomp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitS
     node.start()
     yield node
     node.stop()
+
+
+Publish = Callable[[int], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def nats_publish(server: NatsServer, subject: str) -> AsyncIterator[Publish]:
+    """One connection's publish function, on the server's plain client port."""
+    reader, writer = await asyncio.open_connection(HOST, server.client_port)
+    await reader.readline()  # INFO
+    token = json.dumps({"auth_token": server.token, "verbose": False, "pedantic": False})
+    writer.write(f"CONNECT {token}\r\n".encode())
+
+    async def publish(n: int) -> None:
+        body = json.dumps({"n": n}).encode()
+        writer.write(f"PUB {subject} {len(body)}\r\n".encode() + body + b"\r\n")
+        await writer.drain()
+
+    try:
+        yield publish
+    finally:
+        writer.close()
+
+
+@contextlib.asynccontextmanager
+async def stomp_publish(node: RabbitStomp, destination: str) -> AsyncIterator[Publish]:
+    """One connection's publish function, over web-stomp as guest."""
+    async with websockets.connect(node.url, subprotocols=[websockets.Subprotocol("v12.stomp")]
+                                  ) as ws:
+        await ws.send("CONNECT\naccept-version:1.2\nhost:/\nlogin:guest\npasscode:guest\n\n\0")
+        await ws.recv()  # CONNECTED
+
+        async def publish(n: int) -> None:
+            body = json.dumps({"n": n})
+            await ws.send(f"SEND\ndestination:{destination}\ncontent-type:application/json\n"
+                          f"\n{body}\0")
+
+        yield publish
+
+
+@contextlib.asynccontextmanager
+async def publishing(connect: Callable[[], contextlib.AbstractAsyncContextManager[Publish]]
+                     ) -> AsyncIterator[None]:
+    """Publishes {"n": 1}, {"n": 2}, ... every 20 ms through ``connect()``'s connections,
+    opening a new one after a failure (a server restart), until the block ends."""
+
+    async def run() -> None:
+        n = 0
+        while True:
+            try:
+                async with connect() as publish:
+                    while True:
+                        n += 1
+                        await publish(n)
+                        await asyncio.sleep(0.02)  # the publisher's pace, not a wait
+            except (OSError, websockets.ConnectionClosed):
+                await asyncio.sleep(0.05)  # the server is restarting: try again soon
+
+    task = asyncio.create_task(run())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

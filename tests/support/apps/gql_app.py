@@ -66,7 +66,7 @@ app = App(schema, subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL])
 
 async def main() -> None:
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=PORT, log_level="error",
-                                           ws="websockets"))
+                                           ws="websockets-sansio"))
     serve = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)

@@ -54,7 +54,7 @@ async def ticks() -> None:
 
 async def main() -> None:
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=PORT, log_level="error",
-                                           ws="websockets"))
+                                           ws="websockets-sansio"))
     task = asyncio.create_task(ticks())
     serve = asyncio.create_task(server.serve())
     while not server.started:
