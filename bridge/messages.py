@@ -7,8 +7,10 @@ from typing import Any, ClassVar, Final
 
 from bridge.decoding import INVALID, MAX_JSON_DEPTH, decode_json
 
-__all__ = ["INVALID", "MAX_JSON_DEPTH", "Delivery", "Message", "byte_size", "decode_json"]
-_UNPARSED: Final = object()
+__all__ = [
+    "INVALID", "MAX_JSON_DEPTH", "UNPARSED", "Delivery", "Message", "byte_size", "decode_json",
+]
+UNPARSED: Final = object()  # a message's JSON not decoded yet
 
 
 class Message:
@@ -21,7 +23,7 @@ class Message:
         self.source = source
         self.data = data
         self.received_at = received_at
-        self._json: Any = _UNPARSED
+        self._json: Any = UNPARSED
 
     @classmethod
     def of(cls, source: str, data: str | bytes, received_at: float, value: Any) -> Message:
@@ -33,18 +35,30 @@ class Message:
     @property
     def json(self) -> Any:
         """The decoded JSON value, or ``INVALID``; decoded on first use, then cached."""
-        if self._json is _UNPARSED:
+        if self._json is UNPARSED:
             self._json = decode_json(self.data)
         return self._json
 
     @property
     def parsed(self) -> Any:
         """The JSON value (or ``INVALID``) if already decoded, else None; never decodes."""
-        return None if self._json is _UNPARSED else self._json
+        return None if self._json is UNPARSED else self._json
 
     @property
     def is_binary(self) -> bool:
         return isinstance(self.data, bytes)
+
+    @property
+    def text(self) -> str | None:
+        """The frame's text as received (after ``frames`` decoding), for ``$text`` and the
+        other text operators; None for a binary frame."""
+        data = self.data
+        return data if isinstance(data, str) else None
+
+    @property
+    def match(self) -> dict[str, str] | None:
+        """What ``{match.NAME}`` reads: the groups of ``frames.extract``; None without it."""
+        return None
 
     def __repr__(self) -> str:
         unit = "bytes" if self.is_binary else "chars"

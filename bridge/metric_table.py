@@ -11,6 +11,10 @@ SOURCE_FAMILIES: tuple[Family, ...] = (
     (True, "source_messages_forwarded", "Messages sent, per sink", "forwarded", "sink"),
     (True, "source_messages_dropped", "Messages dropped, by reason", "dropped", "reason"),
     (True, "source_messages_invalid", "Frames that were not valid JSON", "invalid", None),
+    (True, "source_frames_undecodable", "Frames that frames could not decode, by reason",
+     "undecodable", "reason"),
+    (True, "source_rejections", "Refusals by the server (reject, close code, error frame)",
+     "rejected", None),
     (True, "source_reconnects", "Reconnects, by reason", "reconnects", "reason"),
     (True, "source_recovery", "Dedup, sequence and liveness events: duplicate, no_key, no_seq, "
      "gap, resubscribe", "recovery", "event"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bridge.config.build_frames import build_frames
 from bridge.config.build_outbound import build_outbound
 from bridge.config.build_session import build_session
 from bridge.config.collect import Collector, parse_size, pattern, tls
@@ -42,6 +43,7 @@ def build_source(
         tls=tls(raw.get("tls")),
         reconnect=c.backoff(merged["reconnect"], (*path, "reconnect")),
         routes=tuple(_route(r, (*path, "routes", i), c) for i, r in enumerate(routes)),
+        frames=build_frames(raw.get("frames"), (*path, "frames"), c),
         **options,
         **build_session(raw, path, c),
         **build_outbound(raw, path, c),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -35,8 +36,9 @@ def parse_size(value: int | float | str) -> int:
 class Collector:
     """Problems found so far, each at a key path; typed conversions that record their failures."""
 
-    def __init__(self) -> None:
+    def __init__(self, read: Callable[[str], bytes] | None = None) -> None:
         self.found: list[tuple[KeyPath, str]] = []
+        self.read = read or _unreadable  # a file the config names (a descriptor set)
 
     def add(self, path: KeyPath, message: str) -> None:
         self.found.append((path, message))
@@ -64,6 +66,10 @@ class Collector:
     def backoff(self, raw: dict[str, Any], path: KeyPath) -> BackoffPolicy:
         rest = {k: t(raw[k]) for k, t in _NUMBERS.items() if k in raw}
         return BackoffPolicy(**self.seconds(raw, path, _DELAYS), **rest)
+
+
+def _unreadable(name: str) -> bytes:
+    raise OSError(f"no file reader given for {name}")
 
 
 def pattern(spec: Any) -> Pattern | None:

@@ -129,7 +129,9 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
     doc, nodes = _parse(file)
     if doc is None:
         raise ConfigError([ConfigIssue(file, 1, 1, "", "the file is empty; see ws-bridge schema")])
-    c, failed = Collector(), set[KeyPath]()  # failed: a schema error there would repeat it
+    base = Path(path).parent  # relative paths in the config are read from its directory
+    c = Collector(lambda name: (base / Path(name).expanduser()).read_bytes())
+    failed = set[KeyPath]()  # where the YAML itself failed: a schema error there would repeat it
     for where, node in nodes:
         for key, message in getattr(node, "problems", []):
             c.add((*where, key), message)

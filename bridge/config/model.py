@@ -16,6 +16,7 @@ from bridge.config.specs import (
     Step,
     TLSConfig,
 )
+from bridge.frames import FramesSpec
 from bridge.routing.pattern import Pattern
 from bridge.sinks.settings import SinkConfig
 from bridge.upstream.backoff import BackoffPolicy
@@ -52,6 +53,7 @@ class SourceConfig:
     heartbeat: HeartbeatSpec | None = None
     replies: tuple[ReplySpec, ...] = ()
     routes: tuple[RouteSpec, ...] = ()
+    frames: FramesSpec | None = None  # decoding beyond JSON text, before the session
     on_invalid: Literal["forward", "drop"] = "forward"
     allow_insecure: bool = False
     dedup: DedupSpec | None = None

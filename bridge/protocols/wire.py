@@ -3,19 +3,20 @@ control messages (heard by the session's patterns, never routed).
 
 Each protocol atom turns one frame into ``Part``s: a JSON value and whether it is data. Data
 goes on as its JSON text (what the sinks receive); a control message keeps the frame's text,
-so a refusal is reported with the server's own words."""
+so a refusal is reported with the server's own words. The preset's decoding comes after the
+source's ``frames`` (decompression, split), when it has any: a composition, not a rival."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
+from bridge.inflate import Undecodable
 from bridge.messages import Message
 from bridge.protocols import graphql, nats, socketio, stomp
 
 Part = tuple[Any, bool]  # (value, is data)
-Decode = Callable[[Message], list[Message]]
 
 _DECODERS: dict[str, Callable[[str | bytes], list[Part]]] = {
     "socketio": socketio.decode,
@@ -25,6 +26,12 @@ _DECODERS: dict[str, Callable[[str | bytes], list[Part]]] = {
 }
 
 
+class Frames(Protocol):
+    """What the driver asks of a source's frame decoding: a frame's messages, in order."""
+
+    def decode(self, frame: str | bytes, at: float) -> list[Message | Undecodable]: ...
+
+
 class Control(Message):
     """A protocol's own message: an ack, a ping, an error; the session hears it, no route does."""
 
@@ -32,18 +39,27 @@ class Control(Message):
     control = True
 
 
-def decoder(protocol: str) -> Decode:
-    """The decoder of ``protocol`` (a preset's ``type``): one frame into its messages."""
-    parts_of = _DECODERS[protocol]
+class PresetFrames:
+    """The frames of a source with ``protocol: {type: ...}``: ``inner`` (its ``frames``, if
+    any) first, then each message read by the protocol's atom."""
 
-    def decode(msg: Message) -> list[Message]:
-        out: list[Message] = []
-        for value, data in parts_of(msg.data):
-            if data:
-                text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-                out.append(Message.of(msg.source, text, msg.received_at, value))
-            else:
-                out.append(Control.of(msg.source, msg.data, msg.received_at, value))
+    __slots__ = ("_inner", "_parts", "_source")
+
+    def __init__(self, protocol: str, source: str, inner: Frames | None = None) -> None:
+        self._parts, self._source, self._inner = _DECODERS[protocol], source, inner
+
+    def decode(self, frame: str | bytes, at: float) -> list[Message | Undecodable]:
+        items = [Message(self._source, frame, at)] if self._inner is None else \
+            self._inner.decode(frame, at)
+        out: list[Message | Undecodable] = []
+        for item in items:
+            if isinstance(item, Undecodable):
+                out.append(item)
+                continue
+            for value, data in self._parts(item.data):
+                if data:
+                    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+                    out.append(Message.of(self._source, text, at, value))
+                else:
+                    out.append(Control.of(self._source, item.data, at, value))
         return out
-
-    return decode

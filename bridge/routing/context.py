@@ -26,6 +26,7 @@ class Context:
     seq: Callable[[], int] = field(default=lambda: 0)
     hostname: str = ""
     mqtt: Any = None
+    match: Any = None  # the groups of frames.extract
 
 
 def mqtt_value(topic: str, payload: bytes | str) -> dict[str, Any]:

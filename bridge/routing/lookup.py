@@ -10,7 +10,8 @@ from typing import Any
 from bridge.decoding import INVALID
 from bridge.routing.context import Context, TemplateError
 
-ROOTS = frozenset({"seq", "source", "now_ms", "now_s", "hostname", "msg", "mqtt"})
+ROOTS = frozenset({"seq", "source", "now_ms", "now_s", "hostname", "msg", "mqtt", "match"})
+_HOLDERS = {"mqtt": "there is no MQTT message here", "match": "no frames.extract groups here"}
 _STEP = re.compile(r"\.([\w-]+)|\[(\d+)\]")
 
 Getter = Callable[[Context], Any]
@@ -41,9 +42,9 @@ def getter(root: str, path: str) -> Getter:
         steps[0] = "levels"  # {mqtt.topic} is the text, {mqtt.topic[N]} one of its levels
 
     def get(ctx: Context) -> Any:
-        value = ctx.msg if root == "msg" else ctx.mqtt
-        if value is None and root == "mqtt":
-            raise TemplateError(f"{name}: there is no MQTT message here")
+        value = ctx.msg if root == "msg" else ctx.mqtt if root == "mqtt" else ctx.match
+        if value is None and root != "msg":
+            raise TemplateError(f"{name}: {_HOLDERS[root]}")
         if value is INVALID:
             if not steps:
                 return ctx.raw

@@ -12,9 +12,11 @@ from collections.abc import Callable
 from typing import Any
 
 from bridge.routing.context import Context, TemplateError
-from bridge.routing.lookup import Getter, getter
+from bridge.routing.lookup import ROOTS, Getter, getter
 
 PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_]\w*)((?:\.[\w-]+|\[\d+\])*)\}")
+# Text whose braces are likely literal: a GraphQL document, JSON written inside a string.
+_LITERAL = re.compile(r'^\s*(query|subscription|mutation|fragment)\b|\{\s*["{]|["}]\s*\}|"\s*:')
 Clean = Callable[[str], str] | None  # what a rendered value passes through, if anything
 Render = Callable[[Context, Clean], Any]
 
@@ -41,7 +43,7 @@ def compile_text(spec: str, consts: dict[str, str], roots: set[str]) -> Render:
         if root is None or (root in consts and not m.group(2)):
             pieces.append(m.group(0)[0] if root is None else consts[root])
             continue
-        pieces.append(getter(root, m.group(2)))
+        pieces.append(_getter(spec, root, m.group(2)))
         roots.add(root)
     pieces = [p for p in [*pieces, spec[pos:]] if p != ""]
     if all(isinstance(p, str) for p in pieces):
@@ -50,6 +52,18 @@ def compile_text(spec: str, consts: dict[str, str], roots: set[str]) -> Render:
     if len(pieces) == 1 and not isinstance(only := pieces[0], str):  # keeps its JSON type
         return lambda c, cl: only(c) if cl is None else cl(to_text(only(c)))
     return _formatted(pieces)
+
+
+def _getter(spec: str, root: str, path: str) -> Getter:
+    """The getter of one placeholder; an unknown one in text that looks like a GraphQL query
+    or JSON gets a hint: its braces were probably meant literally."""
+    try:
+        return getter(root, path)
+    except TemplateError as exc:
+        if root in ROOTS or not _LITERAL.search(spec):
+            raise
+        hint = "if these braces are literal text (a GraphQL query, JSON), write {{ and }}"
+        raise TemplateError(f"{exc}; {hint}") from None
 
 
 def _formatted(pieces: list[str | Getter]) -> Render:

@@ -27,6 +27,8 @@ class SourceSnapshot:
     recovery: Mapping[str, int] = field(default_factory=dict)  # by event
     sent: int = 0
     outgoing_dropped: Mapping[str, int] = field(default_factory=dict)  # by reason
+    undecodable: Mapping[str, int] = field(default_factory=dict)  # frames, by reason
+    rejected: int = 0  # refusals by the server
 
 @dataclass(frozen=True)
 class SinkSnapshot:

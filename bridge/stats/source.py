@@ -56,6 +56,8 @@ class SourceStats:
     received: int = 0  # frames, including the session's own (acks, pongs)
     bytes: int = 0
     invalid: int = 0  # text frames that were not valid JSON
+    undecodable: Counter[str] = field(default_factory=Counter)  # frames, by reason (gzip, ...)
+    rejected: int = 0  # refusals by the server: a reject pattern or close code, an error frame
     reconnects: Counter[str] = field(default_factory=Counter)  # by reason_of()
     connects: int = 0  # connections that reached CONNECTED
     last_error: str | None = None

@@ -18,8 +18,10 @@ from typing import Any, Final, TypeVar
 
 from bridge.config.model import SourceConfig
 from bridge.errors import ConnectFailed, SourceError
+from bridge.frames import FrameDecoder
+from bridge.inflate import Undecodable
 from bridge.messages import INVALID, Message, byte_size
-from bridge.protocols.wire import decoder
+from bridge.protocols.wire import Frames, PresetFrames
 from bridge.routing.template import Template
 from bridge.stats.source import SourceStats
 from bridge.tls import client_context
@@ -89,8 +91,6 @@ class SourceClient:
         self._reconnect: Reconnect[Connection] = Reconnect(
             cfg.name, cfg.reconnect, self._open, self._lost, self._pause, clock=clock, rand=rand,
             refusing=cfg.protocol.closes if cfg.protocol is not None else frozenset())
-        # A protocol preset's frames: decoded once, before the session (bridge.protocols)
-        self._decode = decoder(cfg.protocol.type) if cfg.protocol is not None else None
         self._deliver, self._on_state, self._clock, self._wall = deliver, on_state, clock, wall
         self._log = logging.LoggerAdapter(logger, {"source": cfg.name})
         self._announced: ConnState | None = None  # the state last logged and reported
@@ -102,6 +102,11 @@ class SourceClient:
         self._backlog: list[Action] = []  # sends from events fed between two frames
         self._unread = False  # the session said frames may pass without screen() (Unread)
         self._heard = 0.0  # when the last of them came: told to the session with tick()
+        frames = cfg.frames  # decoding beyond JSON text, done here, before the session
+        self._frames: Frames | None = None if frames is None else \
+            FrameDecoder(frames, cfg.name, cfg.max_message_size)
+        if cfg.protocol is not None:  # a preset's wire format, read after ``frames``
+            self._frames = PresetFrames(cfg.protocol.type, cfg.name, self._frames)
 
     async def run(self) -> None:
         """Connect and serve, reconnecting with backoff; return once stopped or failed."""
@@ -258,7 +263,7 @@ class SourceClient:
         loop, clock, wall, stats = asyncio.get_running_loop(), self._clock, self._wall, self.stats
         name, deliver, session, turn = self.cfg.name, self._deliver, self._session, 0
         take, screen, unread, heard = conn.take, self._session.screen, self._unread, None
-        decode = self._decode
+        frames = self._frames
         async with asyncio.timeout(None) as wakeup:
             self._wakeup, armed = wakeup, None
             try:
@@ -272,14 +277,16 @@ class SourceClient:
                     if (data := take()) is None:  # nothing buffered whole: wait for it
                         data = await conn.recv()
                     now = clock()
-                    msg = Message(name, data, wall())
                     stats.received += 1
                     stats.bytes += byte_size(data)
-                    if decode is not None:  # a protocol preset's frame: its messages, in order
-                        for part in decode(msg):
-                            await self._apply(conn, session.receive(part, now))
-                        due = session.deadline()
-                    elif unread:
+                    if frames is not None:  # decoded first: one frame, any number of messages
+                        await self._decoded(conn, frames.decode(data, wall()), data, now)
+                        due, unread = session.deadline(), self._unread
+                        if due is not None and due <= now:
+                            return
+                        continue
+                    msg = Message(name, data, wall())
+                    if unread:
                         heard = now
                         self._delivered += 1
                         if (pending := deliver(msg)) is not None:
@@ -301,6 +308,23 @@ class SourceClient:
                 self._wakeup = None
                 if heard is not None:
                     self._heard = heard
+
+    async def _decoded(self, conn: Connection, items: list[Message | Undecodable],
+                       frame: str | bytes, now: float) -> None:
+        """The messages ``frames`` decoded from ``frame``, each screened by the session; one
+        that could not be decoded is the session's to count and forward or drop."""
+        session = self._session
+        for item in items:
+            if isinstance(item, Undecodable):
+                part = frame if item.part is None else item.part  # a split frame's piece
+                raw = Message(self.cfg.name, part, self._wall())
+                await self._apply(conn, session.undecodable(item, raw, now))
+            elif (actions := session.screen(item, now)) is None or actions is UNREAD:
+                self._delivered += 1
+                if (pending := self._deliver(item)) is not None:
+                    await pending
+            else:
+                await self._apply(conn, actions)
 
     async def _apply(self, conn: Connection, actions: list[Action]) -> None:
         for index, action in enumerate(actions):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from bridge.errors import SourceError
 from bridge.stats.source import SourceStats
-from bridge.upstream.actions import Action, Close, SetState
+from bridge.upstream.actions import Action, Close, SetState, Unread
 from bridge.upstream.conversation import Conversation
 from bridge.upstream.outbound import Outbound
 from bridge.upstream.plan import reads_data
@@ -18,12 +18,14 @@ class Lifecycle:
     ``stopped`` end a connection and the source; ``closing`` is a clean close under way, done
     once the sends the pacer holds are out."""
 
-    __slots__ = ("_out", "_recovery", "_stats", "_talk", "closing", "state")
+    __slots__ = ("_out", "_recovery", "_stats", "_talk", "checks_only", "closing", "passing",
+                 "state", "told")
 
     def __init__(self, stats: SourceStats, out: Outbound, talk: Conversation,
                  recovery: Recovery) -> None:
         self._stats, self._out, self._talk, self._recovery = stats, out, talk, recovery
         self.state, self.closing = ConnState.CONNECTING, False
+        self.passing = self.checks_only = self.told = False  # told: what Unread last said
 
     def enter(self, event: Event, now: float = 0.0) -> SetState:
         """The state ``event`` leads to, by the table. Each step of the plan starts the
@@ -38,14 +40,22 @@ class Lifecycle:
                 self._talk.watch.subscribing()
         return SetState(self.state)
 
-    def fast_path(self, live: bool) -> tuple[bool, bool]:
-        """Whether frames may pass unread, and whether only dedup and sequence read them:
-        CONNECTED, with nothing to match (no reply, pong, quiet channel or call to answer)."""
+    def mode(self, live: bool) -> None:
+        """What the driver may skip: ``passing``, frames pass unread; ``checks_only``, only
+        dedup and sequence read them. Both need CONNECTED with nothing to match (no reply,
+        pong, quiet channel or call to answer)."""
         calls, cfg = self._out.calls, self._talk.cfg
         quiet = live and self.state is ConnState.CONNECTED and not reads_data(cfg) and \
             not (calls is not None and calls.waiting)
-        checks = quiet and self._recovery.active
-        return quiet and not checks and cfg.on_invalid == "forward", checks
+        self.checks_only = quiet and self._recovery.active
+        self.passing = quiet and not self.checks_only and cfg.on_invalid == "forward"
+
+    def tell(self) -> list[Action]:
+        """``Unread`` when ``passing`` changed since the driver was last told (``told``)."""
+        if self.passing is self.told:
+            return []
+        self.told = self.passing
+        return [Unread(self.passing)]
 
     def lost(self, error: SourceError, reason: str, retry: bool) -> list[Action]:
         """The connection ended, or never opened, with ``error``; ``retry``: another attempt

@@ -14,10 +14,11 @@ from typing import Any, Final
 
 from bridge.config.model import SourceConfig
 from bridge.errors import SequenceGap, SessionTimeout, SourceError
+from bridge.inflate import Undecodable
 from bridge.messages import INVALID, Message
 from bridge.routing.template import Template
 from bridge.stats.source import SourceStats
-from bridge.upstream.actions import Action, Deliver, Fail, Notice, Send, Unread
+from bridge.upstream.actions import Action, Deliver, Fail, Notice, Send
 from bridge.upstream.conversation import Conversation
 from bridge.upstream.invalid import InvalidFrames
 from bridge.upstream.lifecycle import Lifecycle
@@ -43,10 +44,8 @@ class Session:
         self.recovery = recovery or Recovery(cfg)
         self.stats = stats or SourceStats(recovery=self.recovery.counts)
         self._live, self._last_rx = False, 0.0  # idle is lazy: a frame only notes its time
-        # CONNECTED, nothing to match: frames pass unread, or ``screen`` only checks recovery
-        self._pass = self._checks_only = self._told = False  # _told: what Unread last said
         self._talk = Conversation(cfg, hostname, wall)
-        self._invalid = InvalidFrames(cfg.on_invalid == "forward")
+        self._invalid = InvalidFrames(cfg.on_invalid == "forward", self.stats)
         self._out = Outbound(cfg, self.stats.outgoing)
         self._life = Lifecycle(self.stats, self._out, self._talk, self.recovery)
 
@@ -61,7 +60,7 @@ class Session:
 
     def start(self, now: float) -> list[Action]:
         """The socket is open: run the plan until its first wait."""
-        self._last_rx, self._live, self._life.closing, self._told = now, True, False, False
+        self._last_rx, self._live, self._life.closing, self._life.told = now, True, False, False
         return self._emit(self._talk.open(now), now)
 
     def lost(self, error: SourceError, reason: str, retry: bool) -> list[Action]:
@@ -75,7 +74,7 @@ class Session:
         they are out (the rate limit may hold them: keep ticking)."""
         out = self._talk.unsubscribe(now) if self._live and self._life.state in _DELIVERING else []
         self._out.queue.requeue(self._out.pacer.drop())  # never sent: first next time
-        self._live, self._life.closing, self._told = False, True, False  # nothing to tell
+        self._live, self._life.closing, self._life.told = False, True, False  # nothing to tell
         return self._emit(list(out), now) + self._life.close()
 
     def stopped(self) -> list[Action]:
@@ -94,16 +93,17 @@ class Session:
     def screen(self, msg: Message, now: float) -> list[Action] | None:  # noqa: PLR0911
         """``receive``, but None where that is ``[Deliver(msg)]`` (the driver's fast path),
         or ``UNREAD``: the same, for a frame passed on without reading it."""
-        if self._pass:
+        life = self._life
+        if life.passing:
             self._last_rx = now
             return UNREAD
         if not self._live:
             return []
         self._last_rx, value = now, msg.json
-        if self._checks_only and value is not INVALID:  # data: dedup and sequence, nothing else
+        if life.checks_only and value is not INVALID:  # data: dedup and sequence, nothing else
             check = self.recovery.check(value, msg.data, now)
             return None if check is KEEP else self._checked(msg, check, [], now)
-        calls, state = self._out.calls, self._life.state
+        calls, state = self._out.calls, life.state
         if calls is not None and calls.waiting and (answers := calls.reply(value, msg.data)):
             return self._emit(answers, now)  # an RPC's reply: answered, not routed
         bad = value is INVALID and not msg.is_binary
@@ -121,8 +121,14 @@ class Session:
 
     def unread_invalid(self, now: float) -> list[Action]:
         """A text frame that is not JSON: found by the session, or by a route (``UNREAD``)."""
-        self.stats.invalid += 1
-        return list(self._invalid.seen(1, now))
+        return list(self._invalid.seen(now))
+
+    def undecodable(self, error: Undecodable, frame: Message, now: float) -> list[Action]:
+        """A frame ``frames`` could not decode: counted, logged, then ``frame`` forwarded as
+        received or dropped, as ``on_invalid`` says (forwarded only once subscribing)."""
+        out: list[Action] = list(self._invalid.undecodable(error, now))
+        deliver = self._invalid.forward and self._live and self._life.state in _DELIVERING
+        return [*out, Deliver(frame)] if deliver else out
 
     def _checked(self, msg: Message, check: Check, out: list[Action], now: float) -> list[Action]:
         out += [Notice(note) for note in check.notes]
@@ -136,7 +142,7 @@ class Session:
         ``heard``: when the last frame delivered unread (``Unread``) came."""
         self._last_rx = max(self._last_rx, heard)
         out = self._out.tick(now) if now >= self._out.next else []
-        self._mode()  # calls answered: fewer replies to look for
+        self._life.mode(self._live)  # calls answered: fewer replies to look for
         if self._life.closing:
             return out + self._life.close()
         if not self._live:
@@ -176,22 +182,16 @@ class Session:
         done = [self._life.enter(a, now) if isinstance(a, Event) else a for a in out]
         self._live = self._live and not any(isinstance(a, Fail) for a in done)
         done = self._out.pacer.pace(done, now) + self._flush(now)
-        self._mode()  # states entered, calls sent: what must be read may have changed
-        if self._pass is not self._told:  # the driver's fast path changed: tell it
-            self._told = self._pass
-            done.append(Unread(self._pass))
-        return done
+        self._life.mode(self._live)  # states entered, calls sent: what must be read changed?
+        return done + self._life.tell()
 
     def _flush(self, now: float) -> list[Action]:
         if self._life.state is not ConnState.CONNECTED or not self._live or not self._out.queue:
             return []
         return self._out.flush(now, self._talk.render.mqtt)
 
-    def _mode(self) -> None:
-        self._pass, self._checks_only = self._life.fast_path(self._live)
-
     def _fail(self, error: SourceError | None) -> list[Action]:
         """The connection is over for the session: the driver drops it on ``Fail``."""
         self._live = False
-        self._mode()
+        self._life.mode(self._live)
         return [] if error is None else [Fail(error)]
