@@ -7,8 +7,8 @@ is (``\\r\\n`` ends each operation)
 
     auth:
       await: {nats: INFO}
-      send: 'CONNECT {"verbose":false,"pedantic":false,"protocol":1,"name":"ws-bridge",
-             "auth_token":"T"}\\r\\nPING\\r\\n'
+      send: 'CONNECT {{"verbose":false,"pedantic":false,"protocol":1,"name":"ws-bridge",
+             "auth_token":"T"}}\\r\\nPING\\r\\n'
       expect: {nats: PONG}                       # the server answers the PING once connected
       reject: {nats: -ERR}                       # -ERR 'Authorization Violation'
     subscribe: [{send: "SUB ticks.> 1\\r\\n"}]

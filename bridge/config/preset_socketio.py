@@ -7,7 +7,7 @@ is
 
     auth:
       await: {engineio: open}                    # the server's 0{"sid": ...}
-      send: '40/feed,{"token":"T"}'              # connect to the namespace, with auth
+      send: '40/feed,{{"token":"T"}}'            # connect to the namespace, with auth
       expect: {socketio: connect}                # 40{"sid": ...}
       reject: {socketio: connect_error}          # 44{"message": "..."}: refused, with its reason
     subscribe: [{send: '42/feed,["join","room1"]'}]

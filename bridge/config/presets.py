@@ -34,13 +34,15 @@ def expand_preset(raw: dict[str, Any], path: KeyPath, c: Collector
     """``raw`` with its preset expanded, and the preset's ``ProtocolSpec`` (None: no preset)."""
     spec, subscribe = raw.get("protocol"), list(raw.get("subscribe", []))
     kind = spec.get("type") if isinstance(spec, dict) else None
+    key = SUBSCRIBE_KEYS.get(kind) if isinstance(kind, str) else None
     for i, item in enumerate(subscribe):
-        if "send" not in item and SUBSCRIBE_KEYS.get(kind or "") not in item:
-            form = f"protocol {kind} subscribes with {SUBSCRIBE_KEYS[kind]}:" if kind else \
-                "without a protocol preset, a subscribe entry needs"
-            c.add((*path, "subscribe", i), f"{form} write send: (the message) instead")
+        if "send" not in item and (key is None or key not in item):
+            c.add((*path, "subscribe", i), f"protocol {kind} subscribes with {key}: write "
+                  f"{{{key}: ...}}, or send: (the message)" if key else
+                  "without a protocol preset, a subscribe entry needs send: (the message)")
+    subscribe = [item for item in subscribe if "send" in item or (key and key in item)]
     if spec is None or kind not in PRESETS:
-        return raw, None
+        return {**raw, "subscribe": subscribe}, None
     module = PRESETS[kind]
     for key in sorted(set(spec) - {"type", *module.KEYS}):
         c.add((*path, "protocol", key), f"not a setting of protocol {kind}; "

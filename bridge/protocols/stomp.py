@@ -16,12 +16,13 @@ _ESCAPES: Final = (("\\\\", "\\"), ("\\n", "\n"), ("\\r", "\r"), ("\\c", ":"))
 def decode(frame: str | bytes) -> list[tuple[Any, bool]]:
     """One WebSocket frame (one or more STOMP frames, each ended by NUL) as
     ``[(value, is_data)]``."""
+    whole = as_text(frame)
+    if not whole.strip("\r\n"):  # end-of-lines alone: the server's heart-beat
+        return [({"stomp": "heartbeat"}, False)]
     out: list[tuple[Any, bool]] = []
-    for chunk in as_text(frame).split("\0"):
-        text = chunk.lstrip("\r\n")
+    for chunk in whole.split("\0"):
+        text = chunk.lstrip("\r\n")  # the end-of-lines a server may put after each frame
         if not text:
-            if chunk:  # end-of-lines alone: the server's heart-beat
-                out.append(({"stomp": "heartbeat"}, False))
             continue
         head, _, body = text.partition("\n\n")
         command, *lines = head.replace("\r\n", "\n").split("\n")
