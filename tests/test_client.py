@@ -8,6 +8,7 @@ import json
 import logging
 import re
 import socket
+import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
@@ -62,12 +63,12 @@ async def home_assistant(conn: UpstreamConn) -> None:
 class Running:
     """Runs a SourceClient in a task and records what a user would see: states and messages."""
 
-    def __init__(self, cfg: SourceConfig, *, inspect: bool = False) -> None:
+    def __init__(self, cfg: SourceConfig, *, inspect: bool = False, **kw: Any) -> None:
         self.inspect = inspect  # like a route with `when`: it reads each message's JSON
         self.messages: list[Message] = []
         self.states: list[ConnState] = []
         self._changed = asyncio.Event()
-        self.client = SourceClient(cfg, self._deliver, on_state=self._state)
+        self.client = SourceClient(cfg, self._deliver, on_state=self._state, **kw)
         self.task: asyncio.Task[None] | None = None
 
     def _deliver(self, msg: Message) -> None:
@@ -206,27 +207,55 @@ async def test_resubscribes_after_server_restart(upstream: Upstream) -> None:
     assert run.client.stats.reconnects["network"] >= 1
 
 
-async def test_backoff_grows_and_resets_after_a_healthy_connection(
+async def test_a_server_that_greets_then_closes_meets_delays_growing_to_max_delay(
     upstream: Upstream, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async def handler(conn: UpstreamConn) -> None:
-        index = upstream.connections.index(conn)
-        if index == 3:  # the one healthy connection: it delivers data
-            await conn.send_json({"hello": True})
-        if index != 5:
-            await conn.close()
+    async def handler(conn: UpstreamConn) -> None:  # nats-server with a wrong token, say
+        await conn.send('INFO {"server_id":"x"}\r\n')  # a frame: it proves nothing
+        await conn.close()
 
     upstream.handler = handler
-    policy = BackoffPolicy(initial_delay=0.04, max_delay=1.0, multiplier=2.0, jitter=0.0)
+    policy = BackoffPolicy(initial_delay=0.01, max_delay=0.08, multiplier=2.0, jitter=0.0)
     with caplog.at_level(logging.WARNING, logger="bridge"):
         async with Running(source(upstream.url, reconnect=policy)) as run:
-            await upstream.wait_connections(6)
+            await upstream.wait_connections(7)
+    delays = [0.01, 0.02, 0.04, 0.08, 0.08, 0.08]
+    assert waits(caplog)[:6] == [f"{d:.2f}" for d in delays]
+    gaps = handshake_gaps(upstream)[:6]  # the upstream's own log of the attempts
+    assert all(gap >= wait for gap, wait in zip(gaps, delays, strict=True))
+    assert len(run.messages) >= 6  # each greeting was delivered; none reset the backoff
+
+
+async def test_backoff_resets_only_after_a_connection_stayed_connected_reset_after(
+    upstream: Upstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    release = asyncio.Event()
+
+    async def handler(conn: UpstreamConn) -> None:
+        await conn.send_json({"hello": True})
+        if upstream.connections.index(conn) == 3:  # the one healthy connection
+            await release.wait()
+        await conn.close()
+
+    upstream.handler = handler
+    skew = [0.0]  # the injected clock runs ahead of the loop's by this much
+
+    def clock() -> float:
+        return time.monotonic() + skew[0]
+
+    policy = BackoffPolicy(initial_delay=0.04, max_delay=1.0, multiplier=2.0, jitter=0.0,
+                           reset_after=10.0)
+    with caplog.at_level(logging.WARNING, logger="bridge"):
+        async with Running(source(upstream.url, reconnect=policy), clock=clock) as run:
+            await upstream.wait_connections(4)
             await run.until(lambda: run.client.state is ConnState.CONNECTED)
-    # reset: back to the initial delay after the connection that delivered data
-    assert waits(caplog) == ["0.04", "0.08", "0.16", "0.04", "0.08"]
+            skew[0] += policy.reset_after  # it stays CONNECTED ten seconds
+            release.set()
+            await upstream.wait_connections(6)
+    # reset: back to the initial delay after the connection that stayed up; data never did
+    assert waits(caplog)[:5] == ["0.04", "0.08", "0.16", "0.04", "0.08"]
     gaps = handshake_gaps(upstream)
     assert gaps[0] >= 0.04 and gaps[1] >= 0.08 and gaps[2] >= 0.16 and gaps[4] >= 0.08
-    assert len(run.messages) == 1
 
 
 async def test_idle_timeout_reconnects(upstream: Upstream) -> None:

@@ -295,6 +295,49 @@ def test_sinks_no_route_names_are_allowed(tmp_path: Path) -> None:
 
 # --- placeholders and secrets -------------------------------------------------------------------
 
+# --- pattern operators, checked at their keys ---------------------------------------------------
+
+BAD_PATTERNS = MINIMAL.replace("    routes:\n      - sink: console\n", """\
+    auth:
+      send: {op: auth}
+      expect: {ok: {$eqq: true}}
+    subscribe:
+      - send: {op: sub}
+        expect: {p: {$in: 5}}
+    replies:
+      - when: {op: {$regex: "ping("}}
+        send: {op: pong}
+    routes:
+      - sink: console
+        when: {e: trade, s: {$in: BTC}, p: {$gte: "1", $lt: true}}
+""")
+
+
+def test_every_bad_operator_is_reported_at_once_at_its_key(tmp_path: Path) -> None:
+    found = {(i.line, i.column, i.path): i.message for i in issues(tmp_path, BAD_PATTERNS)}
+    assert found == {
+        (*at(BAD_PATTERNS, "$eqq"), "sources[0].auth.expect.ok.$eqq"):
+            "unknown operator '$eqq'; did you mean '$eq'?",
+        (*at(BAD_PATTERNS, "$in: 5"), "sources[0].subscribe[0].expect.p.$in"):
+            "$in needs a list, got integer",
+        (*at(BAD_PATTERNS, "$regex"), "sources[0].replies[0].when.op.$regex"):
+            "invalid $regex: missing ), unterminated subpattern at position 4",
+        (*at(BAD_PATTERNS, "$in: BTC"), "sources[0].routes[0].when.s.$in"):
+            "$in needs a list, got string",
+        (*at(BAD_PATTERNS, "$lt"), "sources[0].routes[0].when.p.$lt"):
+            "$lt needs a number or a string, got boolean",
+    }
+
+
+def test_operators_in_a_valid_config_are_compiled(tmp_path: Path) -> None:
+    text = BAD_PATTERNS.replace("$eqq", "$eq").replace("$in: 5", "$in: [5]")
+    text = text.replace('"ping("', '"^ping"').replace("$in: BTC", "$in: [BTC]")
+    route = load(tmp_path, text.replace("$lt: true", '$lt: "9"')).sources[0].routes[0]
+    assert route.when is not None
+    assert route.when.matches({"e": "trade", "s": "BTC", "p": "5"})
+    assert not route.when.matches({"e": "trade", "s": "BTC", "p": 5})
+
+
 SECRETS = """\
 version: 1
 sinks:

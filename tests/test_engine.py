@@ -28,7 +28,7 @@ from bridge.upstream.actions import (
     Unread,
 )
 from bridge.upstream.backoff import BackoffPolicy, backoff
-from bridge.upstream.reconnect import HEALTHY_AFTER, Reconnect
+from bridge.upstream.reconnect import Reconnect
 from bridge.upstream.session import Session
 from bridge.upstream.state import TRANSITIONS, ConnState, Event, transition
 
@@ -290,27 +290,29 @@ def reconnect(script: Script, policy: BackoffPolicy) -> Reconnect[int]:
 POLICY = BackoffPolicy(initial_delay=1.0, max_delay=60.0, multiplier=2.0, jitter=0.2)
 
 
-async def test_the_backoff_resets_after_a_connection_stayed_up_healthy_after_seconds() -> None:
+async def test_the_backoff_resets_after_a_connection_stayed_connected_reset_after() -> None:
     script = Script()
     it = reconnect(script, POLICY)
-    stays = [0.0, 1.0, HEALTHY_AFTER - 0.01, HEALTHY_AFTER, 0.0]
+    healthy = POLICY.reset_after
+    stays = [0.0, 1.0, healthy - 0.01, healthy, 0.0]
     async for conn in it:
         connected_at = script.now
         script.now += stays[conn - 1]
-        it.ended(LOST, connected_at, delivered=False)
+        it.ended(LOST, connected_at)
         if conn == len(stays):
             it.stop()
-    # 1, 2, 4, 8 ...; the fourth stayed HEALTHY_AFTER: back to 1 after it, then 2
+    # 1, 2, 4, 8 ...; the fourth stayed reset_after: back to 1 after it, then 2
     assert script.paused == [1.0, 2.0, 4.0, 1.0, 2.0]
     assert [reason for reason, _ in script.lost] == ["network"] * 5
 
 
-async def test_delivered_data_makes_a_connection_healthy_and_stop_ends_the_iteration() -> None:
+async def test_a_connection_that_never_got_connected_never_resets_and_stop_ends_it() -> None:
     script = Script(fail_opens=2)
     it = reconnect(script, POLICY)
     async for conn in it:
-        it.ended(LOST if conn == 1 else None, script.now, delivered=conn == 1)
-    assert script.paused == [1.0, 2.0, 1.0]  # two failed opens, then a reset by data
+        script.now += 60.0  # open for a minute, but never CONNECTED (auth hung, say)
+        it.ended(LOST if conn == 1 else None, None)
+    assert script.paused == [1.0, 2.0, 4.0]  # two failed opens, then one that never connected
     assert script.opened == 2  # the second ended cleanly (stopped): no further attempt
 
 

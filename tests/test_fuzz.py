@@ -17,7 +17,9 @@ from bridge.config.load import load_config, load_schema
 from bridge.config.model import Config
 from bridge.decoding import INVALID
 from bridge.errors import ConfigError
+from bridge.routing.compiled import PatternError
 from bridge.routing.context import Context, TemplateError
+from bridge.routing.operators import OPERATORS
 from bridge.routing.pattern import Pattern, _match
 from bridge.routing.template import Template
 from bridge.sinks.settings import FileSinkConfig
@@ -37,6 +39,20 @@ JSON = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner,
                                                                 max_size=4),
     max_leaves=16,
+)
+# A plain pattern: a key starting with "$" is an operator, fuzzed apart (OPERATOR_SPECS).
+PLAIN_KEYS = st.text(max_size=6).filter(lambda key: not key.startswith("$"))
+PLAIN = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(PLAIN_KEYS, inner, max_size=4),
+    max_leaves=16,
+)
+OPERATOR_SPECS = st.recursive(
+    PLAIN,
+    lambda inner: st.dictionaries(
+        st.sampled_from([*OPERATORS, "$nope", "a", "b"]), inner | st.lists(inner, max_size=3),
+        max_size=3),
+    max_leaves=12,
 )
 
 
@@ -324,13 +340,27 @@ def test_a_lone_placeholder_keeps_the_json_value(value: Any) -> None:
 # --- the pattern matcher -----------------------------------------------------------------------
 
 @FUZZ
-@given(spec=JSON, value=JSON | st.just(INVALID))
+@given(spec=PLAIN, value=JSON | st.just(INVALID))
 def test_any_pattern_against_any_value_is_a_bool(spec: Any, value: Any) -> None:
     assert isinstance(Pattern(spec).matches(value), bool)
 
 
 @FUZZ
-@given(spec=JSON, value=JSON, key=st.sampled_from(["a", "b"]))
+@given(spec=OPERATOR_SPECS, value=JSON | st.just(INVALID))
+def test_any_operator_pattern_compiles_or_says_where_and_never_raises_on_a_value(
+    spec: Any, value: Any
+) -> None:
+    try:
+        pattern = Pattern(spec)
+    except PatternError as exc:
+        assert exc.problems and all(isinstance(at, tuple) and text for at, text in exc.problems)
+        return
+    assert isinstance(pattern.matches(value), bool)
+    assert isinstance(pattern.matches({"a": value, "b": [value]}), bool)
+
+
+@FUZZ
+@given(spec=PLAIN, value=JSON, key=st.sampled_from(["a", "b"]))
 def test_the_compiled_matcher_answers_as_the_matching_rules_do(spec: Any, value: Any,
                                                               key: str) -> None:
     # Patterns are compiled for speed; the rules (_match) stay the reference for what they mean.
@@ -339,7 +369,7 @@ def test_the_compiled_matcher_answers_as_the_matching_rules_do(spec: Any, value:
 
 
 @FUZZ
-@given(value=JSON)
+@given(value=PLAIN)
 def test_a_json_value_matches_itself(value: Any) -> None:
     assert Pattern(value).matches(value)
     assert not Pattern(value).matches(INVALID)
@@ -347,7 +377,7 @@ def test_a_json_value_matches_itself(value: Any) -> None:
 
 @st.composite
 def value_and_subpattern(draw: st.DrawFn) -> tuple[Any, Any]:
-    value = draw(st.dictionaries(st.text(max_size=4), JSON, max_size=5))
+    value = draw(st.dictionaries(PLAIN_KEYS, PLAIN, max_size=5))
 
     def subset(node: Any) -> Any:
         if not isinstance(node, dict):
@@ -366,7 +396,7 @@ def test_a_sub_dict_of_a_value_matches_it(pair: tuple[Any, Any]) -> None:
 
 
 @FUZZ
-@given(value=st.dictionaries(st.text(max_size=4), JSON, min_size=1, max_size=4), extra=JSON)
+@given(value=st.dictionaries(PLAIN_KEYS, PLAIN, min_size=1, max_size=4), extra=PLAIN)
 def test_a_pattern_with_a_key_the_value_lacks_never_matches(value: dict[str, Any],
                                                             extra: Any) -> None:
     missing = "".join(value) + "!"  # longer than every key, so not one of them

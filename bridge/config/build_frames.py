@@ -44,6 +44,8 @@ def _extract(spec: str | None, where: KeyPath, c: Collector) -> re.Pattern[str] 
 def _protobuf(raw: dict[str, Any], where: KeyPath, c: Collector) -> ProtobufSpec | None:
     name, message = raw["descriptor"], raw["message"]
     try:
+        if c.read is None:
+            raise OSError(f"no file reader given for {name}")
         data = c.read(name)
     except OSError as exc:
         c.add((*where, "descriptor"), f"cannot read {name}: {exc.strerror or exc}")

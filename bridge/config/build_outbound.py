@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bridge.config.collect import Collector, pattern
+from bridge.config.collect import Collector
 from bridge.config.keypaths import KeyPath
 from bridge.config.outbound import OutboxSpec, PublishSpec, RateLimitSpec, RpcSpec
 
@@ -22,8 +22,8 @@ def build_outbound(raw: dict[str, Any], path: KeyPath, c: Collector) -> dict[str
         where = (*path, "rpc")
         out["rpc"] = RpcSpec(
             rpc.get("sink"), c.template(rpc["send"], (*where, "send")),
-            id_field=rpc.get("id_field", "id"), match=pattern(rpc.get("match")),
-            error=pattern(rpc.get("error")), **c.seconds(rpc, where, {"timeout": "timeout"}),
+            id_field=rpc.get("id_field", "id"), match=c.pattern(rpc, "match", where),
+            error=c.pattern(rpc, "error", where), **c.seconds(rpc, where, {"timeout": "timeout"}),
         )
     if (limit := raw.get("rate_limit")) is not None:
         per = c.seconds(limit, (*path, "rate_limit"), {"per": "per"})

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bridge.config.collect import Collector, pattern
+from bridge.config.collect import Collector
 from bridge.config.keypaths import KeyPath
 from bridge.config.specs import (
     DEDUP_WINDOW,
@@ -17,7 +17,6 @@ from bridge.config.specs import (
     SequenceSpec,
     Step,
 )
-from bridge.routing.pattern import Pattern
 
 _TIMEOUT = {"timeout": "timeout"}
 _STEP_TIMES = {**_TIMEOUT, "expect_every": "expect_every"}
@@ -32,11 +31,12 @@ def build_session(raw: dict[str, Any], path: KeyPath, c: Collector) -> dict[str,
         "unsubscribe": _steps(raw, "unsubscribe", path, c),
         "heartbeat": None if beat is None else HeartbeatSpec(
             send=c.template(beat["send"], (*path, "heartbeat", "send")),
-            expect=pattern(beat.get("expect")),
+            expect=c.pattern(beat, "expect", (*path, "heartbeat")),
             **c.seconds(beat, (*path, "heartbeat"), {"interval": "interval", **_TIMEOUT}),
         ),
         "replies": tuple(
-            ReplySpec(Pattern(r["when"]), c.template(r["send"], (*path, "replies", i, "send")))
+            ReplySpec(c.match(r["when"], (*path, "replies", i, "when")),
+                      c.template(r["send"], (*path, "replies", i, "send")))
             for i, r in enumerate(raw.get("replies", []))
         ),
         **_recovery(raw, path, c),
@@ -47,9 +47,9 @@ def _auth(auth: dict[str, Any], where: KeyPath, c: Collector) -> AuthSpec:
     send = auth.get("send")
     return AuthSpec(
         send=None if send is None else c.template(send, (*where, "send")),
-        await_=pattern(auth.get("await")),
-        expect=pattern(auth.get("expect")),
-        reject=pattern(auth.get("reject")),
+        await_=c.pattern(auth, "await", where),
+        expect=c.pattern(auth, "expect", where),
+        reject=c.pattern(auth, "reject", where),
         **c.seconds(auth, where, _TIMEOUT),
     )
 
@@ -62,9 +62,9 @@ def _steps(raw: dict[str, Any], key: str, path: KeyPath, c: Collector) -> tuple[
 def _step(spec: dict[str, Any], where: KeyPath, c: Collector) -> Step:
     return Step(
         c.template(spec["send"], (*where, "send")),
-        pattern(spec.get("expect")),
-        pattern(spec.get("reject")),
-        when=pattern(spec.get("when")),
+        c.pattern(spec, "expect", where),
+        c.pattern(spec, "reject", where),
+        when=c.pattern(spec, "when", where),
         **c.seconds(spec, where, _STEP_TIMES),
     )
 

@@ -7,7 +7,7 @@ from typing import Any
 from bridge.config.build_frames import build_frames
 from bridge.config.build_outbound import build_outbound
 from bridge.config.build_session import build_session
-from bridge.config.collect import Collector, parse_size, pattern, tls
+from bridge.config.collect import Collector, parse_size, tls
 from bridge.config.keypaths import KeyPath
 from bridge.config.model import SourceConfig
 from bridge.config.presets import expand_preset
@@ -56,7 +56,7 @@ def _route(raw: dict[str, Any], where: KeyPath, c: Collector) -> RouteSpec:
     topic, payload = raw.get("topic"), raw.get("payload")
     return RouteSpec(
         sink=raw["sink"],
-        when=pattern(raw.get("when")),
+        when=c.pattern(raw, "when", where),
         topic=None if topic is None else c.template(topic, (*where, "topic")),
         payload=None if "payload" not in raw else c.template(payload, (*where, "payload")),
         qos=raw.get("qos"),

@@ -10,6 +10,7 @@ from typing import Any
 from bridge.config.durations import parse_duration
 from bridge.config.keypaths import KeyPath
 from bridge.config.specs import TLSConfig
+from bridge.routing.compiled import PatternError
 from bridge.routing.context import TemplateError
 from bridge.routing.pattern import Pattern
 from bridge.routing.template import Template
@@ -19,7 +20,7 @@ from bridge.upstream.backoff import BackoffPolicy
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$")
 _UNITS = {"B": 1, "KB": 10**3, "KiB": 2**10, "MB": 10**6, "MiB": 2**20, "GB": 10**9, "GiB": 2**30}
 SIZE_PATTERN = r"^\s*\d+(\.\d+)?\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$"
-_DELAYS = {"initial_delay": "initial_delay", "max_delay": "max_delay"}
+_DELAYS = {"initial_delay": "initial_delay", "max_delay": "max_delay", "reset_after": "reset_after"}
 _NUMBERS: dict[str, Any] = {"multiplier": float, "jitter": float, "max_attempts": int}
 
 
@@ -38,7 +39,7 @@ class Collector:
 
     def __init__(self, read: Callable[[str], bytes] | None = None) -> None:
         self.found: list[tuple[KeyPath, str]] = []
-        self.read = read or _unreadable  # a file the config names (a descriptor set)
+        self.read = read  # reads a file the config names (a descriptor set); None: cannot
 
     def add(self, path: KeyPath, message: str) -> None:
         self.found.append((path, message))
@@ -51,6 +52,21 @@ class Collector:
             if not any(p[: len(path)] == path for p, _ in self.found):
                 self.add(path, str(exc))
             return Template("")
+
+    def pattern(self, raw: dict[str, Any], key: str, path: KeyPath) -> Pattern | None:
+        """The pattern at ``raw[key]``, or None when the key is absent or null (no message is
+        JSON null)."""
+        spec = raw.get(key)
+        return None if spec is None else self.match(spec, (*path, key))
+
+    def match(self, spec: Any, path: KeyPath) -> Pattern:
+        """The pattern ``spec``; an unknown operator or a bad operand is reported where it is."""
+        try:
+            return Pattern(spec)
+        except PatternError as exc:
+            for at, message in exc.problems:
+                self.add((*path, *at), message)
+            return Pattern(None)
 
     def seconds(self, raw: dict[str, Any], path: KeyPath, names: dict[str, str]) -> dict[str, Any]:
         """``{field: seconds}`` for each duration key of ``names`` (yaml key: field) in ``raw``."""
@@ -66,15 +82,6 @@ class Collector:
     def backoff(self, raw: dict[str, Any], path: KeyPath) -> BackoffPolicy:
         rest = {k: t(raw[k]) for k, t in _NUMBERS.items() if k in raw}
         return BackoffPolicy(**self.seconds(raw, path, _DELAYS), **rest)
-
-
-def _unreadable(name: str) -> bytes:
-    raise OSError(f"no file reader given for {name}")
-
-
-def pattern(spec: Any) -> Pattern | None:
-    """A pattern, or None when the key is absent or null (no message is JSON null)."""
-    return None if spec is None else Pattern(spec)
 
 
 def queue(raw: dict[str, Any] | None, default: QueueConfig | None = None) -> QueueConfig:

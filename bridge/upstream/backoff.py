@@ -9,13 +9,15 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class BackoffPolicy:
-    """``reconnect:`` in the config; ``max_attempts`` 0 means retry forever."""
+    """``reconnect:`` in the config; ``max_attempts`` 0 means retry forever; the delays start
+    afresh once a connection has stayed CONNECTED for ``reset_after`` seconds."""
 
     initial_delay: float = 0.5
     max_delay: float = 30.0
     multiplier: float = 2.0
     jitter: float = 0.2
     max_attempts: int = 0
+    reset_after: float = 10.0
 
 
 def backoff(policy: BackoffPolicy, rand: Callable[[], float] = random.random) -> Iterator[float]:

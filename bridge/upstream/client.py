@@ -97,7 +97,6 @@ class SourceClient:
         self._stopping = False
         self._wakeup: asyncio.Timeout | None = None  # the wait that stop() and events cut short
         self._connected_at: float | None = None
-        self._delivered = 0  # messages delivered on the current connection
         self._pending: SourceConfig | None = None  # new subscriptions from a reload
         self._backlog: list[Action] = []  # sends from events fed between two frames
         self._unread = False  # the session said frames may pass without screen() (Unread)
@@ -112,7 +111,7 @@ class SourceClient:
         """Connect and serve, reconnecting with backoff; return once stopped or failed."""
         async for conn in self._reconnect:
             error = await self._serve(conn)
-            self._reconnect.ended(error, self._connected_at, self._delivered > 0)
+            self._reconnect.ended(error, self._connected_at)
         self._perform(self._session.stopped())
 
     def retarget(self, deliver: DeliverFn) -> None:
@@ -162,7 +161,7 @@ class SourceClient:
 
     async def _open(self) -> Connection | None:
         """One attempt to open the socket; None when ``stop()`` came first."""
-        self._connected_at, self._delivered = None, 0
+        self._connected_at = None
         self._apply_idle(self._session.connecting())
         # One that opened just as stop() came is served too: its loop stops at once, with
         # the unsubscribe messages and a close frame, as for any other connection.
@@ -288,13 +287,11 @@ class SourceClient:
                     msg = Message(name, data, wall())
                     if unread:
                         heard = now
-                        self._delivered += 1
                         if (pending := deliver(msg)) is not None:
                             await pending
                         if msg.parsed is INVALID and not msg.is_binary:  # found by a route
                             await self._apply(conn, session.unread_invalid(now))
                     elif (actions := screen(msg, now)) is None or actions is UNREAD:
-                        self._delivered += 1  # data: no deadline moved (idle, quiet are lazy)
                         if (pending := deliver(msg)) is not None:
                             await pending
                         if actions is UNREAD and msg.parsed is INVALID and not msg.is_binary:
@@ -320,7 +317,6 @@ class SourceClient:
                 raw = Message(self.cfg.name, part, self._wall())
                 await self._apply(conn, session.undecodable(item, raw, now))
             elif (actions := session.screen(item, now)) is None or actions is UNREAD:
-                self._delivered += 1
                 if (pending := self._deliver(item)) is not None:
                     await pending
             else:
@@ -329,7 +325,6 @@ class SourceClient:
     async def _apply(self, conn: Connection, actions: list[Action]) -> None:
         for index, action in enumerate(actions):
             if isinstance(action, Deliver):
-                self._delivered += 1
                 pending = self._deliver(action.msg)
                 if pending is not None:
                     await pending

@@ -3,7 +3,8 @@
 Shaped like websockets' ``connect.__aiter__``: it opens a connection and yields it; the
 caller pumps it and says how it ended (``ended``); the iterator classifies every failure in
 one place (``process_exception``), waits out the backoff, and opens the next. The backoff
-starts afresh after a healthy connection, and the iterator ends after ``max_attempts``
+starts afresh after a connection that stayed CONNECTED for ``reset_after`` (a frame alone
+proves nothing: a server may greet, then refuse), and the iterator ends after ``max_attempts``
 failures in a row, or once ``stop()`` is called."""
 
 from __future__ import annotations
@@ -11,16 +12,13 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Final, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from bridge.errors import AuthRejected, ConnectionLost, SourceError
 from bridge.stats.source import REASONS, reason_of
 from bridge.upstream.backoff import BackoffPolicy, backoff
 
 logger = logging.getLogger("bridge.upstream")
-
-# A connection that delivered data, or stayed connected this long, resets the backoff.
-HEALTHY_AFTER: Final = 5.0
 
 C = TypeVar("C")
 Opener = Callable[[], Awaitable[C | None]]  # None: stop() was called while it was opening
@@ -48,12 +46,11 @@ class Reconnect(Generic[C]):
         """No further attempt; the caller interrupts whatever waits (``pause``, the opener)."""
         self._stopped = True
 
-    def ended(self, error: SourceError | None, connected_at: float | None,
-              delivered: bool) -> None:
+    def ended(self, error: SourceError | None, connected_at: float | None) -> None:
         """How the connection just yielded ended: ``error``, or None when stopped; whether it
-        was healthy: it delivered data, or stayed connected ``HEALTHY_AFTER`` seconds."""
-        healthy = delivered or (connected_at is not None and
-                                self._clock() - connected_at >= HEALTHY_AFTER)
+        was healthy: it reached CONNECTED at ``connected_at`` and stayed ``reset_after``."""
+        healthy = connected_at is not None and \
+            self._clock() - connected_at >= self._policy.reset_after
         self._ended = (error, healthy)
 
     def process_exception(self, exc: BaseException) -> tuple[SourceError, str]:
