@@ -18,6 +18,7 @@ from bridge.config.load import load_config
 from bridge.config.model import SourceConfig
 from bridge.errors import AuthRejected, ConfigError, SourceError
 from bridge.frames import FrameDecoder, FramesSpec
+from bridge.inflate import Undecodable
 from bridge.messages import Message
 from bridge.protocols import graphql, nats, socketio, stomp
 from bridge.protocols.wire import PresetFrames
@@ -129,9 +130,26 @@ def test_a_preset_reads_what_the_sources_frames_settings_decoded() -> None:
 @given(st.one_of(st.text(), st.binary()))
 def test_garbage_never_crashes_a_preset_decoder(frame: str | bytes) -> None:
     for kind in ("socketio", "graphql-ws", "stomp", "nats"):
-        for msg in PresetFrames(kind, "src").decode(frame, 0.0):
-            assert isinstance(msg, Message)
-            _ = msg.json
+        for item in PresetFrames(kind, "src").decode(frame, 0.0):
+            if isinstance(item, Undecodable):
+                assert item.reason == kind.removesuffix("-ws")
+            else:
+                assert isinstance(item, Message)
+                _ = item.json
+
+
+@pytest.mark.parametrize("kind, frame", [
+    ("socketio", "9what"), ("socketio", '42{"not":"an array"}'), ("graphql-ws", "[1,2]"),
+    ("stomp", "HELLO\n\n\0"), ("nats", b"MSG a 1 99\r\nshort\r\n"), ("nats", b"WHAT\r\n"),
+])
+def test_a_frame_that_breaks_the_protocol_is_counted_as_undecodable(
+    tmp_path: Path, kind: str, frame: str | bytes
+) -> None:
+    [item] = PresetFrames(kind, "src").decode(frame, 0.0)
+    assert isinstance(item, Undecodable)
+    session = Session(sources(tmp_path, NATS)[0])
+    session.undecodable(item, Message("src", frame, 0.0), 1.0)
+    assert session.stats.undecodable == {item.reason: 1}
 
 
 # --- the session with a preset ------------------------------------------------------------------
@@ -147,7 +165,7 @@ NATS = """\
 def feed(session: Session, kind: str, frame: str | bytes) -> list[Action]:
     out: list[Action] = []
     for msg in PresetFrames(kind, "src").decode(frame, 0.0):
-        assert isinstance(msg, Message)
+        assert not isinstance(msg, Undecodable)
         out += session.receive(msg, 1.0)
     return out
 

@@ -3,24 +3,25 @@
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
-from bridge.decoding import INVALID, decode_json
+from bridge.decoding import decode_json
+from bridge.protocols.text import Parts, broken
 
 SUBPROTOCOL: Final = "graphql-transport-ws"
 # Close codes by which the server refuses: bad request, unauthorized, forbidden, too many inits
 REFUSING_CLOSES: Final = frozenset({4400, 4401, 4403, 4429})
 
 
-def decode(frame: str | bytes) -> list[tuple[Any, bool]]:
-    """One frame as ``[(value, is_data)]``."""
+def decode(frame: str | bytes) -> Parts:
+    """One frame as its message: ``[(value, is_data)]``, or why it is not graphql-ws."""
     value = decode_json(frame)
-    if not isinstance(value, dict):
-        return [({"type": "unknown"} if value is INVALID else {"type": "unknown", "value": value},
-                 False)]
-    if value.get("type") == "next":
-        payload = value.get("payload")
-        payload = payload if isinstance(payload, dict) else {}
-        return [({"id": value.get("id"), "data": payload.get("data"),
-                  "errors": payload.get("errors")}, True)]
-    return [(value, False)]
+    if not isinstance(value, dict) or not isinstance(value.get("type"), str):
+        return [broken("graphql", "not a JSON object with a type")]
+    if value["type"] != "next":
+        return [(value, False)]
+    payload = value.get("payload")
+    if not isinstance(payload, dict):
+        return [broken("graphql", "a next message without an object payload")]
+    return [({"id": value.get("id"), "data": payload.get("data"),
+              "errors": payload.get("errors")}, True)]

@@ -5,17 +5,20 @@ operations; lengths count bytes, so the frame is read as bytes."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Final
 
-from bridge.protocols.text import json_or_text
+from bridge.protocols.text import Parts, broken, json_or_text
 
 _CRLF = b"\r\n"
+_CONTROL: Final = frozenset({"PING", "PONG", "+OK"})
+_FIELDS: Final = {"MSG": (3, 4), "HMSG": (4, 5)}  # subject sid [reply] [header size] size
 
 
-def decode(frame: str | bytes) -> list[tuple[Any, bool]]:
-    """One frame as ``[(value, is_data)]``; a truncated operation ends the frame's reading."""
+def decode(frame: str | bytes) -> Parts:
+    """One frame as ``[(value, is_data)]``; an operation that is not NATS is ``Undecodable``,
+    and a truncated ``MSG`` ends the frame's reading."""
     buf = frame.encode() if isinstance(frame, str) else frame
-    out: list[tuple[Any, bool]] = []
+    out: Parts = []
     pos = 0
     while pos < len(buf):
         end = buf.find(_CRLF, pos)
@@ -28,8 +31,8 @@ def decode(frame: str | bytes) -> list[tuple[Any, bool]]:
         if op in ("MSG", "HMSG"):
             fields = args.split()
             size = _int(fields[-1]) if fields else None
-            if size is None or len(fields) < 3 or pos + size > len(buf):
-                out.append(({"nats": "unknown", "line": line[:200]}, False))
+            if size is None or len(fields) not in _FIELDS[op] or pos + size > len(buf):
+                out.append(broken("nats", f"a {op} line that does not fit the frame", line))
                 break
             payload = buf[pos : pos + size]
             pos += size + 2
@@ -43,10 +46,12 @@ def decode(frame: str | bytes) -> list[tuple[Any, bool]]:
             out.append(({"nats": "INFO", "info": json_or_text(args)}, False))
         elif op == "-ERR":
             out.append(({"nats": "-ERR", "error": args.strip().strip("'")}, False))
-        elif line:
+        elif op in _CONTROL:
             out.append(({"nats": op}, False))
+        elif line:
+            out.append(broken("nats", "not a NATS server operation", line))
     return out
 
 
 def _int(text: str) -> int | None:
-    return int(text) if text.isdigit() else None
+    return int(text) if text.isascii() and text.isdigit() else None

@@ -11,7 +11,7 @@ import re
 from typing import Any, Final
 
 from bridge.decoding import INVALID, decode_json
-from bridge.protocols.text import as_text
+from bridge.protocols.text import Parts, as_text, broken
 
 ENGINE: Final = {"0": "open", "1": "close", "2": "ping", "3": "pong", "5": "upgrade", "6": "noop"}
 PACKETS: Final = {"0": "connect", "1": "disconnect", "3": "ack", "4": "connect_error",
@@ -20,21 +20,23 @@ _EVENTS: Final = ("2", "5")  # event, binary event (its attachments are not read
 _HEAD: Final = re.compile(r"(?P<type>\d)(?:(?P<ns>/[^,]*),)?(?P<ack>\d*)(?P<body>.*)", re.S)
 
 
-def decode(frame: str | bytes) -> list[tuple[Any, bool]]:
-    """One frame as ``[(value, is_data)]``."""
+def decode(frame: str | bytes) -> Parts:
+    """One frame as its message: ``[(value, is_data)]``, or why it is not Socket.IO."""
     text = as_text(frame)
     kind, rest = text[:1], text[1:]
-    if kind != "4":
-        return [({"engineio": ENGINE.get(kind, "unknown"), **_fields(rest)}, False)]
-    head = _HEAD.fullmatch(rest)
-    if head is None:
-        return [({"socketio": "unknown"}, False)]
+    if kind in ENGINE:
+        return [({"engineio": ENGINE[kind], **_fields(rest)}, False)]
+    head = _HEAD.fullmatch(rest) if kind == "4" else None
+    if head is None or (head["type"] not in _EVENTS and head["type"] not in PACKETS):
+        return [broken("socketio", "not an Engine.IO v4 / Socket.IO 5 packet")]
     namespace, body = head["ns"] or "/", decode_json(head["body"]) if head["body"] else None
-    if head["type"] in _EVENTS and isinstance(body, list) and body:
+    if head["type"] in _EVENTS:
+        if not (isinstance(body, list) and body and isinstance(body[0], str)):
+            return [broken("socketio", "an event that is not a JSON array [name, ...]")]
         args = body[1:]
         return [({"event": body[0], "data": args[0] if args else None, "args": args}, True)]
-    packet = PACKETS.get(head["type"], "unknown")
-    return [({"socketio": packet, "namespace": namespace, **_fields(head["body"])}, False)]
+    return [({"socketio": PACKETS[head["type"]], "namespace": namespace,
+              **_fields(head["body"])}, False)]
 
 
 def _fields(text: str) -> dict[str, Any]:

@@ -5,27 +5,31 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Final
+from typing import Final
 
-from bridge.protocols.text import as_text, json_or_text
+from bridge.protocols.text import Parts, as_text, broken, json_or_text
 
 SUBPROTOCOLS: Final = ("v12.stomp", "v11.stomp", "v10.stomp")
+SERVER_FRAMES: Final = frozenset({"CONNECTED", "MESSAGE", "RECEIPT", "ERROR"})
 _ESCAPES: Final = (("\\\\", "\\"), ("\\n", "\n"), ("\\r", "\r"), ("\\c", ":"))
 
 
-def decode(frame: str | bytes) -> list[tuple[Any, bool]]:
+def decode(frame: str | bytes) -> Parts:
     """One WebSocket frame (one or more STOMP frames, each ended by NUL) as
-    ``[(value, is_data)]``."""
+    ``[(value, is_data)]``, a piece that is not a server's STOMP frame as ``Undecodable``."""
     whole = as_text(frame)
     if not whole.strip("\r\n"):  # end-of-lines alone: the server's heart-beat
         return [({"stomp": "heartbeat"}, False)]
-    out: list[tuple[Any, bool]] = []
+    out: Parts = []
     for chunk in whole.split("\0"):
         text = chunk.lstrip("\r\n")  # the end-of-lines a server may put after each frame
         if not text:
             continue
         head, _, body = text.partition("\n\n")
         command, *lines = head.replace("\r\n", "\n").split("\n")
+        if command not in SERVER_FRAMES:
+            out.append(broken("stomp", "not a STOMP server frame", chunk))
+            continue
         headers: dict[str, str] = {}
         for line in lines:
             key, _, value = line.partition(":")

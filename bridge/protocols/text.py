@@ -1,10 +1,22 @@
-"""What the protocol atoms share: a frame as text, a payload as JSON when it is JSON."""
+"""What the protocol atoms share: what they make of a frame (``Part``s, or ``Undecodable``
+for what breaks the protocol: counted by the protocol's name and handled by ``on_invalid``,
+as any frame ``frames`` cannot decode), a frame as text, a payload as JSON when it is JSON."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from bridge.decoding import INVALID, decode_json
+from bridge.inflate import Undecodable
+
+Part = tuple[Any, bool]  # a message's JSON value, and whether it is data (routed) or control
+Parts = list[Part | Undecodable]
+
+
+def broken(protocol: str, why: str, piece: str | None = None) -> Undecodable:
+    """A frame that does not follow ``protocol``; ``piece``: the part of it that does not,
+    when the frame holds several messages (the rest of them still count)."""
+    return Undecodable(protocol, why, piece)
 
 
 def as_text(frame: str | bytes) -> str:

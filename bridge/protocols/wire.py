@@ -1,7 +1,8 @@
 """A protocol preset's frames decoded once, before the session: data messages (routed) and
 control messages (heard by the session's patterns, never routed).
 
-Each protocol atom turns one frame into ``Part``s: a JSON value and whether it is data. Data
+Each protocol atom turns one frame into ``Part``s: a JSON value and whether it is data (or
+``Undecodable``: what breaks the protocol is counted and handled as ``frames`` does). Data
 goes on as its JSON text (what the sinks receive); a control message keeps the frame's text,
 so a refusal is reported with the server's own words. The preset's decoding comes after the
 source's ``frames`` (decompression, split), when it has any: a composition, not a rival."""
@@ -10,15 +11,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 from bridge.inflate import Undecodable
 from bridge.messages import Message
 from bridge.protocols import graphql, nats, socketio, stomp
+from bridge.protocols.text import Parts
 
-Part = tuple[Any, bool]  # (value, is data)
-
-_DECODERS: dict[str, Callable[[str | bytes], list[Part]]] = {
+_DECODERS: dict[str, Callable[[str | bytes], Parts]] = {
     "socketio": socketio.decode,
     "graphql-ws": graphql.decode,
     "stomp": stomp.decode,
@@ -56,7 +56,11 @@ class PresetFrames:
             if isinstance(item, Undecodable):
                 out.append(item)
                 continue
-            for value, data in self._parts(item.data):
+            for part in self._parts(item.data):
+                if isinstance(part, Undecodable):
+                    out.append(part)  # counted by the protocol's name, then as on_invalid says
+                    continue
+                value, data = part
                 if data:
                     text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
                     out.append(Message.of(self._source, text, at, value))
