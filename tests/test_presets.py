@@ -220,6 +220,26 @@ def test_socketio_session_answers_ping_and_reports_the_refusal(tmp_path: Path) -
     assert not [a for a in feed(session, "socketio", "2") if isinstance(a, Deliver)]
 
 
+def test_stomp_session_keeps_the_heartbeat_and_disconnects_on_stop(tmp_path: Path) -> None:
+    session = Session(sources(tmp_path, """\
+        - name: src
+          url: ws://127.0.0.1:1
+          protocol: {type: stomp, login: guest, passcode: P, heartbeat: 4s}
+          subscribe: [{destination: /queue/a}]
+        """)[0])
+    [connect] = texts(session.start(0.0))
+    assert connect.startswith("CONNECT\n") and "heart-beat:4000,4000\n" in connect
+    subscribe = texts(feed(session, "stomp", "CONNECTED\nversion:1.2\n\n\0\n"))
+    assert subscribe == ["SUBSCRIBE\nid:1\ndestination:/queue/a\nack:auto\n\n\0"]
+    assert feed(session, "stomp", "\n") == []  # the server's heart-beat: heard, not routed
+    assert session.deadline() == 1.0 + 2.0  # connected at 1.0; half the promised interval
+    assert texts(session.tick(3.0)) == ["\n"]
+    out = feed(session, "stomp", "MESSAGE\ndestination:/queue/a\n\n[1]\0")
+    assert [json.loads(a.msg.data) for a in out if isinstance(a, Deliver)] == [
+        {"destination": "/queue/a", "headers": {"destination": "/queue/a"}, "body": [1]}]
+    assert texts(session.stop(4.0)) == ["UNSUBSCRIBE\nid:1\n\n\0", "DISCONNECT\n\n\0"]
+
+
 def test_graphql_query_braces_are_literal_and_ids_assigned(tmp_path: Path) -> None:
     cfg = sources(tmp_path, """\
         - name: src

@@ -5,11 +5,13 @@
 ``{token: TOKEN}`` (else strawberry closes with 4403 Forbidden); ``subscription { count }``
 yields 1, 2, 3, ... every 20 ms; ``subscription { broken }`` fails at once (an ``error``
 message). Lifecycle lines go to stdout (``ready``, ``init``, ``refused``, ``subscribed``,
-``ended``) for the tests to read."""
+``ended``, and ``complete ID`` for each complete message a client sends) for the tests to
+read."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -61,7 +63,20 @@ class App(GraphQL[Any, Any]):
 
 
 schema = strawberry.Schema(query=Query, subscription=Subscription)
-app = App(schema, subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL])
+graphql_app = App(schema, subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL])
+
+
+async def app(scope: Any, receive: Any, send: Any) -> None:
+    """strawberry's app, with each ``complete`` a client sends written to stdout."""
+
+    async def seen() -> Any:
+        event = await receive()
+        text = event.get("text") or ""
+        if event.get("type") == "websocket.receive" and '"complete"' in text:
+            say("complete", json.loads(text).get("id"))
+        return event
+
+    await graphql_app(scope, seen, send)
 
 
 async def main() -> None:
