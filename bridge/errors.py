@@ -5,12 +5,14 @@
     ├── SourceError                 carries ``source``
     │   ├── ConnectFailed           TCP/TLS/DNS/timeout before the handshake completed
     │   │   └── HandshakeRejected   the HTTP upgrade got a non-101 ``status``
-    │   ├── AuthRejected            credentials refused (HTTP 401/403 or the auth ``reject``)
+    │   ├── Rejected                the server refused: a ``reject`` matched (a frame or a
+    │   │   │                           close code), or a preset's error frame (``stage``)
+    │   │   └── AuthRejected        credentials refused (HTTP 401/403 or the auth ``reject``)
     │   ├── SessionTimeout          an auth, subscribe, ping, heartbeat or idle deadline (``stage``)
     │   ├── SequenceGap             a sequence gap under ``on_gap: reconnect``
     │   └── ConnectionLost          the socket closed or went half-open (``code``, ``reason``)
     │       └── MessageTooBig       a frame exceeded ``max_message_size``
-    └── SinkError                   carries ``sink``
+    └── SinkError                   carries ``sink`` (its branch: ``bridge.errors_sink``)
         ├── SinkUnavailable         cannot reach or open the target now (``kind``; retried)
         └── PublishRefused          the target refused one message (an ACL, a topic)
 Messages are built in ``__str__`` from attributes, so no secret enters one by accident."""
@@ -59,7 +61,11 @@ class HandshakeRejected(ConnectFailed):
         super().__init__(source, detail or f"handshake rejected with HTTP {status}")
         self.status = status
 
-class AuthRejected(SourceError):
+class Rejected(SourceError):
+    """The server refused, with its reason in ``detail``: a ``reject`` pattern matched a frame
+    or a close code, or a preset saw its protocol's error frame (retried with backoff)."""
+
+class AuthRejected(Rejected):
     """The server refused the credentials (retried with backoff, reported as a rejection)."""
 
 class SessionTimeout(SourceError):
@@ -80,20 +86,3 @@ class SequenceGap(SourceError):
 
 class MessageTooBig(ConnectionLost):
     """A frame exceeded ``max_message_size``; the connection is dropped and re-opened."""
-
-class SinkError(BridgeError):
-    """A problem with one sink; other sinks and the sources keep running."""
-    def __init__(self, sink: str, detail: str) -> None:
-        super().__init__(sink, detail)
-        self.sink, self.detail = sink, detail
-    def __str__(self) -> str:
-        return f"sink {self.sink!r}: {self.detail}"
-
-class SinkUnavailable(SinkError):
-    """Cannot reach or open the target now; ``kind``: auth, tls, refused, connect, lost, ..."""
-    def __init__(self, sink: str, detail: str, kind: str = "connect") -> None:
-        super().__init__(sink, detail)
-        self.kind = kind
-
-class PublishRefused(SinkError):
-    """The target refused one message (an ACL, an invalid topic)."""

@@ -14,7 +14,8 @@ from typing import Any
 
 from bridge.config.load import load_config
 from bridge.config.model import Config, SourceConfig
-from bridge.errors import ConfigError, SinkError
+from bridge.errors import ConfigError
+from bridge.errors_sink import SinkError
 from bridge.logs import add_secrets
 from bridge.metrics import MetricsServer
 from bridge.routing.context import mqtt_value

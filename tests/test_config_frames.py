@@ -91,3 +91,35 @@ def test_an_unknown_placeholder_in_a_topic_gets_no_escape_hint(tmp_path: Path) -
     text = MINIMAL.replace("      - sink: console", "      - sink: console\n        topic: a/{foo}")
     issue = only(issues(tmp_path, text), "sources[0].routes[0].topic")
     assert "{{" not in issue.message
+
+
+REJECTING = MINIMAL.replace("    routes:", """\
+    auth:
+      send: {type: auth}
+      expect: {type: auth_ok}
+      reject: [{type: auth_invalid}, {$close: [4401, 4403, 1008]}]
+    subscribe:
+      - {send: {op: sub}, reject: {error: true}}
+    routes:""")
+
+
+def test_a_list_of_reject_patterns_matches_when_any_does(tmp_path: Path) -> None:
+    config = load(tmp_path, REJECTING)
+    reject = config.sources[0].auth.reject  # type: ignore[union-attr]
+    assert reject is not None
+    assert reject.matches({"type": "auth_invalid", "message": "bad"})
+    assert reject.closes(4403) and reject.closes(1008) and not reject.closes(1000)
+    assert not reject.matches({"type": "auth_ok"})
+
+
+def test_check_warns_when_reject_is_given_without_expect(tmp_path: Path) -> None:
+    config = load(tmp_path, REJECTING)
+    assert config.warnings == (
+        "sources[0].subscribe[0].reject: without expect it is never seen (the session waits "
+        "for a reply only when expect is set); add expect",)
+
+
+def test_a_bad_close_operand_is_reported_inside_the_list(tmp_path: Path) -> None:
+    text = REJECTING.replace("{$close: [4401, 4403, 1008]}", "{$close: [99]}")
+    issue = only(issues(tmp_path, text), "sources[0].auth.reject[1].$close")
+    assert issue.message.startswith("$close needs a list of close codes (1000-4999)")

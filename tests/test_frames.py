@@ -89,7 +89,7 @@ async def test_compressed_frames_arrive_decoded_and_their_in_band_ping_is_answer
         await conn.send(squeeze(dumps({**TICK, "n": 2})))
 
     upstream.handler = handler
-    reply = ReplySpec(Pattern({"ping": 1733380000123}), Template({"pong": "{msg.ping}"}))
+    reply = ReplySpec(Pattern({"ping": {"$exists": True}}), Template({"pong": "{msg.ping}"}))
     cfg = source(upstream.url, frames=FramesSpec(binary=kind), replies=(reply,))
     async with Bridge(cfg, tmp_path) as bridge:
         await bridge.routed_at_least(3)

@@ -111,10 +111,10 @@ def test_a_bad_operator_says_what_and_where(spec: Any, at: tuple[Any, ...], mess
 
 
 def test_an_extended_table_adds_operators_without_changing_the_default() -> None:
-    def starts(operand: Any, sub: Any, at: Any) -> Any:
-        return lambda v: isinstance(v, str) and v.startswith(operand)
+    def ends(operand: Any, sub: Any, at: Any) -> Any:
+        return lambda v: isinstance(v, str) and v.endswith(operand)
 
-    table = {**OPERATORS, "$prefix": starts}
-    assert Pattern({"s": {"$prefix": "BTC"}}, table).matches(TRADE)
+    table = {**OPERATORS, "$suffix": ends}
+    assert Pattern({"s": {"$suffix": "USDT"}}, table).matches(TRADE)
     with pytest.raises(PatternError):
-        Pattern({"s": {"$prefix": "BTC"}})
+        Pattern({"s": {"$suffix": "USDT"}})

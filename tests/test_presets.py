@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from bridge.config.load import load_config
 from bridge.config.model import SourceConfig
-from bridge.errors import AuthRejected, ConfigError, SourceError
+from bridge.errors import AuthRejected, ConfigError, Rejected
 from bridge.frames import FrameDecoder, FramesSpec
 from bridge.inflate import Undecodable
 from bridge.messages import Message
@@ -194,8 +194,8 @@ def test_a_refusal_after_connecting_fails_with_the_servers_words(tmp_path: Path)
     feed(session, "nats", b"INFO {}\r\n")
     feed(session, "nats", b"PONG\r\n")
     [fail] = [a for a in feed(session, "nats", b"-ERR 'Slow Consumer'\r\n") if isinstance(a, Fail)]
-    assert type(fail.error) is SourceError
-    assert fail.error.detail == "connection rejected by the server: -ERR 'Slow Consumer'"
+    assert type(fail.error) is Rejected
+    assert fail.error.detail == "connection rejected by the server: -ERR 'Slow Consumer'\\r\\n"
 
 
 def test_socketio_session_answers_ping_and_reports_the_refusal(tmp_path: Path) -> None:

@@ -81,6 +81,7 @@ async def rejected(cfg: SourceConfig, caplog: pytest.LogCaptureFixture, reason: 
         async with Running(cfg) as run:
             await run.until(lambda: len(waits(caplog)) >= 4, timeout=10)
     assert waits(caplog)[:4] == GROWING
+    assert run.client.stats.rejected >= 4  # counted as rejections (metric source_rejections)
     assert reason in caplog.text
     assert not run.messages
     assert WRONG not in caplog.text  # the credential itself is never shown
@@ -161,7 +162,7 @@ async def test_graphql_refusing_close_is_a_rejection_with_its_reason(
     server = graphql_server(TOKEN)
     cfg = one_source(tmp_path, source_yaml(server.url, GQL % WRONG,
                                            '{query: "subscription { count }"}'))
-    run = await rejected(cfg, caplog, "refused by the server: close 4403 Forbidden")
+    run = await rejected(cfg, caplog, "rejected by the server with close code 4403: Forbidden")
     assert set(run.client.stats.reconnects) == {"auth_rejected"}
 
 

@@ -88,10 +88,10 @@ def test_a_quiet_step_is_due_once_per_period_and_a_busy_one_never() -> None:
     quiet = Step(Template("q"), expect_every=10.0, when=Pattern({"ch": "quiet"}))
     q = Quiet((busy, quiet), 0.0)
     assert q.next == 10.0
-    q.seen({"ch": "busy"}, 6.0)
+    q.seen({"ch": "busy"}, None, 6.0)
     assert q.due(10.0) == [1]  # lazily moved: busy's deadline slides to 16
     assert q.next == 16.0
-    q.seen({"ch": "busy"}, 15.0)
+    q.seen({"ch": "busy"}, None, 15.0)
     assert q.due(16.0) == []
     assert q.next == 20.0
     assert q.due(20.0) == [1]

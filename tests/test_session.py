@@ -9,7 +9,7 @@ import pytest
 
 from bridge.config.model import SourceConfig
 from bridge.config.specs import AuthSpec, HeartbeatSpec, ReplySpec, Step
-from bridge.errors import AuthRejected, SessionTimeout, SourceError
+from bridge.errors import AuthRejected, Rejected, SessionTimeout
 from bridge.messages import INVALID, Message
 from bridge.routing.pattern import Pattern
 from bridge.routing.template import Template
@@ -161,8 +161,8 @@ def test_subscribe_ack_timeout_and_reject() -> None:
     s = Session(source(subscribe=(step({"op": "sub"}, expect={"ok": True}, reject={"ok": False}),)))
     s.start(0.0)
     err = failure(s.receive(frame({"ok": False}), 1.0))
-    assert type(err) is SourceError
-    assert "subscribe rejected" in str(err)
+    assert type(err) is Rejected  # refused by the server, with its reason
+    assert str(err) == """source 'src': subscribe rejected by the server: {"ok": false}"""
 
 
 def test_seq_is_strictly_increasing_across_every_kind_of_message() -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from bridge.config.specs import TLSConfig
-from bridge.errors import SinkUnavailable
+from bridge.errors_sink import SinkUnavailable
 from bridge.messages import Delivery, Message
 from bridge.routing.template import Template
 from bridge.sinks.mqtt import MqttSink

@@ -65,6 +65,7 @@ def _step(spec: dict[str, Any], where: KeyPath, c: Collector) -> Step:
         c.pattern(spec, "expect", where),
         c.pattern(spec, "reject", where),
         when=c.pattern(spec, "when", where),
+        deliver=spec.get("deliver", False),
         **c.seconds(spec, where, _STEP_TIMES),
     )
 

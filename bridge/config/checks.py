@@ -56,6 +56,21 @@ def check(doc: Any, report: Report) -> None:
         check_source_topics(source, path, kinds, report)
 
 
+def reject_warnings(doc: Any) -> tuple[str, ...]:
+    """A ``reject`` without an ``expect``: the session waits for no reply there, so such a
+    refusal is never seen (a warning, not an error: the config still runs)."""
+    out = []
+    for i, source in records(doc.get("sources") if isinstance(doc, dict) else None):
+        steps = [("auth", source.get("auth")), *(
+            (f"subscribe[{k}]", step) for k, step in records(source.get("subscribe")))]
+        for where, step in steps:
+            if isinstance(step, dict) and step.get("reject") is not None and \
+                    step.get("expect") is None:
+                out.append(f"sources[{i}].{where}.reject: without expect it is never seen (the "
+                           "session waits for a reply only when expect is set); add expect")
+    return tuple(out)
+
+
 def _check_values(doc: Any, report: Report) -> None:
     """Every value is JSON, and every run-time template compiles."""
     for path, leaf in leaves(doc, ()):

@@ -60,12 +60,14 @@ class Collector:
         return None if spec is None else self.match(spec, (*path, key))
 
     def match(self, spec: Any, path: KeyPath) -> Pattern:
-        """The pattern ``spec``; an unknown operator or a bad operand is reported where it is."""
+        """The pattern ``spec`` (a list: any of them); an unknown operator or a bad operand is
+        reported where it is."""
         try:
-            return Pattern(spec)
+            return Pattern({"$or": spec} if isinstance(spec, list) and spec else spec)
         except PatternError as exc:
             for at, message in exc.problems:
-                self.add((*path, *at), message)
+                inside = at[1:] if isinstance(spec, list) else at  # not under the $or we made
+                self.add((*path, *inside), message)
             return Pattern(None)
 
     def seconds(self, raw: dict[str, Any], path: KeyPath, names: dict[str, str]) -> dict[str, Any]:

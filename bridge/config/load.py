@@ -18,7 +18,7 @@ from jsonschema import Draft202012Validator
 
 from bridge.config import placeholders
 from bridge.config.build_config import build_config
-from bridge.config.checks import check, is_template_path, literal
+from bridge.config.checks import check, is_template_path, literal, reject_warnings
 from bridge.config.collect import Collector
 from bridge.config.credentials import find_secrets
 from bridge.config.explain import explain
@@ -154,7 +154,8 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
             text = placeholders.redact(message, secrets)
             issues.add(ConfigIssue(file, *locate(doc, where), dotted(where), text))
         raise ConfigError(sorted(issues, key=lambda i: (i.line, i.column, i.path, i.message)))
-    return replace(config, warnings=exposure_warnings(file, Path(file).stat().st_mode, inline))
+    exposed = exposure_warnings(file, Path(file).stat().st_mode, inline)
+    return replace(config, warnings=exposed + reject_warnings(doc))
 
 
 def _resolve(

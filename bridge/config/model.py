@@ -25,11 +25,10 @@ from bridge.upstream.backoff import BackoffPolicy
 @dataclass(frozen=True, slots=True)
 class ProtocolSpec:
     """What a ``protocol:`` preset adds to the plain YAML it expands into: the frame format
-    (``type``, decoded by ``bridge.protocols``), the messages by which the server refuses at
-    any time (``refuse``), and the close codes that mean a refusal (``closes``)."""
+    (``type``, decoded by ``bridge.protocols``) and the messages by which the server refuses
+    at any time (``refuse``), not only while a step waits."""
     type: str
     refuse: Pattern
-    closes: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

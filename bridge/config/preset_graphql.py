@@ -9,7 +9,7 @@ is
     auth:
       send: {type: connection_init, payload: {token: T}}
       expect: {type: connection_ack}
-      reject: {type: error}                      # and the closes 4400, 4401, 4403, 4429
+      reject: [{type: error}, {$close: [4400, 4401, 4403, 4429]}]
     subscribe:
       - send: {id: "1", type: subscribe,
                payload: {query: "subscription {{ count }}", variables: {}}}
@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from bridge.config.checks import literal
+from bridge.protocols.graphql import REFUSING_CLOSES
 
 REFUSE = {"type": "error"}
 KEYS = ("init",)
@@ -36,7 +37,7 @@ def expand(spec: dict[str, Any], subscribe: list[dict[str, Any]]) -> dict[str, A
     return {
         "subprotocols": ["graphql-transport-ws"],
         "auth": {"send": _literal(init), "expect": {"type": "connection_ack"},
-                 "reject": dict(REFUSE)},
+                 "reject": [dict(REFUSE), {"$close": sorted(REFUSING_CLOSES)}]},
         "subscribe": [step for step, _ in steps],
         "unsubscribe": [stop for _, stop in steps if stop is not None],
         "replies": [{"when": {"type": "ping"}, "send": {"type": "pong"}}],

@@ -15,7 +15,6 @@ from bridge.config import preset_graphql, preset_nats, preset_socketio, preset_s
 from bridge.config.collect import Collector
 from bridge.config.keypaths import KeyPath
 from bridge.config.model import ProtocolSpec
-from bridge.protocols.graphql import REFUSING_CLOSES
 from bridge.routing.pattern import Pattern
 
 PRESETS: Final[dict[str, ModuleType]] = {
@@ -25,7 +24,6 @@ PRESETS: Final[dict[str, ModuleType]] = {
 # The key a subscribe entry of each preset is written with, instead of ``send``
 SUBSCRIBE_KEYS: Final = {"socketio": "emit", "graphql-ws": "query", "stomp": "destination",
                          "nats": "subject"}
-_CLOSES: Final = {"graphql-ws": REFUSING_CLOSES}
 _OWN: Final = ("auth", "heartbeat", "unsubscribe")  # a preset's, not to be given beside it
 
 
@@ -53,5 +51,4 @@ def expand_preset(raw: dict[str, Any], path: KeyPath, c: Collector
             c.add((*path, key), f"protocol {kind} sets {key} itself: remove one of them")
     out = {**raw, **plain, "replies": [*plain.get("replies", ()), *raw.get("replies", ())]}
     out["subprotocols"] = raw.get("subprotocols", plain.get("subprotocols", []))
-    closes = _CLOSES.get(kind, frozenset())
-    return out, ProtocolSpec(kind, Pattern(module.REFUSE), closes)
+    return out, ProtocolSpec(kind, Pattern(module.REFUSE))

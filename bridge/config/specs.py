@@ -29,6 +29,7 @@ class Step:
     timeout: float = 10.0
     expect_every: float = 0.0
     when: Pattern | None = None
+    deliver: bool = False  # the expected message is data (no ack on this protocol): routed too
 
 
 @dataclass(frozen=True, slots=True)

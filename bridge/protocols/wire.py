@@ -16,7 +16,7 @@ from typing import Protocol
 from bridge.inflate import Undecodable
 from bridge.messages import Message
 from bridge.protocols import graphql, nats, socketio, stomp
-from bridge.protocols.text import Parts
+from bridge.protocols.text import Parts, as_text
 
 _DECODERS: dict[str, Callable[[str | bytes], Parts]] = {
     "socketio": socketio.decode,
@@ -64,6 +64,6 @@ class PresetFrames:
                 if data:
                     text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
                     out.append(Message.of(self._source, text, at, value))
-                else:
-                    out.append(Control.of(self._source, item.data, at, value))
+                else:  # the frame's text: what text operators and a refusal's excerpt read
+                    out.append(Control.of(self._source, as_text(item.data), at, value))
         return out

@@ -11,7 +11,7 @@ from bridge.decoding import INVALID
 from bridge.routing.clauses import compile_clauses, has_operators
 from bridge.routing.compiled import Compiler, Test, Where
 from bridge.routing.equality import same
-from bridge.routing.operators import OPERATORS
+from bridge.routing.frame_ops import PATTERN_OPERATORS, Closed, frame_keys
 
 Operators = Mapping[str, Compiler]
 
@@ -23,14 +23,28 @@ class Pattern:
     message. Raises PatternError for an unknown operator or a bad operand."""
 
     spec: Any
-    operators: Operators = field(default_factory=lambda: OPERATORS, repr=False, compare=False)
+    operators: Operators = field(default_factory=lambda: PATTERN_OPERATORS, repr=False,
+                                 compare=False)
     _test: Test = field(init=False, repr=False, compare=False)
+    reads_text: bool = field(init=False, repr=False, compare=False)  # $text, $prefix, $regex
+    reads_close: bool = field(init=False, repr=False, compare=False)  # $close
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_test", compile_pattern(self.spec, self.operators))
+        keys = frame_keys(self.spec)
+        object.__setattr__(self, "reads_text", bool(keys - {"$close"}))
+        object.__setattr__(self, "reads_close", "$close" in keys)
 
-    def matches(self, value: Any) -> bool:
-        return value is not INVALID and self._test(value)
+    def matches(self, value: Any, text: str | None = None) -> bool:
+        """Whether a message matches: its JSON ``value``, or the frame's ``text`` (as received,
+        after ``frames``), which the text operators at the pattern's top read."""
+        if value is not INVALID and self._test(value):
+            return True
+        return text is not None and self.reads_text and self._test(text)
+
+    def closes(self, code: int, reason: str = "") -> bool:
+        """Whether a connection the server ended with ``code`` matches (``$close``)."""
+        return self.reads_close and self._test(Closed(code, reason))
 
 
 def compile_pattern(spec: Any, operators: Operators, at: Where = ()) -> Test:

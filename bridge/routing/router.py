@@ -104,7 +104,8 @@ class Router:
         full: list[Sink] = []
         for route in self._routes:
             spec = route.spec
-            if spec.when is not None and not spec.when.matches(msg.json):
+            if (when := spec.when) is not None and \
+                    not when.matches(msg.json, msg.text if when.reads_text else None):
                 continue
             if route.templated:
                 if ctx is None:

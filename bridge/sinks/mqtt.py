@@ -29,7 +29,7 @@ import socket
 import time
 from typing import Any
 
-from bridge.errors import SinkUnavailable
+from bridge.errors_sink import SinkUnavailable
 from bridge.messages import Delivery, byte_size
 from bridge.sinks import mqtt_property_list as plist
 from bridge.sinks import mqtt_topics as mt

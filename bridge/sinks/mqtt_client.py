@@ -19,7 +19,7 @@ from typing import Any, Final, cast
 import gmqtt
 from gmqtt.storage import PersistentStorage
 
-from bridge.errors import PublishRefused, SinkUnavailable
+from bridge.errors_sink import PublishRefused, SinkUnavailable
 from bridge.sinks import mqtt_packet as packet
 from bridge.sinks.mqtt_answers import Answers
 from bridge.sinks.mqtt_incoming import Incoming, connect_failure, incoming

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Protocol
 
-from bridge.errors import PublishRefused, SinkUnavailable
+from bridge.errors_sink import PublishRefused, SinkUnavailable
 from bridge.messages import Delivery
 from bridge.sinks import mqtt_topics as mt
 from bridge.sinks.mqtt_properties import PropertyBuilder

@@ -19,7 +19,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from bridge.errors import SinkUnavailable
+from bridge.errors_sink import SinkUnavailable
 from bridge.messages import Delivery
 from bridge.sinks import outbox_rows as rows
 from bridge.sinks.outbox_ledger import Ledger

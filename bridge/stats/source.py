@@ -12,6 +12,7 @@ from bridge.errors import (
     ConnectionLost,
     HandshakeRejected,
     MessageTooBig,
+    Rejected,
     SequenceGap,
     SessionTimeout,
     SourceError,
@@ -31,6 +32,7 @@ REASONS: Final = {
 # Most specific first: HandshakeRejected is a ConnectFailed, MessageTooBig a ConnectionLost.
 _KINDS: Final = (
     (AuthRejected, "auth_rejected"),
+    (Rejected, "rejected"),
     (HandshakeRejected, "handshake_rejected"),
     (ConnectFailed, "network"),
     (SessionTimeout, "timeout"),

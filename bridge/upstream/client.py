@@ -89,8 +89,7 @@ class SourceClient:
         self._session = Session(cfg, hostname=hostname, wall=wall, recovery=recovery,
                                 stats=self.stats)
         self._reconnect: Reconnect[Connection] = Reconnect(
-            cfg.name, cfg.reconnect, self._open, self._lost, self._pause, clock=clock, rand=rand,
-            refusing=cfg.protocol.closes if cfg.protocol is not None else frozenset())
+            cfg.name, cfg.reconnect, self._open, self._lost, self._pause, clock=clock, rand=rand)
         self._deliver, self._on_state, self._clock, self._wall = deliver, on_state, clock, wall
         self._log = logging.LoggerAdapter(logger, {"source": cfg.name})
         self._announced: ConnState | None = None  # the state last logged and reported
@@ -248,7 +247,7 @@ class SourceClient:
             backlog, self._backlog = self._backlog, []
             self._apply_idle(backlog[::-1])  # never sent: first in line next time
             await self._close(conn, FAILED_CLOSE_GRACE)
-            return exc
+            return session.refused(exc)  # a close code the plan's reject names: a rejection
         return None
 
     async def _receive(  # noqa: PLR0912 - the hot path: branches unrolled, a call saved

@@ -7,7 +7,7 @@ from typing import Any
 
 from bridge.config.model import SourceConfig
 from bridge.errors import SourceError
-from bridge.messages import INVALID
+from bridge.messages import INVALID, Message
 from bridge.routing.template import TemplateError
 from bridge.upstream.actions import Action, Fail, Notice
 from bridge.upstream.handshake import PlanRunner
@@ -27,8 +27,7 @@ class Conversation:
 
     def __init__(self, cfg: SourceConfig, hostname: str, wall: Callable[[], float] | None) -> None:
         self.cfg, self.render = cfg, Renderer(cfg.name, hostname, wall)
-        refuse = cfg.protocol.refuse if cfg.protocol is not None else None
-        self.plan, self.watch = PlanRunner(self.render, refuse), Watch()
+        self.plan, self.watch = PlanRunner(self.render, cfg.protocol), Watch()
 
     @property
     def next(self) -> float:
@@ -48,21 +47,22 @@ class Conversation:
         self.plan.load(subscribe_plan(cfg))
         return self._guard(self.plan.advance, now, INVALID)
 
-    def hear(self, value: Any, raw: str | bytes, now: float, connected: bool
+    def hear(self, msg: Message, value: Any, now: float, connected: bool
              ) -> tuple[bool, list[Said]]:
-        """A message: whether it was the session's own (an awaited answer, a pong), and what
-        follows: the plan going on, a rejection's ``Fail``, the ``replies`` it triggers."""
-        own = self.watch.busy and self.watch.seen(value, now, connected)  # a pong
+        """A message (``value``: its JSON): whether it was the session's own (an awaited
+        answer, a pong), and what follows: the plan going on, a rejection's ``Fail``, the
+        ``replies`` it triggers. An answer its step ``deliver``s is data, not the session's."""
+        text = msg.text
+        own = self.watch.busy and self.watch.seen(value, text, now, connected)  # a pong
         said: list[Said] = []
         if self.plan.listening:
-            answer = self.plan.answer(value, self.cfg.name, raw)
+            answer = self.plan.answer(value, text, self.cfg.name)
             if isinstance(answer, SourceError):
                 return True, [Fail(answer)]
-            if answer == "expected":
-                own, said = True, self._guard(self.plan.advance, now, value)
-        for reply in self.cfg.replies:
-            if reply.when.matches(value):
-                said += self.render.replies((reply,), value, raw, now)
+            if answer in ("expected", "deliver"):
+                own, said = answer == "expected", self._guard(self.plan.advance, now, value)
+        if self.cfg.replies:
+            said += self.render.replies(self.cfg.replies, value, msg.data, text, now)
         return own, said
 
     def timed_out(self, now: float, last_rx: float) -> str | None:

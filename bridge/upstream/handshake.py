@@ -3,30 +3,29 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Final
+from typing import Any
 
-from bridge.errors import AuthRejected, SourceError
-from bridge.routing.pattern import Pattern
+from bridge.config.model import ProtocolSpec
+from bridge.errors import AuthRejected, Rejected, SourceError
 from bridge.routing.template import Template
 from bridge.upstream.actions import Send
 from bridge.upstream.plan import Item, Wait
-from bridge.upstream.render import Renderer
+from bridge.upstream.render import Renderer, excerpt
 from bridge.upstream.state import Event
-
-REASON_CHARS: Final = 200  # of the server's refusal, in the log line and the last error
 
 
 class PlanRunner:
     """The plan of one connection (auth, subscribe; later subscribe steps again), one item
     at a time: ``advance`` hands out the sends (rendered by ``render``) and state events up
     to the next wait, which ``answer`` ends when a message matches it and ``timed_out`` when
-    its time is up. ``refuse`` (a protocol preset's) is a rejection at any time, waiting or
+    its time is up. A protocol preset's ``refuse`` is a rejection at any time, waiting or
     not."""
 
     __slots__ = ("_items", "_render", "refuse", "until", "wait")
 
-    def __init__(self, render: Renderer, refuse: Pattern | None = None) -> None:
-        self._render, self.refuse = render, refuse
+    def __init__(self, render: Renderer, protocol: ProtocolSpec | None = None) -> None:
+        self._render = render
+        self.refuse = protocol.refuse if protocol is not None else None
         self._items: list[Item] = []
         self.wait: Wait | None = None
         self.until = math.inf  # the current wait's deadline; inf: no wait
@@ -60,25 +59,32 @@ class PlanRunner:
         """Whether a message may mean something to the plan: it waits, or a refusal may come."""
         return self.wait is not None or self.refuse is not None
 
-    def answer(self, value: Any, source: str, raw: str | bytes = "") -> str | SourceError | None:
-        """What ``value`` means to the current wait: "expected", the error of a rejection
-        (by the server, at the wait's stage, with ``raw``'s excerpt as its reason), or None."""
+    def answer(self, value: Any, text: str | None, source: str) -> str | SourceError | None:
+        """What a message (its JSON ``value``, its frame's ``text``) means to the current wait:
+        "expected" (or "deliver", when its step delivers it: data, not the session's own), the
+        error of a rejection (by the server, at the wait's stage, or at any time by a preset's
+        ``refuse``), or None."""
         wait = self.wait
-        refused = self.refuse is not None and self.refuse.matches(value)
-        if refused or (wait is not None and wait.reject is not None and wait.reject.matches(value)):
+        rejected = wait is not None and wait.reject is not None and wait.reject.matches(value, text)
+        if rejected or (self.refuse is not None and self.refuse.matches(value, text)):
             stage = "connection" if wait is None else wait.stage
-            kind = AuthRejected if stage == "auth" else SourceError
-            return kind(source, f"{stage} rejected by the server: {excerpt(raw)}")
-        return "expected" if wait is not None and wait.expect.matches(value) else None
+            kind = AuthRejected if stage == "auth" else Rejected
+            return kind(source, f"{stage} rejected by the server: {excerpt(text, value)}")
+        if wait is None or not wait.expect.matches(value, text):
+            return None
+        return "deliver" if wait.deliver else "expected"
+
+    def refused(self, code: int, reason: str, source: str) -> SourceError | None:
+        """The rejection a close by the server (``code``, ``reason``) is to the current wait,
+        when its ``reject`` names that code (``$close``), else None."""
+        wait = self.wait
+        if wait is None or wait.reject is None or not wait.reject.closes(code, reason):
+            return None
+        kind = AuthRejected if wait.stage == "auth" else Rejected
+        why = f"close code {code}" + (f": {excerpt(reason, None)}" if reason else "")
+        return kind(source, f"{wait.stage} rejected by the server with {why}")
 
     def timed_out(self, now: float) -> str | None:
         """The stage ("auth", "subscribe") whose wait is over by ``now``, or None."""
         return self.wait.stage if self.wait is not None and now >= self.until else None
 
-
-def excerpt(raw: str | bytes) -> str:
-    """The server's words, at most ``REASON_CHARS`` of them, control characters as spaces
-    (a STOMP frame's NUL, a NATS line's CRLF); secrets in them are redacted by the logger."""
-    text = raw if isinstance(raw, str) else raw.decode("utf-8", errors="replace")
-    text = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
-    return text if len(text) <= REASON_CHARS else text[: REASON_CHARS - 3] + "..."

@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Final
 
 from bridge.inflate import Undecodable
+from bridge.messages import Message
 from bridge.stats.source import SourceStats
-from bridge.upstream.actions import Notice
+from bridge.upstream.actions import Action, Deliver, Notice
 
 # The first invalid frame is logged, then at most one summary line per this many seconds.
 INVALID_LOG_EVERY: Final = 60.0
@@ -63,9 +64,14 @@ class InvalidFrames:
         first = f"received a text frame that is not valid JSON, {action}"
         return self._log("json").seen(now, first, "text frames that are not valid JSON")
 
-    def undecodable(self, error: Undecodable, now: float) -> list[Notice]:
-        """A frame ``frames`` could not decode (``error`` says why), at ``now``."""
+    def undecodable(self, error: Undecodable, frame: Message, now: float, delivering: bool
+                    ) -> list[Action]:
+        """``frame``, which ``frames`` could not decode (``error`` says why), came at ``now``:
+        the line to log, if due, and ``frame`` to deliver as received under ``on_invalid:
+        forward`` when the session is ``delivering`` (subscribing or connected)."""
         self._stats.undecodable[error.reason] += 1
         action = "forwarding it raw" if self.forward else "dropping it"
         first = f"received a frame that cannot be decoded ({error}), {action}"
-        return self._log(error.reason).seen(now, first, f"undecodable frames ({error.reason})")
+        out: list[Action] = [*self._log(error.reason).seen(now, first,
+                                                            f"undecodable frames ({error.reason})")]
+        return [*out, Deliver(frame)] if self.forward and delivering else out

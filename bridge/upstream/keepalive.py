@@ -49,10 +49,10 @@ class Keepalive:
             self._pong_until = now + beat.timeout
         return beat
 
-    def pong(self, value: object, connected: bool) -> bool:
-        """Whether ``value`` is the heartbeat's pong (it then ends the wait for one)."""
+    def pong(self, value: object, text: str | None, connected: bool) -> bool:
+        """Whether ``value`` (``text``) is the heartbeat's pong (it then ends the wait)."""
         expect = self._beat.expect if self._beat is not None else None
-        if expect is None or not connected or not expect.matches(value):
+        if expect is None or not connected or not expect.matches(value, text):
             return False
         self._pong_until = math.inf
         return True

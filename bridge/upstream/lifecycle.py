@@ -3,7 +3,7 @@ what each ending means for the counters, the held sends and the open calls."""
 
 from __future__ import annotations
 
-from bridge.errors import SourceError
+from bridge.errors import ConnectionLost, Rejected, SourceError
 from bridge.stats.source import SourceStats
 from bridge.upstream.actions import Action, Close, SetState, Unread
 from bridge.upstream.conversation import Conversation
@@ -57,6 +57,13 @@ class Lifecycle:
         self.told = self.passing
         return [Unread(self.passing)]
 
+    def refused(self, error: SourceError) -> SourceError:
+        """``error`` ended a live connection: a rejection instead when the server closed it
+        with a code the plan's current wait rejects (``$close``)."""
+        if not isinstance(error, ConnectionLost) or error.code is None:
+            return error
+        return self._talk.plan.refused(error.code, error.reason, error.source) or error
+
     def lost(self, error: SourceError, reason: str, retry: bool) -> list[Action]:
         """The connection ended, or never opened, with ``error``; ``retry``: another attempt
         follows (counted under ``reason``), else the source gives up and its calls fail."""
@@ -64,6 +71,7 @@ class Lifecycle:
         self._talk.plan.load([])  # nothing more to say on it
         self._out.queue.requeue(self._out.pacer.drop())  # never sent: first next time
         self._stats.last_error = str(error)
+        self._stats.rejected += isinstance(error, Rejected)  # refused by the server
         if retry:
             self._stats.reconnects[reason] += 1
         calls, out = self._out.calls, list[Action]()

@@ -24,10 +24,10 @@ class Quiet:
         self.active = bool(self._watch)
         self.next = min(self._at, default=math.inf)  # the earliest deadline: tick() then
 
-    def seen(self, value: Any, now: float) -> None:
+    def seen(self, value: Any, text: str | None, now: float) -> None:
         """A message arrived: it keeps alive every step it belongs to."""
         for k, (_, step) in enumerate(self._watch):
-            if step.when is None or step.when.matches(value):
+            if step.when is None or step.when.matches(value, text):
                 self._last[k] = now
 
     def due(self, now: float) -> list[int]:

@@ -18,18 +18,21 @@ class Wait:
     reject: Pattern | None
     stage: str  # "auth" or "subscribe": names the timeout and the rejection
     timeout: float
+    deliver: bool = False  # the expected message is data: it goes to the routes as well
 
 
 Item = Event | Template | Wait
 
 
-def _wait(expect: Pattern | None, reject: Pattern | None, stage: str, after: float) -> list[Item]:
-    return [] if expect is None else [Wait(expect, reject, stage, after)]
+def _wait(expect: Pattern | None, reject: Pattern | None, stage: str, after: float, *,
+          deliver: bool = False) -> list[Item]:
+    return [] if expect is None else [Wait(expect, reject, stage, after, deliver)]
 
 
 def step_plan(step: Step) -> list[Item]:
     """One subscribe step: its message, then the wait for its ack (if it has ``expect``)."""
-    return [step.send, *_wait(step.expect, step.reject, "subscribe", step.timeout)]
+    waits = _wait(step.expect, step.reject, "subscribe", step.timeout, deliver=step.deliver)
+    return [step.send, *waits]
 
 
 def subscribe_plan(cfg: SourceConfig) -> list[Item]:

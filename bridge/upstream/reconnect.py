@@ -14,7 +14,7 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Generic, TypeVar
 
-from bridge.errors import AuthRejected, ConnectionLost, SourceError
+from bridge.errors import SourceError
 from bridge.stats.source import REASONS, reason_of
 from bridge.upstream.backoff import BackoffPolicy, backoff
 
@@ -28,15 +28,12 @@ Lost = Callable[[SourceError, str, float | None], None]  # error, reason, delay 
 class Reconnect(Generic[C]):
     """``async for conn in Reconnect(...)``: each ``conn`` is open; call ``ended`` before the
     next iteration. ``on_lost`` hears of every failure, classified, with the delay before the
-    next attempt (None: giving up); ``pause(delay)`` waits it out (early on ``stop()``).
-    A close with one of the ``refusing`` codes is the server refusing, not a network error."""
+    next attempt (None: giving up); ``pause(delay)`` waits it out (early on ``stop()``)."""
 
     def __init__(self, name: str, policy: BackoffPolicy, opener: Opener[C], on_lost: Lost,
                  pause: Callable[[float], Awaitable[None]], *, clock: Callable[[], float],
-                 rand: Callable[[], float] = random.random,
-                 refusing: frozenset[int] = frozenset()) -> None:
+                 rand: Callable[[], float] = random.random) -> None:
         self._name, self._policy, self._open, self._on_lost = name, policy, opener, on_lost
-        self._refusing = refusing
         self._pause, self._clock, self._rand = pause, clock, rand
         self._log = logging.LoggerAdapter(logger, {"source": name})
         self._stopped = False
@@ -58,9 +55,6 @@ class Reconnect(Generic[C]):
         reason for logs and metrics; anything else is a bug in the bridge and propagates."""
         if not isinstance(exc, SourceError):
             raise exc
-        if isinstance(exc, ConnectionLost) and exc.code in self._refusing:
-            why = f"refused by the server: close {exc.code} {exc.reason}".rstrip()
-            exc = AuthRejected(self._name, why)
         return exc, reason_of(exc)
 
     async def __aiter__(self) -> AsyncIterator[C]:

@@ -13,6 +13,17 @@ from bridge.messages import INVALID
 from bridge.routing.template import Context, Template, TemplateError
 from bridge.upstream.actions import Send
 
+EXCERPT = 200  # characters of a server's message shown in a log line (a rejection's reason)
+
+
+def excerpt(text: str | None, value: Any) -> str:
+    """A server's message as a log line shows it: its text (else its JSON), control characters
+    escaped, at most ``EXCERPT`` characters. Secrets in it are redacted by the log filter."""
+    if text is None:
+        text = "(binary)" if value is INVALID else json.dumps(value, separators=(",", ":"))
+    shown = text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
+    return shown if len(shown) <= EXCERPT else shown[: EXCERPT - 3] + "..."
+
 
 class Renderer:
     """Renders the templates of one source; ``{seq}`` counts from 1 again after ``restart``
@@ -49,11 +60,12 @@ class Renderer:
         return out
 
     def replies(self, replies: tuple[ReplySpec, ...], value: Any, raw: str | bytes,
-                now: float) -> list[Send]:
-        """The ``replies`` whose ``when`` matches ``value``; one missing a field is skipped."""
+                text: str | None, now: float) -> list[Send]:
+        """The ``replies`` whose ``when`` matches ``value`` (or ``text``, the frame's); one
+        missing a field is skipped."""
         out = []
         for reply in replies:
-            if reply.when.matches(value):
+            if reply.when.matches(value, text):
                 with suppress(TemplateError):
                     out.append(self.send(reply.send, now, value, raw))
         return out

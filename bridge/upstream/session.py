@@ -69,6 +69,11 @@ class Session:
         self._fail(None)
         return self._life.lost(error, reason, retry)
 
+    def refused(self, error: SourceError) -> SourceError:
+        """The connection ended with ``error``, before ``lost``: a rejection instead when the
+        server closed it with a code the current wait's ``reject`` names (``$close``)."""
+        return self._life.refused(error) if self._live else error
+
     def stop(self, now: float) -> list[Action]:
         """Clean shutdown: the unsubscribe messages (if subscribing began), then Close once
         they are out (the rate limit may hold them: keep ticking)."""
@@ -108,7 +113,7 @@ class Session:
             return self._emit(answers, now)  # an RPC's reply: answered, not routed
         bad = value is INVALID and not msg.is_binary
         out: list[Action | Event] = [*self.unread_invalid(now)] if bad else []
-        own, said = self._talk.hear(value, msg.data, now, state is ConnState.CONNECTED)
+        own, said = self._talk.hear(msg, value, now, state is ConnState.CONNECTED)
         out += said
         if own or msg.control or (bad and not self._invalid.forward) or state not in _DELIVERING:
             return self._emit(out, now)
@@ -126,9 +131,8 @@ class Session:
     def undecodable(self, error: Undecodable, frame: Message, now: float) -> list[Action]:
         """A frame ``frames`` could not decode: counted, logged, then ``frame`` forwarded as
         received or dropped, as ``on_invalid`` says (forwarded only once subscribing)."""
-        out: list[Action] = list(self._invalid.undecodable(error, now))
-        deliver = self._invalid.forward and self._live and self._life.state in _DELIVERING
-        return [*out, Deliver(frame)] if deliver else out
+        delivering = self._live and self._life.state in _DELIVERING
+        return self._invalid.undecodable(error, frame, now, delivering)
 
     def _checked(self, msg: Message, check: Check, out: list[Action], now: float) -> list[Action]:
         out += [Notice(note) for note in check.notes]
@@ -181,14 +185,11 @@ class Session:
         (held ones go out from ``tick``), then the outgoing queue's turn."""
         done = [self._life.enter(a, now) if isinstance(a, Event) else a for a in out]
         self._live = self._live and not any(isinstance(a, Fail) for a in done)
-        done = self._out.pacer.pace(done, now) + self._flush(now)
+        connected = self._live and self._life.state is ConnState.CONNECTED
+        done = self._out.pacer.pace(done, now) + \
+            self._out.flush(now, self._talk.render.mqtt, connected)
         self._life.mode(self._live)  # states entered, calls sent: what must be read changed?
         return done + self._life.tell()
-
-    def _flush(self, now: float) -> list[Action]:
-        if self._life.state is not ConnState.CONNECTED or not self._live or not self._out.queue:
-            return []
-        return self._out.flush(now, self._talk.render.mqtt)
 
     def _fail(self, error: SourceError | None) -> list[Action]:
         """The connection is over for the session: the driver drops it on ``Fail``."""

@@ -37,11 +37,12 @@ class Watch:
         """Not CONNECTED (again): the quiet channels are not watched until it is."""
         self._quiet, self.busy = NEVER, self._pongs
 
-    def seen(self, value: Any, now: float, connected: bool) -> bool:
-        """A message came: it keeps its channels alive; True when it is the heartbeat's pong."""
+    def seen(self, value: Any, text: str | None, now: float, connected: bool) -> bool:
+        """A message came (its JSON ``value``, its frame's ``text``): it keeps its channels
+        alive; True when it is the heartbeat's pong."""
         if self._quiet.active:
-            self._quiet.seen(value, now)
-        return self._pongs and self._keep.pong(value, connected)
+            self._quiet.seen(value, text, now)
+        return self._pongs and self._keep.pong(value, text, connected)
 
     def timed_out(self, now: float, last_rx: float) -> str | None:
         """"heartbeat" (no pong in time) or "idle" (no message in time), else None."""
