@@ -118,8 +118,9 @@ def test_nats_frames_several_operations_in_one() -> None:
     assert nats.decode(hmsg) == [({"subject": "s", "reply": None, "data": "hi"}, True)]
 
 
-def test_a_preset_reads_what_the_sources_frames_settings_decoded() -> None:
-    inner = FrameDecoder(FramesSpec(binary="gzip"), "src", 1 << 20)
+@pytest.mark.parametrize("forward", ["decoded", "raw"])
+def test_a_preset_reads_what_the_sources_frames_settings_decoded(forward: str) -> None:
+    inner = FrameDecoder(FramesSpec(binary="gzip", forward=forward), "src", 1 << 20)
     frames = PresetFrames("nats", "src", inner)
     [msg] = frames.decode(gzip.compress(b'MSG a 1 7\r\n{"n":1}\r\n'), 0.0)
     assert isinstance(msg, Message) and msg.json == {"subject": "a", "reply": None,

@@ -56,7 +56,8 @@ class PresetFrames:
             if isinstance(item, Undecodable):
                 out.append(item)
                 continue
-            for part in self._parts(item.data):
+            frame = item.text if item.text is not None else item.data  # inflated, if it was
+            for part in self._parts(frame):
                 if isinstance(part, Undecodable):
                     out.append(part)  # counted by the protocol's name, then as on_invalid says
                     continue
@@ -65,5 +66,5 @@ class PresetFrames:
                     text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
                     out.append(Message.of(self._source, text, at, value))
                 else:  # the frame's text: what text operators and a refusal's excerpt read
-                    out.append(Control.of(self._source, as_text(item.data), at, value))
+                    out.append(Control.of(self._source, as_text(frame), at, value))
         return out
