@@ -6,6 +6,7 @@ Run as a child of run.py. It prints JSON events on stdout and takes commands on 
   pace RATE SECONDS  send RATE msgs/s for SECONDS, each stamped with time.monotonic_ns()
   quit
 Frames are written straight to the transport, so the blaster costs almost nothing per message.
+With --gzip every frame is binary, its JSON gzip-compressed (the exchanges' compressed feeds).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import argparse
 import asyncio
 import time
 
-from payload import PRIME_SEQ, make_payload, ws_frame
+from payload import PRIME_SEQ, make_gzipped, make_payload, ws_frame
 from upstream_io import emit, send_paced, serve_commands
 from websockets.asyncio.server import ServerConnection
 
@@ -22,13 +23,19 @@ CHUNK = 256 * 1024
 
 
 class Blaster:
-    def __init__(self, size: int, count: int) -> None:
+    def __init__(self, size: int, count: int, gzipped: bool = False) -> None:
         self.size = size
         self.count = count
-        self.frame_len = len(ws_frame(make_payload(0, 0, size)))
-        self.blob = b"".join(ws_frame(make_payload(i, 0, size)) for i in range(count))
+        self.gzipped = gzipped
+        self.frame_len = len(self.frame(0))
+        self.blob = b"".join(self.frame(i) for i in range(count))
         self.conn: ServerConnection | None = None
         self.connections = 0
+
+    def frame(self, seq: int) -> bytes:
+        if self.gzipped:
+            return ws_frame(make_gzipped(seq, 0, self.size), binary=True)
+        return ws_frame(make_payload(seq, 0, self.size))
 
     async def handler(self, conn: ServerConnection) -> None:
         self.conn = conn
@@ -41,7 +48,7 @@ class Blaster:
 
     async def prime(self) -> None:
         if self.conn is not None:
-            self.conn.transport.write(ws_frame(make_payload(PRIME_SEQ, 0, self.size)))
+            self.conn.transport.write(self.frame(PRIME_SEQ))
 
     async def blast(self) -> None:
         conn = self.conn
@@ -72,8 +79,9 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", type=int, default=100)
     parser.add_argument("--count", type=int, default=100_000)
+    parser.add_argument("--gzip", action="store_true", help="binary frames, gzip-compressed")
     args = parser.parse_args()
-    blaster = Blaster(args.size, args.count)
+    blaster = Blaster(args.size, args.count, args.gzip)
     async for cmd in serve_commands(blaster.handler):
         if cmd[0] == "prime":
             await blaster.prime()

@@ -52,6 +52,8 @@ class Pipeline:
     qos_matters: bool = True
     only_qos: int | None = None
     default_window: bool = False  # broker keeps Mosquitto's default Receive Maximum of 20
+    only_size: int | None = None
+    upstream_args: tuple[str, ...] = ()  # for the blaster: --gzip
 
 
 def _log(ctx: Ctx, name: str) -> Path:
@@ -59,16 +61,23 @@ def _log(ctx: Ctx, name: str) -> Path:
     return ctx.logs[-1]
 
 
-def start_ws_bridge(ctx: Ctx, launcher: list[str] | None = None) -> list[subprocess.Popen[bytes]]:
+def start_ws_bridge(ctx: Ctx, launcher: list[str] | None = None,
+                    frames: dict[str, str] | None = None) -> list[subprocess.Popen[bytes]]:
     names = ["bench"] if ctx.sources == 1 else [f"idle-{i:04d}" for i in range(ctx.sources)]
+    decoding = {"frames": frames} if frames else {}
     config = {
         "version": 1,
         "sinks": {"broker": {"type": "mqtt", "url": f"mqtt://127.0.0.1:{ctx.broker_port}",
                              "qos": ctx.qos}},
-        "sources": [{"name": name, "url": ctx.ws_url,
+        "sources": [{"name": name, "url": ctx.ws_url, **decoding,
                      "routes": [{"sink": "broker", "topic": TOPIC}]} for name in names],
     }
     return [_run_ws_bridge(ctx, config, "ws-bridge", launcher)]
+
+
+def start_ws_bridge_gzip(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
+    """The blaster's frames gzip-compressed as binary (HTX, OKX): what decoding them costs."""
+    return start_ws_bridge(ctx, frames={"binary": "gzip"})
 
 
 # ws-bridge with the optional speed-ups (uvloop, orjson) hidden: `import uvloop` raises ImportError.
@@ -233,6 +242,9 @@ PIPELINES = [
     Pipeline("ws-bridge-features",
              "ws-bridge with `when`, a templated topic, MQTT 5 properties, dedup, sequence check",
              "mqtt", start_ws_bridge_features),
+    Pipeline("ws-bridge-gzip", "ws-bridge, frames gzip-compressed as binary (`frames: {binary: "
+             "gzip}`)", "mqtt", start_ws_bridge_gzip, only_qos=0, only_size=1024,
+             upstream_args=("--gzip",)),
     Pipeline("node-red", "Node-RED 4 (websocket-in → mqtt-out)", "mqtt", start_node_red),
     Pipeline("ws-pipe", "node ws client piped to `mosquitto_pub -l` (C)", "mqtt", start_ws_pipe),
     Pipeline("naive", "naive Python: websockets + aiomqtt, await per publish", "mqtt",

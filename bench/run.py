@@ -106,7 +106,8 @@ class Bench:
         self.celldir.mkdir()
         if p.unavailable:
             cell.status, cell.reason = "unavailable", p.unavailable
-        elif (qos and not p.qos_matters) or (p.only_qos is not None and qos != p.only_qos):
+        elif (qos and not p.qos_matters) or (p.only_qos is not None and qos != p.only_qos) or \
+                (p.only_size is not None and size != p.only_size):
             cell.status = "n/a"
         elif self.left() < (25 if self.plan.quick else 40):
             cell.status, cell.reason = "skipped", "time budget spent"
@@ -155,7 +156,8 @@ class Bench:
             self._mosquitto_pub_runs(cell, broker_port, receiver)
             return
         blaster = self.child("blaster", [PYTHON, str(BENCH / "blaster.py"), "--size",
-                                         str(cell.size), "--count", str(0 if latency else cell.n)])
+                                         str(cell.size), "--count", str(0 if latency else cell.n),
+                                         *p.upstream_args])
         stack.callback(blaster.close)
         ws_url = f"ws://127.0.0.1:{blaster.expect('listening', 60)['port']}/"
         ctx = Ctx(self.celldir, ws_url, broker_port, cell.qos, self.celldir / "sink.jsonl")

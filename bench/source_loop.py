@@ -17,8 +17,11 @@ import json
 import statistics
 import time
 
+from payload import make_gzipped, make_payload
+
 from bridge.config.model import DedupSpec, ReplySpec, SequenceSpec, SourceConfig
 from bridge.errors import ConnectionLost
+from bridge.frames import FramesSpec
 from bridge.routing.pattern import Pattern
 from bridge.routing.template import Template
 from bridge.upstream.client import SourceClient
@@ -36,10 +39,10 @@ CONFIGS = {
 class Frames:
     """Stands in for ``Connection``: every frame is already buffered whole, then it ends."""
 
-    def __init__(self, frames: list[str]) -> None:
+    def __init__(self, frames: list[str] | list[bytes]) -> None:
         self._frames, self._i = frames, 0
 
-    def take(self) -> str | None:
+    def take(self) -> str | bytes | None:
         i = self._i
         if i < len(self._frames):
             self._i = i + 1
@@ -50,7 +53,7 @@ class Frames:
         raise ConnectionLost("s", 1006, "end of the frames")
 
 
-async def one_run(cfg: SourceConfig, frames: list[str]) -> float:
+async def one_run(cfg: SourceConfig, frames: list[str] | list[bytes]) -> float:
     """CPU microseconds per message for one pass over ``frames``."""
     client = SourceClient(cfg, lambda msg: None)
     client._apply_idle(client._session.start(time.monotonic()))  # open, without a socket
@@ -66,8 +69,15 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
     frames = [json.dumps({"id": i, "seq": i, "p": "x" * 60}) for i in range(args.n)]
-    for name, cfg in CONFIGS.items():
-        runs = [await one_run(cfg, frames) for _ in range(args.runs)]
+    # 1 KiB JSON as text, and gzip-compressed as binary frames decoded by frames.binary
+    kib = [make_payload(i, 0, 1024).decode() for i in range(args.n // 4)]
+    gzipped = [make_gzipped(i, 0, 1024) for i in range(args.n // 4)]
+    gzip_cfg = SourceConfig(name="s", url="ws://x/", frames=FramesSpec(binary="gzip"))
+    cases: list[tuple[str, SourceConfig, list[str] | list[bytes]]] = [
+        *((name, cfg, frames) for name, cfg in CONFIGS.items()),
+        ("1KiB text", CONFIGS["plain"], kib), ("1KiB gzip", gzip_cfg, gzipped)]
+    for name, cfg, given in cases:
+        runs = [await one_run(cfg, given) for _ in range(args.runs)]
         print(f"{name:10s} median {statistics.median(runs):.3f} us/msg  min {min(runs):.3f}")
 
 

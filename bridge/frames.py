@@ -71,8 +71,9 @@ class FrameDecoder:
 
     def _one(self, text: str, raw: str | bytes, at: float) -> Message | Undecodable:
         """One message: its text read through ``extract``, if set."""
-        if self._extract is None:
-            return Decoded(self._source, raw if self._raw else text, at, text, text=text)
+        if self._extract is None:  # the decoded text is the message: a plain one, cheaper
+            return Decoded(self._source, raw, at, text, text=text) if self._raw else \
+                Message(self._source, text, at)
         found = self._extract.search(text)
         if found is None:
             return Undecodable("extract", f"{self._extract.pattern!r} does not match", text)

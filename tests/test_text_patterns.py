@@ -9,15 +9,20 @@ import logging
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bridge.config.specs import AuthSpec, ReplySpec, Step
+from bridge.decoding import INVALID
 from bridge.errors import AuthRejected, Rejected
+from bridge.routing.compiled import PatternError
 from bridge.routing.pattern import Pattern
 from bridge.routing.template import Template
 from bridge.upstream.backoff import BackoffPolicy
 from bridge.upstream.state import ConnState
 from tests.support.upstream import Upstream, UpstreamConn
 from tests.test_client import waits
+from tests.test_fuzz import FUZZ
 from tests.test_hostile import Bridge, source
 
 GROWING = BackoffPolicy(initial_delay=0.01, max_delay=0.04, multiplier=2.0, jitter=0.0)
@@ -126,3 +131,19 @@ async def test_deliver_keeps_the_event_an_expect_waited_for(
         await bridge.routed_at_least(3 if deliver else 2)
     first = [{"type": "trade", "n": 0}] if deliver else []  # without deliver: swallowed
     assert bridge.delivered() == [*first, {"type": "trade", "n": 1}, {"type": "trade", "n": 2}]
+
+
+@FUZZ
+@given(spec=st.dictionaries(st.sampled_from(["$text", "$prefix", "$regex"]),
+                            st.text(alphabet="ab2^$.*", max_size=6), min_size=1),
+       text=st.text(max_size=20), code=st.integers(1000, 4999))
+def test_any_text_pattern_against_any_frame_is_a_bool(spec: dict[str, str], text: str,
+                                                      code: int) -> None:
+    try:
+        pattern = Pattern(spec)
+    except PatternError:
+        return  # an invalid $regex: reported by check, never a crash
+    assert isinstance(pattern.matches(INVALID, text), bool)
+    assert pattern.closes(code) is False  # a text pattern never matches a close
+    if "$text" in spec and len(spec) == 1:
+        assert pattern.matches(INVALID, text) is (text == spec["$text"])

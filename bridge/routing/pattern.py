@@ -40,7 +40,7 @@ class Pattern:
         after ``frames``), which the text operators at the pattern's top read."""
         if value is not INVALID and self._test(value):
             return True
-        return text is not None and self.reads_text and self._test(text)
+        return self.reads_text and text is not None and self._test(text)
 
     def closes(self, code: int, reason: str = "") -> bool:
         """Whether a connection the server ended with ``code`` matches (``$close``)."""

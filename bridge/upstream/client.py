@@ -277,13 +277,17 @@ class SourceClient:
                     now = clock()
                     stats.received += 1
                     stats.bytes += byte_size(data)
-                    if frames is not None:  # decoded first: one frame, any number of messages
-                        await self._decoded(conn, frames.decode(data, wall()), data, now)
+                    if frames is None:
+                        msg = Message(name, data, wall())
+                    elif len(items := frames.decode(data, wall())) == 1 and \
+                            not isinstance(first := items[0], Undecodable):
+                        msg = first  # one message: on as any other
+                    else:  # several, or one that could not be decoded: one by one
+                        await self._decoded(conn, items, data, now)
                         due, unread = session.deadline(), self._unread
                         if due is not None and due <= now:
                             return
                         continue
-                    msg = Message(name, data, wall())
                     if unread:
                         heard = now
                         if (pending := deliver(msg)) is not None:

@@ -61,8 +61,9 @@ class Conversation:
                 return True, [Fail(answer)]
             if answer in ("expected", "deliver"):
                 own, said = answer == "expected", self._guard(self.plan.advance, now, value)
-        if self.cfg.replies:
-            said += self.render.replies(self.cfg.replies, value, msg.data, text, now)
+        for reply in self.cfg.replies:
+            if reply.when.matches(value, text):
+                said += self.render.replies((reply,), value, msg.data, text, now)
         return own, said
 
     def timed_out(self, now: float, last_rx: float) -> str | None:
