@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from bridge.decoding import INVALID, MAX_JSON_DEPTH, decode_json
 
@@ -17,12 +17,20 @@ class Message:
     """One frame from an upstream; ``data`` is ``str`` for text and ``bytes`` for binary."""
 
     __slots__ = ("_json", "data", "received_at", "source")
+    control: ClassVar[bool] = False  # a protocol's own frame: heard by the session, never routed
 
     def __init__(self, source: str, data: str | bytes, received_at: float) -> None:
         self.source = source
         self.data = data
         self.received_at = received_at
         self._json: Any = UNPARSED
+
+    @classmethod
+    def of(cls, source: str, data: str | bytes, received_at: float, value: Any) -> Message:
+        """A message whose JSON a decoder already knows: ``value``, sent on as ``data``."""
+        msg = cls(source, data, received_at)
+        msg._json = value
+        return msg
 
     @property
     def json(self) -> Any:

@@ -1,3 +1,8 @@
-"""Shared fixtures: the scriptable upstream and the Mosquitto broker live in tests/support."""
+"""Shared fixtures: the scriptable upstream, the Mosquitto broker and the real upstream servers
+(Socket.IO, GraphQL, NATS, RabbitMQ web-stomp) live in tests/support."""
 
-pytest_plugins = ["tests.support.upstream", "tests.support.mosquitto"]
+pytest_plugins = [
+    "tests.support.upstream",
+    "tests.support.mosquitto",
+    "tests.support.real_upstreams",
+]

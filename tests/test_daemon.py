@@ -541,7 +541,7 @@ async def test_check_accepts_every_shipped_config(spawn: Spawn) -> None:
     paths = sorted((REPO / "configs").glob("*.yaml"))
     assert paths
     checks = [await spawn("check", path) for path in paths]
-    codes = await asyncio.gather(*(c.wait_exit() for c in checks))
+    codes = await asyncio.gather(*(c.wait_exit(timeout=STARTUP) for c in checks))
     assert codes == [0] * len(paths), [c.log_text for c in checks]
     for path, check in zip(paths, checks, strict=True):
         assert check.stdout[0].startswith(f"{path}: OK")

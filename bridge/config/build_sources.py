@@ -11,6 +11,7 @@ from bridge.config.build_session import build_session
 from bridge.config.collect import Collector, parse_size, tls
 from bridge.config.keypaths import KeyPath
 from bridge.config.model import SourceConfig
+from bridge.config.presets import expand_preset
 
 _TIMING = {"connect_timeout": "connect_timeout", "idle_timeout": "idle_timeout"}
 _PING = {"interval": "ping_interval", "timeout": "ping_timeout"}
@@ -20,7 +21,9 @@ _OPTIONS = ("compression", "proxy", "on_invalid", "allow_insecure")
 def build_source(
     raw: dict[str, Any], defaults: dict[str, Any], path: KeyPath, c: Collector
 ) -> SourceConfig:
-    """One source, with ``defaults`` beneath it (``reconnect`` and ``ping`` merged key by key)."""
+    """One source, with ``defaults`` beneath it (``reconnect`` and ``ping`` merged key by key),
+    its ``protocol:`` preset (if any) expanded into the plain YAML it stands for."""
+    raw, protocol = expand_preset(raw, path, c)
     merged = {**defaults, **raw}
     for key in ("reconnect", "ping"):
         merged[key] = {**defaults.get(key, {}), **raw.get(key, {})}
@@ -44,5 +47,6 @@ def build_source(
         **options,
         **build_session(raw, path, c),
         **build_outbound(raw, path, c),
+        protocol=protocol,
     )
 

@@ -27,6 +27,9 @@ def find_secrets(doc: Any) -> set[str]:
         for path, value in leaves(auth.get("send") if isinstance(auth, dict) else None, ()):
             if path and _SENSITIVE.search(str(path[-1])) and isinstance(value, str):
                 found.add(value)
+        for path, value in leaves(source.get("protocol"), ()):  # a preset's token, passcode
+            if path and _SENSITIVE.search(str(path[-1])) and isinstance(value, str):
+                found.add(value)
     return {s for s in found if isinstance(s, str) and s}
 
 
@@ -56,6 +59,9 @@ def sent_credentials(source: dict[str, Any]) -> list[str]:
     """What ``source`` sends as credentials, by name (never by value), e.g. "the auth message"."""
     auth, parts = source.get("auth"), split_url(source.get("url"))
     what = ["the auth message"] if isinstance(auth, dict) and auth.get("send") is not None else []
+    protocol = source.get("protocol")
+    if isinstance(protocol, dict) and any(_SENSITIVE.search(str(k)) for k in protocol):
+        what.append("the protocol's credentials")
     headers = entries(source.get("headers"))
     what += [f"the {k} header" for k, _ in headers if _SENSITIVE.search(str(k))]
     if parts is not None and (parts.username or parts.password):

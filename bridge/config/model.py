@@ -17,8 +17,18 @@ from bridge.config.specs import (
     TLSConfig,
 )
 from bridge.frames import FramesSpec
+from bridge.routing.pattern import Pattern
 from bridge.sinks.settings import SinkConfig
 from bridge.upstream.backoff import BackoffPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolSpec:
+    """What a ``protocol:`` preset adds to the plain YAML it expands into: the frame format
+    (``type``, decoded by ``bridge.protocols``) and the messages by which the server refuses
+    at any time (``refuse``), not only while a step waits."""
+    type: str
+    refuse: Pattern
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +61,7 @@ class SourceConfig:
     rpc: RpcSpec | None = None
     rate_limit: RateLimitSpec | None = None  # applies to everything sent
     outbox: OutboxSpec = OutboxSpec()
+    protocol: ProtocolSpec | None = None  # a preset's frames and refusals
 
 
 @dataclass(frozen=True, slots=True)

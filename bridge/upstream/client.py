@@ -21,6 +21,7 @@ from bridge.errors import ConnectFailed, SourceError
 from bridge.frames import FrameDecoder
 from bridge.inflate import Undecodable
 from bridge.messages import INVALID, Message, byte_size
+from bridge.protocols.wire import Frames, PresetFrames
 from bridge.routing.template import Template
 from bridge.stats.source import SourceStats
 from bridge.tls import client_context
@@ -100,8 +101,10 @@ class SourceClient:
         self._unread = False  # the session said frames may pass without screen() (Unread)
         self._heard = 0.0  # when the last of them came: told to the session with tick()
         frames = cfg.frames  # decoding beyond JSON text, done here, before the session
-        self._frames = None if frames is None else \
+        self._frames: Frames | None = None if frames is None else \
             FrameDecoder(frames, cfg.name, cfg.max_message_size)
+        if cfg.protocol is not None:  # a preset's wire format, read after ``frames``
+            self._frames = PresetFrames(cfg.protocol.type, cfg.name, self._frames)
 
     async def run(self) -> None:
         """Connect and serve, reconnecting with backoff; return once stopped or failed."""

@@ -27,7 +27,7 @@ class Conversation:
 
     def __init__(self, cfg: SourceConfig, hostname: str, wall: Callable[[], float] | None) -> None:
         self.cfg, self.render = cfg, Renderer(cfg.name, hostname, wall)
-        self.plan, self.watch = PlanRunner(self.render), Watch()
+        self.plan, self.watch = PlanRunner(self.render, cfg.protocol), Watch()
 
     @property
     def next(self) -> float:
@@ -55,12 +55,12 @@ class Conversation:
         text = msg.text
         own = self.watch.busy and self.watch.seen(value, text, now, connected)  # a pong
         said: list[Said] = []
-        if (wait := self.plan.wait) is not None:
+        if self.plan.listening:
             answer = self.plan.answer(value, text, self.cfg.name)
             if isinstance(answer, SourceError):
                 return True, [Fail(answer)]
-            if answer == "expected":
-                own, said = not wait.deliver, self._guard(self.plan.advance, now, value)
+            if answer in ("expected", "deliver"):
+                own, said = answer == "expected", self._guard(self.plan.advance, now, value)
         for reply in self.cfg.replies:
             if reply.when.matches(value, text):
                 said += self.render.replies((reply,), value, msg.data, text, now)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from bridge.config.model import ProtocolSpec
 from bridge.errors import AuthRejected, Rejected, SourceError
 from bridge.routing.template import Template
 from bridge.upstream.actions import Send
@@ -17,12 +18,14 @@ class PlanRunner:
     """The plan of one connection (auth, subscribe; later subscribe steps again), one item
     at a time: ``advance`` hands out the sends (rendered by ``render``) and state events up
     to the next wait, which ``answer`` ends when a message matches it and ``timed_out`` when
-    its time is up."""
+    its time is up. A protocol preset's ``refuse`` is a rejection at any time, waiting or
+    not."""
 
-    __slots__ = ("_items", "_render", "until", "wait")
+    __slots__ = ("_items", "_render", "refuse", "until", "wait")
 
-    def __init__(self, render: Renderer) -> None:
+    def __init__(self, render: Renderer, protocol: ProtocolSpec | None = None) -> None:
         self._render = render
+        self.refuse = protocol.refuse if protocol is not None else None
         self._items: list[Item] = []
         self.wait: Wait | None = None
         self.until = math.inf  # the current wait's deadline; inf: no wait
@@ -51,16 +54,25 @@ class PlanRunner:
                 out.append(item)
         return out
 
+    @property
+    def listening(self) -> bool:
+        """Whether a message may mean something to the plan: it waits, or a refusal may come."""
+        return self.wait is not None or self.refuse is not None
+
     def answer(self, value: Any, text: str | None, source: str) -> str | SourceError | None:
         """What a message (its JSON ``value``, its frame's ``text``) means to the current wait:
-        "expected", the error of a rejection (by the server, at the wait's stage), or None."""
+        "expected" (or "deliver", when its step delivers it: data, not the session's own), the
+        error of a rejection (by the server, at the wait's stage, or at any time by a preset's
+        ``refuse``), or None."""
         wait = self.wait
-        if wait is None:
+        rejected = wait is not None and wait.reject is not None and wait.reject.matches(value, text)
+        if rejected or (self.refuse is not None and self.refuse.matches(value, text)):
+            stage = "connection" if wait is None else wait.stage
+            kind = AuthRejected if stage == "auth" else Rejected
+            return kind(source, f"{stage} rejected by the server: {excerpt(text, value)}")
+        if wait is None or not wait.expect.matches(value, text):
             return None
-        if wait.reject is not None and wait.reject.matches(value, text):
-            kind = AuthRejected if wait.stage == "auth" else Rejected
-            return kind(source, f"{wait.stage} rejected by the server: {excerpt(text, value)}")
-        return "expected" if wait.expect.matches(value, text) else None
+        return "deliver" if wait.deliver else "expected"
 
     def refused(self, code: int, reason: str, source: str) -> SourceError | None:
         """The rejection a close by the server (``code``, ``reason``) is to the current wait,

@@ -54,7 +54,8 @@ def compile_plan(cfg: SourceConfig) -> list[Item]:
 
 def reads_data(cfg: SourceConfig) -> bool:
     """Once CONNECTED, whether a data message may be a reply's trigger, a heartbeat's pong or
-    the proof that an ``expect_every`` subscription is alive: the session must then see each."""
+    the proof that an ``expect_every`` subscription is alive, or (a protocol preset) a
+    refusal: the session must then see each."""
     beat = cfg.heartbeat
-    return bool(cfg.replies) or bool(beat and beat.expect) or \
+    return bool(cfg.replies) or bool(beat and beat.expect) or cfg.protocol is not None or \
         any(s.expect_every for s in cfg.subscribe)

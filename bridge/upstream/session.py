@@ -115,7 +115,7 @@ class Session:
         out: list[Action | Event] = [*self.unread_invalid(now)] if bad else []
         own, said = self._talk.hear(msg, value, now, state is ConnState.CONNECTED)
         out += said
-        if own or (bad and not self._invalid.forward) or state not in _DELIVERING:
+        if own or msg.control or (bad and not self._invalid.forward) or state not in _DELIVERING:
             return self._emit(out, now)
         # Until subscribed, the old subscription's numbers may still arrive: no gap checks.
         check = self.recovery.check(value, msg.data, now, state is ConnState.CONNECTED) \

@@ -1,12 +1,16 @@
 #!/bin/sh
 # The suite runs real programs: mosquitto (its own broker on a free port), mosquitto_passwd,
 # openssl (test certificates), systemd-analyze (unit checks) and chromium (a browser page
-# receiving the websocket sink's stream). Install what is missing.
+# receiving the websocket sink's stream), and the real upstreams of the protocol presets:
+# nats-server (NATS over WebSocket) and rabbitmq-server (STOMP over WebSocket, web-stomp plugin).
+# Install what is missing.
 missing=""
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$missing mosquitto"
 command -v mosquitto_passwd >/dev/null 2>&1 || missing="$missing mosquitto-clients"
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
+command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || missing="$missing nats-server"
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing="$missing rabbitmq-server"
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing="$missing chromium"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -1,0 +1,1 @@
+"""The wire formats of the protocol presets: frames decoded into data and control messages."""
