@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from bridge.config.build_outbound import build_outbound
+from bridge.config.build_pool import build_pool
 from bridge.config.build_session import build_session
 from bridge.config.collect import Collector, parse_size, pattern, tls
+from bridge.config.items import Read
 from bridge.config.keypaths import KeyPath
 from bridge.config.model import SourceConfig
 from bridge.config.specs import RouteSpec
@@ -17,9 +19,10 @@ _OPTIONS = ("compression", "proxy", "on_invalid", "allow_insecure")
 
 
 def build_source(
-    raw: dict[str, Any], defaults: dict[str, Any], path: KeyPath, c: Collector
+    raw: dict[str, Any], defaults: dict[str, Any], path: KeyPath, c: Collector, read: Read
 ) -> SourceConfig:
-    """One source, with ``defaults`` beneath it (``reconnect`` and ``ping`` merged key by key)."""
+    """One source, with ``defaults`` beneath it (``reconnect`` and ``ping`` merged key by key);
+    ``read`` reads an ``each_file``."""
     merged = {**defaults, **raw}
     for key in ("reconnect", "ping"):
         merged[key] = {**defaults.get(key, {}), **raw.get(key, {})}
@@ -39,6 +42,7 @@ def build_source(
         tls=tls(raw.get("tls")),
         reconnect=c.backoff(merged["reconnect"], (*path, "reconnect")),
         routes=tuple(_route(r, (*path, "routes", i), c) for i, r in enumerate(routes)),
+        pool=build_pool(raw, path, c, read),
         **options,
         **build_session(raw, path, c),
         **build_outbound(raw, path, c),

@@ -27,6 +27,12 @@ class SourceSnapshot:
     recovery: Mapping[str, int] = field(default_factory=dict)  # by event
     sent: int = 0
     outgoing_dropped: Mapping[str, int] = field(default_factory=dict)  # by reason
+    last_error: str | None = None  # why the latest connection ended (a pool: a down one's)
+    # a pool's connections, by number: 1 when connected, and their reconnects; its items
+    connections_up: Mapping[str, int] = field(default_factory=dict)
+    connection_reconnects: Mapping[str, int] = field(default_factory=dict)
+    items: int | None = None
+    items_up: int | None = None  # carried by connected connections, not refused
 
 @dataclass(frozen=True)
 class SinkSnapshot:

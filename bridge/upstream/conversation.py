@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from bridge.config.model import SourceConfig
-from bridge.errors import SourceError
+from bridge.config.specs import Step
 from bridge.messages import INVALID
-from bridge.routing.template import TemplateError
-from bridge.upstream.actions import Action, Fail, Notice
+from bridge.upstream.actions import Fail, Notice
 from bridge.upstream.handshake import PlanRunner
 from bridge.upstream.plan import compile_plan, step_plan, subscribe_plan
 from bridge.upstream.recovery import Recovery
-from bridge.upstream.render import Renderer
-from bridge.upstream.state import Event
+from bridge.upstream.render import Renderer, Said
 from bridge.upstream.watch import Watch
 
-Said = Action | Event  # what to do, or a state the plan reached (the session owns states)
+Change = tuple[tuple[Step, ...], tuple[Step, ...]]  # steps to unsubscribe, steps to subscribe
 
 
 class Conversation:
@@ -39,13 +37,19 @@ class Conversation:
         self.render.restart()
         self.watch = Watch(self.cfg, now)
         self.plan.load(compile_plan(self.cfg))
-        return self._guard(self.plan.advance, now, INVALID)
+        return self.render.guard(self.plan.advance, now, INVALID)
 
-    def resubscribe(self, cfg: SourceConfig, now: float) -> list[Said]:
-        """Subscribe with ``cfg`` on the live connection."""
+    def resubscribe(self, cfg: SourceConfig, now: float, connected: bool,
+                    change: Change | None = None) -> list[Said]:
+        """Subscribe with ``cfg`` on the live connection: all of it, the old subscriptions
+        unsubscribed first once CONNECTED; or with ``change`` (a pool moved items) only its
+        unsubscribe and subscribe steps, the rest staying as they are. Before CONNECTED, the
+        whole of ``cfg`` is subscribed either way."""
+        stop, start = change or ((self.cfg.unsubscribe if connected else ()), None)
         self.cfg = cfg
-        self.plan.load(subscribe_plan(cfg))
-        return self._guard(self.plan.advance, now, INVALID)
+        out = list[Said](self.render.each((step.send for step in stop), now))
+        self.plan.load(subscribe_plan(cfg, start if connected else None))
+        return out + self.render.guard(self.plan.advance, now, INVALID)
 
     def hear(self, value: Any, raw: str | bytes, now: float, connected: bool
              ) -> tuple[bool, list[Said]]:
@@ -53,12 +57,11 @@ class Conversation:
         follows: the plan going on, a rejection's ``Fail``, the ``replies`` it triggers."""
         own = self.watch.busy and self.watch.seen(value, now, connected)  # a pong
         said: list[Said] = []
-        if self.plan.wait is not None:
-            answer = self.plan.answer(value, self.cfg.name)
-            if isinstance(answer, SourceError):
-                return True, [Fail(answer)]
-            if answer == "expected":
-                own, said = True, self._guard(self.plan.advance, now, value)
+        if self.plan.wait is not None and (
+                answer := self.plan.heard(value, raw, now, self.cfg.name)) is not None:
+            if answer and isinstance(answer[0], Fail):
+                return True, answer
+            own, said = True, answer
         for reply in self.cfg.replies:
             if reply.when.matches(value):
                 said += self.render.replies((reply,), value, raw, now)
@@ -73,22 +76,15 @@ class Conversation:
         (no reconnect; counted under ``resubscribe``)."""
         beat, out = self.watch.beat(now), list[Said]()
         if beat is not None:
-            out += self._guard(lambda at, _: [self.render.send(beat.send, at)], now, None)
+            out += self.render.guard(lambda at, _: [self.render.send(beat.send, at)], now, None)
         for index in self.watch.quiet_steps(now):
             recovery.counts["resubscribe"] += 1
             recovery.reset()  # the channel may number its messages afresh
             every = self.cfg.subscribe[index].expect_every
             out.append(Notice(f"subscribe[{index}] quiet for {every:g}s; sending it again"))
             if self.plan.extend(step_plan(self.cfg.subscribe[index])):
-                out += self._guard(self.plan.advance, now, INVALID)
+                out += self.render.guard(self.plan.advance, now, INVALID)
         return out
 
     def unsubscribe(self, now: float) -> list[Said]:
         return list(self.render.each((step.send for step in self.cfg.unsubscribe), now))
-
-    def _guard(self, make: Callable[[float, Any], Sequence[Said]], now: float, arg: Any
-               ) -> list[Said]:
-        try:
-            return list(make(now, arg))
-        except TemplateError as exc:
-            return [Fail(SourceError(self.cfg.name, f"cannot render a message to send: {exc}"))]

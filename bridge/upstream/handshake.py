@@ -7,9 +7,9 @@ from typing import Any
 
 from bridge.errors import AuthRejected, SourceError
 from bridge.routing.template import Template
-from bridge.upstream.actions import Send
+from bridge.upstream.actions import Fail, Refused, Send
 from bridge.upstream.plan import Item, Wait
-from bridge.upstream.render import Renderer
+from bridge.upstream.render import Renderer, Said
 from bridge.upstream.state import Event
 
 
@@ -51,13 +51,31 @@ class PlanRunner:
                 out.append(item)
         return out
 
+    def heard(self, value: Any, raw: str | bytes, now: float, source: str) -> list[Said] | None:
+        """What ``value`` means to the current wait: None when it is not its answer; else
+        what follows: a rejection's ``Fail``, or the plan going on (after ``Refused`` when the
+        upstream refused the wait's pool items: those, not the connection)."""
+        answer = self.answer(value, source)
+        if answer is None:
+            return None
+        if isinstance(answer, SourceError):
+            return [Fail(answer)]
+        said: list[Said] = []
+        if answer == "refused" and self.wait is not None:
+            said.append(Refused(self.wait.items, raw if isinstance(raw, str) else
+                                raw.decode("utf-8", "replace")))
+        return said + self._render.guard(self.advance, now, value)
+
     def answer(self, value: Any, source: str) -> str | SourceError | None:
-        """What ``value`` means to the current wait: "expected", the error of a rejection
-        (by the server, at the wait's stage), or None."""
+        """What ``value`` means to the current wait: "expected", "refused" (pool items'
+        subscription rejected), the error of any other rejection (by the server, at the
+        wait's stage), or None."""
         wait = self.wait
         if wait is None:
             return None
         if wait.reject is not None and wait.reject.matches(value):
+            if wait.items:
+                return "refused"
             kind = AuthRejected if wait.stage == "auth" else SourceError
             return kind(source, f"{wait.stage} rejected by the server")
         return "expected" if wait.expect.matches(value) else None

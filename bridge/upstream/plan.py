@@ -18,23 +18,27 @@ class Wait:
     reject: Pattern | None
     stage: str  # "auth" or "subscribe": names the timeout and the rejection
     timeout: float
+    items: tuple[str, ...] = ()  # pool items: a rejection refuses them, not the connection
 
 
 Item = Event | Template | Wait
 
 
-def _wait(expect: Pattern | None, reject: Pattern | None, stage: str, after: float) -> list[Item]:
-    return [] if expect is None else [Wait(expect, reject, stage, after)]
+def _wait(expect: Pattern | None, reject: Pattern | None, stage: str, after: float,
+          items: tuple[str, ...] = ()) -> list[Item]:
+    return [] if expect is None else [Wait(expect, reject, stage, after, items)]
 
 
 def step_plan(step: Step) -> list[Item]:
     """One subscribe step: its message, then the wait for its ack (if it has ``expect``)."""
-    return [step.send, *_wait(step.expect, step.reject, "subscribe", step.timeout)]
+    return [step.send, *_wait(step.expect, step.reject, "subscribe", step.timeout, step.items)]
 
 
-def subscribe_plan(cfg: SourceConfig) -> list[Item]:
-    """Subscribing again on a live connection, from SUBSCRIBING back to CONNECTED."""
-    return [Event.SUBSCRIBE, *(i for s in cfg.subscribe for i in step_plan(s)), Event.READY]
+def subscribe_plan(cfg: SourceConfig, steps: tuple[Step, ...] | None = None) -> list[Item]:
+    """Subscribing again on a live connection (``steps``, all of ``cfg``'s by default), from
+    SUBSCRIBING back to CONNECTED."""
+    todo = cfg.subscribe if steps is None else steps
+    return [Event.SUBSCRIBE, *(i for s in todo for i in step_plan(s)), Event.READY]
 
 
 def compile_plan(cfg: SourceConfig) -> list[Item]:

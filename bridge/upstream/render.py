@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import suppress
 from typing import Any
 
 from bridge.config.specs import ReplySpec
+from bridge.errors import SourceError
 from bridge.messages import INVALID
 from bridge.routing.template import Context, Template, TemplateError
-from bridge.upstream.actions import Send
+from bridge.upstream.actions import Action, Fail, Send
+from bridge.upstream.state import Event
+
+Said = Action | Event  # what to do, or a state the plan reached (the session owns states)
 
 
 class Renderer:
@@ -35,6 +39,14 @@ class Renderer:
         ctx = Context(self._name, msg, raw, wall, self._seq.__next__, self._hostname, mqtt)
         value = template.render(ctx)
         return Send(value if isinstance(value, str) else json.dumps(value, separators=(",", ":")))
+
+    def guard(self, make: Callable[[float, Any], Sequence[Said]], now: float, arg: Any
+              ) -> list[Said]:
+        """``make(now, arg)``, whose messages render; one that cannot is a ``Fail``."""
+        try:
+            return list(make(now, arg))
+        except TemplateError as exc:
+            return [Fail(SourceError(self._name, f"cannot render a message to send: {exc}"))]
 
     def mqtt(self, template: Template, now: float, mqtt: Any) -> str:
         """A message from MQTT to send upstream, ``mqtt`` being what {mqtt.*} reads."""

@@ -18,7 +18,7 @@ from bridge.messages import INVALID, Message
 from bridge.routing.template import Template
 from bridge.stats.source import SourceStats
 from bridge.upstream.actions import Action, Deliver, Fail, Notice, Send, Unread
-from bridge.upstream.conversation import Conversation
+from bridge.upstream.conversation import Change, Conversation
 from bridge.upstream.invalid import InvalidFrames
 from bridge.upstream.lifecycle import Lifecycle
 from bridge.upstream.outbound import Outbound
@@ -160,15 +160,17 @@ class Session:
         follows: the reply frame, or an error response (timeout, disconnect, upstream error)."""
         return self._emit(self._out.call(mqtt, to, now, self._talk.cfg.name), now)
 
-    def resubscribe(self, cfg: SourceConfig, now: float) -> list[Action]:
+    def resubscribe(self, cfg: SourceConfig, now: float, change: Change | None = None
+                    ) -> list[Action]:
         """Subscribe again on the live socket: after a reload changed only the subscriptions
-        (unsubscribe the old, subscribe the new), or after a sequence gap (the same again).
+        (unsubscribe the old, subscribe the new), or after a sequence gap (the same again);
+        ``change``: a pool moved items, so only these (unsubscribe, subscribe) steps are sent.
         Not connected: the next connection subscribes with ``cfg``."""
         if not self._live:
             self._talk.cfg = cfg
             return []
-        old = self._talk.unsubscribe(now) if self._life.state is ConnState.CONNECTED else []
-        return self._emit([*old, *self._talk.resubscribe(cfg, now)], now)
+        connected = self._life.state is ConnState.CONNECTED
+        return self._emit(self._talk.resubscribe(cfg, now, connected, change), now)
 
     def _emit(self, out: Sequence[Action | Event], now: float) -> list[Action]:
         """``out`` as the driver performs it: states entered through the table, sends paced

@@ -1,0 +1,252 @@
+"""Connection pools against a loopback exchange that enforces limits the way real ones do: every
+item delivers, a killed connection resubscribes only its share, a reload touches only the
+connections whose items changed, a reconnect storm keeps to connect_every, and an upstream
+that closes for too many subscriptions says so."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from bridge.config.load import load_config
+from bridge.supervisor import Supervisor
+from bridge.upstream.state import ConnState
+from tests.support.daemon import eventually
+from tests.support.exchange import Exchange
+from tests.support.mosquitto import Broker, Subscriber
+from tests.support.upstream import Upstream
+
+ITEMS = [f"s{i:03d}usdt@trade" for i in range(300)]  # 6 connections of 50
+
+
+def pool_yaml(url: str, items: list[str], *, sink: str, per: int = 50, every: str = "50ms",
+              batch: int = 10, rate: int = 5, extra: str = "") -> str:
+    listed = ", ".join(items)
+    return f"""
+version: 1
+sinks: {{{sink}}}
+sources:
+  - name: binance
+    url: {url}
+    reconnect: {{initial_delay: 10ms, max_delay: 50ms}}
+    subscribe:
+      - each: [{listed}]
+        batch: {batch}
+        send: {{method: SUBSCRIBE, params: "{{items}}", id: "{{seq}}"}}
+        expect: {{result: null}}
+        reject: {{error: {{}}}}
+    unsubscribe:
+      - each: subscribe
+        send: {{method: UNSUBSCRIBE, params: "{{items}}", id: "{{seq}}"}}
+    pool: {{per_connection: {per}, max_connections: 20, connect_every: {every}}}
+    rate_limit: {{messages: {rate}, per: 1s}}
+    routes: [{{sink: out, topic: "binance/{{msg.s}}", qos: 0}}]
+{extra}"""
+
+
+FILE_SINK = 'out: {type: file, path: "/dev/null", format: raw}'
+
+
+@contextlib.asynccontextmanager
+async def running(path: Path) -> AsyncIterator[Supervisor]:
+    supervisor = Supervisor(load_config(path))
+    task = asyncio.create_task(supervisor.run())
+    try:
+        yield supervisor
+    finally:
+        supervisor.request_stop()
+        assert await asyncio.wait_for(task, 20) == 0
+
+
+async def all_connected(supervisor: Supervisor, connections: int) -> None:
+    async def check() -> bool | None:
+        if "binance" not in supervisor.sources:
+            return None  # not started yet
+        client = supervisor.sources["binance"].client
+        snap = await supervisor.snapshot()
+        up = sum(snap.sources[0].connections_up.values())
+        return True if client.state is ConnState.CONNECTED and up == connections else None
+
+    await eventually(check, timeout=15.0, what=f"{connections} pooled connections up")
+
+
+async def test_every_item_delivers_through_the_exchanges_limits(
+    upstream: Upstream, tmp_path: Path, mosquitto: Callable[..., Broker],
+    mqtt_subscriber: Callable[..., Awaitable[Subscriber]],
+) -> None:
+    exchange = Exchange(upstream, max_streams=50, max_rate=10, max_opens=10)
+    broker = mosquitto()
+    sub = await mqtt_subscriber(broker, "binance/#")
+    path = tmp_path / "bridge.yaml"
+    sink = f'out: {{type: mqtt, url: "mqtt://127.0.0.1:{broker.port}", qos: 0}}'
+    path.write_text(pool_yaml(upstream.url, ITEMS, sink=sink))
+    async with running(path) as supervisor:
+        await all_connected(supervisor, 6)
+        assert await exchange.publish() == len(ITEMS)
+        await sub.wait_for(len(ITEMS), timeout=15.0)
+        snap = (await supervisor.snapshot()).sources[0]
+        sent = [len(log) for log in exchange.log.values()]
+    assert {r.topic for r in sub.messages} == {f"binance/{item}" for item in ITEMS}
+    assert len(upstream.connections) == 6 and sent == [5] * 6  # 5 batches of 10 each
+    assert snap.items == snap.items_up == 300 and sum(snap.reconnects.values()) == 0
+
+
+async def test_an_item_the_exchange_refuses_is_logged_once_and_counted_not_fatal(
+    upstream: Upstream, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    delisted = ITEMS[3]
+    exchange = Exchange(upstream, max_rate=10, delisted={delisted})
+    path = tmp_path / "bridge.yaml"
+    path.write_text(pool_yaml(upstream.url, ITEMS[:20], sink=FILE_SINK, per=10, batch=1,
+                              rate=8))
+    caplog.set_level(logging.INFO)
+    async with running(path) as supervisor:
+        await all_connected(supervisor, 2)
+        first = upstream.connections[0]
+        first.kill()  # it subscribes its share again, the delisted item included
+        await upstream.wait_connections(3, timeout=10.0)
+        await all_connected(supervisor, 2)
+        snap = (await supervisor.snapshot()).sources[0]
+        carried = set(exchange.streams[upstream.connections[2]])
+    assert carried == set(ITEMS[:10]) - {delisted}
+    assert snap.items == 20 and snap.items_up == 19 and snap.recovery["item_error"] == 1
+    refusals = [r.getMessage() for r in caplog.records if "subscribe refused" in r.getMessage()]
+    assert len(refusals) == 1 and delisted in refusals[0] and ITEMS[4] not in refusals[0]
+    assert sum(snap.reconnects.values()) == 1  # the kill, nothing for the refusal
+
+
+async def test_killing_one_connection_resubscribes_only_its_share(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    exchange = Exchange(upstream)
+    path = tmp_path / "bridge.yaml"
+    path.write_text(pool_yaml(upstream.url, ITEMS, sink=FILE_SINK))
+    async with running(path) as supervisor:
+        await all_connected(supervisor, 6)
+        victim = upstream.connections[2]
+        carried = set(exchange.streams[victim])
+        before = {conn: len(log) for conn, log in exchange.log.items()}
+        victim.kill()
+        await upstream.wait_connections(7, timeout=10.0)
+        await all_connected(supervisor, 6)
+        after = {conn: len(log) for conn, log in exchange.log.items()}
+        successor = upstream.connections[6]
+        assert exchange.streams[successor] == carried and len(carried) == 50
+    assert all(after[conn] == count for conn, count in before.items() if conn is not victim)
+
+
+async def test_a_reload_adding_and_removing_items_touches_only_the_connections_concerned(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    exchange = Exchange(upstream)
+    path = tmp_path / "bridge.yaml"
+    path.write_text(pool_yaml(upstream.url, ITEMS, sink=FILE_SINK))
+    added = [f"new{i:02d}usdt@trade" for i in range(60)]
+    async with running(path) as supervisor:
+        await all_connected(supervisor, 6)
+        first = list(upstream.connections)
+        before = {conn: len(log) for conn, log in exchange.log.items()}
+        removed = ITEMS[:5]  # from the first connection: room for 5 of the new ones there
+        path.write_text(pool_yaml(upstream.url, ITEMS[5:] + added, sink=FILE_SINK))
+        assert await supervisor.reload()
+        await upstream.wait_connections(8, timeout=10.0)
+        await all_connected(supervisor, 8)
+
+        async def settled() -> bool | None:
+            return True if exchange.streams[first[0]] == set(ITEMS[5:50]) | set(added[:5]) \
+                else None
+        await eventually(settled, timeout=10.0, what="the first connection's new share")
+        news = upstream.connections[6:]
+        assert exchange.streams[news[0]] == set(added[5:55])
+        assert exchange.streams[news[1]] == set(added[55:])
+        assert exchange.log[first[0]][before[first[0]]:] == [
+            ("UNSUBSCRIBE", removed), ("SUBSCRIBE", added[:5])]
+        for conn in first[1:]:  # the other connections: same socket, nothing sent
+            assert len(exchange.log[conn]) == before[conn] and not conn.closed
+        assert len(upstream.connections) == 8  # none of the first six was replaced
+
+
+async def test_a_reconnect_storm_opens_connections_connect_every_apart(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    Exchange(upstream)
+    path = tmp_path / "bridge.yaml"
+    path.write_text(pool_yaml(upstream.url, ITEMS, sink=FILE_SINK, every="100ms"))
+    async with running(path) as supervisor:
+        await all_connected(supervisor, 6)
+        start = len(upstream.handshakes)
+        await upstream.kill()  # a network blip: every connection drops at once
+        await upstream.wait_handshakes(start + 6, timeout=10.0)
+        await all_connected(supervisor, 6)
+    opened = [h.at for h in upstream.handshakes]
+    storm = opened[start:start + 6]
+    gaps = [b - a for a, b in itertools.pairwise(storm)]
+    assert min(gaps) >= 0.08, gaps  # the upstream's own clock; tolerant lower bound
+    first = [b - a for a, b in itertools.pairwise(opened[:6])]
+    assert min(first) >= 0.08, first  # the first start too
+
+
+async def test_a_429_on_the_upgrade_lengthens_the_spacing(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    Exchange(upstream, max_opens=1)  # one new connection a second; connect_every says 50ms
+    path = tmp_path / "bridge.yaml"
+    items = ITEMS[:150]
+    path.write_text(pool_yaml(upstream.url, items, sink=FILE_SINK, every="50ms"))
+    async with running(path) as supervisor:
+        await all_connected(supervisor, 3)
+    statuses = [h.status for h in upstream.handshakes]
+    assert statuses.count(101) == 3 and 429 in statuses
+    refused = len([s for s in statuses if s == 429])
+    # Without lengthening, 50 ms apart over the 2 s or more the exchange needs, there would
+    # have been about 40 refusals; doubling after each keeps it to a handful.
+    assert refused <= 12, statuses
+
+
+async def test_too_many_subscriptions_close_shows_its_reason_in_log_and_status(
+    upstream: Upstream, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    Exchange(upstream, max_streams=40)  # the config believes 50
+    path = tmp_path / "bridge.yaml"
+    path.write_text(pool_yaml(upstream.url, ITEMS[:100], sink=FILE_SINK))
+    caplog.set_level(logging.INFO)
+    async with running(path) as supervisor:
+        async def closed() -> str | None:
+            snaps = (await supervisor.snapshot()).sources
+            why = snaps[0].last_error if snaps else None
+            return why if why and "too many" in why else None
+        why = await eventually(closed, timeout=10.0, what="the close reason in the status")
+    assert "code 1008, too many subscriptions" in why
+    assert any("too many subscriptions" in r.getMessage() for r in caplog.records)
+
+
+async def test_items_in_the_url_combined_streams(upstream: Upstream, tmp_path: Path) -> None:
+    exchange = Exchange(upstream)
+    path = tmp_path / "bridge.yaml"
+    items = ITEMS[:30]
+    path.write_text(f"""
+version: 1
+sinks: {{out: {{type: file, path: "{tmp_path / 'out.jsonl'}", format: raw}}}}
+sources:
+  - name: combined
+    url: "{upstream.url}?streams={{items}}"
+    pool: {{per_connection: 20, each: [{", ".join(items)}], url_join: "/"}}
+    routes: [{{sink: out}}]
+""")
+    async with running(path):
+        await upstream.wait_connections(2, timeout=10.0)
+
+        async def written() -> int | None:
+            await exchange.publish()
+            lines = (tmp_path / "out.jsonl").read_text().splitlines() \
+                if (tmp_path / "out.jsonl").exists() else []
+            return len({line for line in lines}) if len(set(lines)) >= 30 else None
+        await eventually(written, timeout=10.0, what="every stream written", interval=0.2)
+        assert [exchange.streams[c] for c in upstream.connections[:2]] == [
+            set(items[:20]), set(items[20:])]
