@@ -23,6 +23,7 @@ def build_pool(raw: dict[str, Any], path: KeyPath, c: Collector, read: Read) -> 
         if "each" in s or "each_file" in s]
     places += [(("pool",), pool)] if pool and ("each" in pool or "each_file" in pool) else []
     url_items = ITEMS in raw["url"]
+    _check_sends(raw, path, c)
     if url_items and pool is None:
         c.add((*path, "url"), "{items} in the url needs `pool` (the items of each connection)")
     if not places:
@@ -36,7 +37,6 @@ def build_pool(raw: dict[str, Any], path: KeyPath, c: Collector, read: Read) -> 
     where, holder = (*path, *places[0][0]), places[0][1]
     if holder is pool and not url_items:
         c.add((*path, "url"), "pool.each puts the items into the url: write {items} in it")
-    _check_sends(raw, path, c)
     items = items_of(holder, where, c, read)
     if pool is None:
         return PoolSpec(items)
@@ -51,14 +51,25 @@ def build_pool(raw: dict[str, Any], path: KeyPath, c: Collector, read: Read) -> 
 
 
 def _check_sends(raw: dict[str, Any], path: KeyPath, c: Collector) -> None:
-    """{item} is one item: only in a message sent per item (``batch: 1``)."""
-    for i, step in enumerate(raw.get("subscribe", [])):
-        if step.get("batch", 1) != 1 and ("each" in step or "each_file" in step):
-            for where, leaf in leaves(step.get("send"), (*path, "subscribe", i, "send")):
-                if isinstance(leaf, str) and any(m.group(1) == "item" and not m.group(2)
-                                                 for m in PLACEHOLDER.finditer(leaf)):
+    """{items} and {item} only in a message sent per batch of items (``each``), and {item},
+    one item, only for ``batch: 1``."""
+    for key in ("subscribe", "unsubscribe"):
+        for i, step in enumerate(raw.get(key, [])):
+            each = "each" in step or "each_file" in step
+            single = step.get("batch", 1) == 1
+            for where, name in _placeholders(step.get("send"), (*path, key, i, "send")):
+                if not each:
+                    c.add(where, f"{{{name}}} is the items of `each`: add each (or each_file)")
+                elif name == "item" and not single:
                     c.add(where, "{item} is one item, for batch: 1; with a larger batch use "
                           "{items}")
     if any(s.get("each") == "subscribe" for s in raw.get("unsubscribe", [])) and \
             not any("each" in s or "each_file" in s for s in raw.get("subscribe", [])):
         c.add((*path, "unsubscribe"), "each: subscribe needs a subscribe entry with each")
+
+
+def _placeholders(send: Any, where: KeyPath) -> list[tuple[KeyPath, str]]:
+    """Where ``send`` says {items} or {item}, and which."""
+    return [(at, m.group(1)) for at, leaf in leaves(send, where) if isinstance(leaf, str)
+            for m in PLACEHOLDER.finditer(leaf)
+            if m.group(1) in ("items", "item") and not m.group(2)]
