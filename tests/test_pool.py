@@ -11,10 +11,12 @@ import itertools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bridge.config.load import load_config
+from bridge.status_table import format_status_table
 from bridge.supervisor import Supervisor
 from bridge.upstream.state import ConnState
 from tests.support.daemon import eventually
@@ -51,6 +53,14 @@ sources:
 
 
 FILE_SINK = 'out: {type: file, path: "/dev/null", format: raw}'
+
+
+def exchange_and_config(upstream: Upstream, tmp_path: Path, items: list[str] = ITEMS,
+                        **yaml: Any) -> tuple[Exchange, Path]:
+    """An exchange with its default limits, and a pool config of ``items`` into a file sink."""
+    exchange, path = Exchange(upstream), tmp_path / "bridge.yaml"
+    path.write_text(pool_yaml(upstream.url, items, sink=FILE_SINK, **yaml))
+    return exchange, path
 
 
 @contextlib.asynccontextmanager
@@ -124,9 +134,7 @@ async def test_an_item_the_exchange_refuses_is_logged_once_and_counted_not_fatal
 async def test_killing_one_connection_resubscribes_only_its_share(
     upstream: Upstream, tmp_path: Path
 ) -> None:
-    exchange = Exchange(upstream)
-    path = tmp_path / "bridge.yaml"
-    path.write_text(pool_yaml(upstream.url, ITEMS, sink=FILE_SINK))
+    exchange, path = exchange_and_config(upstream, tmp_path)
     async with running(path) as supervisor:
         await all_connected(supervisor, 6)
         victim = upstream.connections[2]
@@ -144,9 +152,7 @@ async def test_killing_one_connection_resubscribes_only_its_share(
 async def test_a_reload_adding_and_removing_items_touches_only_the_connections_concerned(
     upstream: Upstream, tmp_path: Path
 ) -> None:
-    exchange = Exchange(upstream)
-    path = tmp_path / "bridge.yaml"
-    path.write_text(pool_yaml(upstream.url, ITEMS, sink=FILE_SINK))
+    exchange, path = exchange_and_config(upstream, tmp_path)
     added = [f"new{i:02d}usdt@trade" for i in range(60)]
     async with running(path) as supervisor:
         await all_connected(supervisor, 6)
@@ -175,9 +181,7 @@ async def test_a_reload_adding_and_removing_items_touches_only_the_connections_c
 async def test_a_reconnect_storm_opens_connections_connect_every_apart(
     upstream: Upstream, tmp_path: Path
 ) -> None:
-    Exchange(upstream)
-    path = tmp_path / "bridge.yaml"
-    path.write_text(pool_yaml(upstream.url, ITEMS, sink=FILE_SINK, every="100ms"))
+    _, path = exchange_and_config(upstream, tmp_path, every="100ms")
     async with running(path) as supervisor:
         await all_connected(supervisor, 6)
         start = len(upstream.handshakes)
@@ -209,12 +213,17 @@ async def test_a_429_on_the_upgrade_lengthens_the_spacing(
     assert refused <= 12, statuses
 
 
-async def test_too_many_subscriptions_close_shows_its_reason_in_log_and_status(
-    upstream: Upstream, tmp_path: Path, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(("limits", "config", "reason"), [
+    ({"max_streams": 40}, {}, "too many subscriptions"),  # the config believes 50
+    ({"max_rate": 3}, {"batch": 1, "rate": 8}, "too many messages"),
+], ids=["subscriptions", "messages"])
+async def test_a_close_for_too_many_shows_its_reason_in_log_and_status(
+    upstream: Upstream, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+    limits: dict[str, int], config: dict[str, Any], reason: str,
 ) -> None:
-    Exchange(upstream, max_streams=40)  # the config believes 50
+    Exchange(upstream, **limits)
     path = tmp_path / "bridge.yaml"
-    path.write_text(pool_yaml(upstream.url, ITEMS[:100], sink=FILE_SINK))
+    path.write_text(pool_yaml(upstream.url, ITEMS[:100], sink=FILE_SINK, **config))
     caplog.set_level(logging.INFO)
     async with running(path) as supervisor:
         async def closed() -> str | None:
@@ -222,15 +231,17 @@ async def test_too_many_subscriptions_close_shows_its_reason_in_log_and_status(
             why = snaps[0].last_error if snaps else None
             return why if why and "too many" in why else None
         why = await eventually(closed, timeout=10.0, what="the close reason in the status")
-    assert "code 1008, too many subscriptions" in why
-    assert any("too many subscriptions" in r.getMessage() for r in caplog.records)
+        table = format_status_table(None, await supervisor.snapshot())
+    assert f"code 1008, {reason}" in why and f"code 1008, {reason}" in table
+    assert any(reason in r.getMessage() and "connection closed" in r.getMessage()
+               for r in caplog.records if r.levelno >= logging.WARNING)
 
 
 async def test_items_in_the_url_combined_streams(upstream: Upstream, tmp_path: Path) -> None:
     exchange = Exchange(upstream)
-    path = tmp_path / "bridge.yaml"
+    config = tmp_path / "bridge.yaml"
     items = ITEMS[:30]
-    path.write_text(f"""
+    config.write_text(f"""
 version: 1
 sinks: {{out: {{type: file, path: "{tmp_path / 'out.jsonl'}", format: raw}}}}
 sources:
@@ -239,7 +250,7 @@ sources:
     pool: {{per_connection: 20, each: [{", ".join(items)}], url_join: "/"}}
     routes: [{{sink: out}}]
 """)
-    async with running(path):
+    async with running(config) as supervisor:
         await upstream.wait_connections(2, timeout=10.0)
 
         async def written() -> int | None:
@@ -248,5 +259,12 @@ sources:
                 if (tmp_path / "out.jsonl").exists() else []
             return len({line for line in lines}) if len(set(lines)) >= 30 else None
         await eventually(written, timeout=10.0, what="every stream written", interval=0.2)
-        assert [exchange.streams[c] for c in upstream.connections[:2]] == [
+        first, second = upstream.connections[:2]
+        assert [exchange.streams[c] for c in (first, second)] == [
             set(items[:20]), set(items[20:])]
+        config.write_text(config.read_text().replace(items[-1], f"{items[-1]}, extra@trade"))
+        assert await supervisor.reload()  # the second connection's URL changes: a new one
+        third = (await upstream.wait_connections(3, timeout=10.0))[2]
+        assert third.query["streams"].split("/") == [*items[20:], "extra@trade"]
+        assert await second.wait_closed(timeout=10.0) is not None
+        assert not first.closed
