@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bridge.cli import main
 from bridge.config.load import load_config
 from bridge.errors import ConfigError, ConfigIssue
 
@@ -113,3 +114,14 @@ def test_items_placeholders_only_where_items_are(tmp_path: Path) -> None:
     body = 'subscribe: [{send: {op: subscribe, args: "{items}"}}]\n'
     found = messages(issues(tmp_path, source(body)))
     assert "the items of `each`" in found["sources[0].subscribe[0].send.args"]
+
+
+def test_check_says_how_many_connections_a_pool_opens(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    items = ", ".join(f"i{n}" for n in range(2500))
+    path = tmp_path / "bridge.yaml"
+    path.write_text(source(SUBSCRIBE % f"each: [{items}]" + "pool: {per_connection: 1000}\n"))
+    assert main(["check", str(path)]) == 0
+    assert "source feed: ws://127.0.0.1:1/ws (2,500 items over 3 connections) -> out" \
+        in capsys.readouterr().out
