@@ -37,7 +37,7 @@ from bridge.sinks.way_back import Listener
 from bridge.sinks.websocket import WebSocketSink
 from bridge.stats.snapshot import Snapshot, SourceSnapshot
 from bridge.systemd import Notifier
-from bridge.upstream.client import SourceClient
+from bridge.upstream.client import DeliverFn, SourceClient
 from bridge.upstream.pool import Pool
 from bridge.upstream.state import ConnState
 
@@ -206,8 +206,7 @@ class Supervisor:
                                         on_state=on_state)
         entry.task = self._tg.create_task(entry.client.run(), name=f"source:{src.name}")
 
-    def _member(self, cfg: SourceConfig, deliver: Callable[..., Any], **options: Any
-                ) -> SourceClient:
+    def _member(self, cfg: SourceConfig, deliver: DeliverFn, **options: Any) -> SourceClient:
         """One connection of a pool: a source client for its share (see ``Pool``)."""
         return SourceClient(cfg, deliver, hostname=self.hostname, **options)
 

@@ -177,3 +177,18 @@ def test_status_shows_a_pool_as_connections_and_items_with_the_latest_problem() 
     line = format_status_table(None, Snapshot((snap,), (), 1.0)).splitlines()[1]
     assert "binance  49/50 connected, 47,912/48,000 items (connection 7: connection closed " \
            "(code 1008, too many subscriptions))" in line
+
+
+def test_expect_every_watches_each_batch_of_a_share_apart() -> None:
+    step = Step(Template({"op": "sub", "s": "{item}"}, {"items": "", "item": ""}),
+                when=Pattern({"s": "{item}"}), expect_every=5.0, each=True)
+    base = SourceConfig(name="src", url="ws://127.0.0.1:1/", subscribe=(step,),
+                        pool=PoolSpec(("a", "b")))
+    session = Session(share_config(base, ("a", "b")))
+    session.connecting()
+    opened = session.start(0.0)
+    assert [json.loads(a.data) for a in opened if isinstance(a, Send)] == [
+        {"op": "sub", "s": "a"}, {"op": "sub", "s": "b"}]
+    session.receive(Message("src", '{"s":"a"}', 0.0), 4.0)  # a is alive, b is quiet
+    again = session.tick(6.0)
+    assert [json.loads(a.data) for a in again if isinstance(a, Send)] == [{"op": "sub", "s": "b"}]

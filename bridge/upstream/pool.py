@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from bridge.config.model import SourceConfig
 from bridge.config.pooling import ITEMS
+from bridge.messages import Message
 from bridge.routing.template import Template
 from bridge.stats.source import SourceStats
 from bridge.upstream.assign import Assignment
@@ -33,8 +34,9 @@ from bridge.upstream.state import ConnState
 
 logger = logging.getLogger("bridge.upstream")
 
-DeliverFn = Callable[[Any], Awaitable[None] | None]
+DeliverFn = Callable[[Message], Awaitable[None] | None]
 StateFn = Callable[[str, ConnState], None]
+RefusedFn = Callable[[tuple[str, ...], str], None]
 
 
 class Member(Protocol):
@@ -52,8 +54,12 @@ class Member(Protocol):
     def call(self, mqtt: Any, answer: Callable[[str | bytes], None]) -> None: ...
 
 
-# make(share config, deliver, label, recovery, gate, on_state, on_refused) -> a member
-MakeMember = Callable[..., Member]
+class MakeMember(Protocol):
+    """Makes the member for one share (the supervisor's: a ``SourceClient``)."""
+
+    def __call__(self, cfg: SourceConfig, deliver: DeliverFn, *, label: str,
+                 recovery: Recovery, gate: Gate, on_state: StateFn,
+                 on_refused: RefusedFn) -> Member: ...
 
 
 class _Gate:
