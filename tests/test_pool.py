@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -189,11 +188,12 @@ async def test_a_reconnect_storm_opens_connections_connect_every_apart(
         await upstream.wait_handshakes(start + 6, timeout=10.0)
         await all_connected(supervisor, 6)
     opened = [h.at for h in upstream.handshakes]
-    storm = opened[start:start + 6]
-    gaps = [b - a for a, b in itertools.pairwise(storm)]
-    assert min(gaps) >= 0.08, gaps  # the upstream's own clock; tolerant lower bound
-    first = [b - a for a, b in itertools.pairwise(opened[:6])]
-    assert min(first) >= 0.08, first  # the first start too
+    # By the upstream's own clock. A connection never opens before its slot, but the first
+    # one's handshake may be seen late: each is at least k slots after the first, less one.
+    for storm in (opened[:6], opened[start:start + 6]):  # the first start, then the storm
+        after = [at - storm[0] for at in storm]
+        assert all(gap >= (k - 1) * 0.1 for k, gap in enumerate(after)), after
+        assert after[-1] >= 0.4, after  # without spacing they come back within ~50 ms
 
 
 async def test_a_429_on_the_upgrade_lengthens_the_spacing(
