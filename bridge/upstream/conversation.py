@@ -8,13 +8,15 @@ from typing import Any
 from bridge.config.model import SourceConfig
 from bridge.config.specs import Step
 from bridge.messages import INVALID
-from bridge.upstream.actions import Fail, Notice
+from bridge.upstream.actions import Action, Fail, Notice
 from bridge.upstream.handshake import PlanRunner
 from bridge.upstream.plan import compile_plan, step_plan, subscribe_plan
 from bridge.upstream.recovery import Recovery
-from bridge.upstream.render import Renderer, Said
+from bridge.upstream.render import Renderer
+from bridge.upstream.state import Event
 from bridge.upstream.watch import Watch
 
+Said = Action | Event  # what to do, or a state the plan reached (the session owns states)
 Change = tuple[tuple[Step, ...], tuple[Step, ...]]  # steps to unsubscribe, steps to subscribe
 
 

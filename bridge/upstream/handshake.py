@@ -7,9 +7,9 @@ from typing import Any
 
 from bridge.errors import AuthRejected, SourceError
 from bridge.routing.template import Template
-from bridge.upstream.actions import Fail, Refused, Send
+from bridge.upstream.actions import Action, Fail, Refused, Send
 from bridge.upstream.plan import Item, Wait
-from bridge.upstream.render import Renderer, Said
+from bridge.upstream.render import Renderer
 from bridge.upstream.state import Event
 
 
@@ -51,7 +51,8 @@ class PlanRunner:
                 out.append(item)
         return out
 
-    def heard(self, value: Any, raw: str | bytes, now: float, source: str) -> list[Said] | None:
+    def heard(self, value: Any, raw: str | bytes, now: float, source: str
+              ) -> list[Action | Event] | None:
         """What ``value`` means to the current wait: None when it is not its answer; else
         what follows: a rejection's ``Fail``, or the plan going on (after ``Refused`` when the
         upstream refused the wait's pool items: those, not the connection)."""
@@ -60,7 +61,7 @@ class PlanRunner:
             return None
         if isinstance(answer, SourceError):
             return [Fail(answer)]
-        said: list[Said] = []
+        said: list[Action | Event] = []
         if answer == "refused" and self.wait is not None:
             said.append(Refused(self.wait.items, raw if isinstance(raw, str) else
                                 raw.decode("utf-8", "replace")))

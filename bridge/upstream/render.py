@@ -15,8 +15,6 @@ from bridge.routing.template import Context, Template, TemplateError
 from bridge.upstream.actions import Action, Fail, Send
 from bridge.upstream.state import Event
 
-Said = Action | Event  # what to do, or a state the plan reached (the session owns states)
-
 
 class Renderer:
     """Renders the templates of one source; ``{seq}`` counts from 1 again after ``restart``
@@ -40,14 +38,6 @@ class Renderer:
         value = template.render(ctx)
         return Send(value if isinstance(value, str) else json.dumps(value, separators=(",", ":")))
 
-    def guard(self, make: Callable[[float, Any], Sequence[Said]], now: float, arg: Any
-              ) -> list[Said]:
-        """``make(now, arg)``, whose messages render; one that cannot is a ``Fail``."""
-        try:
-            return list(make(now, arg))
-        except TemplateError as exc:
-            return [Fail(SourceError(self._name, f"cannot render a message to send: {exc}"))]
-
     def mqtt(self, template: Template, now: float, mqtt: Any) -> str:
         """A message from MQTT to send upstream, ``mqtt`` being what {mqtt.*} reads."""
         return self.send(template, now, mqtt=mqtt).data
@@ -69,3 +59,12 @@ class Renderer:
                 with suppress(TemplateError):
                     out.append(self.send(reply.send, now, value, raw))
         return out
+
+    def guard(self, make: Callable[[float, Any], Sequence[Action | Event]], now: float,
+              arg: Any) -> list[Action | Event]:
+        """``make(now, arg)``, or a ``Fail`` when a message in it cannot render: the callers
+        never raise for a template."""
+        try:
+            return list(make(now, arg))
+        except TemplateError as exc:
+            return [Fail(SourceError(self._name, f"cannot render a message to send: {exc}"))]
