@@ -174,9 +174,11 @@ class SourceClient:
         self._apply_idle(self._session.connecting())
         # One that opened just as stop() came is served too: its loop stops at once, with
         # the unsubscribe messages and a close frame, as for any other connection.
-        return await self._serving(self._connect, None)
+        return await self._serving(self._dial, None)
 
-    async def _connect(self) -> Connection:
+    async def _dial(self) -> Connection:
+        """Open one connection of the source, through the pool's gate (``connect_every``)
+        when the source is one connection of a pool."""
         if self._gate is None:
             return await open_connection(self.cfg, tls_for(self.cfg))
         await self._gate.admit()
