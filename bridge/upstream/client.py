@@ -92,8 +92,7 @@ class SourceClient:
         (``binance#3``) in its log lines."""
         self.cfg = cfg
         self.state = ConnState.CONNECTING  # the state the session last reported
-        # outlives each connection: replays come after one
-        recovery = recovery or Recovery(cfg)
+        recovery = recovery or Recovery(cfg)  # outlives each connection: replays come after one
         self.stats = SourceStats(recovery=recovery.counts)
         self._session = Session(cfg, hostname=hostname, wall=wall, recovery=recovery,
                                 stats=self.stats)
@@ -110,7 +109,7 @@ class SourceClient:
         self._connected_at: float | None = None
         self._delivered = 0  # messages delivered on the current connection
         # new subscriptions from a reload, and what a pool moved (None: all of them again)
-        self._pending: list[tuple[SourceConfig, Change | None]] = []
+        self._pending: tuple[SourceConfig, Change | None] | None = None
         self._backlog: list[Action] = []  # sends from events fed between two frames
         self._unread = False  # the session said frames may pass without screen() (Unread)
         self._heard = 0.0  # when the last of them came: told to the session with tick()
@@ -131,7 +130,8 @@ class SourceClient:
         """A reload changed only the subscriptions: apply them on the live socket, no reconnect;
         ``change``: a pool moved items, so only these steps go (see ``Session.resubscribe``)."""
         if self.state in (ConnState.SUBSCRIBING, ConnState.CONNECTED):
-            self._pending.append((cfg, change))  # picked up by the connection's loop
+            # Picked up by the connection's loop; a second change before it was: all again.
+            self._pending = (cfg, change if self._pending is None else None)
             self._wake()
         else:
             self.cfg = cfg  # not connected: the next connection subscribes with it
@@ -254,8 +254,8 @@ class SourceClient:
             await self._apply(conn, session.start(self._clock()))
             while not self._stopping:
                 now = self._clock()
-                if self._pending:
-                    (self.cfg, change), *self._pending = self._pending
+                if self._pending is not None:
+                    (self.cfg, change), self._pending = self._pending, None
                     await self._apply(conn, session.resubscribe(self.cfg, now, change))
                     continue
                 if self._backlog:
@@ -290,7 +290,7 @@ class SourceClient:
         async with asyncio.timeout(None) as wakeup:
             self._wakeup, armed = wakeup, None
             try:
-                while not self._stopping and not self._pending and not self._backlog:
+                while not self._stopping and self._pending is None and not self._backlog:
                     if due != armed:
                         wakeup.reschedule(None if due is None else loop.time() + due - clock())
                         armed = due
