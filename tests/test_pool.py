@@ -268,3 +268,24 @@ sources:
         assert third.query["streams"].split("/") == [*items[20:], "extra@trade"]
         assert await second.wait_closed(timeout=10.0) is not None
         assert not first.closed
+
+
+async def test_two_shards_carry_each_item_of_a_pool_exactly_once(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    exchange, path = exchange_and_config(upstream, tmp_path, items=ITEMS[:120])
+    shards = [Supervisor(load_config(path), shard=(k, 2)) for k in range(2)]
+    tasks = [asyncio.create_task(s.run()) for s in shards]
+    try:
+        async def carried() -> list[str] | None:
+            streams = [s for conn in exchange.open_connections()
+                       for s in exchange.streams[conn]]
+            return streams if len(streams) >= 120 else None
+        streams = await eventually(carried, timeout=15.0, what="every item subscribed")
+        parts = [set(s.config.sources[0].pool.items) for s in shards]  # type: ignore[union-attr]
+    finally:
+        for s in shards:
+            s.request_stop()
+        assert [await asyncio.wait_for(t, 20) for t in tasks] == [0, 0]
+    assert sorted(streams) == sorted(ITEMS[:120])  # each once, across both processes' pools
+    assert parts[0] and parts[1] and not parts[0] & parts[1]
