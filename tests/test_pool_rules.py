@@ -192,3 +192,14 @@ def test_expect_every_watches_each_batch_of_a_share_apart() -> None:
     session.receive(Message("src", '{"s":"a"}', 0.0), 4.0)  # a is alive, b is quiet
     again = session.tick(6.0)
     assert [json.loads(a.data) for a in again if isinstance(a, Send)] == [{"op": "sub", "s": "b"}]
+
+
+def test_status_shows_why_a_plain_source_is_down() -> None:
+    snap = SourceSnapshot(
+        name="feed", state="reconnecting", connected_since=None, received=0, bytes=0,
+        invalid=0, forwarded={}, dropped={}, reconnects={"closed": 1}, last_message_age=None,
+        handshake_seconds=None, grace_until=None,
+        last_error="source 'feed': connection closed (code 1008, too many messages)")
+    line = format_status_table(None, Snapshot((snap,), (), 1.0)).splitlines()[1]
+    assert line.split(None, 1)[1].startswith(
+        "reconnecting (source 'feed': connection closed (code 1008, too many messages))")
