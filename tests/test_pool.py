@@ -180,7 +180,7 @@ async def test_a_reload_adding_and_removing_items_touches_only_the_connections_c
 async def test_a_reconnect_storm_opens_connections_connect_every_apart(
     upstream: Upstream, tmp_path: Path
 ) -> None:
-    _, path = exchange_and_config(upstream, tmp_path, every="100ms")
+    _, path = exchange_and_config(upstream, tmp_path, every="150ms")
     async with running(path) as supervisor:
         await all_connected(supervisor, 6)
         start = len(upstream.handshakes)
@@ -188,12 +188,13 @@ async def test_a_reconnect_storm_opens_connections_connect_every_apart(
         await upstream.wait_handshakes(start + 6, timeout=10.0)
         await all_connected(supervisor, 6)
     opened = [h.at for h in upstream.handshakes]
-    # By the upstream's own clock. A connection never opens before its slot, but the first
-    # one's handshake may be seen late: each is at least k slots after the first, less one.
+    # By the upstream's own clock. A connection never opens before its slot, but on a busy
+    # host a handshake may be seen late (a slot or more), and one on time then seems early:
+    # each is judged from the first with two slots to spare, the six over at least three.
     for storm in (opened[:6], opened[start:start + 6]):  # the first start, then the storm
         after = [at - storm[0] for at in storm]
-        assert all(gap >= (k - 1) * 0.1 for k, gap in enumerate(after)), after
-        assert after[-1] >= 0.4, after  # without spacing they come back within ~50 ms
+        assert all(gap >= (k - 2) * 0.15 for k, gap in enumerate(after)), after
+        assert after[-1] >= 0.45, after  # without spacing they come back within ~50 ms
 
 
 async def test_a_429_on_the_upgrade_lengthens_the_spacing(
@@ -278,8 +279,8 @@ async def test_two_shards_carry_each_item_of_a_pool_exactly_once(
     tasks = [asyncio.create_task(s.run()) for s in shards]
     try:
         async def carried() -> list[str] | None:
-            streams = [s for conn in exchange.open_connections()
-                       for s in exchange.streams[conn]]
+            streams = [s for conn, mine in list(exchange.streams.items()) if not conn.closed
+                       for s in mine]
             return streams if len(streams) >= 120 else None
         streams = await eventually(carried, timeout=15.0, what="every item subscribed")
         parts = [set(s.config.sources[0].pool.items) for s in shards]  # type: ignore[union-attr]

@@ -45,9 +45,6 @@ class Exchange:
                   if h.status == 101 and h.at > record.at - 1.0]
         return 429 if len(recent) >= self.max_opens else None
 
-    def open_connections(self) -> list[UpstreamConn]:
-        return [c for c in self.upstream.connections if not c.closed]
-
     async def publish(self, n: int = 0) -> int:
         """One trade per stream on every open connection; how many were sent."""
         count = 0
