@@ -290,3 +290,25 @@ async def test_two_shards_carry_each_item_of_a_pool_exactly_once(
         assert [await asyncio.wait_for(t, 20) for t in tasks] == [0, 0]
     assert sorted(streams) == sorted(ITEMS[:120])  # each once, across both processes' pools
     assert parts[0] and parts[1] and not parts[0] & parts[1]
+
+
+async def test_a_reload_changing_the_subscribe_message_resubscribes_every_connection_live(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    exchange, path = exchange_and_config(upstream, tmp_path, items=ITEMS[:100], batch=25)
+    async with running(path) as supervisor:
+        await all_connected(supervisor, 2)
+        first = list(upstream.connections)
+        before = {conn: len(exchange.log[conn]) for conn in first}
+        path.write_text(path.read_text().replace('id: "{seq}"}', 'id: "{seq}", v: 2}', 1))
+        assert await supervisor.reload()
+
+        async def resent() -> bool | None:
+            return True if all(len(exchange.log[c]) >= before[c] + 4 for c in first) \
+                else None
+        await eventually(resent, timeout=10.0, what="every connection subscribing again")
+        for conn in first:  # its old batches unsubscribed, the new ones subscribed, same socket
+            methods = [method for method, _ in exchange.log[conn][before[conn]:]]
+            assert methods == ["UNSUBSCRIBE"] * 2 + ["SUBSCRIBE"] * 2 and not conn.closed
+            assert exchange.streams[conn] == set(ITEMS[:50] if conn is first[0] else ITEMS[50:100])
+        assert len(upstream.connections) == 2
