@@ -1,6 +1,8 @@
 """The fleet's upstream: one WebSocket server, many client connections, each fed at a steady rate.
 
-Run as a child of run.py (the fleet cell). JSON events on stdout, commands on stdin:
+Run as a child of run.py (the fleet and pool cells). A pooled source subscribes its items with
+``{"method": "SUBSCRIBE", "params": [...], "id": N}``: each is acked ``{"result": null, "id": N}``
+and counted (event ``subscribed`` with the total). JSON events on stdout, commands on stdin:
   prime                   send one message with seq -1 on every connection
   pace RATE SECONDS       every connection gets RATE msgs/s for SECONDS, evenly spread: message j
                           (seq j, stamped with time.monotonic_ns()) goes to connection j % count
@@ -13,21 +15,32 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 
 from payload import PRIME_SEQ, make_payload, ws_frame
 from upstream_io import emit, send_paced, serve_commands
 from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
 
 
 class Fleet:
     def __init__(self, size: int) -> None:
         self.size = size
         self.conns: list[ServerConnection] = []
+        self.items = 0  # subscribed by pooled connections
 
     async def handler(self, conn: ServerConnection) -> None:
         self.conns.append(conn)
         emit(ev="connected", n=len(self.conns))
-        await conn.wait_closed()
+        try:
+            async for text in conn:  # the fleet's sources send nothing; a pool subscribes
+                request = json.loads(text)
+                if request.get("method") == "SUBSCRIBE":
+                    self.items += len(request["params"])
+                    await conn.send(json.dumps({"result": None, "id": request["id"]}))
+                    emit(ev="subscribed", n=self.items)
+        except ConnectionClosed:
+            pass
         self.conns.remove(conn)
         emit(ev="disconnected", n=len(self.conns))
 

@@ -45,7 +45,8 @@ class Pipeline:
     name: str  # what --only takes
     label: str  # the table row
     kind: str  # "mqtt": counted by the MQTT subscriber; "ws": counts itself; "file"; "pub";
-    # "idle": many idle sources; "fleet": many sources at a steady rate each
+    # "idle": many idle sources; "fleet": many sources at a steady rate each; "pool": one
+    # pooled source, many items over several connections
     start: Starter | None
     n_scale: float = 1.0  # slow peers move fewer messages per run, so the bench stays bounded
     unavailable: str = ""  # why it cannot run here (set by prepare())
@@ -175,6 +176,25 @@ def start_ws_bridge_fleet(ctx: Ctx, connections: int = 1) -> list[subprocess.Pop
                     for i in range(ctx.sources)],
     }
     return [_run_ws_bridge(ctx, config, "ws-bridge-fleet")]
+
+
+def start_ws_bridge_pool(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
+    """The pool: one source, ``ctx.sources`` items subscribed in batches of 100 over
+    connections of 500 items each (Binance-like: 5 messages a second per connection)."""
+    config = {
+        "version": 1,
+        "sinks": {"broker": {"type": "mqtt", "url": f"mqtt://127.0.0.1:{ctx.broker_port}",
+                             "qos": ctx.qos}},
+        "sources": [{
+            "name": "pool", "url": ctx.ws_url,
+            "subscribe": [{"each": [f"item{i:05d}@trade" for i in range(ctx.sources)],
+                           "batch": 100, "expect": {"result": None},
+                           "send": {"method": "SUBSCRIBE", "params": "{items}", "id": "{seq}"}}],
+            "pool": {"per_connection": 500, "max_connections": 20, "connect_every": "50ms"},
+            "rate_limit": {"messages": 5, "per": "1s"},
+            "routes": [{"sink": "broker", "topic": TOPIC}]}],
+    }
+    return [_run_ws_bridge(ctx, config, "ws-bridge-pool")]
 
 
 def start_ws_bridge_fleet4(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
@@ -310,6 +330,9 @@ STEP_PIPELINES = [
                          {"on_change": {"key": "{msg.e}", "value": "{msg.seq}"}})),
 ]
 STEP_CELL = (1024, 0)
+# The pool: one source, 10,000 items over 20 connections, each item 1 msg/s (see run.py).
+POOL_PIPELINE = Pipeline("ws-bridge-pool", "**ws-bridge** (one pooled source)", "pool",
+                         start_ws_bridge_pool, only_qos=0)
 # What each of them is run as, for the installs
 BASE_OF = {"node-red-rm20": "node-red", "mosquitto-pub-rm20": "mosquitto-pub",
            "node-red-fleet": "node-red"}
@@ -321,7 +344,7 @@ IDLE_PIPELINES = [
 ]
 BY_NAME = {p.name: p for p in [*PIPELINES, *DEFAULT_BROKER_PIPELINES, *AB_PIPELINES,
                                FILE_PIPELINE, *IDLE_PIPELINES, *FLEET_PIPELINES,
-                               *STEP_PIPELINES]}
+                               *STEP_PIPELINES, POOL_PIPELINE]}
 
 
 def node_binary() -> str:

@@ -21,6 +21,7 @@ from pipelines import (
     FLEET_PIPELINES,
     IDLE_PIPELINES,
     PIPELINES,
+    POOL_PIPELINE,
     RED_JS,
     STEP_CELL,
     STEP_PIPELINES,
@@ -33,6 +34,8 @@ QOSES = (0, 1)
 LATENCY_PIPELINES = ("ws-bridge", "minimal", "node-red")
 LATENCY_RATE = 10_000
 FLEET_SOURCES, FLEET_RATE, FLEET_SIZE = 100, 100, 200  # sources, msgs/s each, bytes
+# The pool: one source, items over connections, each item 1 msg/s (10k msgs/s in all)
+POOL_ITEMS, POOL_CONNECTIONS, POOL_SIZE = 10_000, 20, 100
 
 
 @dataclass
@@ -102,7 +105,7 @@ def describe(cell: Cell) -> str:
         return f"{cell.status}{': ' + cell.reason if cell.reason else ''}"
     if cell.rss_now:
         return f"RSS {cell.rss_now / 1e6:.0f} MB, peak {cell.peak_rss / 1e6:.0f} MB"
-    if cell.mode == "fleet" and cell.runs:
+    if cell.mode in ("fleet", "pool") and cell.runs:
         run = cell.runs[0]
         text = (f"{run.delivered}/{run.expected} delivered, CPU {run.cpu:.1f} s, p50"
                 f" {cell.latency['p50_ms']:.2f} ms, p99 {cell.latency['p99_ms']:.2f} ms")
@@ -207,7 +210,7 @@ def render(plan: Plan, cells: list[Cell], started: float, info: dict[str, str]) 
               or (not plan.only and p not in AB_PIPELINES)]
     labels = {p.name: p.label for p in [*PIPELINES, *AB_PIPELINES[:1], FILE_PIPELINE,
                                         *IDLE_PIPELINES]}
-    labels.update({p.name: p.label for p in FLEET_PIPELINES})
+    labels.update({p.name: p.label for p in [*FLEET_PIPELINES, POOL_PIPELINE]})
     labels.update({p.name: f"{p.label}, broker at defaults"
                    for p in [*DEFAULT_BROKER_PIPELINES, *AB_PIPELINES[1:]]})
     combos = [(s, q) for s in SIZES for q in QOSES]
@@ -291,6 +294,7 @@ def render(plan: Plan, cells: list[Cell], started: float, info: dict[str, str]) 
             if any(x != "-" for x in row):
                 out.append(f"| {labels[name]} | " + " | ".join(row) + " |")
     out += fleet_table(plan, cells)
+    out += pool_table(plan, cells)
     idle = [c for c in cells if c.pipeline in {p.name for p in IDLE_PIPELINES}]
     if idle:
         out += ["", "## Memory with idle connections", "",
@@ -347,6 +351,38 @@ def fleet_table(plan: Plan, cells: list[Cell]) -> list[str]:
                    f" | {run.cpu:.1f} | {100 * run.cpu / plan.fleet_seconds:.0f} %"
                    f" | {c.peak_rss / 1e6:.0f} MB | {lat['p50_ms']:.2f} | {lat['p99_ms']:.2f}"
                    f" | {lat['max_ms']:.1f} |")
+    return out
+
+
+def pool_table(plan: Plan, cells: list[Cell]) -> list[str]:
+    """The pool cell against issue 16's targets: one pooled source, POOL_ITEMS items over
+    POOL_CONNECTIONS connections, each item 1 msg/s, into MQTT at QoS 0."""
+    pool = find(cells, POOL_PIPELINE.name, POOL_SIZE, 0, "pool")
+    if pool is None:
+        return []
+    out = ["", f"## The pool: one source, {POOL_ITEMS:,} items over {POOL_CONNECTIONS}"
+           f" connections, each item 1 msg/s of {POOL_SIZE} B ({POOL_ITEMS:,} msgs/s), QoS 0,"
+           f" {plan.fleet_seconds:g} s", ""]
+    if pool.status != "ok" or not pool.runs:
+        return [*out, f"- {pool.status}: {pool.reason}"]
+    run, lat = pool.runs[0], pool.latency
+    per_msg = run.cpu / max(1, run.delivered) * 1e6
+    out += ["| delivered / sent | CPU s | CPU µs per message | peak RSS | p50 ms | p99 ms |"
+            " max ms |", "|---|---|---|---|---|---|---|",
+            f"| {run.delivered:,} / {run.expected:,} | {run.cpu:.1f} | {per_msg:.1f}"
+            f" | {pool.peak_rss / 1e6:.0f} MB | {lat['p50_ms']:.2f} | {lat['p99_ms']:.2f}"
+            f" | {lat['max_ms']:.1f} |", "", "Targets (issue 16):", ""]
+    out.append(f"- all delivered: {'met' if run.delivered == run.expected else 'NOT met'}")
+    out.append(f"- peak RSS {pool.peak_rss / 1e6:.0f} MB (target ≤ 120 MB):"
+               f" {'met' if pool.peak_rss <= 120e6 else 'NOT met'}")
+    out.append(f"- p99 {lat['p99_ms']:.2f} ms (target ≤ 5 ms):"
+               f" {'met' if lat['p99_ms'] <= 5 else 'NOT met'}")
+    single = find(cells, "ws-bridge", 100, 0, "latency")
+    if single is not None and single.status == "ok" and single.runs:
+        base = single.runs[0].cpu / max(1, single.runs[0].delivered) * 1e6
+        out.append(f"- CPU per message {per_msg:.1f} µs, {per_msg / base:.2f}x the single"
+                   f" source's {base:.1f} µs at {LATENCY_RATE:,} msgs/s 100 B QoS 0 (target ≤"
+                   f" 1.5x): {'met' if per_msg <= 1.5 * base else 'NOT met'}")
     return out
 
 

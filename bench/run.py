@@ -43,6 +43,7 @@ from pipelines import (
     IDLE_PIPELINES,
     MOSQUITTO_PUB_INFLIGHT,
     PIPELINES,
+    POOL_PIPELINE,
     STEP_CELL,
     STEP_PIPELINES,
     SUBSCRIPTION,
@@ -57,6 +58,9 @@ from report import (
     FLEET_SOURCES,
     LATENCY_PIPELINES,
     LATENCY_RATE,
+    POOL_CONNECTIONS,
+    POOL_ITEMS,
+    POOL_SIZE,
     QOSES,
     SIZES,
     Cell,
@@ -98,11 +102,13 @@ class Bench:
             n = self.plan.idle_sources
         elif p.kind == "fleet":
             n = int(FLEET_SOURCES * FLEET_RATE * self.plan.fleet_seconds)
+        elif p.kind == "pool":
+            n = int(POOL_ITEMS * self.plan.fleet_seconds)  # 1 msg/s per item
         elif latency:
             n = int(LATENCY_RATE * self.plan.latency_seconds)
         else:
             n = self.n_for(p, size)
-        mode = "fleet" if p.kind == "fleet" else "latency" if latency else "throughput"
+        mode = p.kind if p.kind in ("fleet", "pool") else "latency" if latency else "throughput"
         cell = Cell(p.name, size, qos, n, mode=mode)
         self.celldir = self.workdir / f"{len(self.cells):02d}-{p.name}-{size}-{qos}"
         self.celldir.mkdir()
@@ -117,6 +123,8 @@ class Bench:
             what = (f"latency {LATENCY_RATE}/s" if latency else f"{n} idle connections"
                     if p.kind == "idle" else f"{FLEET_SOURCES}x{FLEET_RATE}/s for"
                     f" {self.plan.fleet_seconds:g} s" if p.kind == "fleet"
+                    else f"{POOL_ITEMS} items x 1/s over {POOL_CONNECTIONS} connections for"
+                    f" {self.plan.fleet_seconds:g} s" if p.kind == "pool"
                     else f"{self.plan.runs}x{n}")
             where = "" if p.kind == "idle" else f"{size:>5} B qos {qos} "
             print(f"  {p.name:<15} {where}{what} ...", end=" ", flush=True)
@@ -136,7 +144,7 @@ class Bench:
         if p.kind == "idle":
             self._idle(p, cell, stack)
             return
-        if p.kind == "fleet":
+        if p.kind in ("fleet", "pool"):
             self._fleet(p, cell, stack)
             return
         broker_port = 0
@@ -220,7 +228,12 @@ class Bench:
 
     def _fleet(self, p: Pipeline, cell: Cell, stack: contextlib.ExitStack) -> None:
         """FLEET_SOURCES upstream connections at FLEET_RATE msgs/s each, steady, into a broker at
-        its defaults (with Nagle off, as for the latency cells): one timed round."""
+        its defaults (with Nagle off, as for the latency cells): one timed round. The pool:
+        POOL_ITEMS items subscribed over POOL_CONNECTIONS connections, each item 1 msg/s."""
+        pool = p.kind == "pool"
+        size, wanted = (POOL_SIZE, POOL_ITEMS) if pool else (FLEET_SIZE, FLEET_SOURCES)
+        event, rate = ("subscribed", POOL_ITEMS / POOL_CONNECTIONS) if pool else \
+            ("connected", FLEET_RATE)
         broker = Broker(self.celldir, BROKER_NODELAY)
         stack.callback(broker.close)
         receiver = self.child("subscriber", [PYTHON, str(BENCH / "subscriber.py"), "--port",
@@ -229,22 +242,22 @@ class Bench:
         stack.callback(receiver.close)
         receiver.expect("ready", 10)
         upstream = self.child("fleet", [PYTHON, str(BENCH / "fleet_upstream.py"), "--size",
-                                        str(FLEET_SIZE)])
+                                        str(size)])
         stack.callback(upstream.close)
         ws_url = f"ws://127.0.0.1:{upstream.expect('listening', 60)['port']}/"
         ctx = Ctx(self.celldir, ws_url, broker.port, cell.qos, self.celldir / "sink.jsonl",
-                  sources=FLEET_SOURCES)
+                  sources=wanted)
         assert p.start is not None
         procs = p.start(ctx)
         stack.callback(stop_all, procs)
         self.logs = ctx.logs
         deadline, connected = time.monotonic() + min(90, self.left()), 0
-        while connected < FLEET_SOURCES:
+        while connected < wanted:
             if time.monotonic() > deadline:
-                raise BenchError(f"{connected} of {FLEET_SOURCES} sources connected in time"
+                raise BenchError(f"{connected} of {wanted} {event} in time"
                                  f" ({last_words(ctx.logs)})")
             try:
-                connected = upstream.expect("connected", 0.5)["n"]
+                connected = upstream.expect(event, 0.5)["n"]
             except BenchError:
                 if upstream.proc.poll() is not None:
                     raise
@@ -252,8 +265,7 @@ class Bench:
         self._prime(upstream, receiver, procs, ctx.logs)
         seconds = self.plan.fleet_seconds
         pids = [proc.pid for proc in procs]
-        done, sent = self._paced_round(cell, upstream, receiver, pids, cell.n, FLEET_RATE,
-                                       seconds)
+        done, sent = self._paced_round(cell, upstream, receiver, pids, cell.n, rate, seconds)
         cell.runs[-1].expected = sent["count"]
         cell.latency = {k: done[k] for k in ("p50_ms", "p99_ms", "p999_ms", "max_ms")}
         check_alive(procs, ctx.logs)
@@ -466,7 +478,7 @@ def parse_args(argv: list[str] | None) -> Plan:
     parser.add_argument("--quick", action="store_true",
                         help="one small run per cell (< 2 minutes): checks the harness works")
     parser.add_argument("--only", action="append", default=[], metavar="NAME",
-                        choices=sorted([*BY_NAME, "fleet"]),
+                        choices=sorted([*BY_NAME, "fleet", "pool"]),
                         help="run only this pipeline (repeatable; `fleet` is both fleet"
                         " pipelines): " + ", ".join(sorted([*BY_NAME, "fleet"])))
     parser.add_argument("--runs", type=int, help="runs per cell (default 3, quick 1)")
@@ -525,6 +537,10 @@ def main(argv: list[str] | None = None) -> int:
         for qos in QOSES:
             for p in fleet:
                 bench.cell(p, FLEET_SIZE, qos)
+        if not plan.only or POOL_PIPELINE.name in plan.only or "pool" in plan.only:
+            print(f"pool: {POOL_ITEMS} items x 1 msg/s over {POOL_CONNECTIONS} connections,"
+                  f" {plan.fleet_seconds:g} s:", flush=True)
+            bench.cell(POOL_PIPELINE, POOL_SIZE, 0)
         idle = [p for p in IDLE_PIPELINES if not plan.only or p.name in plan.only]
         if idle:
             print("memory with idle connections:", flush=True)

@@ -14,6 +14,7 @@ from bridge.config.model import SourceConfig
 from bridge.routing.context import mqtt_value
 from bridge.routing.template import Template
 from bridge.upstream.client import SourceClient
+from bridge.upstream.share import share_config
 
 CALL_TIMEOUT: Final = 10.0  # ws-bridge call without rpc.timeout or --timeout
 STOP_BUDGET: Final = 10.0  # seconds for the source to unsubscribe and close afterwards
@@ -39,6 +40,8 @@ async def call_source(src: SourceConfig, payload: object, wait: float | None
         failed = isinstance(body, dict) and "error" in body and set(body) <= {"error", "reply"}
         settle(not failed, body["error"] if failed and "reply" not in body else data)
 
+    if src.pool is not None:  # one connection is enough for one request: the first one's share
+        src = share_config(src, src.pool.items[:src.pool.per_connection])
     client = SourceClient(src, lambda msg: None if src.rpc else settle(True, msg.data))
     mqtt = mqtt_value("", json.dumps(payload))
     if src.rpc is not None:

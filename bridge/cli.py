@@ -226,7 +226,11 @@ def _summary(config: Config) -> str:
     lines = [f"{config.path}: OK ({len(config.sources)} sources, {len(config.sinks)} sinks)"]
     for src in config.sources:
         sinks = ", ".join(dict.fromkeys(route.sink for route in src.routes)) or "no routes"
-        lines.append(f"  source {src.name}: {safe_url(src.url)} -> {sinks}")
+        pool = src.pool
+        count = 0 if pool is None else -(-len(pool.items) // pool.per_connection)
+        spread = "" if pool is None else f" ({len(pool.items):,} items over {count} " \
+            f"connection{'s' if count > 1 else ''})"
+        lines.append(f"  source {src.name}: {safe_url(src.url)}{spread} -> {sinks}")
     for name, sink in config.sinks.items():
         lines.append(f"  sink {name}: {type(sink).__name__.removesuffix('SinkConfig').lower()}")
     return "\n".join(lines)

@@ -24,6 +24,13 @@ SOURCE_FAMILIES: tuple[Family, ...] = (
      "throttled, no_items; and keys forgotten (evicted)", "held", "reason"),
     (True, "source_outgoing_dropped", "Messages from MQTT not sent upstream, by reason",
      "outgoing_dropped", "reason"),
+    (False, "source_connection_up", "A pool's connections: 1 when connected", "connections_up",
+     "connection"),
+    (True, "source_connection_reconnects", "A pool's reconnects, per connection",
+     "connection_reconnects", "connection"),
+    (False, "source_items", "A pool's items", "items", None),
+    (False, "source_items_up", "A pool's items on connected connections, not refused",
+     "items_up", None),
     (False, "source_last_message_age_seconds", "Since the last frame", "last_message_age", None),
     (False, "source_handshake_seconds", "Latency of the last handshake", "handshake_seconds", None),
 )

@@ -6,7 +6,7 @@ import hashlib
 import re
 from dataclasses import replace
 
-from bridge.config.model import Config
+from bridge.config.model import Config, SourceConfig
 from bridge.sinks.settings import MqttSinkConfig, SinkConfig
 
 _SHARD = re.compile(r"^(\d+)/(\d+)$")
@@ -31,14 +31,23 @@ def owner(source: str, shards: int) -> int:
 
 def shard_config(config: Config, index: int, count: int) -> Config:
     """What shard ``index`` of ``count`` runs: the sources it owns, and MQTT sinks with a client
-    id, an availability topic and an outbox of its own (shards share a broker, nothing else)."""
-    sources = tuple(s for s in config.sources if owner(s.name, count) == index)
+    id, an availability topic and an outbox of its own (shards share a broker, nothing else).
+    A pooled source is split by item instead: every shard runs it with the items it owns,
+    so each item is carried exactly once, whatever each process's history of reloads."""
+    sources = tuple(s for s in (_part(s, index, count) for s in config.sources) if s)
     sinks = {name: _own(sink, index) for name, sink in config.sinks.items()}
     listen = config.metrics_listen
     if listen:  # each shard serves its own metrics, on the next ports up
         host, _, port = listen.rpartition(":")
         listen = f"{host}:{int(port) + index}"
     return replace(config, sources=sources, sinks=sinks, metrics_listen=listen)
+
+
+def _part(src: SourceConfig, index: int, count: int) -> SourceConfig | None:
+    if src.pool is None:
+        return src if owner(src.name, count) == index else None
+    mine = tuple(i for i in src.pool.items if owner(f"{src.name}\0{i}", count) == index)
+    return replace(src, pool=replace(src.pool, items=mine)) if mine else None
 
 
 def _own(sink: SinkConfig, index: int) -> SinkConfig:

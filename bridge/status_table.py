@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bridge.stats.snapshot import Snapshot, SourceSnapshot
+from bridge.upstream.pool_state import items_text
 
 
 def _age(seconds: float | None) -> str:
@@ -25,6 +26,15 @@ def _rate(prev: Snapshot | None, cur: Snapshot, src: SourceSnapshot) -> str:
     return f"{(src.received - old[src.name]) / span:.1f}"
 
 
+def _state(src: SourceSnapshot) -> str:
+    """The state, a pool's connections and items, and why the latest connection ended."""
+    text = src.state
+    if src.items is not None:
+        up = sum(src.connections_up.values())
+        text = items_text(up, len(src.connections_up), src.items_up or 0, src.items)
+    return f"{text} ({src.last_error})" if src.last_error else text
+
+
 def _table(head: Sequence[str], rows: Sequence[Sequence[str]], left: int) -> list[str]:
     width = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     return ["  ".join(r[i].ljust(w) if i < left else r[i].rjust(w) for i, w in enumerate(width))
@@ -33,7 +43,7 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[str]], left: int) -> lis
 
 def format_status_table(prev: Snapshot | None, cur: Snapshot) -> str:
     """The `ws-bridge status` output: one row per source, then one per sink."""
-    src = [(s.name, s.state, _rate(prev, cur, s), _age(s.last_message_age),
+    src = [(s.name, _state(s), _rate(prev, cur, s), _age(s.last_message_age),
             str(sum(s.reconnects.values()))) for s in cur.sources]
     snk = [(s.name, s.type, "up" if s.up else "down", str(s.queue_depth)) for s in cur.sinks]
     lines = _table(("SOURCE", "STATE", "MSGS/S", "LAST MSG", "RECONNECTS"), src, 2)

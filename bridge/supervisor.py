@@ -38,12 +38,13 @@ from bridge.sinks.way_back import Listener
 from bridge.sinks.websocket import WebSocketSink
 from bridge.stats.snapshot import Snapshot, SourceSnapshot
 from bridge.systemd import Notifier
-from bridge.upstream.client import SourceClient
+from bridge.upstream.client import DeliverFn, SourceClient
+from bridge.upstream.pool import Pool
 from bridge.upstream.state import ConnState
 
 log = logging.getLogger("bridge.supervisor")
 SHUTDOWN_BUDGET = 10.0  # seconds for sources to unsubscribe and for sinks to flush, each
-SUBSCRIPTION_FIELDS = frozenset({"subscribe", "unsubscribe"})
+SUBSCRIPTION_FIELDS = frozenset({"subscribe", "unsubscribe", "items"})
 ROUTING_FIELDS = frozenset({"routes"})
 
 
@@ -61,17 +62,21 @@ def build_sink(cfg: SinkConfig, hostname: str) -> Sink:
 
 
 def changed_fields(old: SourceConfig, new: SourceConfig) -> set[str]:
-    """The names of the source settings a reload changed."""
-    return {
+    """The names of the source settings a reload changed; a pool whose items alone changed
+    counts as a change of its subscriptions (``items``), applied on the live connections."""
+    changed = {
         f.name for f in dataclasses.fields(SourceConfig)
         if getattr(old, f.name) != getattr(new, f.name)
     }
+    if "pool" in changed and old.pool and new.pool and old.pool.same_but_items(new.pool):
+        changed = changed - {"pool"} | {"items"}
+    return changed
 
 
 class _Source:
     """One running source: its client, its router and its task."""
 
-    client: SourceClient
+    client: SourceClient | Pool
 
     def __init__(self, router: Router) -> None:
         self.router = router
@@ -193,10 +198,15 @@ class Supervisor:
         assert self._tg is not None
         router = Router(src, self.sinks, hostname=self.hostname, previous=previous)
         entry = self.sources[src.name] = _Source(router)
-        entry.client = SourceClient(
-            src, router.route, hostname=self.hostname,
-            on_state=lambda name, state: self._on_state(entry, name, state),
-        )
+
+        def on_state(name: str, state: ConnState) -> None:
+            self._on_state(entry, name, state)
+
+        if src.pool is not None:  # a connection per share of the items, made as any source's
+            entry.client = Pool(src, router.route, make=self._member, on_state=on_state)
+        else:
+            entry.client = SourceClient(src, router.route, hostname=self.hostname,
+                                        on_state=on_state)
         entry.task = self._tg.create_task(entry.client.run(), name=f"source:{src.name}")
         self._time_routes(entry, src.name)
 
@@ -206,6 +216,10 @@ class Supervisor:
         entry.wake.set()  # a new router: read its deadline
         if entry.timers is None and entry.router.timed and self._tg is not None:
             entry.timers = self._tg.create_task(_route_timer(entry), name=f"routes:{name}")
+
+    def _member(self, cfg: SourceConfig, deliver: DeliverFn, **options: Any) -> SourceClient:
+        """One connection of a pool: a source client for its share (see ``Pool``)."""
+        return SourceClient(cfg, deliver, hostname=self.hostname, **options)
 
     async def _until_stopped(self) -> None:
         waits = {asyncio.ensure_future(self._stop.wait()),
@@ -404,7 +418,8 @@ def _source_snapshot(entry: _Source, now: float, wall: float, grace: float) -> S
     client, stats = entry.client, entry.client.stats
     connected = client.state is ConnState.CONNECTED
     last = entry.router.last_received
-    return SourceSnapshot(
+    pool = client.view() if isinstance(client, Pool) else None
+    snap = SourceSnapshot(
         name=client.cfg.name, state=client.state.value,
         connected_since=entry.since if connected else None,
         received=stats.received, bytes=stats.bytes, invalid=stats.invalid,
@@ -418,7 +433,14 @@ def _source_snapshot(entry: _Source, now: float, wall: float, grace: float) -> S
         grace_until=None if connected else entry.since + grace,
         recovery=dict(stats.recovery), sent=stats.sent, outgoing_dropped=dict(stats.outgoing),
         undecodable=dict(stats.undecodable), rejected=stats.rejected,
+        last_error=None if connected else stats.last_error,
     )
+    if pool is None:
+        return snap
+    return dataclasses.replace(
+        snap, last_error=pool.problem, connection_reconnects=pool.reconnects,
+        connections_up={k: int(v == "connected") for k, v in pool.connections.items()},
+        items=pool.items, items_up=pool.items_up)
 
 
 async def _bounded(tasks: list[asyncio.Task[None]], what: str) -> None:

@@ -315,3 +315,22 @@ async def test_close_frees_the_port_and_stops_the_thread(bridge: Bridge) -> None
     again = MetricsServer(bridge.snapshot, f"127.0.0.1:{port}")
     await again.start()
     await again.close()
+
+
+async def test_a_pool_has_a_connection_label_on_its_state_and_reconnects_only(
+    server: MetricsServer, bridge: Bridge
+) -> None:
+    pool = source("binance", connections_up={"0": 1, "1": 0},
+                  connection_reconnects={"0": 0, "1": 3}, items=2000, items_up=1000)
+    bridge.current = Snapshot((pool, source("plain")), (), taken_at=time.monotonic())
+    _, _, text = await fetch(server, "/metrics")
+    got = samples(text)
+    up = "ws_bridge_source_connection_up"
+    assert got[(up, frozenset({("source", "binance"), ("connection", "1")}))] == 0
+    again = "ws_bridge_source_connection_reconnects_total"
+    assert got[(again, frozenset({("source", "binance"), ("connection", "1")}))] == 3
+    assert got[("ws_bridge_source_items_up", frozenset({("source", "binance")}))] == 1000
+    labelled = {name for name, labels in got if "connection" in dict(labels)}
+    assert labelled == {up, again}  # nothing else per connection, and nothing per item
+    assert not any(dict(labels).get("source") == "plain" for name, labels in got
+                   if name.startswith("ws_bridge_source_item"))

@@ -9,6 +9,7 @@ from typing import Any
 from bridge.config.build_sinks import build_sink
 from bridge.config.build_sources import build_source
 from bridge.config.collect import Collector
+from bridge.config.items import Read
 from bridge.config.keypaths import KeyPath
 from bridge.config.model import Config
 from bridge.sinks.settings import MqttSinkConfig, SinkConfig
@@ -18,9 +19,10 @@ _GRACE = {"ready_grace": "ready_grace"}
 
 def build_config(
     file: str, doc: Any, c: Collector, invalid: set[KeyPath], secrets: frozenset[str], *,
-    hostname: str,
+    hostname: str, read: Read,
 ) -> Config:
-    """The typed config; a part with a schema error is left out, so more is reported at once."""
+    """The typed config; a part with a schema error is left out, so more is reported at once.
+    ``read`` reads the files a source names (``each_file``)."""
 
     def valid(prefix: KeyPath) -> bool:
         return not any(p[: len(prefix)] == prefix for p in invalid)
@@ -39,7 +41,7 @@ def build_config(
     return Config(
         path=file,
         sources=tuple(
-            build_source(raw, defaults, ("sources", i), c)
+            build_source(raw, defaults, ("sources", i), c, read)
             for i, raw in enumerate(sources if isinstance(sources, list) else [])
             if defaults is not None and valid(("sources", i))
         ),

@@ -8,6 +8,7 @@ from typing import Any
 
 from bridge.config.collect import Collector
 from bridge.config.keypaths import KeyPath
+from bridge.config.pooling import EACH_PLACEHOLDERS
 from bridge.config.specs import (
     DEDUP_WINDOW,
     AuthSpec,
@@ -55,17 +56,27 @@ def _auth(auth: dict[str, Any], where: KeyPath, c: Collector) -> AuthSpec:
 
 
 def _steps(raw: dict[str, Any], key: str, path: KeyPath, c: Collector) -> tuple[Step, ...]:
-    """The ``subscribe`` or ``unsubscribe`` steps, in order."""
-    return tuple(_step(spec, (*path, key, i), c) for i, spec in enumerate(raw.get(key, [])))
+    """The ``subscribe`` or ``unsubscribe`` steps, in order; an unsubscribe ``each:
+    subscribe`` goes in the batches of the subscribe entry with ``each``."""
+    batch = next((s.get("batch", 1) for s in raw.get("subscribe", []) if _each(s)), 1)
+    return tuple(_step(spec, (*path, key, i), c, batch)
+                 for i, spec in enumerate(raw.get(key, [])))
 
 
-def _step(spec: dict[str, Any], where: KeyPath, c: Collector) -> Step:
+def _each(spec: dict[str, Any]) -> bool:
+    return "each" in spec or "each_file" in spec
+
+
+def _step(spec: dict[str, Any], where: KeyPath, c: Collector, batch: int) -> Step:
+    each = _each(spec)
     return Step(
-        c.template(spec["send"], (*where, "send")),
+        c.template(spec["send"], (*where, "send"), EACH_PLACEHOLDERS if each else None),
         c.pattern(spec, "expect", where),
         c.pattern(spec, "reject", where),
         when=c.pattern(spec, "when", where),
         deliver=spec.get("deliver", False),
+        each=each,
+        batch=spec.get("batch", batch),
         **c.seconds(spec, where, _STEP_TIMES),
     )
 

@@ -6,9 +6,11 @@ from typing import Any
 
 from bridge.config.build_frames import build_frames
 from bridge.config.build_outbound import build_outbound
+from bridge.config.build_pool import build_pool
 from bridge.config.build_routes import build_route
 from bridge.config.build_session import build_session
 from bridge.config.collect import Collector, parse_size, tls
+from bridge.config.items import Read
 from bridge.config.keypaths import KeyPath
 from bridge.config.model import SourceConfig
 from bridge.config.presets import expand_preset
@@ -19,10 +21,11 @@ _OPTIONS = ("compression", "proxy", "on_invalid", "allow_insecure")
 
 
 def build_source(
-    raw: dict[str, Any], defaults: dict[str, Any], path: KeyPath, c: Collector
+    raw: dict[str, Any], defaults: dict[str, Any], path: KeyPath, c: Collector, read: Read
 ) -> SourceConfig:
     """One source, with ``defaults`` beneath it (``reconnect`` and ``ping`` merged key by key),
-    its ``protocol:`` preset (if any) expanded into the plain YAML it stands for."""
+    its ``protocol:`` preset (if any) expanded into the plain YAML it stands for; ``read`` reads
+    an ``each_file``."""
     raw, protocol = expand_preset(raw, path, c)
     merged = {**defaults, **raw}
     for key in ("reconnect", "ping"):
@@ -44,6 +47,7 @@ def build_source(
         reconnect=c.backoff(merged["reconnect"], (*path, "reconnect")),
         routes=tuple(build_route(r, (*path, "routes", i), c) for i, r in enumerate(routes)),
         frames=build_frames(raw.get("frames"), (*path, "frames"), c),
+        pool=build_pool(raw, path, c, read),
         **options,
         **build_session(raw, path, c),
         **build_outbound(raw, path, c),

@@ -25,14 +25,17 @@ def roots(text: Any) -> set[str]:
 def check_routes(
     source: dict[str, Any], path: KeyPath, sinks: dict[str, Any], template: Any, report: Report
 ) -> None:
-    """Report ``{item}`` outside ``each`` and a batch that cannot be one message.
+    """Report ``{item}`` outside ``each`` (a route's, or a subscribe step's: a pool's items) and a
+    batch that cannot be one message.
 
     ``sinks`` maps each defined sink's name to its settings; ``template(path)`` says whether
     the string at ``path`` is a run-time template."""
-    eaches = {j for j, route in records(source.get("routes")) if "each" in route}
+    eaches = {("routes", j) for j, route in records(source.get("routes")) if "each" in route}
+    eaches |= {(key, j) for key in ("subscribe", "unsubscribe")  # a pool's steps (build_pool)
+               for j, step in records(source.get(key)) if "each" in step or "each_file" in step}
     for where, leaf in leaves(source, path):
         item = roots(leaf) & ITEM_ROOTS if template(where) else set()
-        in_each = where[2:4] in {("routes", j) for j in eaches}
+        in_each = where[2:4] in eaches
         if item and not in_each and where[4:] != ("each",):
             report(where, f"{{{min(item)}}} is only known in a route with each")
     for j, route in records(source.get("routes")):

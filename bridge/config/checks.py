@@ -11,6 +11,7 @@ from bridge.config.check_topics import check_sink_topics, check_source_topics
 from bridge.config.explain import json_type
 from bridge.config.exposure import insecure_problem
 from bridge.config.keypaths import KeyPath, Report, entries, leaves, records
+from bridge.config.pooling import EACH_PLACEHOLDERS
 from bridge.routing.context import TemplateError
 from bridge.routing.template import Template
 
@@ -82,7 +83,8 @@ def _check_values(doc: Any, report: Report) -> None:
         if not isinstance(leaf, str | int | float | bool | None):  # YAML's !!binary and !!set
             report(path, f"a {json_type(leaf)} value is not JSON; use a string or a list")
         elif isinstance(leaf, str) and is_template_path(path):
+            each = path[:1] == ("sources",) and path[2:3] in (("subscribe",), ("unsubscribe",))
             try:
-                Template(leaf)
+                Template(leaf, EACH_PLACEHOLDERS if each else None)
             except TemplateError as exc:
                 report(path, str(exc))

@@ -44,9 +44,10 @@ class Collector:
     def add(self, path: KeyPath, message: str) -> None:
         self.found.append((path, message))
 
-    def template(self, spec: Any, path: KeyPath) -> Template:
+    def template(self, spec: Any, path: KeyPath, consts: dict[str, str] | None = None
+                 ) -> Template:
         try:
-            return Template(spec)
+            return Template(spec, consts)
         except TemplateError as exc:
             # The semantic checks already reported each bad string at its own key.
             if not any(p[: len(path)] == path for p, _ in self.found):

@@ -146,7 +146,8 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
             c.add(where, message)
     check(doc, c.add)
     config = build_config(
-        file, plain(doc), c, set(invalid), frozenset(secrets), hostname=socket.gethostname()
+        file, plain(doc), c, set(invalid), frozenset(secrets), hostname=socket.gethostname(),
+        read=_reader(Path(path).parent),
     )
     if c.found:
         issues = set()
@@ -158,15 +159,22 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
     return replace(config, warnings=exposed + reject_warnings(doc))
 
 
+def _reader(base: Path) -> Callable[[str], str]:
+    """Reads a file the config names; a relative path is read from the config's directory."""
+
+    def read(name: str) -> str:
+        return (base / Path(name).expanduser()).read_text(encoding="utf-8")
+
+    return read
+
+
 def _resolve(
     nodes: list[tuple[KeyPath, Any]], env: Mapping[str, str], base: Path, c: Collector,
     failed: set[KeyPath],
 ) -> frozenset[str]:
     """Resolve ``${env:}``/``${file:}`` in every string value in place; returns the secrets."""
 
-    def read(name: str) -> str:
-        return (base / Path(name).expanduser()).read_text(encoding="utf-8")
-
+    read = _reader(base)
     secrets: frozenset[str] = frozenset()
     done: set[int] = set()  # an aliased node is reached twice but resolved once
     for path, node in nodes:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from bridge.config.outbound import OutboxSpec, PublishSpec, RateLimitSpec, RpcSpec
+from bridge.config.pooling import PoolSpec
 from bridge.config.specs import (
     AuthSpec,
     DedupSpec,
@@ -62,6 +63,7 @@ class SourceConfig:
     rate_limit: RateLimitSpec | None = None  # applies to everything sent
     outbox: OutboxSpec = OutboxSpec()
     protocol: ProtocolSpec | None = None  # a preset's frames and refusals
+    pool: PoolSpec | None = None  # items spread over connections (with subscribe `each`)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,9 @@ class Step:
     """One message the session sends (``send``), and optionally the reply it waits for.
 
     ``expect_every`` > 0: once connected, when no message matching ``when`` (any message
-    without it) arrived for that long, this one step is sent again on the live socket."""
+    without it) arrived for that long, this one step is sent again on the live socket.
+    ``each``: sent per batch of ``batch`` pool items; ``items``: the batch a step sent for
+    one connection carries (a ``reject`` then refuses only them)."""
     send: Template
     expect: Pattern | None = None
     reject: Pattern | None = None
@@ -31,6 +33,9 @@ class Step:
     expect_every: float = 0.0
     when: Pattern | None = None
     deliver: bool = False  # the expected message is data (no ack on this protocol): routed too
+    each: bool = False
+    batch: int = 1
+    items: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,12 @@ class SourceSnapshot:
     held: Mapping[str, int] = field(default_factory=dict)  # held back by routes, by reason
     undecodable: Mapping[str, int] = field(default_factory=dict)  # frames, by reason
     rejected: int = 0  # refusals by the server
+    last_error: str | None = None  # why the latest connection ended (a pool: a down one's)
+    # a pool's connections, by number: 1 when connected, and their reconnects; its items
+    connections_up: Mapping[str, int] = field(default_factory=dict)
+    connection_reconnects: Mapping[str, int] = field(default_factory=dict)
+    items: int | None = None
+    items_up: int | None = None  # carried by connected connections, not refused
 
 @dataclass(frozen=True)
 class SinkSnapshot:

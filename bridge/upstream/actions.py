@@ -62,6 +62,14 @@ def error_body(reason: str, reply: Any = INVALID) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Refused:
+    """The upstream refused the subscription of these pool items (an error ack, such as a
+    delisted symbol): ``reply`` is its answer. The connection goes on without them."""
+    items: tuple[str, ...]
+    reply: str
+
+
+@dataclass(frozen=True, slots=True)
 class Unread:
     """Whether frames may now be delivered without ``screen`` (CONNECTED, nothing to match),
     until the next ``Unread`` or the end of the connection; the driver then reports the time
@@ -70,5 +78,6 @@ class Unread:
 
 
 # Send a text frame; Deliver to the routes; SetState; Fail = drop this connection; Close cleanly;
-# Notice = log a line; Answer = hand an RPC its reply; Unread = the driver's fast path.
-Action = Send | Deliver | SetState | Fail | Close | Notice | Answer | Unread
+# Notice = log a line; Answer = hand an RPC its reply; Unread = the driver's fast path;
+# Refused = pool items the upstream would not subscribe.
+Action = Send | Deliver | SetState | Fail | Close | Notice | Answer | Unread | Refused

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, TypeVar
 
 from bridge.config.model import SourceConfig
-from bridge.errors import ConnectFailed, SourceError
+from bridge.errors import ConnectFailed, HandshakeRejected, SourceError
 from bridge.frames import FrameDecoder
 from bridge.inflate import Undecodable
 from bridge.messages import INVALID, Message, byte_size
@@ -32,14 +32,17 @@ from bridge.upstream.actions import (
     Deliver,
     Fail,
     Notice,
+    Refused,
     Send,
     SetState,
     Unread,
 )
 from bridge.upstream.connection import Connection, open_connection
+from bridge.upstream.conversation import Change
 from bridge.upstream.reconnect import Reconnect
 from bridge.upstream.recovery import Recovery
 from bridge.upstream.session import UNREAD, Session
+from bridge.upstream.spacing import Gate
 from bridge.upstream.state import ConnState
 from bridge.upstream.urls import safe_url
 
@@ -54,6 +57,7 @@ FAILED_CLOSE_GRACE: Final = 1.0
 DeliverFn = Callable[[Message], Awaitable[None] | None]
 AnswerFn = Callable[[str | bytes], None]  # an RPC's reply frame, or {"error": ...} as JSON text
 StateFn = Callable[[str, ConnState], None]
+RefusedFn = Callable[[tuple[str, ...], str], None]  # pool items the upstream refused, its reply
 _T = TypeVar("_T")
 
 
@@ -81,22 +85,33 @@ class SourceClient:
         wall: Callable[[], float] = time.time,
         hostname: str = "",
         rand: Callable[[], float] = random.random,
+        recovery: Recovery | None = None,
+        gate: Gate | None = None,
+        on_refused: RefusedFn | None = None,
+        label: str = "",
     ) -> None:
+        """A pool's connection shares the pool's ``recovery`` (dedup, sequence), passes its
+        ``gate`` before opening, reports refused items to ``on_refused``, and is ``label``
+        (``binance#3``) in its log lines."""
         self.cfg = cfg
         self.state = ConnState.CONNECTING  # the state the session last reported
-        recovery = Recovery(cfg)  # outlives each connection: replays come after one
+        recovery = recovery or Recovery(cfg)  # outlives each connection: replays come after one
         self.stats = SourceStats(recovery=recovery.counts)
         self._session = Session(cfg, hostname=hostname, wall=wall, recovery=recovery,
                                 stats=self.stats)
+        self._label = label or cfg.name
         self._reconnect: Reconnect[Connection] = Reconnect(
-            cfg.name, cfg.reconnect, self._open, self._lost, self._pause, clock=clock, rand=rand)
+            self._label, cfg.reconnect, self._open, self._lost, self._pause, clock=clock,
+            rand=rand)
         self._deliver, self._on_state, self._clock, self._wall = deliver, on_state, clock, wall
+        self._gate, self._on_refused = gate, on_refused
         self._log = logging.LoggerAdapter(logger, {"source": cfg.name})
         self._announced: ConnState | None = None  # the state last logged and reported
         self._stopping = False
         self._wakeup: asyncio.Timeout | None = None  # the wait that stop() and events cut short
         self._connected_at: float | None = None
-        self._pending: SourceConfig | None = None  # new subscriptions from a reload
+        # new subscriptions from a reload, and what a pool moved (None: all of them again)
+        self._pending: tuple[SourceConfig, Change | None] | None = None
         self._backlog: list[Action] = []  # sends from events fed between two frames
         self._unread = False  # the session said frames may pass without screen() (Unread)
         self._heard = 0.0  # when the last of them came: told to the session with tick()
@@ -118,14 +133,16 @@ class SourceClient:
         self._deliver = deliver
         self._wake()  # the receive run holds the old one: end it, the next run takes this
 
-    def resubscribe(self, cfg: SourceConfig) -> None:
-        """A reload changed only the subscriptions: apply them on the live socket, no reconnect."""
+    def resubscribe(self, cfg: SourceConfig, change: Change | None = None) -> None:
+        """A reload changed only the subscriptions: apply them on the live socket, no reconnect;
+        ``change``: a pool moved items, so only these steps go (see ``Session.resubscribe``)."""
         if self.state in (ConnState.SUBSCRIBING, ConnState.CONNECTED):
-            self._pending = cfg  # picked up by the connection's loop, which we wake
+            # Picked up by the connection's loop; a second change before it was: all again.
+            self._pending = (cfg, change if self._pending is None else None)
             self._wake()
         else:
             self.cfg = cfg  # not connected: the next connection subscribes with it
-            self._perform(self._session.resubscribe(cfg, self._clock()))
+            self._perform(self._session.resubscribe(cfg, self._clock(), change))
 
     def publish(self, send: Template, mqtt: Any) -> None:
         """Send ``send`` upstream, rendered with ``mqtt`` (see ``mqtt_value``), once CONNECTED:
@@ -164,7 +181,21 @@ class SourceClient:
         self._apply_idle(self._session.connecting())
         # One that opened just as stop() came is served too: its loop stops at once, with
         # the unsubscribe messages and a close frame, as for any other connection.
-        return await self._serving(lambda: open_connection(self.cfg, tls_for(self.cfg)), None)
+        return await self._serving(self._dial, None)
+
+    async def _dial(self) -> Connection:
+        """Open one connection of the source, through the pool's gate (``connect_every``)
+        when the source is one connection of a pool."""
+        if self._gate is None:
+            return await open_connection(self.cfg, tls_for(self.cfg))
+        await self._gate.admit()
+        try:
+            conn = await open_connection(self.cfg, tls_for(self.cfg))
+        except SourceError as exc:
+            self._gate.opened(exc.status if isinstance(exc, HandshakeRejected) else None, False)
+            raise
+        self._gate.opened(None, True)
+        return conn
 
     def _lost(self, error: SourceError, reason: str, delay: float | None) -> None:
         self._apply_idle(self._session.lost(error, reason, delay is not None))
@@ -211,11 +242,13 @@ class SourceClient:
             elif isinstance(action, Answer):
                 action.to(action.payload)
             elif isinstance(action, Notice):
-                self._log.warning("source %s: %s", self.cfg.name, action.text)
+                self._log.warning("source %s: %s", self._label, action.text)
             elif isinstance(action, Send):
                 self._session.unsent(action)  # no connection to take it: first next time
             elif isinstance(action, Unread):
                 self._unread = action.on
+            elif isinstance(action, Refused) and self._on_refused is not None:
+                self._on_refused(action.items, action.reply)
 
     # --- one connection -------------------------------------------------------------------
 
@@ -229,8 +262,8 @@ class SourceClient:
             while not self._stopping:
                 now = self._clock()
                 if self._pending is not None:
-                    self.cfg, self._pending = self._pending, None
-                    await self._apply(conn, session.resubscribe(self.cfg, now))
+                    (self.cfg, change), self._pending = self._pending, None
+                    await self._apply(conn, session.resubscribe(self.cfg, now, change))
                     continue
                 if self._backlog:
                     backlog, self._backlog = self._backlog, []
@@ -362,7 +395,8 @@ class SourceClient:
                     await self._apply(conn, [a for a in actions if not isinstance(a, Close)])
         except (SourceError, TimeoutError) as exc:
             why = exc.detail if isinstance(exc, SourceError) else "timed out"
-            self._log.info("source %s: unsubscribe not sent before closing: %s", self.cfg.name, why)
+            self._log.info("source %s: unsubscribe not sent before closing: %s", self._label,
+                          why)
         await self._close(conn, CLOSE_GRACE)
 
     async def _close(self, conn: Connection, grace: float) -> None:
@@ -381,11 +415,11 @@ class SourceClient:
         self._announced = state
         name = self.cfg.name
         if state is ConnState.CONNECTING:
-            self._log.debug("source %s: connecting to %s", name, safe_url(self.cfg.url))
+            self._log.debug("source %s: connecting to %s", self._label, safe_url(self.cfg.url))
         elif state in (ConnState.AUTHENTICATING, ConnState.SUBSCRIBING):
-            self._log.debug("source %s: %s", name, state)
+            self._log.debug("source %s: %s", self._label, state)
         elif state in (ConnState.CONNECTED, ConnState.STOPPED):
-            self._log.info("source %s: %s", name, state)
+            self._log.info("source %s: %s", self._label, state)
         # RECONNECTING and FAILED are logged by the reconnect iterator, with their reason.
         if self._on_state is not None:
             self._on_state(name, state)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from bridge.config.model import SourceConfig
-from bridge.errors import SourceError
+from bridge.config.specs import Step
 from bridge.messages import INVALID, Message
-from bridge.routing.template import TemplateError
 from bridge.upstream.actions import Action, Fail, Notice
 from bridge.upstream.handshake import PlanRunner
 from bridge.upstream.plan import compile_plan, step_plan, subscribe_plan
@@ -18,6 +17,7 @@ from bridge.upstream.state import Event
 from bridge.upstream.watch import Watch
 
 Said = Action | Event  # what to do, or a state the plan reached (the session owns states)
+Change = tuple[tuple[Step, ...], tuple[Step, ...]]  # steps to unsubscribe, steps to subscribe
 
 
 class Conversation:
@@ -39,13 +39,19 @@ class Conversation:
         self.render.restart()
         self.watch = Watch(self.cfg, now)
         self.plan.load(compile_plan(self.cfg))
-        return self._guard(self.plan.advance, now, INVALID)
+        return self.render.guard(self.plan.advance, now, INVALID)
 
-    def resubscribe(self, cfg: SourceConfig, now: float) -> list[Said]:
-        """Subscribe with ``cfg`` on the live connection."""
+    def resubscribe(self, cfg: SourceConfig, now: float, connected: bool,
+                    change: Change | None = None) -> list[Said]:
+        """Subscribe with ``cfg`` on the live connection: all of it, the old subscriptions
+        unsubscribed first once CONNECTED; or with ``change`` (a pool moved items) only its
+        unsubscribe and subscribe steps, the rest staying as they are. Before CONNECTED, the
+        whole of ``cfg`` is subscribed either way."""
+        stop, start = change or ((self.cfg.unsubscribe if connected else ()), None)
         self.cfg = cfg
-        self.plan.load(subscribe_plan(cfg))
-        return self._guard(self.plan.advance, now, INVALID)
+        out = list[Said](self.render.each((step.send for step in stop), now))
+        self.plan.load(subscribe_plan(cfg, start if connected else None))
+        return out + self.render.guard(self.plan.advance, now, INVALID)
 
     def hear(self, msg: Message, value: Any, now: float, connected: bool
              ) -> tuple[bool, list[Said]]:
@@ -55,12 +61,11 @@ class Conversation:
         text = msg.text
         own = self.watch.busy and self.watch.seen(value, text, now, connected)  # a pong
         said: list[Said] = []
-        if self.plan.listening:
-            answer = self.plan.answer(value, text, self.cfg.name)
-            if isinstance(answer, SourceError):
-                return True, [Fail(answer)]
-            if answer in ("expected", "deliver"):
-                own, said = answer == "expected", self._guard(self.plan.advance, now, value)
+        if self.plan.listening and (
+                heard := self.plan.heard(value, text, now, self.cfg.name)) is not None:
+            own, said = heard
+            if said and isinstance(said[0], Fail):
+                return True, said
         for reply in self.cfg.replies:
             if reply.when.matches(value, text):
                 said += self.render.replies((reply,), value, msg.data, text, now)
@@ -75,22 +80,15 @@ class Conversation:
         (no reconnect; counted under ``resubscribe``)."""
         beat, out = self.watch.beat(now), list[Said]()
         if beat is not None:
-            out += self._guard(lambda at, _: [self.render.send(beat.send, at)], now, None)
+            out += self.render.guard(lambda at, _: [self.render.send(beat.send, at)], now, None)
         for index in self.watch.quiet_steps(now):
             recovery.counts["resubscribe"] += 1
             recovery.reset()  # the channel may number its messages afresh
             every = self.cfg.subscribe[index].expect_every
             out.append(Notice(f"subscribe[{index}] quiet for {every:g}s; sending it again"))
             if self.plan.extend(step_plan(self.cfg.subscribe[index])):
-                out += self._guard(self.plan.advance, now, INVALID)
+                out += self.render.guard(self.plan.advance, now, INVALID)
         return out
 
     def unsubscribe(self, now: float) -> list[Said]:
         return list(self.render.each((step.send for step in self.cfg.unsubscribe), now))
-
-    def _guard(self, make: Callable[[float, Any], Sequence[Said]], now: float, arg: Any
-               ) -> list[Said]:
-        try:
-            return list(make(now, arg))
-        except TemplateError as exc:
-            return [Fail(SourceError(self.cfg.name, f"cannot render a message to send: {exc}"))]

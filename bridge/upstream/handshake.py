@@ -6,20 +6,21 @@ import math
 from typing import Any
 
 from bridge.config.model import ProtocolSpec
-from bridge.errors import AuthRejected, Rejected, SourceError
+from bridge.errors import SourceError
 from bridge.routing.template import Template
-from bridge.upstream.actions import Send
+from bridge.upstream.actions import Action, Fail, Refused, Send
 from bridge.upstream.plan import Item, Wait
 from bridge.upstream.render import Renderer, excerpt
 from bridge.upstream.state import Event
+from bridge.upstream.verdict import answer as verdict
 
 
 class PlanRunner:
     """The plan of one connection (auth, subscribe; later subscribe steps again), one item
     at a time: ``advance`` hands out the sends (rendered by ``render``) and state events up
-    to the next wait, which ``answer`` ends when a message matches it and ``timed_out`` when
-    its time is up. A protocol preset's ``refuse`` is a rejection at any time, waiting or
-    not."""
+    to the next wait, which ``heard`` ends when a message answers it (what a message means to
+    it is ``bridge.upstream.verdict``'s) and ``timed_out`` when its time is up. A protocol
+    preset's ``refuse`` is a rejection at any time, waiting or not."""
 
     __slots__ = ("_items", "_render", "refuse", "until", "wait")
 
@@ -59,30 +60,21 @@ class PlanRunner:
         """Whether a message may mean something to the plan: it waits, or a refusal may come."""
         return self.wait is not None or self.refuse is not None
 
-    def answer(self, value: Any, text: str | None, source: str) -> str | SourceError | None:
-        """What a message (its JSON ``value``, its frame's ``text``) means to the current wait:
-        "expected" (or "deliver", when its step delivers it: data, not the session's own), the
-        error of a rejection (by the server, at the wait's stage, or at any time by a preset's
-        ``refuse``), or None."""
-        wait = self.wait
-        rejected = wait is not None and wait.reject is not None and wait.reject.matches(value, text)
-        if rejected or (self.refuse is not None and self.refuse.matches(value, text)):
-            stage = "connection" if wait is None else wait.stage
-            kind = AuthRejected if stage == "auth" else Rejected
-            return kind(source, f"{stage} rejected by the server: {excerpt(text, value)}")
-        if wait is None or not wait.expect.matches(value, text):
+    def heard(self, value: Any, text: str | None, now: float, source: str
+              ) -> tuple[bool, list[Action | Event]] | None:
+        """What a message (its JSON ``value``, its frame's ``text``) means to the plan: None
+        when nothing; else whether it is the session's own (a step that ``deliver``s its answer
+        makes it data) and what follows: a rejection's ``Fail``, or the plan going on (after
+        ``Refused`` when the upstream refused the wait's pool items: those, not the connection)."""
+        answer = verdict(self.wait, self.refuse, value, text, source)
+        if answer is None:
             return None
-        return "deliver" if wait.deliver else "expected"
-
-    def refused(self, code: int, reason: str, source: str) -> SourceError | None:
-        """The rejection a close by the server (``code``, ``reason``) is to the current wait,
-        when its ``reject`` names that code (``$close``), else None."""
-        wait = self.wait
-        if wait is None or wait.reject is None or not wait.reject.closes(code, reason):
-            return None
-        kind = AuthRejected if wait.stage == "auth" else Rejected
-        why = f"close code {code}" + (f": {excerpt(reason, None)}" if reason else "")
-        return kind(source, f"{wait.stage} rejected by the server with {why}")
+        if isinstance(answer, SourceError):
+            return True, [Fail(answer)]
+        said: list[Action | Event] = []
+        if answer == "refused" and self.wait is not None:
+            said.append(Refused(self.wait.items, excerpt(text, value)))
+        return answer != "deliver", said + self._render.guard(self.advance, now, value)
 
     def timed_out(self, now: float) -> str | None:
         """The stage ("auth", "subscribe") whose wait is over by ``now``, or None."""

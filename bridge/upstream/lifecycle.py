@@ -3,7 +3,7 @@ what each ending means for the counters, the held sends and the open calls."""
 
 from __future__ import annotations
 
-from bridge.errors import ConnectionLost, Rejected, SourceError
+from bridge.errors import Rejected, SourceError
 from bridge.stats.source import SourceStats
 from bridge.upstream.actions import Action, Close, SetState, Unread
 from bridge.upstream.conversation import Conversation
@@ -57,13 +57,6 @@ class Lifecycle:
         self.told = self.passing
         return [Unread(self.passing)]
 
-    def refused(self, error: SourceError) -> SourceError:
-        """``error`` ended a live connection: a rejection instead when the server closed it
-        with a code the plan's current wait rejects (``$close``)."""
-        if not isinstance(error, ConnectionLost) or error.code is None:
-            return error
-        return self._talk.plan.refused(error.code, error.reason, error.source) or error
-
     def lost(self, error: SourceError, reason: str, retry: bool) -> list[Action]:
         """The connection ended, or never opened, with ``error``; ``retry``: another attempt
         follows (counted under ``reason``), else the source gives up and its calls fail."""
@@ -85,6 +78,13 @@ class Lifecycle:
         calls = self._out.calls
         out: list[Action] = list(calls.close("the bridge stopped")) if calls is not None else []
         return out if self.state is ConnState.FAILED else [*out, self.enter(Event.STOP)]
+
+    def stop(self, subscribed: bool, now: float) -> list[Action | Event]:
+        """A clean shutdown begins: the unsubscribe messages (when ``subscribed``); sends the
+        pacer holds go first again if the source ever connects again."""
+        self._out.queue.requeue(self._out.pacer.drop())
+        self.closing = True
+        return list(self._talk.unsubscribe(now)) if subscribed else []
 
     def close(self) -> list[Action]:
         """A clean close: ``Close`` once the pacer holds no send, else nothing yet."""

@@ -19,25 +19,29 @@ class Wait:
     stage: str  # "auth" or "subscribe": names the timeout and the rejection
     timeout: float
     deliver: bool = False  # the expected message is data: it goes to the routes as well
+    items: tuple[str, ...] = ()  # pool items: a rejection refuses them, not the connection
 
 
 Item = Event | Template | Wait
 
 
 def _wait(expect: Pattern | None, reject: Pattern | None, stage: str, after: float, *,
-          deliver: bool = False) -> list[Item]:
-    return [] if expect is None else [Wait(expect, reject, stage, after, deliver)]
+          deliver: bool = False, items: tuple[str, ...] = ()) -> list[Item]:
+    return [] if expect is None else [Wait(expect, reject, stage, after, deliver, items)]
 
 
 def step_plan(step: Step) -> list[Item]:
     """One subscribe step: its message, then the wait for its ack (if it has ``expect``)."""
-    waits = _wait(step.expect, step.reject, "subscribe", step.timeout, deliver=step.deliver)
+    waits = _wait(step.expect, step.reject, "subscribe", step.timeout, deliver=step.deliver,
+                  items=step.items)
     return [step.send, *waits]
 
 
-def subscribe_plan(cfg: SourceConfig) -> list[Item]:
-    """Subscribing again on a live connection, from SUBSCRIBING back to CONNECTED."""
-    return [Event.SUBSCRIBE, *(i for s in cfg.subscribe for i in step_plan(s)), Event.READY]
+def subscribe_plan(cfg: SourceConfig, steps: tuple[Step, ...] | None = None) -> list[Item]:
+    """Subscribing again on a live connection (``steps``, all of ``cfg``'s by default), from
+    SUBSCRIBING back to CONNECTED."""
+    todo = cfg.subscribe if steps is None else steps
+    return [Event.SUBSCRIBE, *(i for s in todo for i in step_plan(s)), Event.READY]
 
 
 def compile_plan(cfg: SourceConfig) -> list[Item]:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import suppress
 from typing import Any
 
 from bridge.config.specs import ReplySpec
+from bridge.errors import SourceError
 from bridge.messages import INVALID
 from bridge.routing.template import Context, Template, TemplateError
-from bridge.upstream.actions import Send
+from bridge.upstream.actions import Action, Fail, Send
+from bridge.upstream.state import Event
 
 EXCERPT = 200  # characters of a server's message shown in a log line (a rejection's reason)
 
@@ -69,3 +71,12 @@ class Renderer:
                 with suppress(TemplateError):
                     out.append(self.send(reply.send, now, value, raw))
         return out
+
+    def guard(self, make: Callable[[float, Any], Sequence[Action | Event]], now: float,
+              arg: Any) -> list[Action | Event]:
+        """``make(now, arg)``, or a ``Fail`` when a message in it cannot render: the callers
+        never raise for a template."""
+        try:
+            return list(make(now, arg))
+        except TemplateError as exc:
+            return [Fail(SourceError(self._name, f"cannot render a message to send: {exc}"))]

@@ -18,14 +18,15 @@ from bridge.inflate import Undecodable
 from bridge.messages import INVALID, Message
 from bridge.routing.template import Template
 from bridge.stats.source import SourceStats
-from bridge.upstream.actions import Action, Deliver, Fail, Notice, Send
-from bridge.upstream.conversation import Conversation
+from bridge.upstream.actions import Action, Deliver, Fail, Send
+from bridge.upstream.conversation import Change, Conversation
 from bridge.upstream.invalid import InvalidFrames
 from bridge.upstream.lifecycle import Lifecycle
 from bridge.upstream.outbound import Outbound
 from bridge.upstream.outgoing import Outgoing
 from bridge.upstream.recovery import KEEP, Check, Recovery
 from bridge.upstream.state import ConnState, Event
+from bridge.upstream.verdict import closed
 
 # What ``screen`` returns for a frame it passed on unread: deliver it, and if a route then
 # finds it is not JSON, say so with ``unread_invalid``. Shared and never mutated.
@@ -72,15 +73,14 @@ class Session:
     def refused(self, error: SourceError) -> SourceError:
         """The connection ended with ``error``, before ``lost``: a rejection instead when the
         server closed it with a code the current wait's ``reject`` names (``$close``)."""
-        return self._life.refused(error) if self._live else error
+        return closed(self._talk.plan.wait, error) if self._live else error
 
     def stop(self, now: float) -> list[Action]:
         """Clean shutdown: the unsubscribe messages (if subscribing began), then Close once
         they are out (the rate limit may hold them: keep ticking)."""
-        out = self._talk.unsubscribe(now) if self._live and self._life.state in _DELIVERING else []
-        self._out.queue.requeue(self._out.pacer.drop())  # never sent: first next time
-        self._live, self._life.closing, self._life.told = False, True, False  # nothing to tell
-        return self._emit(list(out), now) + self._life.close()
+        out = self._life.stop(self._live and self._life.state in _DELIVERING, now)
+        self._live, self._life.told = False, False  # nothing to tell
+        return self._emit(out, now) + self._life.close()
 
     def stopped(self) -> list[Action]:
         """The source is done: every open call is answered; STOPPED unless it FAILED."""
@@ -135,8 +135,7 @@ class Session:
         return self._invalid.undecodable(error, frame, now, delivering)
 
     def _checked(self, msg: Message, check: Check, out: list[Action], now: float) -> list[Action]:
-        out += [Notice(note) for note in check.notes]
-        out += [Deliver(msg)] if check.keep else []
+        out += check.actions(msg)
         if check.on_gap == "reconnect":
             return out + self._fail(SequenceGap(self._talk.cfg.name, check.gap))
         return out + (self.resubscribe(self._talk.cfg, now) if check.on_gap else [])
@@ -170,15 +169,17 @@ class Session:
         follows: the reply frame, or an error response (timeout, disconnect, upstream error)."""
         return self._emit(self._out.call(mqtt, to, now, self._talk.cfg.name), now)
 
-    def resubscribe(self, cfg: SourceConfig, now: float) -> list[Action]:
+    def resubscribe(self, cfg: SourceConfig, now: float, change: Change | None = None
+                    ) -> list[Action]:
         """Subscribe again on the live socket: after a reload changed only the subscriptions
-        (unsubscribe the old, subscribe the new), or after a sequence gap (the same again).
+        (unsubscribe the old, subscribe the new), or after a sequence gap (the same again);
+        ``change``: a pool moved items, so only these (unsubscribe, subscribe) steps are sent.
         Not connected: the next connection subscribes with ``cfg``."""
         if not self._live:
             self._talk.cfg = cfg
             return []
-        old = self._talk.unsubscribe(now) if self._life.state is ConnState.CONNECTED else []
-        return self._emit([*old, *self._talk.resubscribe(cfg, now)], now)
+        connected = self._life.state is ConnState.CONNECTED
+        return self._emit(self._talk.resubscribe(cfg, now, connected, change), now)
 
     def _emit(self, out: Sequence[Action | Event], now: float) -> list[Action]:
         """``out`` as the driver performs it: states entered through the table, sends paced

@@ -33,6 +33,9 @@ Upstream
     including rejected and stalled ones; use ``at`` to measure reconnect delays.
 ``reject_next(status, times=1, body="rejected\\n")``
     Answer the next ``times`` upgrade requests with HTTP ``status`` (401, 403, 500...).
+``admit``
+    ``None`` or ``(Handshake) -> int | None``: asked about every upgrade request before
+    ``reject_next``; a status it returns (429) rejects the request with it.
 ``stall_handshake``
     Settable bool. While True, upgrade requests are received but never answered (TCP is
     accepted): the client's connect timeout fires. Setting it back to False releases them.
@@ -231,6 +234,7 @@ class Upstream:
         self.host = "127.0.0.1"
         self.port = 0
         self.handler: Handler | None = None
+        self.admit: Callable[[Handshake], int | None] | None = None
         self.subprotocols: list[str] = []
         self.connections: list[UpstreamConn] = []
         self.handshakes: list[Handshake] = []
@@ -330,6 +334,9 @@ class Upstream:
         record = Handshake(path, query, request.headers, loop.time())
         self.handshakes.append(record)
         self._notifier.notify()
+        if self.admit is not None and (status := self.admit(record)) is not None:
+            record.status = status
+            return ws.respond(status, "rate limited\n")
         if self._rejects:
             reject = self._rejects[0]
             reject.times -= 1
