@@ -119,10 +119,12 @@ class Router:
         flow.feed(msg, ctx, self._clock(), out)
         while flow.errors:
             self._render_error(route, flow.errors.pop())
-        for delivery in out:
-            self._deliver(route.sink, delivery)
-        if out and route.block is not None and route.block.full:
-            full.append(route.sink)
+        if out:
+            for delivery in out:
+                route.sink.send(delivery)
+            self.stats.forwarded[route.spec.sink] += len(out)
+            if route.block is not None and route.block.full:
+                full.append(route.sink)
         if flow.hold is not None and flow.hold.armed():  # a deadline appeared: the timer
             due = flow.hold.deadline()  # must know when it is sooner than the one it waits for
             if due is not None and (self._known is None or due < self._known):
