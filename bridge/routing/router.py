@@ -116,7 +116,7 @@ class Router:
     def _feed(self, route: Route, flow: Flow, msg: Message, ctx: Context,
               full: list[Sink]) -> None:
         out: list[Delivery] = []
-        flow.feed(msg, ctx, self._clock(), out)
+        flow.feed(msg, ctx, self._clock() if flow.hold is not None else 0.0, out)  # for holds
         while flow.errors:
             self._render_error(route, flow.errors.pop())
         if out:
