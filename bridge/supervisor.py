@@ -208,6 +208,8 @@ class Supervisor:
             entry.client = SourceClient(src, router.route, hostname=self.hostname,
                                         on_state=on_state)
         entry.task = self._tg.create_task(entry.client.run(), name=f"source:{src.name}")
+        if previous is not None:  # its client, still stopping, may feed the routes carried over
+            previous.wake = entry.wake.set
         self._time_routes(entry, src.name)
 
     def _time_routes(self, entry: _Source, name: str) -> None:
@@ -310,7 +312,7 @@ class Supervisor:
             changed = changed_fields(entry.client.cfg, src)
             resinked = any(r.sink in {n for n, *_ in stale} for r in src.routes)
             if changed - SUBSCRIPTION_FIELDS - ROUTING_FIELDS:
-                stopping.append(self._stop_source(src.name, flush=False))
+                stopping.append(self._stop_source(src.name))
                 self._start_source(src, previous=entry.router)
                 log.info("reload: source %s reconnects (changed: %s)", src.name,
                          ", ".join(sorted(changed)))
@@ -369,17 +371,16 @@ class Supervisor:
             entry.client.call(mqtt_value(msg.topic, msg.payload), answer)
         return call
 
-    def _stop_source(self, name: str, *, flush: bool = True) -> Coroutine[Any, Any, None]:
-        """Stop a source now; the coroutine returned waits until it has closed. ``flush``:
-        what its routes hold goes out (else its successor's router carried it over)."""
+    def _stop_source(self, name: str) -> Coroutine[Any, Any, None]:
+        """Stop a source now; the coroutine returned waits until it has closed, then sends
+        what its routes still hold (a successor's router took over the unchanged ones)."""
         entry = self.sources.pop(name)
         entry.client.stop()
         _stop_timer(entry)
 
         async def closed() -> None:
             await _bounded([entry.task] if entry.task else [], f"source {name}")
-            if flush:
-                entry.router.flush()
+            entry.router.flush()
             log.info("reload: source %s stopped", name)
 
         return closed()

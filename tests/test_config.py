@@ -343,7 +343,10 @@ def test_operators_in_a_valid_config_are_compiled(tmp_path: Path) -> None:
 STEPS = """\
 version: 1
 sinks:
-  broker: {type: mqtt, url: "mqtt://127.0.0.1:1883", properties: {user: {sym: "{msg.s}"}}}
+  broker:
+    type: mqtt
+    url: "mqtt://127.0.0.1:1883"
+    properties: {user: {s: "{msg.s}", t: "{now_ms}"}}
   archive: {type: file, path: "/tmp/{source}/{msg.day}.jsonl"}
   plain: {type: file, path: "/tmp/{source}.jsonl"}
 sources:
@@ -385,7 +388,7 @@ def test_route_steps_are_checked_each_at_its_key(tmp_path: Path) -> None:
         (batches[1], "sources[0].routes[3].batch"):
             "sink 'archive' cannot take a batch: its path reads {msg} of each message",
         (at(STEPS, 'topic: "t/{msg.s}"')[0], "sources[0].routes[4].topic"):
-            "a batch goes to one topic, but this one reads {msg} of each message",
+            "a batch goes to one topic, rendered once, but this one reads {msg}",
     }
 
 

@@ -150,7 +150,14 @@ async def test_shutdown_flushes_what_routes_hold_and_reloads_and_reconnects_keep
     held = "ws_bridge_source_messages_held_total"
     assert sample(text, held, source="feed", reason="unchanged") == 2  # the two repeated 4s
     assert sample(text, held, source="feed", reason="throttled") == 5  # replaced while held
+    cfg["sources"][0]["headers"] = {"X-Test": "1"}  # the source itself changes: it reconnects
+    write(path, cfg)
+    await reload(daemon, notify)
+    (*_, third) = await upstream.wait_connections(3)
+    for v in (5, 6):
+        await third.send_json({"id": "a", "v": v})
+    await file_has(tmp_path / "out" / "feed.txt", 9)
     await stop(daemon)
-    assert lines(tmp_path / "batched" / "feed.txt") == ["[1,2,3]", "[4,4,4]", "[5]"]
-    assert lines(tmp_path / "held" / "feed.txt") == ["1", "5"]
-    assert lines(tmp_path / "changes" / "feed.txt") == ["1", "2", "3", "4", "5"]  # 4 once
+    assert lines(tmp_path / "batched" / "feed.txt") == ["[1,2,3]", "[4,4,4]", "[5,5,6]"]
+    assert lines(tmp_path / "held" / "feed.txt") == ["1", "6"]
+    assert lines(tmp_path / "changes" / "feed.txt") == ["1", "2", "3", "4", "5", "6"]

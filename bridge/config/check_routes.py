@@ -11,7 +11,8 @@ from bridge.routing.context import TemplateError
 from bridge.routing.lookup import ITEM_ROOTS
 from bridge.routing.template import Template
 
-_PER_MESSAGE = {"msg", "item", "index", "seq", "now_ms", "now_s"}  # not one value for a batch
+_MESSAGE = {"msg", "item", "index"}  # what a batch, many messages, has no one value of
+_PER_SOURCE = {"source", "hostname"}  # what a batch's topic, rendered once, may read
 
 
 def roots(text: Any) -> set[str]:
@@ -49,16 +50,16 @@ def check_routes(
 
 
 def _batch(route: dict[str, Any], where: KeyPath, sink: Any, report: Report) -> None:
-    if reads := roots(route.get("topic")) & _PER_MESSAGE:
-        report((*where, "topic"), f"a batch goes to one topic, but this one reads {{{min(reads)}}}"
-               " of each message")
+    if reads := roots(route.get("topic")) - _PER_SOURCE:
+        report((*where, "topic"), f"a batch goes to one topic, rendered once, but this one reads"
+               f" {{{min(reads)}}}")
     if not isinstance(sink, dict):
         return
-    if sink.get("type") == "file" and (reads := roots(sink.get("path")) & _PER_MESSAGE):
+    if sink.get("type") == "file" and (reads := roots(sink.get("path")) & _MESSAGE):
         why = f"its path reads {{{min(reads)}}} of each message"
     else:
         user = sink.get("properties", {}).get("user") if sink.get("type") == "mqtt" else None
-        found = [r for _, text in leaves(user, ()) for r in roots(text) & _PER_MESSAGE]
+        found = [r for _, text in leaves(user, ()) for r in roots(text) & _MESSAGE]
         why = f"its user properties read {{{found[0]}}} of each message" if found else ""
     if why:
         report((*where, "batch"), f"sink '{route.get('sink')}' cannot take a batch: {why}")

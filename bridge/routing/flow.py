@@ -35,14 +35,12 @@ class Flow:
         self.changes = None if change is None else Changes(change.deadband, change.max_keys)
         timed = spec.throttle is not None or spec.batch is not None
         self.hold = Hold(spec, source, topic) if timed else None
+        self.feed = self._each if spec.each is not None else self._one
 
-    def feed(self, msg: Message, ctx: Context, now: float, out: list[Delivery]) -> None:
-        """The deliveries of ``msg`` (which matched ``when``); render errors go to ``errors``."""
-        if self.spec.each is None:
-            self._one(msg, ctx, now, out)
-            return
+    def _each(self, msg: Message, ctx: Context, now: float, out: list[Delivery]) -> None:
+        """``feed`` of a route with ``each``: every element of the message, one by one."""
         try:
-            items = elements(self.spec.each.render(ctx))
+            items = elements(self.spec.each.render(ctx)) if self.spec.each else None
         except TemplateError:
             items = None
         if items is None:
@@ -61,6 +59,8 @@ class Flow:
                                    evicted=evicted)
 
     def _one(self, msg: Message, ctx: Context, now: float, out: list[Delivery]) -> None:
+        """``feed`` of a route without ``each`` (and of each element): the deliveries of
+        ``msg``, which matched ``when``; render errors go to ``errors``."""
         spec = self.spec
         if spec.item_when is not None and not spec.item_when.matches(ctx.item):
             self.held["filtered"] += 1

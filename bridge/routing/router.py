@@ -117,13 +117,15 @@ class Router:
     def _feed(self, route: Route, flow: Flow, msg: Message, ctx: Context,
               full: list[Sink]) -> None:
         out: list[Delivery] = []
-        flow.feed(msg, ctx, self._clock(), out)
+        flow.feed(msg, ctx, self._clock() if flow.hold is not None else 0.0, out)  # for holds
         while flow.errors:
             self._render_error(route, flow.errors.pop())
-        for delivery in out:
-            self._deliver(route.sink, delivery)
-        if out and route.block is not None and route.block.full:
-            full.append(route.sink)
+        if out:
+            for delivery in out:
+                route.sink.send(delivery)
+            self.stats.forwarded[route.spec.sink] += len(out)
+            if route.block is not None and route.block.full:
+                full.append(route.sink)
         if flow.hold is not None and flow.hold.armed():  # a deadline appeared: the timer
             due = flow.hold.deadline()  # must know when it is sooner than the one it waits for
             if due is not None and (self._known is None or due < self._known):
