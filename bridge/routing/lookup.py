@@ -9,8 +9,9 @@ from typing import Any
 
 from bridge.decoding import INVALID
 from bridge.routing.context import Context, TemplateError
+from bridge.routing.namespaces import NAMESPACES, namespace_getter
 
-ROOTS = frozenset({"seq", "source", "now_ms", "now_s", "hostname", "msg", "mqtt"})
+ROOTS = frozenset({"seq", "source", "now_ms", "now_s", "hostname", "msg", "mqtt", *NAMESPACES})
 _STEP = re.compile(r"\.([\w-]+)|\[(\d+)\]")
 
 Getter = Callable[[Context], Any]
@@ -37,6 +38,8 @@ def getter(root: str, path: str) -> Getter:
         steps = [int(i) if i else k for k, i in _STEP.findall(path)]
     except ValueError:  # an index too long for Python's int(): no list is that long anyway
         raise TemplateError(f"{name}: index out of range") from None
+    if root in NAMESPACES:
+        return namespace_getter(root, steps, name)
     if root == "mqtt" and steps[:1] == ["topic"] and len(steps) > 1:
         steps[0] = "levels"  # {mqtt.topic} is the text, {mqtt.topic[N]} one of its levels
 
