@@ -1,3 +1,5 @@
 """Shared fixtures: the scriptable upstream and the Mosquitto broker live in tests/support."""
 
-pytest_plugins = ["tests.support.upstream", "tests.support.mosquitto"]
+pytest_plugins = [
+    "tests.support.upstream", "tests.support.http_upstream", "tests.support.mosquitto",
+]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bridge.config.check_http import check_http
 from bridge.config.check_refs import check_refs
 from bridge.config.check_topics import check_sink_topics, check_source_topics
 from bridge.config.explain import json_type
@@ -14,12 +15,21 @@ from bridge.routing.context import TemplateError
 from bridge.routing.template import Template
 
 _SOURCE_TEMPLATES = {"auth", "subscribe", "unsubscribe", "heartbeat", "replies", "publish", "rpc"}
+# Rendered before every attempt or per request: the URL, the headers, the HTTP steps (but
+# their names and settings), what is signed, a JWT's headers and claims, a templated interval
+_ATTEMPT = frozenset({"url", "headers", "http"})
+_STEP_SETTINGS = frozenset({"name", "on", "method", "timeout", "on_error"})
+_NAMED = frozenset({("sign", "message"), ("jwt", "headers"), ("jwt", "claims")})
 
 
 def is_template_path(path: KeyPath) -> bool:
     """Whether the string at ``path`` is compiled as a run-time ``{placeholder}`` template."""
     keys = [step for step in path[2:] if isinstance(step, str)]
     if path[:1] == ("sources",):
+        if keys[:1] and keys[0] in _ATTEMPT:
+            return keys[0] != "http" or len(keys) < 2 or keys[1] not in _STEP_SETTINGS
+        if tuple(keys[0:3:2]) in _NAMED or keys == ["heartbeat", "interval"]:
+            return True
         return keys[:2] in (["routes", "topic"], ["routes", "payload"]) or (
             keys[:1] != [] and keys[0] in _SOURCE_TEMPLATES and keys[1:2] == ["send"]
         )
@@ -54,6 +64,7 @@ def check(doc: Any, report: Report) -> None:
             report((*path, "url"), why)
         check_refs(source, path, kinds, report)
         check_source_topics(source, path, kinds, report)
+        check_http(source, path, report)
 
 
 def _check_values(doc: Any, report: Report) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from bridge.config.http_specs import HttpStep, JwtSpec, SignSpec
 from bridge.config.outbound import OutboxSpec, PublishSpec, RateLimitSpec, RpcSpec
 from bridge.config.specs import (
     AuthSpec,
@@ -49,6 +50,9 @@ class SourceConfig:
     rpc: RpcSpec | None = None
     rate_limit: RateLimitSpec | None = None  # applies to everything sent
     outbox: OutboxSpec = OutboxSpec()
+    http: tuple[HttpStep, ...] = ()  # around the session: tokens, keepalives, snapshots
+    sign: tuple[SignSpec, ...] = ()
+    jwt: tuple[JwtSpec, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

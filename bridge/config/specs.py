@@ -43,10 +43,13 @@ class AuthSpec:
 
 @dataclass(frozen=True, slots=True)
 class HeartbeatSpec:
+    """``every``: the interval as a template (``"{http.bullet.json.ping}ms"``), read when a
+    connection opens; ``interval`` is then unused."""
     send: Template
     interval: float
     expect: Pattern | None = None
     timeout: float = 10.0
+    every: Template | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,28 +8,35 @@ from collections.abc import Callable
 from typing import Any
 
 from bridge.decoding import INVALID
+from bridge.routing.clock import CHANCE, CLOCK, clock_getter
 from bridge.routing.context import Context, TemplateError
 from bridge.routing.namespaces import NAMESPACES, namespace_getter
 
-ROOTS = frozenset({"seq", "source", "now_ms", "now_s", "hostname", "msg", "mqtt", *NAMESPACES})
+ROOTS = frozenset({"seq", "source", "hostname", "msg", "mqtt", *CLOCK, *CHANCE, *NAMESPACES})
 _STEP = re.compile(r"\.([\w-]+)|\[(\d+)\]")
 
 Getter = Callable[[Context], Any]
 _SCALARS: dict[str, Getter] = {
     "seq": lambda c: c.seq(),
     "source": lambda c: c.source,
-    "now_ms": lambda c: int(c.now * 1000),
-    "now_s": lambda c: int(c.now),
     "hostname": lambda c: c.hostname,
 }
 
 
-def getter(root: str, path: str) -> Getter:
-    """The getter of ``{root<path>}`` (``root`` ``msg``, ``path`` ``.data[0]``); raises
-    ``TemplateError`` for an unknown root, or fields on a value that has none."""
+def getter(root: str, path: str, offset: str | None = None) -> Getter:
+    """The getter of ``{root<path>}`` (``root`` ``msg``, ``path`` ``.data[0]``; ``offset``:
+    ``+10s`` after a clock's name); raises ``TemplateError`` for an unknown root, or fields on
+    a value that has none."""
     name = "{" + root + path + "}"
     if root not in ROOTS:
         raise TemplateError(f"unknown placeholder {name}; known: {', '.join(sorted(ROOTS))}")
+    if offset is not None and root not in CLOCK | CHANCE:
+        raise TemplateError(f"{{{root}{path}:{offset}}}: only now_ms, now_s, now_iso take an "
+                            "offset")
+    if root in CLOCK | CHANCE:
+        if path:
+            raise TemplateError(f"{{{root}}} has no fields: {name}")
+        return clock_getter(root, offset)
     if root in _SCALARS:
         if path:
             raise TemplateError(f"{{{root}}} has no fields: {name}")

@@ -93,6 +93,7 @@ class Router:
             self._routes.append(_Route(i, spec, sink, templated, _block_queue(sink), topic))
         templates = [t for r in source.routes for t in (r.topic, r.payload) if t is not None]
         self._ctx_json = any(t.uses_message for t in templates)
+        self._ctx_once = any("nonce" in t.roots for t in templates)  # one {nonce} per message
         # One context, refilled per message: rendering is synchronous and keeps no reference.
         self._ctx = Context(source.name, INVALID, "", 0.0, self._seq, hostname)
 
@@ -127,6 +128,8 @@ class Router:
         ctx = self._ctx
         ctx.msg = msg.json if self._ctx_json else INVALID
         ctx.raw, ctx.now = msg.data, msg.received_at  # {now_ms}: when it was received
+        if self._ctx_once:
+            ctx.once.clear()
         return ctx
 
     @staticmethod

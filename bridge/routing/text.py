@@ -14,7 +14,8 @@ from typing import Any
 from bridge.routing.context import Context, TemplateError
 from bridge.routing.lookup import Getter, getter
 
-PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_]\w*)((?:\.[\w-]+|\[\d+\])*)\}")
+# {root<path>} or {root:+DURATION} (a clock offset); {{ and }} are literal braces
+PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_]\w*)((?:\.[\w-]+|\[\d+\])*)(?::([+-][\w.]+))?\}")
 Clean = Callable[[str], str] | None  # what a rendered value passes through, if anything
 Render = Callable[[Context, Clean], Any]
 
@@ -38,10 +39,10 @@ def compile_text(spec: str, consts: dict[str, str], roots: set[str]) -> Render:
     for m in PLACEHOLDER.finditer(spec):
         pieces.append(spec[pos : m.start()])
         root, pos = m.group(1), m.end()
-        if root is None or (root in consts and not m.group(2)):
+        if root is None or (root in consts and not m.group(2) and not m.group(3)):
             pieces.append(m.group(0)[0] if root is None else consts[root])
             continue
-        pieces.append(getter(root, m.group(2)))
+        pieces.append(getter(root, m.group(2), m.group(3)))
         roots.add(root)
     pieces = [p for p in [*pieces, spec[pos:]] if p != ""]
     if all(isinstance(p, str) for p in pieces):

@@ -6,11 +6,15 @@ from __future__ import annotations
 from bridge.errors import SourceError
 from bridge.stats.source import SourceStats
 from bridge.upstream.actions import Action, Close, SetState
-from bridge.upstream.conversation import Conversation
+from bridge.upstream.conversation import Conversation, Said
 from bridge.upstream.outbound import Outbound
 from bridge.upstream.plan import reads_data
 from bridge.upstream.recovery import Recovery
 from bridge.upstream.state import ConnState, Event, transition
+from bridge.upstream.steps import HttpSteps
+from bridge.upstream.tokens import made_per_render
+
+_DELIVERING = (ConnState.SUBSCRIBING, ConnState.CONNECTED)
 
 
 class Lifecycle:
@@ -18,11 +22,14 @@ class Lifecycle:
     ``stopped`` end a connection and the source; ``closing`` is a clean close under way, done
     once the sends the pacer holds are out."""
 
-    __slots__ = ("_out", "_recovery", "_stats", "_talk", "closing", "state")
+    __slots__ = ("_out", "_recovery", "_stats", "_talk", "closing", "http", "state")
 
     def __init__(self, stats: SourceStats, out: Outbound, talk: Conversation,
                  recovery: Recovery) -> None:
         self._stats, self._out, self._talk, self._recovery = stats, out, talk, recovery
+        # What lasts across connections beside the state: HTTP results, {sign...}, {jwt...}
+        self.http = HttpSteps(talk.cfg, talk.render)
+        talk.render.derived.update(made_per_render(talk.cfg))
         self.state, self.closing = ConnState.CONNECTING, False
 
     def enter(self, event: Event, now: float = 0.0) -> SetState:
@@ -34,6 +41,7 @@ class Lifecycle:
             if event is Event.READY:
                 self._stats.connects += 1
                 self._talk.watch.connected(self._talk.cfg, now)
+                self.http.subscribed(now)  # its timers, and the steps run after subscribing
             else:
                 self._talk.watch.subscribing()
         return SetState(self.state)
@@ -51,6 +59,7 @@ class Lifecycle:
         """The connection ended, or never opened, with ``error``; ``retry``: another attempt
         follows (counted under ``reason``), else the source gives up and its calls fail."""
         self.closing = False
+        self.http.lost()
         self._talk.plan.load([])  # nothing more to say on it
         self._out.queue.requeue(self._out.pacer.drop())  # never sent: first next time
         self._stats.last_error = str(error)
@@ -67,6 +76,12 @@ class Lifecycle:
         calls = self._out.calls
         out: list[Action] = list(calls.close("the bridge stopped")) if calls is not None else []
         return out if self.state is ConnState.FAILED else [*out, self.enter(Event.STOP)]
+
+    def stop(self, live: bool, now: float) -> list[Said]:
+        """A clean shutdown begins: the unsubscribe messages, if subscribing began."""
+        self.closing = True
+        self._out.queue.requeue(self._out.pacer.drop())  # never sent: first next time
+        return self._talk.unsubscribe(now) if live and self.state in _DELIVERING else []
 
     def close(self) -> list[Action]:
         """A clean close: ``Close`` once the pacer holds no send, else nothing yet."""

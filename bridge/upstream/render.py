@@ -39,12 +39,15 @@ class Renderer:
         value = template.render(self.context(now, msg, raw, mqtt))
         return Send(value if isinstance(value, str) else json.dumps(value, separators=(",", ":")))
 
+    def wall(self, now: float) -> float:
+        """The wall-clock time (``{now_ms}``) at monotonic ``now``."""
+        return self._wall() if self._wall else now
+
     def context(self, now: float, msg: Any = INVALID, raw: Any = "", mqtt: Any = None
                 ) -> Context:
         """One render's context: one clock reading, the namespaces as they are now."""
-        wall = self._wall() if self._wall else now
-        ctx = Context(self._name, msg, raw, wall, self._seq.__next__, self._hostname, mqtt,
-                      self.names)
+        ctx = Context(self._name, msg, raw, self.wall(now), self._seq.__next__, self._hostname,
+                      mqtt, self.names)
         if self.derived:
             ctx.names = {**self.names, **{k: make(ctx) for k, make in self.derived.items()}}
         return ctx

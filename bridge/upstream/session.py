@@ -17,8 +17,9 @@ from bridge.errors import SequenceGap, SessionTimeout, SourceError
 from bridge.messages import INVALID, Message
 from bridge.routing.template import Template
 from bridge.stats.source import SourceStats
-from bridge.upstream.actions import Action, Deliver, Fail, Notice, Send, Unread
+from bridge.upstream.actions import Action, Deliver, Fail, Fetch, Notice, Send, Unread
 from bridge.upstream.conversation import Conversation
+from bridge.upstream.http_result import HttpResult
 from bridge.upstream.invalid import InvalidFrames
 from bridge.upstream.lifecycle import Lifecycle
 from bridge.upstream.outbound import Outbound
@@ -46,7 +47,7 @@ class Session:
         # CONNECTED, nothing to match: frames pass unread, or ``screen`` only checks recovery
         self._pass = self._checks_only = self._told = False  # _told: what Unread last said
         self._talk = Conversation(cfg, hostname, wall)
-        self._invalid = InvalidFrames(cfg.on_invalid == "forward")
+        self._invalid = InvalidFrames(cfg.on_invalid == "forward", self.stats)
         self._out = Outbound(cfg, self.stats.outgoing)
         self._life = Lifecycle(self.stats, self._out, self._talk, self.recovery)
 
@@ -55,9 +56,14 @@ class Session:
         """For tests and inspection; the driver learns states from ``SetState`` actions."""
         return self._life.state
 
-    def connecting(self) -> list[Action]:
-        """An attempt to open a socket begins."""
-        return self._emit([Event.CONNECTING], 0.0)
+    def connecting(self, now: float = 0.0) -> list[Action]:
+        """An attempt begins: its HTTP steps (``Fetch``, see ``fetched``), then ``Dial``."""
+        return self._emit([Event.CONNECTING, *self._life.http.begin(now)], now)
+
+    def fetched(self, fetch: Fetch, outcome: HttpResult | str, now: float) -> list[Action]:
+        """An HTTP step's response, or why it failed: the next ``Fetch`` or ``Dial`` of an
+        attempt, a ``Fail`` of the attempt or the connection, a ``Deliver``, a ``Notice``."""
+        return self._emit(self._life.http.fetched(fetch.request, outcome, now), now)
 
     def start(self, now: float) -> list[Action]:
         """The socket is open: run the plan until its first wait."""
@@ -73,10 +79,9 @@ class Session:
     def stop(self, now: float) -> list[Action]:
         """Clean shutdown: the unsubscribe messages (if subscribing began), then Close once
         they are out (the rate limit may hold them: keep ticking)."""
-        out = self._talk.unsubscribe(now) if self._live and self._life.state in _DELIVERING else []
-        self._out.queue.requeue(self._out.pacer.drop())  # never sent: first next time
-        self._live, self._life.closing, self._told = False, True, False  # nothing to tell
-        return self._emit(list(out), now) + self._life.close()
+        out = self._life.stop(self._live, now)
+        self._live, self._told = False, False  # nothing to tell
+        return self._emit(out, now) + self._life.close()
 
     def stopped(self) -> list[Action]:
         """The source is done: every open call is answered; STOPPED unless it FAILED."""
@@ -121,7 +126,6 @@ class Session:
 
     def unread_invalid(self, now: float) -> list[Action]:
         """A text frame that is not JSON: found by the session, or by a route (``UNREAD``)."""
-        self.stats.invalid += 1
         return list(self._invalid.seen(1, now))
 
     def _checked(self, msg: Message, check: Check, out: list[Action], now: float) -> list[Action]:
@@ -143,11 +147,13 @@ class Session:
             return out
         if (stage := self._talk.timed_out(now, self._last_rx)) is not None:
             return out + self._fail(SessionTimeout(self._talk.cfg.name, stage))
-        return out + self._emit(self._talk.due(now, self.recovery), now)
+        due = [*self._talk.due(now, self.recovery), *self._life.http.due(now)]
+        return out + self._emit(due, now)
 
     def deadline(self) -> float | None:
         """The next time ``tick`` must be called, or None; idle is lazy, so it may come early."""
-        when = min(self._out.next, self._talk.next) if self._live else self._out.next
+        when = min(self._out.next, self._talk.next, self._life.http.next) if self._live else \
+            self._out.next
         return when if when < math.inf else None
 
     def publish(self, send: Template, mqtt: Any, now: float) -> list[Action]:
@@ -175,17 +181,13 @@ class Session:
         (held ones go out from ``tick``), then the outgoing queue's turn."""
         done = [self._life.enter(a, now) if isinstance(a, Event) else a for a in out]
         self._live = self._live and not any(isinstance(a, Fail) for a in done)
-        done = self._out.pacer.pace(done, now) + self._flush(now)
+        ready = self._live and self._life.state is ConnState.CONNECTED
+        done = self._out.pacer.pace(done, now) + self._out.flush(now, self._talk.render.mqtt, ready)
         self._mode()  # states entered, calls sent: what must be read may have changed
         if self._pass is not self._told:  # the driver's fast path changed: tell it
             self._told = self._pass
             done.append(Unread(self._pass))
         return done
-
-    def _flush(self, now: float) -> list[Action]:
-        if self._life.state is not ConnState.CONNECTED or not self._live or not self._out.queue:
-            return []
-        return self._out.flush(now, self._talk.render.mqtt)
 
     def _mode(self) -> None:
         self._pass, self._checks_only = self._life.fast_path(self._live)

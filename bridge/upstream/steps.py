@@ -1,0 +1,98 @@
+"""A source's HTTP steps as a sub-machine of the session: before each attempt (``connect``, in
+order, then ``Dial``), on timers while connected (``every``), after each subscribe.
+
+It renders each request (one context: one clock per request) and hands it out as ``Fetch``;
+the response comes back through ``fetched`` and is what ``{http.NAME...}`` reads from then on.
+The URL and headers of the attempt are rendered once the ``connect`` steps have answered."""
+
+from __future__ import annotations
+
+import math
+
+from bridge.config.http_specs import HttpStep
+from bridge.config.model import SourceConfig
+from bridge.errors import ConnectFailed
+from bridge.messages import Message
+from bridge.routing.template import Template, TemplateError
+from bridge.upstream.actions import Action, Deliver, Fail, Fetch, Redact
+from bridge.upstream.http_result import HttpRequest, HttpResult
+from bridge.upstream.render import Renderer
+from bridge.upstream.requests import dial, failure, request
+
+
+class HttpSteps:
+    """The HTTP steps of one source across its connections; ``next`` is the earliest timer."""
+
+    def __init__(self, cfg: SourceConfig, render: Renderer) -> None:
+        self._cfg, self._render = cfg, render
+        self._steps = {step.name: step for step in cfg.http}
+        self._url, self._headers = Template(cfg.url), Template(dict(cfg.headers))
+        self.results: dict[str, HttpResult] = {}
+        render.names["http"] = self.results
+        self._queue: list[HttpStep] = []  # connect steps yet to run in this attempt
+        self._timers: dict[str, float] = {}  # every-steps: when each runs next
+        self._generation, self.next = 0, math.inf
+
+    def begin(self, now: float) -> list[Action]:
+        """A connection attempt: its first ``connect`` step, or ``Dial`` when there is none."""
+        self.lost()
+        self._queue = [s for s in self._cfg.http if s.on == "connect"]
+        return self._go_on(now)
+
+    def lost(self) -> None:
+        """The connection is over: answers still to come are stale, the timers stop."""
+        self._generation += 1
+        self._timers.clear()
+        self.next = math.inf
+
+    def subscribed(self, now: float) -> None:
+        """(Re)subscribed: the ``subscribed`` steps are due now; the ``every`` timers start."""
+        for step in self._cfg.http:
+            if step.on == "subscribed" or (step.on == "every" and step.name not in self._timers):
+                self._timers[step.name] = now + step.every
+        self.next = min(self._timers.values(), default=math.inf)
+
+    def due(self, now: float) -> list[Action]:
+        """The steps whose time has come: ``every`` steps, and ``subscribed`` ones once."""
+        out: list[Action] = []
+        for name, when in list(self._timers.items()):
+            if when <= now:
+                step = self._steps[name]
+                if step.on == "subscribed":
+                    del self._timers[name]
+                else:
+                    self._timers[name] = now + step.every
+                out.append(self._fetch(step, now))
+        self.next = min(self._timers.values(), default=math.inf)
+        return out
+
+    def fetched(self, request: HttpRequest, outcome: HttpResult | str, now: float
+                ) -> list[Action]:
+        """A response, or why there is none: what follows (a ``Fail`` when it fails an attempt,
+        or a connection with ``on_error: reconnect``)."""
+        step = self._steps.get(request.step)
+        if request.generation != self._generation or step is None:
+            return []  # an answer for a connection that is gone
+        if isinstance(outcome, str) or not step.accepts(outcome.status):
+            why = outcome if isinstance(outcome, str) else f"HTTP {outcome.status}"
+            return [failure(step, self._cfg.name, why, getattr(outcome, "status", None))]
+        self.results[step.name] = outcome
+        out: list[Action] = [] if step.deliver else [Redact(tuple(outcome.secrets()))]
+        if step.deliver:
+            out.append(Deliver(Message(self._cfg.name, outcome.text, self._render.wall(now))))
+        return out + (self._go_on(now) if step.on == "connect" else [])
+
+    def _go_on(self, now: float) -> list[Action]:
+        if self._queue:
+            return [self._fetch(self._queue.pop(0), now)]
+        try:
+            return [dial(self._url, self._headers, self._render.context(now))]
+        except TemplateError as exc:
+            why = f"cannot render the url or headers: {exc}"
+            return [Fail(ConnectFailed(self._cfg.name, why))]
+
+    def _fetch(self, step: HttpStep, now: float) -> Action:
+        try:
+            return Fetch(request(step, self._render.context(now), self._generation))
+        except TemplateError as exc:
+            return failure(step, self._cfg.name, f"cannot render the request: {exc}", None)
