@@ -147,7 +147,7 @@ def test_an_answer_for_a_connection_that_is_gone_is_dropped() -> None:
 def test_a_heartbeat_interval_read_from_a_response_and_a_non_json_read_is_clear() -> None:
     cfg = SourceConfig("s", "ws://h/", http=(HttpStep("b", Template("http://h/b")),),
                        heartbeat=HeartbeatSpec(Template({"op": "ping"}), 0.0,
-                                               every=Template("{http.b.json.ms}ms")))
+                                               interval_from=Template("{http.b.json.ms}ms")))
     s = Session(cfg)
     fetch = next(a for a in s.connecting(0.0) if isinstance(a, Fetch))
     s.fetched(fetch, response("b", '{"ms": 250}'), 0.0)

@@ -290,6 +290,7 @@ def test_check_reports_reads_of_missing_or_later_steps_and_bad_keys(tmp_path: Pa
         - {name: first, url: "http://127.0.0.1:1/a?k={http.second.json.k}"}
         - {name: second, url: "http://127.0.0.1:1/b"}
         - {name: ka, on: every 1m, url: "http://127.0.0.1:1/c"}
+        - {name: early, url: "http://127.0.0.1:1/d", deliver: true}
       url: "ws://127.0.0.1:1/{http.nope.text}/{http.ka.text}"
       sign:
         s: {hmac: sha256, key: "not base64!", key_encoding: base64, message: "{now_s}"}
@@ -302,6 +303,7 @@ def test_check_reports_reads_of_missing_or_later_steps_and_bad_keys(tmp_path: Pa
     assert "sources[0].url: {http.nope...} reads an HTTP step that does not exist" in text
     assert "{http.ka...} reads a step that runs only once connected" in text
     assert "sources[0].sign.s.key: the key is not valid base64" in text
+    assert "sources[0].http[3].deliver: a step that runs before connecting has no routes" in text
     assert "sources[0].jwt.j.key: the key cannot sign ES256" in text
     assert "secretstuff" not in text and "not base64!" not in text
 

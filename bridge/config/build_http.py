@@ -34,6 +34,9 @@ def _step(raw: dict[str, Any], where: KeyPath, c: Collector) -> HttpStep:
         except ValueError as exc:
             c.add((*where, "on"), str(exc))
     kind = next((k for k in _BODIES if k in raw), "none")
+    if raw.get("deliver") and on == "connect":
+        c.add((*where, "deliver"), "a step that runs before connecting has no routes to deliver "
+              "to yet; use on: subscribed (or every DURATION)")
     return HttpStep(
         name=raw["name"], url=c.template(raw["url"], (*where, "url")), on=on,  # type: ignore[arg-type]
         every=seconds, method=raw.get("method", "GET"),

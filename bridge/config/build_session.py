@@ -46,7 +46,7 @@ def _heartbeat(beat: dict[str, Any], where: KeyPath, c: Collector) -> HeartbeatS
     return HeartbeatSpec(
         send=c.template(beat["send"], (*where, "send")),
         expect=pattern(beat.get("expect")),
-        every=None if every is None else c.template(every, (*where, "interval")),
+        interval_from=None if every is None else c.template(every, (*where, "interval")),
         **{"interval": 0.0, **c.seconds(beat, where, times)},
     )
 

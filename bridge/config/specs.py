@@ -43,13 +43,13 @@ class AuthSpec:
 
 @dataclass(frozen=True, slots=True)
 class HeartbeatSpec:
-    """``every``: the interval as a template (``"{http.bullet.json.ping}ms"``), read when a
-    connection opens; ``interval`` is then unused."""
+    """``interval_from``: a template giving the interval (``"{http.b.json.ping}ms"``), rendered
+    when a connection opens; it replaces ``interval``."""
     send: Template
     interval: float
     expect: Pattern | None = None
     timeout: float = 10.0
-    every: Template | None = None
+    interval_from: Template | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,8 +33,10 @@ async def fetch(request: HttpRequest, tls: ssl.SSLContext | None, proxy: str | N
         return f"{where}: timed out after {request.timeout:g}s"
     except httpx.ConnectError as exc:
         return f"{where}: {_tls_problem(exc) or 'cannot connect'}"
-    except httpx.HTTPError as exc:  # its text may quote a URL that holds a token
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:  # its text may quote a URL's token
         return f"{where}: {type(exc).__name__}"
+    except (ValueError, ImportError) as exc:  # a proxy httpx cannot use (socks5 needs socksio)
+        return f"{where}: cannot use this URL or proxy ({type(exc).__name__})"
     return HttpResult(request.step, response.status_code, response.text, dict(response.headers))
 
 

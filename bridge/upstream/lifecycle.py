@@ -6,15 +6,13 @@ from __future__ import annotations
 from bridge.errors import SourceError
 from bridge.stats.source import SourceStats
 from bridge.upstream.actions import Action, Close, SetState
-from bridge.upstream.conversation import Conversation, Said
+from bridge.upstream.conversation import Conversation
 from bridge.upstream.outbound import Outbound
 from bridge.upstream.plan import reads_data
 from bridge.upstream.recovery import Recovery
 from bridge.upstream.state import ConnState, Event, transition
 from bridge.upstream.steps import HttpSteps
 from bridge.upstream.tokens import made_per_render
-
-_DELIVERING = (ConnState.SUBSCRIBING, ConnState.CONNECTED)
 
 
 class Lifecycle:
@@ -41,7 +39,7 @@ class Lifecycle:
             if event is Event.READY:
                 self._stats.connects += 1
                 self._talk.watch.connected(self._talk.cfg, now)
-                self.http.subscribed(now)  # its timers, and the steps run after subscribing
+                self.http.timers.subscribed(now)  # its timers, and the steps run after subscribing
             else:
                 self._talk.watch.subscribing()
         return SetState(self.state)
@@ -77,11 +75,12 @@ class Lifecycle:
         out: list[Action] = list(calls.close("the bridge stopped")) if calls is not None else []
         return out if self.state is ConnState.FAILED else [*out, self.enter(Event.STOP)]
 
-    def stop(self, live: bool, now: float) -> list[Said]:
-        """A clean shutdown begins: the unsubscribe messages, if subscribing began."""
+    def stop(self, subscribed: bool, now: float) -> list[Action | Event]:
+        """A clean shutdown begins: the unsubscribe messages (when ``subscribed``); sends the
+        pacer holds go first again if the source ever connects again."""
+        self._out.queue.requeue(self._out.pacer.drop())
         self.closing = True
-        self._out.queue.requeue(self._out.pacer.drop())  # never sent: first next time
-        return self._talk.unsubscribe(now) if live and self.state in _DELIVERING else []
+        return list(self._talk.unsubscribe(now)) if subscribed else []
 
     def close(self) -> list[Action]:
         """A clean close: ``Close`` once the pacer holds no send, else nothing yet."""

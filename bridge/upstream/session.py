@@ -17,7 +17,7 @@ from bridge.errors import SequenceGap, SessionTimeout, SourceError
 from bridge.messages import INVALID, Message
 from bridge.routing.template import Template
 from bridge.stats.source import SourceStats
-from bridge.upstream.actions import Action, Deliver, Fail, Fetch, Notice, Send, Unread
+from bridge.upstream.actions import Action, Deliver, Fail, Fetch, Send, Unread
 from bridge.upstream.conversation import Conversation
 from bridge.upstream.http_result import HttpResult
 from bridge.upstream.invalid import InvalidFrames
@@ -79,7 +79,7 @@ class Session:
     def stop(self, now: float) -> list[Action]:
         """Clean shutdown: the unsubscribe messages (if subscribing began), then Close once
         they are out (the rate limit may hold them: keep ticking)."""
-        out = self._life.stop(self._live, now)
+        out = self._life.stop(self._live and self._life.state in _DELIVERING, now)
         self._live, self._told = False, False  # nothing to tell
         return self._emit(out, now) + self._life.close()
 
@@ -129,8 +129,7 @@ class Session:
         return list(self._invalid.seen(1, now))
 
     def _checked(self, msg: Message, check: Check, out: list[Action], now: float) -> list[Action]:
-        out += [Notice(note) for note in check.notes]
-        out += [Deliver(msg)] if check.keep else []
+        out += check.actions(msg)
         if check.on_gap == "reconnect":
             return out + self._fail(SequenceGap(self._talk.cfg.name, check.gap))
         return out + (self.resubscribe(self._talk.cfg, now) if check.on_gap else [])
@@ -181,8 +180,9 @@ class Session:
         (held ones go out from ``tick``), then the outgoing queue's turn."""
         done = [self._life.enter(a, now) if isinstance(a, Event) else a for a in out]
         self._live = self._live and not any(isinstance(a, Fail) for a in done)
-        ready = self._live and self._life.state is ConnState.CONNECTED
-        done = self._out.pacer.pace(done, now) + self._out.flush(now, self._talk.render.mqtt, ready)
+        connected = self._live and self._life.state is ConnState.CONNECTED
+        done = self._out.pacer.pace(done, now) + self._out.flush(now, connected,
+                                                                  self._talk.render.mqtt)
         self._mode()  # states entered, calls sent: what must be read may have changed
         if self._pass is not self._told:  # the driver's fast path changed: tell it
             self._told = self._pass

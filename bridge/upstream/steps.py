@@ -7,8 +7,6 @@ The URL and headers of the attempt are rendered once the ``connect`` steps have 
 
 from __future__ import annotations
 
-import math
-
 from bridge.config.http_specs import HttpStep
 from bridge.config.model import SourceConfig
 from bridge.errors import ConnectFailed
@@ -18,10 +16,12 @@ from bridge.upstream.actions import Action, Deliver, Fail, Fetch, Redact
 from bridge.upstream.http_result import HttpRequest, HttpResult
 from bridge.upstream.render import Renderer
 from bridge.upstream.requests import dial, failure, request
+from bridge.upstream.step_timers import StepTimers
 
 
 class HttpSteps:
-    """The HTTP steps of one source across its connections; ``next`` is the earliest timer."""
+    """The HTTP steps of one source across its connections; ``timers`` says when the timed
+    ones run while connected."""
 
     def __init__(self, cfg: SourceConfig, render: Renderer) -> None:
         self._cfg, self._render = cfg, render
@@ -30,8 +30,13 @@ class HttpSteps:
         self.results: dict[str, HttpResult] = {}
         render.names["http"] = self.results
         self._queue: list[HttpStep] = []  # connect steps yet to run in this attempt
-        self._timers: dict[str, float] = {}  # every-steps: when each runs next
-        self._generation, self.next = 0, math.inf
+        self.timers = StepTimers(cfg.http)
+        self._generation = 0
+
+    @property
+    def next(self) -> float:
+        """When the earliest timed step runs (``inf``: none)."""
+        return self.timers.next
 
     def begin(self, now: float) -> list[Action]:
         """A connection attempt: its first ``connect`` step, or ``Dial`` when there is none."""
@@ -42,29 +47,11 @@ class HttpSteps:
     def lost(self) -> None:
         """The connection is over: answers still to come are stale, the timers stop."""
         self._generation += 1
-        self._timers.clear()
-        self.next = math.inf
-
-    def subscribed(self, now: float) -> None:
-        """(Re)subscribed: the ``subscribed`` steps are due now; the ``every`` timers start."""
-        for step in self._cfg.http:
-            if step.on == "subscribed" or (step.on == "every" and step.name not in self._timers):
-                self._timers[step.name] = now + step.every
-        self.next = min(self._timers.values(), default=math.inf)
+        self.timers.stop()
 
     def due(self, now: float) -> list[Action]:
-        """The steps whose time has come: ``every`` steps, and ``subscribed`` ones once."""
-        out: list[Action] = []
-        for name, when in list(self._timers.items()):
-            if when <= now:
-                step = self._steps[name]
-                if step.on == "subscribed":
-                    del self._timers[name]
-                else:
-                    self._timers[name] = now + step.every
-                out.append(self._fetch(step, now))
-        self.next = min(self._timers.values(), default=math.inf)
-        return out
+        """The requests of the timed steps whose time has come."""
+        return [self._fetch(step, now) for step in self.timers.due(now)]
 
     def fetched(self, request: HttpRequest, outcome: HttpResult | str, now: float
                 ) -> list[Action]:

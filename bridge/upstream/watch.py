@@ -24,8 +24,8 @@ class Watch:
                  render: Any = None) -> None:
         """``render``: the source's Renderer, for a heartbeat interval that is a template."""
         beat = cfg.heartbeat if cfg else None
-        if beat is not None and beat.every is not None:
-            beat = replace(beat, interval=_interval(beat.every, render.context(now)))
+        if beat is not None and beat.interval_from is not None:
+            beat = replace(beat, interval=_interval(beat.interval_from, render.context(now)))
         self._keep = Keepalive(beat, cfg.idle_timeout if cfg else 0.0, now)
         self._pongs = beat is not None and beat.expect is not None  # else no message is one
         self._quiet = NEVER
