@@ -23,7 +23,8 @@ from bridge.routing.context import Context, TemplateError
 from bridge.routing.pattern import Pattern
 from bridge.routing.template import Template
 from bridge.supervisor import ROUTING_FIELDS, SUBSCRIPTION_FIELDS, changed_fields
-from bridge.upstream.actions import Deliver, Dial, Fail, Fetch, Notice, Redact, Send, Unread
+from bridge.upstream.actions import Deliver, Fail, Notice, Send, Unread
+from bridge.upstream.attempt import Dial, Fetch, Redact
 from bridge.upstream.http_result import HttpResult
 from bridge.upstream.session import Session
 
@@ -93,7 +94,7 @@ def test_connect_steps_run_before_dialing_and_their_answers_feed_the_url() -> No
     s = Session(steps_source())
     fetch = next(a for a in s.connecting(0.0) if isinstance(a, Fetch))
     assert (fetch.request.method, fetch.request.url) == ("POST", "http://h/key")
-    out = s.fetched(fetch, response("key", '{"k": "listen-key-1"}'), 0.1)
+    out = s.fetched(fetch.request, response("key", '{"k": "listen-key-1"}'), 0.1)
     assert Dial("ws://h/listen-key-1", {}) in out
     assert Redact(("listen-key-1",)) in out
     assert s.deadline() is None  # no timer before the connection is up
@@ -101,14 +102,14 @@ def test_connect_steps_run_before_dialing_and_their_answers_feed_the_url() -> No
 
 def test_every_and_subscribed_steps_are_deadlines_of_the_live_connection() -> None:
     s = Session(steps_source())
-    s.fetched(next(a for a in s.connecting(0.0) if isinstance(a, Fetch)),
+    s.fetched(next(a for a in s.connecting(0.0) if isinstance(a, Fetch)).request,
               response("key", '{"k": "K"}'), 0.0)
     assert Send('{"op":"sub"}') in s.start(1.0)
     s.receive(Message("s", '{"ok": true}', 0.0), 2.0)  # subscribed: the snapshot is due now
     assert s.deadline() == 2.0
     snap = [a for a in s.tick(2.0) if isinstance(a, Fetch)]
     assert [f.request.step for f in snap] == ["snap"]
-    [deliver] = s.fetched(snap[0], response("snap", '{"bids": []}'), 2.1)
+    [deliver] = s.fetched(snap[0].request, response("snap", '{"bids": []}'), 2.1)
     assert isinstance(deliver, Deliver) and deliver.msg.data == '{"bids": []}'  # as received
     assert s.deadline() == 7.0  # the keepalive, every 5 s from CONNECTED
     ka = [a for a in s.tick(7.0) if isinstance(a, Fetch)]
@@ -119,20 +120,20 @@ def test_every_and_subscribed_steps_are_deadlines_of_the_live_connection() -> No
 def test_a_failing_step_fails_the_attempt_or_is_logged_or_reconnects() -> None:
     s = Session(steps_source())
     fetch = next(a for a in s.connecting(0.0) if isinstance(a, Fetch))
-    [fail] = s.fetched(fetch, response("key", "no", 401), 0.0)
+    [fail] = s.fetched(fetch.request, response("key", "no", 401), 0.0)
     assert isinstance(fail, Fail) and isinstance(fail.error, AuthRejected)
     assert "http step 'key' (POST) failed: HTTP 401" in str(fail.error)
     fetch = next(a for a in s.connecting(1.0) if isinstance(a, Fetch))
-    [fail] = s.fetched(fetch, "http://h/key: cannot connect", 1.0)
+    [fail] = s.fetched(fetch.request, "http://h/key: cannot connect", 1.0)
     assert isinstance(fail.error, ConnectFailed) and not isinstance(fail.error, AuthRejected)
     for on_error, kind in (("log", Notice), ("reconnect", Fail)):
         s = Session(steps_source(on_error=on_error))
-        s.fetched(next(a for a in s.connecting(0.0) if isinstance(a, Fetch)),
+        s.fetched(next(a for a in s.connecting(0.0) if isinstance(a, Fetch)).request,
                   response("key", '{"k": "K"}'), 0.0)
         s.start(0.0)
         s.receive(Message("s", '{"ok": true}', 0.0), 0.0)
         ka = [a for a in s.tick(5.0) if isinstance(a, Fetch) and a.request.step == "ka"]
-        out = s.fetched(ka[0], response("ka", "", 500), 5.0)
+        out = s.fetched(ka[0].request, response("ka", "", 500), 5.0)
         assert [type(a) for a in out if not isinstance(a, Unread)] == [kind]
 
 
@@ -141,7 +142,7 @@ def test_an_answer_for_a_connection_that_is_gone_is_dropped() -> None:
     old = next(a for a in s.connecting(0.0) if isinstance(a, Fetch))
     s.lost(ConnectFailed("s", "x"), "network", True)
     s.connecting(1.0)
-    assert s.fetched(old, response("key", '{"k": "stale"}'), 1.0) == []
+    assert s.fetched(old.request, response("key", '{"k": "stale"}'), 1.0) == []
 
 
 def test_a_heartbeat_interval_read_from_a_response_and_a_non_json_read_is_clear() -> None:
@@ -150,12 +151,12 @@ def test_a_heartbeat_interval_read_from_a_response_and_a_non_json_read_is_clear(
                                                interval_from=Template("{http.b.json.ms}ms")))
     s = Session(cfg)
     fetch = next(a for a in s.connecting(0.0) if isinstance(a, Fetch))
-    s.fetched(fetch, response("b", '{"ms": 250}'), 0.0)
+    s.fetched(fetch.request, response("b", '{"ms": 250}'), 0.0)
     s.start(10.0)
     assert s.deadline() == 10.25
     s = Session(cfg)
     fetch = next(a for a in s.connecting(0.0) if isinstance(a, Fetch))
-    s.fetched(fetch, response("b", "<html>"), 0.0)
+    s.fetched(fetch.request, response("b", "<html>"), 0.0)
     [fail] = [a for a in s.start(10.0) if isinstance(a, Fail)]
     assert "the response of HTTP step 'b' is not JSON" in str(fail.error)
     assert math.isinf(s.deadline() or math.inf)

@@ -21,13 +21,13 @@ from bridge.upstream.actions import (
     Answer,
     Close,
     Deliver,
-    Dial,
     Fail,
     Notice,
     Send,
     SetState,
     Unread,
 )
+from bridge.upstream.attempt import Dial
 from bridge.upstream.backoff import BackoffPolicy, backoff
 from bridge.upstream.reconnect import HEALTHY_AFTER, Reconnect
 from bridge.upstream.session import Session

@@ -8,7 +8,7 @@ from typing import Any
 
 from bridge.errors import SourceError
 from bridge.messages import INVALID, Message
-from bridge.upstream.http_result import HttpRequest
+from bridge.upstream.attempt import Dial, Fetch, Redact
 from bridge.upstream.state import ConnState
 
 
@@ -68,25 +68,6 @@ class Unread:
     until the next ``Unread`` or the end of the connection; the driver then reports the time
     of the last such frame with ``tick``."""
     on: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Fetch:
-    """Perform this HTTP request, then hand its response (or why it failed) to ``fetched``."""
-    request: HttpRequest
-
-
-@dataclass(frozen=True, slots=True)
-class Dial:
-    """Open the connection now, to ``url`` with ``headers`` (rendered for this attempt)."""
-    url: str = field(repr=False)
-    headers: dict[str, str] = field(repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class Redact:
-    """Keep these values (tokens from a response) out of every output from now on."""
-    values: tuple[str, ...] = field(repr=False)
 
 
 # Send a text frame; Deliver to the routes; SetState; Fail = drop this connection; Close cleanly;

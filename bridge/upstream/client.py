@@ -28,15 +28,13 @@ from bridge.upstream.actions import (
     Answer,
     Close,
     Deliver,
-    Dial,
     Fail,
-    Fetch,
     Notice,
-    Redact,
     Send,
     SetState,
     Unread,
 )
+from bridge.upstream.attempt import Dial, Fetch, Redact
 from bridge.upstream.connection import Connection, open_connection
 from bridge.upstream.http import fetch
 from bridge.upstream.reconnect import Reconnect
@@ -172,7 +170,7 @@ class SourceClient:
             outcome = await self._serving(lambda s=step: self._fetch(s), None)  # type: ignore[misc]
             if outcome is None:
                 return None  # stop() came
-            actions = self._session.fetched(step, outcome, self._clock())
+            actions = self._session.fetched(step.request, outcome, self._clock())
         dial = next(a for a in actions if isinstance(a, Dial))
         # One that opened just as stop() came is served too: its loop stops at once, with
         # the unsubscribe messages and a close frame, as for any other connection.
@@ -192,7 +190,7 @@ class SourceClient:
             outcome = await self._fetch(step)
         except SourceError as exc:  # the TLS settings
             outcome = exc.detail
-        self._backlog += self._session.fetched(step, outcome, self._clock())
+        self._backlog += self._session.fetched(step.request, outcome, self._clock())
         self._wake()
 
     def _lost(self, error: SourceError, reason: str, delay: float | None) -> None:

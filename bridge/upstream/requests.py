@@ -9,7 +9,8 @@ from bridge.config.http_specs import HttpStep
 from bridge.errors import AuthRejected, ConnectFailed
 from bridge.routing.template import Context, Template
 from bridge.routing.text import to_text
-from bridge.upstream.actions import Action, Dial, Fail, Notice
+from bridge.upstream.actions import Action, Fail, Notice
+from bridge.upstream.attempt import Dial
 from bridge.upstream.http_result import HttpRequest
 
 

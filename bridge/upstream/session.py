@@ -17,9 +17,9 @@ from bridge.errors import SequenceGap, SessionTimeout, SourceError
 from bridge.messages import INVALID, Message
 from bridge.routing.template import Template
 from bridge.stats.source import SourceStats
-from bridge.upstream.actions import Action, Deliver, Fail, Fetch, Send, Unread
+from bridge.upstream.actions import Action, Deliver, Fail, Send, Unread
 from bridge.upstream.conversation import Conversation
-from bridge.upstream.http_result import HttpResult
+from bridge.upstream.http_result import HttpRequest, HttpResult
 from bridge.upstream.invalid import InvalidFrames
 from bridge.upstream.lifecycle import Lifecycle
 from bridge.upstream.outbound import Outbound
@@ -60,10 +60,10 @@ class Session:
         """An attempt begins: its HTTP steps (``Fetch``, see ``fetched``), then ``Dial``."""
         return self._emit([Event.CONNECTING, *self._life.http.begin(now)], now)
 
-    def fetched(self, fetch: Fetch, outcome: HttpResult | str, now: float) -> list[Action]:
-        """An HTTP step's response, or why it failed: the next ``Fetch`` or ``Dial`` of an
-        attempt, a ``Fail`` of the attempt or the connection, a ``Deliver``, a ``Notice``."""
-        return self._emit(self._life.http.fetched(fetch.request, outcome, now), now)
+    def fetched(self, request: HttpRequest, outcome: HttpResult | str, now: float) -> list[Action]:
+        """A ``Fetch``'s response, or why there is none: the attempt's next ``Fetch`` or
+        ``Dial``, a ``Fail`` (of the attempt or the connection), a ``Deliver``, a ``Notice``."""
+        return self._emit(self._life.http.fetched(request, outcome, now), now)
 
     def start(self, now: float) -> list[Action]:
         """The socket is open: run the plan until its first wait."""

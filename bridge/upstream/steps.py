@@ -12,7 +12,8 @@ from bridge.config.model import SourceConfig
 from bridge.errors import ConnectFailed
 from bridge.messages import Message
 from bridge.routing.template import Template, TemplateError
-from bridge.upstream.actions import Action, Deliver, Fail, Fetch, Redact
+from bridge.upstream.actions import Action, Deliver, Fail
+from bridge.upstream.attempt import Fetch, Redact
 from bridge.upstream.http_result import HttpRequest, HttpResult
 from bridge.upstream.render import Renderer
 from bridge.upstream.requests import dial, failure, request
@@ -64,9 +65,11 @@ class HttpSteps:
             why = outcome if isinstance(outcome, str) else f"HTTP {outcome.status}"
             return [failure(step, self._cfg.name, why, getattr(outcome, "status", None))]
         self.results[step.name] = outcome
-        out: list[Action] = [] if step.deliver else [Redact(tuple(outcome.secrets()))]
-        if step.deliver:
-            out.append(Deliver(Message(self._cfg.name, outcome.text, self._render.wall(now))))
+        if step.deliver:  # data for the routes, not a secret
+            out: list[Action] = [Deliver(Message(self._cfg.name, outcome.text,
+                                                 self._render.wall(now)))]
+        else:
+            out = [Redact(found)] if (found := tuple(outcome.secrets())) else []
         return out + (self._go_on(now) if step.on == "connect" else [])
 
     def _go_on(self, now: float) -> list[Action]:
