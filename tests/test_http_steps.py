@@ -363,3 +363,13 @@ async def test_the_daemon_delivers_the_binance_snapshot_to_a_real_mqtt_subscribe
     finally:
         supervisor.request_stop()
         assert await asyncio.wait_for(running, 20) == 0
+
+
+async def test_http_steps_go_through_the_sources_proxy(
+        tmp_path: Path, http_upstream: HttpUpstream) -> None:
+    http_upstream.route("POST", "/api/v1/bullet-public", lambda r: Reply(401, "no"))
+    cfg = replace(kucoin(tmp_path, http_upstream, {"https://api.kucoin.com": "http://kucoin.invalid"}),
+                  proxy=http_upstream.url)  # the loopback server plays the proxy
+    async with Running(cfg) as run:
+        await run.until(lambda: run.client.stats.reconnects["auth_rejected"] >= 1)
+    assert http_upstream.requests[0].target == "http://kucoin.invalid/api/v1/bullet-public"

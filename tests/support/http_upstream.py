@@ -27,7 +27,8 @@ HttpUpstream
     Settable seconds to wait before answering (a slow endpoint).
 ``requests``
     Every :class:`HttpRequestSeen` (``method``, ``path``, ``query``, ``headers`` with
-    lower-case names, ``body`` text, ``json()``), oldest first, including failed ones.
+    lower-case names, ``body`` text, ``json()``, ``target`` as sent: absolute when the
+    client takes the server for its proxy), oldest first, including failed ones.
 ``await wait_requests(n, path=None, timeout=5.0)``
     Wait until ``n`` requests (to ``path``, if given) have come; returns them.
 ``await stop()`` / ``await start()`` / ``await restart()``
@@ -56,6 +57,7 @@ class HttpRequestSeen:
     query: dict[str, str]
     headers: dict[str, str]
     body: str
+    target: str = ""
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -168,7 +170,7 @@ class HttpUpstream:
         body = await reader.readexactly(int(headers.get("content-length", "0")))
         parts = urllib.parse.urlsplit(target)
         query = dict(urllib.parse.parse_qsl(parts.query))
-        return HttpRequestSeen(method, parts.path, query, headers, body.decode())
+        return HttpRequestSeen(method, parts.path, query, headers, body.decode(), target)
 
 
 @pytest_asyncio.fixture
