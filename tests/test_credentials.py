@@ -170,3 +170,15 @@ def test_a_reload_that_changes_http_sign_or_jwt_reconnects_the_source() -> None:
         changed = changed_fields(old, new)
         assert changed & {"http", "sign", "jwt"}
         assert changed - SUBSCRIPTION_FIELDS - ROUTING_FIELDS  # handled as "reconnects"
+
+
+def test_a_response_is_read_by_status_text_json_and_headers_in_any_case() -> None:
+    s = Session(SourceConfig("s", "ws://h/?t={http.key.headers.x-token}&s={http.key.status}",
+                             http=(HttpStep("key", Template("http://h/key")),)))
+    fetch = next(a for a in s.connecting(0.0) if isinstance(a, Fetch))
+    out = s.fetched(fetch.request, HttpResult("key", 201, '{"a": [1]}', {"X-Token": "tk"}), 0.0)
+    assert Dial("ws://h/?t=tk&s=201", {}) in out
+    ctx = Context(names={"http": {"key": HttpResult("key", 200, "plain", {})}})
+    assert Template("{http.key.text}").render(ctx) == "plain"
+    with pytest.raises(TemplateError, match="the response of HTTP step 'key' is not JSON"):
+        Template("{http.key.json.a}").render(ctx)
