@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
 from bridge.config import durations
@@ -18,6 +20,14 @@ from bridge.config.specs import TLSConfig
 from bridge.errors import ConfigError, ConfigIssue
 from bridge.routing.context import Context
 from bridge.sinks.settings import FileSinkConfig, MqttSinkConfig, StdoutSinkConfig
+
+
+def ec_pem() -> str:
+    """A fresh P-256 private key in PEM, as a CDP key file holds."""
+    private = ec.generate_private_key(ec.SECP256R1())
+    return private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption()).decode()
+
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 
@@ -68,11 +78,19 @@ def only(found: list[ConfigIssue], path: str) -> ConfigIssue:
 def test_there_are_example_configs() -> None:
     names = {p.name for p in CONFIGS}
     assert {"demo.yaml", "home-assistant.yaml", "deribit-jsonrpc.yaml", "mqtt.yaml"} <= names
+    assert {"kucoin.yaml", "binance-user.yaml", "coinbase.yaml", "coinbase-advanced.yaml",
+            "bybit.yaml"} <= names
+
+
+# What an example needs from the environment: only a private key, which has no stand-in.
+EXAMPLE_ENV = {"coinbase-advanced.yaml": {"CDP_KEY_NAME": "organizations/o/apiKeys/k",
+                                          "CDP_PRIVATE_KEY": ec_pem()}}
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
-def test_every_example_config_loads_without_any_environment(path: Path) -> None:
-    config = load_config(path, env={})
+def test_every_example_config_loads_without_any_environment_but_a_private_key(
+        path: Path) -> None:
+    config = load_config(path, env=EXAMPLE_ENV.get(path.name, {}))
     assert config.sources
     assert {route.sink for src in config.sources for route in src.routes} <= set(config.sinks)
 

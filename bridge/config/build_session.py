@@ -30,11 +30,7 @@ def build_session(raw: dict[str, Any], path: KeyPath, c: Collector) -> dict[str,
         "auth": None if auth is None else _auth(auth, (*path, "auth"), c),
         "subscribe": _steps(raw, "subscribe", path, c),
         "unsubscribe": _steps(raw, "unsubscribe", path, c),
-        "heartbeat": None if beat is None else HeartbeatSpec(
-            send=c.template(beat["send"], (*path, "heartbeat", "send")),
-            expect=c.pattern(beat, "expect", (*path, "heartbeat")),
-            **c.seconds(beat, (*path, "heartbeat"), {"interval": "interval", **_TIMEOUT}),
-        ),
+        "heartbeat": None if beat is None else _heartbeat(beat, (*path, "heartbeat"), c),
         "replies": tuple(
             ReplySpec(c.match(r["when"], (*path, "replies", i, "when")),
                       c.template(r["send"], (*path, "replies", i, "send")))
@@ -42,6 +38,18 @@ def build_session(raw: dict[str, Any], path: KeyPath, c: Collector) -> dict[str,
         ),
         **_recovery(raw, path, c),
     }
+
+
+def _heartbeat(beat: dict[str, Any], where: KeyPath, c: Collector) -> HeartbeatSpec:
+    """A heartbeat; an interval with a placeholder is rendered when a connection opens."""
+    every = beat["interval"] if "{" in str(beat["interval"]) else None
+    times = {"interval": "interval", **_TIMEOUT} if every is None else _TIMEOUT
+    return HeartbeatSpec(
+        send=c.template(beat["send"], (*where, "send")),
+        expect=c.pattern(beat, "expect", where),
+        interval_from=None if every is None else c.template(every, (*where, "interval")),
+        **{"interval": 0.0, **c.seconds(beat, where, times)},
+    )
 
 
 def _auth(auth: dict[str, Any], where: KeyPath, c: Collector) -> AuthSpec:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bridge.config.check_http import check_http
 from bridge.config.check_refs import check_refs
 from bridge.config.check_routes import check_routes
 from bridge.config.check_topics import check_sink_topics, check_source_topics
@@ -19,12 +20,21 @@ _SOURCE_TEMPLATES = {"auth", "subscribe", "unsubscribe", "heartbeat", "replies",
 _ROUTE_TEMPLATES = [["routes", "topic"], ["routes", "payload"], ["routes", "each"],
                     ["routes", "on_change", "key"], ["routes", "on_change", "value"],
                     ["routes", "throttle", "key"]]
+# Rendered before every attempt or per request: the URL, the headers, the HTTP steps (but
+# their names and settings), what is signed, a JWT's headers and claims, a templated interval
+_ATTEMPT = frozenset({"url", "headers", "http"})
+_STEP_SETTINGS = frozenset({"name", "on", "method", "timeout", "on_error"})
+_NAMED = frozenset({("sign", "message"), ("jwt", "headers"), ("jwt", "claims")})
 
 
 def is_template_path(path: KeyPath) -> bool:
     """Whether the string at ``path`` is compiled as a run-time ``{placeholder}`` template."""
     keys = [step for step in path[2:] if isinstance(step, str)]
     if path[:1] == ("sources",):
+        if keys[:1] and keys[0] in _ATTEMPT:
+            return keys[0] != "http" or len(keys) < 2 or keys[1] not in _STEP_SETTINGS
+        if tuple(keys[0:3:2]) in _NAMED or keys == ["heartbeat", "interval"]:
+            return True
         return keys[:2] in _ROUTE_TEMPLATES or keys[:3] in _ROUTE_TEMPLATES or (
             keys[:1] != [] and keys[0] in _SOURCE_TEMPLATES and keys[1:2] == ["send"]
         )
@@ -60,6 +70,7 @@ def check(doc: Any, report: Report) -> None:
         check_refs(source, path, kinds, report)
         check_routes(source, path, dict(sinks), is_template_path, report)
         check_source_topics(source, path, kinds, report)
+        check_http(source, path, report)
 
 
 def reject_warnings(doc: Any) -> tuple[str, ...]:
@@ -83,7 +94,8 @@ def _check_values(doc: Any, report: Report) -> None:
         if not isinstance(leaf, str | int | float | bool | None):  # YAML's !!binary and !!set
             report(path, f"a {json_type(leaf)} value is not JSON; use a string or a list")
         elif isinstance(leaf, str) and is_template_path(path):
-            each = path[:1] == ("sources",) and path[2:3] in (("subscribe",), ("unsubscribe",))
+            each = path[:1] == ("sources",) and path[2:3] in (("subscribe",), ("unsubscribe",),
+                                                               ("url",))  # a pool's {items}
             try:
                 Template(leaf, EACH_PLACEHOLDERS if each else None)
             except TemplateError as exc:

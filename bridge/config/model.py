@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from bridge.config.http_specs import HttpStep, JwtSpec, SignSpec
 from bridge.config.outbound import OutboxSpec, PublishSpec, RateLimitSpec, RpcSpec
 from bridge.config.pooling import PoolSpec
 from bridge.config.specs import (
@@ -64,6 +65,9 @@ class SourceConfig:
     outbox: OutboxSpec = OutboxSpec()
     protocol: ProtocolSpec | None = None  # a preset's frames and refusals
     pool: PoolSpec | None = None  # items spread over connections (with subscribe `each`)
+    http: tuple[HttpStep, ...] = ()  # around the session: tokens, keepalives, snapshots
+    sign: tuple[SignSpec, ...] = ()
+    jwt: tuple[JwtSpec, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,10 +50,13 @@ class AuthSpec:
 
 @dataclass(frozen=True, slots=True)
 class HeartbeatSpec:
+    """``interval_from``: a template giving the interval (``"{http.b.json.ping}ms"``), rendered
+    when a connection opens; it replaces ``interval``."""
     send: Template
     interval: float
     expect: Pattern | None = None
     timeout: float = 10.0
+    interval_from: Template | None = None
 
 
 @dataclass(frozen=True, slots=True)

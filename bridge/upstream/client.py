@@ -20,6 +20,7 @@ from bridge.config.model import SourceConfig
 from bridge.errors import ConnectFailed, HandshakeRejected, SourceError
 from bridge.frames import FrameDecoder
 from bridge.inflate import Undecodable
+from bridge.logs import add_secrets
 from bridge.messages import INVALID, Message, byte_size
 from bridge.protocols.wire import Frames, PresetFrames
 from bridge.routing.template import Template
@@ -37,8 +38,10 @@ from bridge.upstream.actions import (
     SetState,
     Unread,
 )
+from bridge.upstream.attempt import Dial, Fetch, Redact
 from bridge.upstream.connection import Connection, open_connection
 from bridge.upstream.conversation import Change
+from bridge.upstream.http import fetch
 from bridge.upstream.reconnect import Reconnect
 from bridge.upstream.recovery import Recovery
 from bridge.upstream.session import UNREAD, Session
@@ -61,15 +64,16 @@ RefusedFn = Callable[[tuple[str, ...], str], None]  # pool items the upstream re
 _T = TypeVar("_T")
 
 
-def tls_for(cfg: SourceConfig) -> ssl.SSLContext | None:
-    """The TLS context for a ``wss://`` URL (None for ``ws://``); an unreadable certificate or
-    key file is a failed connection attempt, retried like one."""
-    if urllib.parse.urlsplit(cfg.url).scheme != "wss":
+def tls_for(cfg: SourceConfig, url: str | None = None) -> ssl.SSLContext | None:
+    """The TLS context for a ``wss://`` or ``https://`` URL (None for plain ones); an
+    unreadable certificate or key file is a failed connection attempt, retried like one."""
+    url = cfg.url if url is None else url
+    if urllib.parse.urlsplit(url).scheme not in ("wss", "https"):
         return None
     try:
         return client_context(cfg.tls)
     except OSError as exc:  # ssl.SSLError included
-        raise ConnectFailed(cfg.name, f"{safe_url(cfg.url)}: TLS settings: {exc}") from exc
+        raise ConnectFailed(cfg.name, f"{safe_url(url)}: TLS settings: {exc}") from exc
 
 
 class SourceClient:
@@ -120,6 +124,8 @@ class SourceClient:
             FrameDecoder(frames, cfg.name, cfg.max_message_size)
         if cfg.protocol is not None:  # a preset's wire format, read after ``frames``
             self._frames = PresetFrames(cfg.protocol.type, cfg.name, self._frames)
+        self._fetches: set[asyncio.Task[None]] = set()  # HTTP steps run while connected
+        self._http_tls: ssl.SSLContext | None = None  # built once: a context costs milliseconds
 
     async def run(self) -> None:
         """Connect and serve, reconnecting with backoff; return once stopped or failed."""
@@ -178,24 +184,52 @@ class SourceClient:
     async def _open(self) -> Connection | None:
         """One attempt to open the socket; None when ``stop()`` came first."""
         self._connected_at = None
-        self._apply_idle(self._session.connecting())
+        actions = self._session.connecting(self._clock())
+        while True:  # the attempt's HTTP steps, in order, until the session says Dial
+            self._apply_idle(actions)
+            if failed := next((a for a in actions if isinstance(a, Fail)), None):
+                raise failed.error
+            if (step := next((a for a in actions if isinstance(a, Fetch)), None)) is None:
+                break
+            outcome = await self._serving(lambda s=step: self._fetch(s), None)  # type: ignore[misc]
+            if outcome is None:
+                return None  # stop() came
+            actions = self._session.fetched(step.request, outcome, self._clock())
+        dial = next(a for a in actions if isinstance(a, Dial))
         # One that opened just as stop() came is served too: its loop stops at once, with
         # the unsubscribe messages and a close frame, as for any other connection.
-        return await self._serving(self._dial, None)
+        return await self._serving(lambda: self._dial(dial), None)
 
-    async def _dial(self) -> Connection:
-        """Open one connection of the source, through the pool's gate (``connect_every``)
-        when the source is one connection of a pool."""
+    async def _dial(self, dial: Dial) -> Connection:
+        """Open one connection of the source at ``dial``'s URL and headers, through the
+        pool's gate (``connect_every``) when the source is one connection of a pool."""
+        tls = tls_for(self.cfg, dial.url)
         if self._gate is None:
-            return await open_connection(self.cfg, tls_for(self.cfg))
+            return await open_connection(self.cfg, tls, dial.url, dial.headers)
         await self._gate.admit()
         try:
-            conn = await open_connection(self.cfg, tls_for(self.cfg))
+            conn = await open_connection(self.cfg, tls, dial.url, dial.headers)
         except SourceError as exc:
             self._gate.opened(exc.status if isinstance(exc, HandshakeRejected) else None, False)
             raise
         self._gate.opened(None, True)
         return conn
+
+    def _fetch(self, step: Fetch) -> Awaitable[Any]:
+        """An HTTP step's request, through the source's TLS and proxy settings."""
+        if self._http_tls is None:
+            self._http_tls = tls_for(self.cfg, "https:")
+        return fetch(step.request, self._http_tls, self.cfg.proxy)
+
+    async def _fetch_live(self, step: Fetch) -> None:
+        """An HTTP step while connected: its outcome goes to the session, what follows to
+        the connection's loop (a ``Deliver``, a ``Fail``)."""
+        try:
+            outcome = await self._fetch(step)
+        except SourceError as exc:  # the TLS settings
+            outcome = exc.detail
+        self._backlog += self._session.fetched(step.request, outcome, self._clock())
+        self._wake()
 
     def _lost(self, error: SourceError, reason: str, delay: float | None) -> None:
         self._apply_idle(self._session.lost(error, reason, delay is not None))
@@ -249,6 +283,8 @@ class SourceClient:
                 self._unread = action.on
             elif isinstance(action, Refused) and self._on_refused is not None:
                 self._on_refused(action.items, action.reply)
+            elif isinstance(action, Redact):
+                add_secrets(action.values)
 
     # --- one connection -------------------------------------------------------------------
 
@@ -277,6 +313,7 @@ class SourceClient:
                     await self._receive(conn, due)
             await self._shutdown(conn)
         except SourceError as exc:
+            self._cancel_fetches()
             backlog, self._backlog = self._backlog, []
             self._apply_idle(backlog[::-1])  # never sent: first in line next time
             await self._close(conn, FAILED_CLOSE_GRACE)
@@ -376,11 +413,20 @@ class SourceClient:
                 raise action.error
             elif isinstance(action, Close):
                 await self._close(conn, CLOSE_GRACE)
+            elif isinstance(action, Fetch):
+                task = asyncio.create_task(self._fetch_live(action), name=f"http {self.cfg.name}")
+                self._fetches.add(task)
+                task.add_done_callback(self._fetches.discard)
             else:
                 self._apply_idle([action])
 
+    def _cancel_fetches(self) -> None:
+        for task in self._fetches:
+            task.cancel()
+
     async def _shutdown(self, conn: Connection) -> None:
         """Send the unsubscribe messages (paced) and a close frame, each bounded in time."""
+        self._cancel_fetches()
         actions = self._session.stop(self._clock())
         try:
             async with asyncio.timeout(STOP_SEND_GRACE):

@@ -37,9 +37,12 @@ class Conversation:
     def open(self, now: float) -> list[Said]:
         """A new connection: its plan, up to the first wait."""
         self.render.restart()
-        self.watch = Watch(self.cfg, now)
         self.plan.load(compile_plan(self.cfg))
-        return self.render.guard(self.plan.advance, now, INVALID)
+        return self.render.guard(self._open, now, INVALID)
+
+    def _open(self, now: float, previous: Any) -> list[Said]:
+        self.watch = Watch(self.cfg, now, self.render)  # its interval may be a template
+        return list(self.plan.advance(now, previous))
 
     def resubscribe(self, cfg: SourceConfig, now: float, connected: bool,
                     change: Change | None = None) -> list[Said]:

@@ -11,6 +11,8 @@ from bridge.upstream.outbound import Outbound
 from bridge.upstream.plan import reads_data
 from bridge.upstream.recovery import Recovery
 from bridge.upstream.state import ConnState, Event, transition
+from bridge.upstream.steps import HttpSteps
+from bridge.upstream.tokens import made_per_render
 
 
 class Lifecycle:
@@ -18,12 +20,15 @@ class Lifecycle:
     ``stopped`` end a connection and the source; ``closing`` is a clean close under way, done
     once the sends the pacer holds are out."""
 
-    __slots__ = ("_out", "_recovery", "_stats", "_talk", "checks_only", "closing", "passing",
-                 "state", "told")
+    __slots__ = ("_out", "_recovery", "_stats", "_talk", "checks_only", "closing", "http",
+                 "passing", "state", "told")
 
     def __init__(self, stats: SourceStats, out: Outbound, talk: Conversation,
                  recovery: Recovery) -> None:
         self._stats, self._out, self._talk, self._recovery = stats, out, talk, recovery
+        # What lasts across connections beside the state: HTTP results, {sign...}, {jwt...}
+        self.http = HttpSteps(talk.cfg, talk.render)
+        talk.render.derived.update(made_per_render(talk.cfg))
         self.state, self.closing = ConnState.CONNECTING, False
         self.passing = self.checks_only = self.told = False  # told: what Unread last said
 
@@ -36,6 +41,7 @@ class Lifecycle:
             if event is Event.READY:
                 self._stats.connects += 1
                 self._talk.watch.connected(self._talk.cfg, now)
+                self.http.timers.subscribed(now)  # its timers, and the steps run after subscribing
             else:
                 self._talk.watch.subscribing()
         return SetState(self.state)
@@ -61,6 +67,7 @@ class Lifecycle:
         """The connection ended, or never opened, with ``error``; ``retry``: another attempt
         follows (counted under ``reason``), else the source gives up and its calls fail."""
         self.closing = False
+        self.http.lost()
         self._talk.plan.load([])  # nothing more to say on it
         self._out.queue.requeue(self._out.pacer.drop())  # never sent: first next time
         self._stats.last_error = str(error)

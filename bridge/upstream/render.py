@@ -29,13 +29,18 @@ def excerpt(text: str | None, value: Any) -> str:
 
 class Renderer:
     """Renders the templates of one source; ``{seq}`` counts from 1 again after ``restart``
-    (every connection), ``{now_ms}`` reads ``wall`` (else the monotonic time passed in)."""
+    (every connection), ``{now_ms}`` reads ``wall`` (else the monotonic time passed in).
 
-    __slots__ = ("_hostname", "_name", "_seq", "_wall")
+    ``names`` are the run-time namespaces the session fills (``{http...}``, ``{var...}``);
+    ``derived`` the ones made afresh for each render from its context (``{sign...}``)."""
+
+    __slots__ = ("_hostname", "_name", "_seq", "_wall", "derived", "names")
 
     def __init__(self, name: str, hostname: str, wall: Callable[[], float] | None) -> None:
         self._name, self._hostname, self._wall = name, hostname, wall
         self._seq: Iterator[int] = itertools.count(1)
+        self.names: dict[str, Any] = {}
+        self.derived: dict[str, Callable[[Context], Any]] = {}
 
     def restart(self) -> None:
         self._seq = itertools.count(1)
@@ -44,10 +49,21 @@ class Renderer:
              mqtt: Any = None) -> Send:
         """One message; ``msg``/``raw`` are what {msg.*} reads, ``mqtt`` what {mqtt.*} reads.
         Raises TemplateError when a field it needs is missing."""
-        wall = self._wall() if self._wall else now
-        ctx = Context(self._name, msg, raw, wall, self._seq.__next__, self._hostname, mqtt)
-        value = template.render(ctx)
+        value = template.render(self.context(now, msg, raw, mqtt))
         return Send(value if isinstance(value, str) else json.dumps(value, separators=(",", ":")))
+
+    def wall(self, now: float) -> float:
+        """The wall-clock time (``{now_ms}``) at monotonic ``now``."""
+        return self._wall() if self._wall else now
+
+    def context(self, now: float, msg: Any = INVALID, raw: Any = "", mqtt: Any = None
+                ) -> Context:
+        """One render's context: one clock reading, the namespaces as they are now."""
+        ctx = Context(self._name, msg, raw, self.wall(now), self._seq.__next__, self._hostname,
+                      mqtt, names=self.names)
+        if self.derived:
+            ctx.names = {**self.names, **{k: make(ctx) for k, make in self.derived.items()}}
+        return ctx
 
     def mqtt(self, template: Template, now: float, mqtt: Any) -> str:
         """A message from MQTT to send upstream, ``mqtt`` being what {mqtt.*} reads."""

@@ -20,6 +20,7 @@ from bridge.routing.template import Template
 from bridge.stats.source import SourceStats
 from bridge.upstream.actions import Action, Deliver, Fail, Send
 from bridge.upstream.conversation import Change, Conversation
+from bridge.upstream.http_result import HttpRequest, HttpResult
 from bridge.upstream.invalid import InvalidFrames
 from bridge.upstream.lifecycle import Lifecycle
 from bridge.upstream.outbound import Outbound
@@ -55,9 +56,14 @@ class Session:
         """For tests and inspection; the driver learns states from ``SetState`` actions."""
         return self._life.state
 
-    def connecting(self) -> list[Action]:
-        """An attempt to open a socket begins."""
-        return self._emit([Event.CONNECTING], 0.0)
+    def connecting(self, now: float = 0.0) -> list[Action]:
+        """An attempt begins: its HTTP steps (``Fetch``, see ``fetched``), then ``Dial``."""
+        return self._emit([Event.CONNECTING, *self._life.http.begin(now)], now)
+
+    def fetched(self, request: HttpRequest, outcome: HttpResult | str, now: float) -> list[Action]:
+        """A ``Fetch``'s response, or why there is none: the attempt's next ``Fetch`` or
+        ``Dial``, a ``Fail`` (of the attempt or the connection), a ``Deliver``, a ``Notice``."""
+        return self._emit(self._life.http.fetched(request, outcome, now), now)
 
     def start(self, now: float) -> list[Action]:
         """The socket is open: run the plan until its first wait."""
@@ -152,11 +158,13 @@ class Session:
             return out
         if (stage := self._talk.timed_out(now, self._last_rx)) is not None:
             return out + self._fail(SessionTimeout(self._talk.cfg.name, stage))
-        return out + self._emit(self._talk.due(now, self.recovery), now)
+        due = [*self._talk.due(now, self.recovery), *self._life.http.due(now)]
+        return out + self._emit(due, now)
 
     def deadline(self) -> float | None:
         """The next time ``tick`` must be called, or None; idle is lazy, so it may come early."""
-        when = min(self._out.next, self._talk.next) if self._live else self._out.next
+        when = min(self._out.next, self._talk.next, self._life.http.next) if self._live else \
+            self._out.next
         return when if when < math.inf else None
 
     def publish(self, send: Template, mqtt: Any, now: float) -> list[Action]:

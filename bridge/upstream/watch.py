@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
+from bridge.config.durations import parse_duration
 from bridge.config.model import SourceConfig
 from bridge.config.specs import HeartbeatSpec
+from bridge.routing.template import TemplateError
+from bridge.routing.text import to_text
 from bridge.upstream.keepalive import Keepalive
 from bridge.upstream.liveness import NEVER, Quiet
 
@@ -16,8 +20,12 @@ class Watch:
 
     __slots__ = ("_keep", "_pongs", "_quiet", "busy")
 
-    def __init__(self, cfg: SourceConfig | None = None, now: float = 0.0) -> None:
+    def __init__(self, cfg: SourceConfig | None = None, now: float = 0.0,
+                 render: Any = None) -> None:
+        """``render``: the source's Renderer, for a heartbeat interval that is a template."""
         beat = cfg.heartbeat if cfg else None
+        if beat is not None and beat.interval_from is not None:
+            beat = replace(beat, interval=_interval(beat.interval_from, render.context(now)))
         self._keep = Keepalive(beat, cfg.idle_timeout if cfg else 0.0, now)
         self._pongs = beat is not None and beat.expect is not None  # else no message is one
         self._quiet = NEVER
@@ -55,3 +63,12 @@ class Watch:
     def quiet_steps(self, now: float) -> list[int]:
         """The ``expect_every`` subscribe steps that went quiet by ``now``."""
         return self._quiet.due(now) if now >= self._quiet.next else []
+
+
+def _interval(every: Any, ctx: Any) -> float:
+    """The heartbeat interval rendered now; raises TemplateError."""
+    text = to_text(every.render(ctx))
+    try:
+        return parse_duration(text)
+    except ValueError:
+        raise TemplateError(f"the heartbeat interval {every.spec!r} is not a duration") from None
