@@ -594,3 +594,49 @@ def test_tls_settings_on_a_plain_ws_url_are_reported(tmp_path: Path) -> None:
     assert "use wss://" in only(issues(tmp_path, text), "sources[0].tls").message
     secure = text.replace("ws://127.0.0.1:1/ws", "wss://127.0.0.1:1/ws")
     assert load(tmp_path, secure).sources[0].tls.ca_file == "/ca.pem"
+
+
+# --- captured values and renewed connections ---------------------------------------------------
+
+GATEWAY = MINIMAL.replace("    routes:", """\
+    capture:
+      - when: {op: 10}
+        set: {heartbeat_ms: "{msg.d.heartbeat_interval}"}
+      - {when: {op: 0}, set: {last_seq: "{msg.s}"}}
+    heartbeat:
+      {send: {op: 1, d: "{var.last_seq}"}, expect: {op: 11}, interval: "{var.heartbeat_ms}ms"}
+    reconnect_when: [{op: 7}]
+    max_connection_age: 23h
+    rollover: overlap
+    routes:""")
+
+
+def test_capture_and_renewal_settings_are_typed(tmp_path: Path) -> None:
+    src = load(tmp_path, GATEWAY).sources[0]
+    assert [dict(c.set).keys() for c in src.capture] == [{"heartbeat_ms"}, {"last_seq"}]
+    assert src.capture[0].when.matches({"op": 10, "d": {}})
+    assert src.heartbeat is not None and src.heartbeat.interval_from is not None
+    assert src.heartbeat.interval_from.render(Context(var={"heartbeat_ms": 41250})) == "41250ms"
+    assert src.renew.max_age == 23 * 3600 and src.renew.rollover == "overlap"
+    assert src.renew.reconnect_when[0].matches({"op": 7})
+
+
+def test_a_variable_no_capture_sets_is_reported_at_its_key(tmp_path: Path) -> None:
+    text = GATEWAY.replace('d: "{var.last_seq}"', 'd: "{var.last_sequence}"')
+    issue = only(issues(tmp_path, text), "sources[0].heartbeat.send.d")
+    assert issue.message.startswith("{var.last_sequence} is never set: no capture sets it")
+    assert "heartbeat_ms, last_seq" in issue.message
+    assert (issue.line, issue.column) == at(text, 'd: "{var.last_sequence}"')
+
+
+def test_a_heartbeat_interval_that_is_neither_a_duration_nor_a_template(tmp_path: Path) -> None:
+    text = GATEWAY.replace('interval: "{var.heartbeat_ms}ms"', "interval: soon")
+    issue = only(issues(tmp_path, text), "sources[0].heartbeat.interval")
+    assert "is not a duration" in issue.message
+
+
+def test_a_bad_rollover_and_a_bad_capture_are_reported(tmp_path: Path) -> None:
+    text = GATEWAY.replace("rollover: overlap", "rollover: sometimes").replace(
+        '{when: {op: 0}, set: {last_seq: "{msg.s}"}}', "{when: {op: 0}}")
+    found = {i.path for i in issues(tmp_path, text)}
+    assert {"sources[0].rollover", "sources[0].capture[1]"} <= found

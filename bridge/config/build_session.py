@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bridge.config.build_state import beat_interval, build_state
 from bridge.config.collect import Collector, pattern
 from bridge.config.keypaths import KeyPath
 from bridge.config.specs import (
@@ -33,13 +34,15 @@ def build_session(raw: dict[str, Any], path: KeyPath, c: Collector) -> dict[str,
         "heartbeat": None if beat is None else HeartbeatSpec(
             send=c.template(beat["send"], (*path, "heartbeat", "send")),
             expect=pattern(beat.get("expect")),
-            **c.seconds(beat, (*path, "heartbeat"), {"interval": "interval", **_TIMEOUT}),
+            **c.seconds(beat, (*path, "heartbeat"), _TIMEOUT),
+            **beat_interval(beat, (*path, "heartbeat"), c),
         ),
         "replies": tuple(
             ReplySpec(Pattern(r["when"]), c.template(r["send"], (*path, "replies", i, "send")))
             for i, r in enumerate(raw.get("replies", []))
         ),
         **_recovery(raw, path, c),
+        **build_state(raw, path, c),
     }
 
 

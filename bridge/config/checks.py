@@ -7,6 +7,7 @@ from typing import Any
 
 from bridge.config.check_refs import check_refs
 from bridge.config.check_topics import check_sink_topics, check_source_topics
+from bridge.config.check_vars import check_vars
 from bridge.config.explain import json_type
 from bridge.config.exposure import insecure_problem
 from bridge.config.keypaths import KeyPath, Report, entries, leaves, records
@@ -20,7 +21,8 @@ def is_template_path(path: KeyPath) -> bool:
     """Whether the string at ``path`` is compiled as a run-time ``{placeholder}`` template."""
     keys = [step for step in path[2:] if isinstance(step, str)]
     if path[:1] == ("sources",):
-        return keys[:2] in (["routes", "topic"], ["routes", "payload"]) or (
+        return keys[:2] in (["routes", "topic"], ["routes", "payload"], ["capture", "set"],
+                            ["heartbeat", "interval"]) or (
             keys[:1] != [] and keys[0] in _SOURCE_TEMPLATES and keys[1:2] == ["send"]
         )
     return path[:1] == ("sinks",) and (
@@ -54,6 +56,7 @@ def check(doc: Any, report: Report) -> None:
             report((*path, "url"), why)
         check_refs(source, path, kinds, report)
         check_source_topics(source, path, kinds, report)
+        check_vars(source, path, report)
 
 
 def _check_values(doc: Any, report: Report) -> None:

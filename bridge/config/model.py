@@ -16,6 +16,7 @@ from bridge.config.specs import (
     Step,
     TLSConfig,
 )
+from bridge.config.stateful import CaptureSpec, RenewSpec
 from bridge.sinks.settings import SinkConfig
 from bridge.upstream.backoff import BackoffPolicy
 
@@ -49,6 +50,8 @@ class SourceConfig:
     rpc: RpcSpec | None = None
     rate_limit: RateLimitSpec | None = None  # applies to everything sent
     outbox: OutboxSpec = OutboxSpec()
+    capture: tuple[CaptureSpec, ...] = ()  # values kept from server messages: {var.NAME}
+    renew: RenewSpec = RenewSpec()  # reconnect_when, max_connection_age, rollover
 
 
 @dataclass(frozen=True, slots=True)

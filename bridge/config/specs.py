@@ -43,10 +43,13 @@ class AuthSpec:
 
 @dataclass(frozen=True, slots=True)
 class HeartbeatSpec:
+    """``interval_from``: a template giving the interval (``"{var.heartbeat_ms}ms"``) that
+    replaces ``interval`` once it renders; until then no heartbeat is sent."""
     send: Template
     interval: float
     expect: Pattern | None = None
     timeout: float = 10.0
+    interval_from: Template | None = None
 
 
 @dataclass(frozen=True, slots=True)

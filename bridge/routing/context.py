@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +13,14 @@ from bridge.decoding import INVALID
 
 class TemplateError(ValueError):
     """A template is malformed, or a value it needs is missing from a message."""
+
+
+class Unset(TemplateError):
+    """A template reads ``{var.NAME}`` before any capture has set it: the send waits."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"{{var.{name}}} is not set yet")
+        self.name = name
 
 
 @dataclass(slots=True)
@@ -26,6 +34,7 @@ class Context:
     seq: Callable[[], int] = field(default=lambda: 0)
     hostname: str = ""
     mqtt: Any = None
+    var: Mapping[str, Any] = field(default_factory=dict)  # captured values: {var.NAME}
 
 
 def mqtt_value(topic: str, payload: bytes | str) -> dict[str, Any]:

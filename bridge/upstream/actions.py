@@ -69,6 +69,20 @@ class Unread:
     on: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Rollover:
+    """Open a successor connection beside the live one and drive ``leg`` (a ``Successor``)
+    over it: its own ``start``, ``screen``, ``tick``, ``deadline`` and ``lost``."""
+    leg: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Handover:
+    """The successor is subscribed: call ``Session.handover``, then close the old connection
+    and go on with the successor's as the live one."""
+
+
 # Send a text frame; Deliver to the routes; SetState; Fail = drop this connection; Close cleanly;
-# Notice = log a line; Answer = hand an RPC its reply; Unread = the driver's fast path.
-Action = Send | Deliver | SetState | Fail | Close | Notice | Answer | Unread
+# Notice = log a line; Answer = hand an RPC its reply; Unread = the driver's fast path;
+# Rollover = run a successor connection; Handover = it takes over.
+Action = Send | Deliver | SetState | Fail | Close | Notice | Answer | Unread | Rollover | Handover

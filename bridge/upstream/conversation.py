@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from bridge.config.model import SourceConfig
 from bridge.errors import SourceError
 from bridge.messages import INVALID
-from bridge.routing.template import TemplateError
-from bridge.upstream.actions import Action, Fail, Notice
+from bridge.upstream.actions import Action, Fail
+from bridge.upstream.capture import Captures
 from bridge.upstream.handshake import PlanRunner
-from bridge.upstream.plan import compile_plan, step_plan, subscribe_plan
+from bridge.upstream.heartbeat import Heartbeat
+from bridge.upstream.plan import compile_plan, subscribe_plan
 from bridge.upstream.recovery import Recovery
 from bridge.upstream.render import Renderer
 from bridge.upstream.state import Event
@@ -23,42 +24,54 @@ Said = Action | Event  # what to do, or a state the plan reached (the session ow
 class Conversation:
     """What is said on one connection and until when an answer may take. It renders the
     sends (``{seq}`` restarts with each connection); a message it cannot render is a ``Fail``,
-    so none of its methods raise."""
+    so none of its methods raise. ``var``: the captured values, shared by every conversation
+    of the source and kept across its connections."""
 
-    def __init__(self, cfg: SourceConfig, hostname: str, wall: Callable[[], float] | None) -> None:
-        self.cfg, self.render = cfg, Renderer(cfg.name, hostname, wall)
+    def __init__(self, cfg: SourceConfig, hostname: str, wall: Callable[[], float] | None,
+                 var: dict[str, Any] | None = None) -> None:
+        self.cfg, self.render = cfg, Renderer(cfg.name, hostname, wall, var)
         self.plan, self.watch = PlanRunner(self.render), Watch()
+        self.captures = Captures(cfg.capture, self.render.var)
+        self.beat = Heartbeat(cfg.heartbeat, self.render)
 
     @property
     def next(self) -> float:
-        """The earliest deadline: a wait of the plan, keepalive, a quiet channel."""
-        return min(self.plan.until, self.watch.next)
+        """The earliest deadline: a plan's wait, keepalive, a held heartbeat, a quiet channel."""
+        return min(self.plan.until, self.watch.next, self.beat.until)
 
     def open(self, now: float) -> list[Said]:
         """A new connection: its plan, up to the first wait."""
         self.render.restart()
-        self.watch = Watch(self.cfg, now)
+        self.watch, self.beat = Watch(self.cfg, now), Heartbeat(self.cfg.heartbeat, self.render)
+        self.beat.pace(self.watch, now)  # an interval captured on an earlier connection
         self.plan.load(compile_plan(self.cfg))
-        return self._guard(self.plan.advance, now, INVALID)
+        return self.render.guard(self.plan.advance, now, INVALID)
 
     def resubscribe(self, cfg: SourceConfig, now: float) -> list[Said]:
         """Subscribe with ``cfg`` on the live connection."""
         self.cfg = cfg
         self.plan.load(subscribe_plan(cfg))
-        return self._guard(self.plan.advance, now, INVALID)
+        return self.render.guard(self.plan.advance, now, INVALID)
 
     def hear(self, value: Any, raw: str | bytes, now: float, connected: bool
              ) -> tuple[bool, list[Said]]:
         """A message: whether it was the session's own (an awaited answer, a pong), and what
-        follows: the plan going on, a rejection's ``Fail``, the ``replies`` it triggers."""
+        follows: the plan going on, a rejection's ``Fail``, the ``replies`` it triggers, and
+        what waited for a variable the message set (``capture``)."""
         own = self.watch.busy and self.watch.seen(value, now, connected)  # a pong
         said: list[Said] = []
-        if self.plan.wait is not None:
+        waiting = self.plan.wait  # a wait the captures' sends reach is not for this message
+        if self.captures.active and self.captures.hear(value, raw, now, self.render):
+            self.beat.pace(self.watch, now)
+            said += self.render.guard(lambda at, _: [*self.plan.resume(at),
+                                                     *self.beat.resume(at)], now, None)
+        if waiting is not None:
             answer = self.plan.answer(value, self.cfg.name)
             if isinstance(answer, SourceError):
                 return True, [Fail(answer)]
             if answer == "expected":
-                own, said = True, self._guard(self.plan.advance, now, value)
+                own = True
+                said += self.render.guard(self.plan.advance, now, value)
         for reply in self.cfg.replies:
             if reply.when.matches(value):
                 said += self.render.replies((reply,), value, raw, now)
@@ -66,29 +79,18 @@ class Conversation:
 
     def timed_out(self, now: float, last_rx: float) -> str | None:
         """The stage whose deadline passed ("auth", "subscribe", "heartbeat", "idle")."""
-        return self.plan.timed_out(now) or self.watch.timed_out(now, last_rx)
+        held = "heartbeat" if self.beat.timed_out(now) else None
+        return self.plan.timed_out(now) or held or self.watch.timed_out(now, last_rx)
 
     def due(self, now: float, recovery: Recovery) -> list[Said]:
         """The heartbeat, if due, and each ``expect_every`` step that went quiet sent again
         (no reconnect; counted under ``resubscribe``)."""
-        beat, out = self.watch.beat(now), list[Said]()
-        if beat is not None:
-            out += self._guard(lambda at, _: [self.render.send(beat.send, at)], now, None)
-        for index in self.watch.quiet_steps(now):
-            recovery.counts["resubscribe"] += 1
-            recovery.reset()  # the channel may number its messages afresh
-            every = self.cfg.subscribe[index].expect_every
-            out.append(Notice(f"subscribe[{index}] quiet for {every:g}s; sending it again"))
-            if self.plan.extend(step_plan(self.cfg.subscribe[index])):
-                out += self._guard(self.plan.advance, now, INVALID)
+        out = self.render.guard(lambda at, _: self.beat.due(self.watch, at), now, None)
+        for notice, items in self.watch.quiet(now, self.cfg, recovery):
+            out.append(notice)
+            if self.plan.extend(items):
+                out += self.render.guard(self.plan.advance, now, INVALID)
         return out
 
     def unsubscribe(self, now: float) -> list[Said]:
         return list(self.render.each((step.send for step in self.cfg.unsubscribe), now))
-
-    def _guard(self, make: Callable[[float, Any], Sequence[Said]], now: float, arg: Any
-               ) -> list[Said]:
-        try:
-            return list(make(now, arg))
-        except TemplateError as exc:
-            return [Fail(SourceError(self.cfg.name, f"cannot render a message to send: {exc}"))]

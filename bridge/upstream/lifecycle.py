@@ -1,8 +1,9 @@
-"""A source's life across its connections: its state, changed only through the table, and
-what each ending means for the counters, the held sends and the open calls."""
+"""A source's life across its connections: its state (only through the table), the live
+conversation, what each turn and ending means for the counters, held sends and open calls."""
 
 from __future__ import annotations
 
+from bridge.config.model import SourceConfig
 from bridge.errors import SourceError
 from bridge.stats.source import SourceStats
 from bridge.upstream.actions import Action, Close, SetState
@@ -14,44 +15,48 @@ from bridge.upstream.state import ConnState, Event, transition
 
 
 class Lifecycle:
-    """The one holder of a source's ``ConnState``. ``enter`` applies the table; ``lost`` and
+    """The one holder of a source's ``ConnState`` and of ``talk``, the live connection's
+    conversation (a successor's once it took over). ``enter`` applies the table; ``lost`` and
     ``stopped`` end a connection and the source; ``closing`` is a clean close under way, done
     once the sends the pacer holds are out."""
 
-    __slots__ = ("_out", "_recovery", "_stats", "_talk", "closing", "state")
+    __slots__ = ("_out", "_stats", "closing", "recovery", "state", "talk")
 
     def __init__(self, stats: SourceStats, out: Outbound, talk: Conversation,
                  recovery: Recovery) -> None:
-        self._stats, self._out, self._talk, self._recovery = stats, out, talk, recovery
+        self._stats, self._out, self.talk, self.recovery = stats, out, talk, recovery
         self.state, self.closing = ConnState.CONNECTING, False
 
     def enter(self, event: Event, now: float = 0.0) -> SetState:
         """The state ``event`` leads to, by the table. Each step of the plan starts the
         sequence numbering afresh; CONNECTED counts a connect and starts the clocks."""
         self.state = transition(self.state, event)
-        if event in (Event.AUTH, Event.SUBSCRIBE, Event.READY):
-            self._recovery.reset()
+        if event is Event.ROLLOVER:  # the successor's conversation is the live one now
+            self._stats.rollovers += 1
+            self.talk.watch.connected(self.talk.cfg, now)
+        elif event in (Event.AUTH, Event.SUBSCRIBE, Event.READY):
+            self.recovery.reset()
             if event is Event.READY:
                 self._stats.connects += 1
-                self._talk.watch.connected(self._talk.cfg, now)
+                self.talk.watch.connected(self.talk.cfg, now)
             else:
-                self._talk.watch.subscribing()
+                self.talk.watch.subscribing()
         return SetState(self.state)
 
     def fast_path(self, live: bool) -> tuple[bool, bool]:
         """Whether frames may pass unread, and whether only dedup and sequence read them:
         CONNECTED, with nothing to match (no reply, pong, quiet channel or call to answer)."""
-        calls, cfg = self._out.calls, self._talk.cfg
+        calls, cfg = self._out.calls, self.talk.cfg
         quiet = live and self.state is ConnState.CONNECTED and not reads_data(cfg) and \
             not (calls is not None and calls.waiting)
-        checks = quiet and self._recovery.active
+        checks = quiet and self.recovery.active
         return quiet and not checks and cfg.on_invalid == "forward", checks
 
     def lost(self, error: SourceError, reason: str, retry: bool) -> list[Action]:
         """The connection ended, or never opened, with ``error``; ``retry``: another attempt
         follows (counted under ``reason``), else the source gives up and its calls fail."""
         self.closing = False
-        self._talk.plan.load([])  # nothing more to say on it
+        self.talk.plan.load([])  # nothing more to say on it
         self._out.queue.requeue(self._out.pacer.drop())  # never sent: first next time
         self._stats.last_error = str(error)
         if retry:
@@ -67,6 +72,22 @@ class Lifecycle:
         calls = self._out.calls
         out: list[Action] = list(calls.close("the bridge stopped")) if calls is not None else []
         return out if self.state is ConnState.FAILED else [*out, self.enter(Event.STOP)]
+
+    def stop(self, subscribed: bool, now: float) -> list[Action | Event]:
+        """A clean shutdown begins: the unsubscribe messages (when ``subscribed``); sends the
+        pacer holds go first again if the source ever connects again."""
+        self._out.queue.requeue(self._out.pacer.drop())
+        self.closing = True
+        return list(self.talk.unsubscribe(now)) if subscribed else []
+
+    def resubscribe(self, cfg: SourceConfig, live: bool, now: float) -> list[Action | Event]:
+        """Subscribe with ``cfg`` on the live connection (the old subscriptions unsubscribed
+        first, when CONNECTED); not ``live``: the next connection subscribes with it."""
+        if not live:
+            self.talk.cfg = cfg
+            return []
+        old = self.talk.unsubscribe(now) if self.state is ConnState.CONNECTED else []
+        return [*old, *self.talk.resubscribe(cfg, now)]
 
     def close(self) -> list[Action]:
         """A clean close: ``Close`` once the pacer holds no send, else nothing yet."""

@@ -45,9 +45,12 @@ class Outbound:
         return [*self._answer(old.call, "dropped: too many requests waiting"),
                 *self.queue.overflow_notice()]
 
-    def flush(self, now: float, render: Render) -> list[Action]:
-        """Send what waits, in order, dropping what got too old, while the pacer lets it go."""
+    def flush(self, now: float, connected: bool, render: Render) -> list[Action]:
+        """Once ``connected``: send what waits, in order, dropping what got too old, while
+        the pacer lets it go."""
         out, expired = list[Action](), 0
+        if not connected or not self.queue:
+            return out
         while not self.pacer.busy:
             item, old = self.queue.take(now)
             expired += len(old)

@@ -20,7 +20,16 @@ class Wait:
     timeout: float
 
 
-Item = Event | Template | Wait
+@dataclass(frozen=True, slots=True)
+class Say:
+    """A message of the plan; while a ``{var.NAME}`` it reads is unset, the plan holds it
+    (and everything after it) for up to ``timeout`` seconds, then fails at ``stage``."""
+    send: Template
+    stage: str
+    timeout: float
+
+
+Item = Event | Say | Wait
 
 
 def _wait(expect: Pattern | None, reject: Pattern | None, stage: str, after: float) -> list[Item]:
@@ -29,7 +38,8 @@ def _wait(expect: Pattern | None, reject: Pattern | None, stage: str, after: flo
 
 def step_plan(step: Step) -> list[Item]:
     """One subscribe step: its message, then the wait for its ack (if it has ``expect``)."""
-    return [step.send, *_wait(step.expect, step.reject, "subscribe", step.timeout)]
+    say = Say(step.send, "subscribe", step.timeout)
+    return [say, *_wait(step.expect, step.reject, "subscribe", step.timeout)]
 
 
 def subscribe_plan(cfg: SourceConfig) -> list[Item]:
@@ -42,7 +52,7 @@ def compile_plan(cfg: SourceConfig) -> list[Item]:
     auth, plan = cfg.auth, list[Item]()
     if auth is not None:
         plan += [Event.AUTH, *_wait(auth.await_, auth.reject, "auth", auth.timeout)]
-        plan += [] if auth.send is None else [auth.send]
+        plan += [] if auth.send is None else [Say(auth.send, "auth", auth.timeout)]
         plan += _wait(auth.expect, auth.reject, "auth", auth.timeout)
     if cfg.subscribe:
         plan += subscribe_plan(cfg)[:-1]
@@ -51,7 +61,8 @@ def compile_plan(cfg: SourceConfig) -> list[Item]:
 
 def reads_data(cfg: SourceConfig) -> bool:
     """Once CONNECTED, whether a data message may be a reply's trigger, a heartbeat's pong or
-    the proof that an ``expect_every`` subscription is alive: the session must then see each."""
+    the proof that an ``expect_every`` subscription is alive, a value to capture or a request to
+    reconnect: the session must then see each."""
     beat = cfg.heartbeat
-    return bool(cfg.replies) or bool(beat and beat.expect) or \
-        any(s.expect_every for s in cfg.subscribe)
+    return bool(cfg.replies) or bool(beat and beat.expect) or bool(cfg.capture) or \
+        bool(cfg.renew.reconnect_when) or any(s.expect_every for s in cfg.subscribe)

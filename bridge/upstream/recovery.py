@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from bridge.config.model import SourceConfig
+from bridge.messages import Message
 from bridge.routing.template import Context, TemplateError
+from bridge.upstream.actions import Action, Deliver, Notice
 from bridge.upstream.dedup import DedupWindow, hashable
 from bridge.upstream.sequence import LogLimit, SequenceTracker
 
@@ -23,6 +25,10 @@ class Check:
     notes: tuple[str, ...] = ()
     on_gap: str | None = None  # "resubscribe" or "reconnect"
     gap: str = ""  # the gap, described
+
+    def actions(self, msg: Message) -> list[Action]:
+        """The notes to log, then ``msg`` delivered unless it is dropped."""
+        return [*(Notice(note) for note in self.notes), *([Deliver(msg)] if self.keep else [])]
 
 
 _NOTES: Final = {

@@ -4,25 +4,30 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import suppress
 from typing import Any
 
 from bridge.config.specs import ReplySpec
+from bridge.errors import SourceError
 from bridge.messages import INVALID
 from bridge.routing.template import Context, Template, TemplateError
-from bridge.upstream.actions import Send
+from bridge.upstream.actions import Action, Fail, Send
+from bridge.upstream.state import Event
 
 
 class Renderer:
     """Renders the templates of one source; ``{seq}`` counts from 1 again after ``restart``
-    (every connection), ``{now_ms}`` reads ``wall`` (else the monotonic time passed in)."""
+    (every connection), ``{now_ms}`` reads ``wall`` (else the monotonic time passed in),
+    ``{var.NAME}`` reads ``var`` (the captured values, kept by the session)."""
 
-    __slots__ = ("_hostname", "_name", "_seq", "_wall")
+    __slots__ = ("_hostname", "_name", "_seq", "_wall", "var")
 
-    def __init__(self, name: str, hostname: str, wall: Callable[[], float] | None) -> None:
+    def __init__(self, name: str, hostname: str, wall: Callable[[], float] | None,
+                 var: dict[str, Any] | None = None) -> None:
         self._name, self._hostname, self._wall = name, hostname, wall
         self._seq: Iterator[int] = itertools.count(1)
+        self.var: dict[str, Any] = {} if var is None else var
 
     def restart(self) -> None:
         self._seq = itertools.count(1)
@@ -30,11 +35,17 @@ class Renderer:
     def send(self, template: Template, now: float, msg: Any = INVALID, raw: Any = "",
              mqtt: Any = None) -> Send:
         """One message; ``msg``/``raw`` are what {msg.*} reads, ``mqtt`` what {mqtt.*} reads.
-        Raises TemplateError when a field it needs is missing."""
-        wall = self._wall() if self._wall else now
-        ctx = Context(self._name, msg, raw, wall, self._seq.__next__, self._hostname, mqtt)
-        value = template.render(ctx)
+        Raises TemplateError when a field it needs is missing (``Unset``: a variable)."""
+        value = self.value(template, now, msg, raw, mqtt)
         return Send(value if isinstance(value, str) else json.dumps(value, separators=(",", ":")))
+
+    def value(self, template: Template, now: float, msg: Any = INVALID, raw: Any = "",
+              mqtt: Any = None) -> Any:
+        """``template`` rendered, its JSON types kept. Raises TemplateError."""
+        wall = self._wall() if self._wall else now
+        ctx = Context(self._name, msg, raw, wall, self._seq.__next__, self._hostname, mqtt,
+                      self.var)
+        return template.render(ctx)
 
     def mqtt(self, template: Template, now: float, mqtt: Any) -> str:
         """A message from MQTT to send upstream, ``mqtt`` being what {mqtt.*} reads."""
@@ -57,3 +68,12 @@ class Renderer:
                 with suppress(TemplateError):
                     out.append(self.send(reply.send, now, value, raw))
         return out
+
+    def guard(self, make: Callable[[float, Any], Sequence[Action | Event]], now: float,
+              arg: Any) -> list[Action | Event]:
+        """``make(now, arg)``, or a ``Fail`` when a message in it cannot render: the callers
+        never raise for a template."""
+        try:
+            return list(make(now, arg))
+        except TemplateError as exc:
+            return [Fail(SourceError(self._name, f"cannot render a message to send: {exc}"))]

@@ -3,8 +3,9 @@
 The session outlives each connection. Its driver feeds it events and performs the actions it
 returns, and reads or writes nothing else. The rules live in atoms that the session composes:
 the conversation of a connection (plan, replies, keepalive, quiet channels), recovery (dedup,
-sequence), the outbound side (outgoing queue, RPC calls, pacer), invalid-frame accounting and
-the state table, through which every state change goes."""
+sequence), the outbound side (outgoing queue, RPC calls, pacer), invalid-frame accounting, the
+renewal of connections (reconnect_when, max_connection_age, rollover) and the state table,
+through which every state change goes."""
 
 from __future__ import annotations
 
@@ -17,13 +18,14 @@ from bridge.errors import SequenceGap, SessionTimeout, SourceError
 from bridge.messages import INVALID, Message
 from bridge.routing.template import Template
 from bridge.stats.source import SourceStats
-from bridge.upstream.actions import Action, Deliver, Fail, Notice, Send, Unread
+from bridge.upstream.actions import Action, Deliver, Fail, Send, Unread
 from bridge.upstream.conversation import Conversation
 from bridge.upstream.invalid import InvalidFrames
 from bridge.upstream.lifecycle import Lifecycle
 from bridge.upstream.outbound import Outbound
 from bridge.upstream.outgoing import Outgoing
 from bridge.upstream.recovery import KEEP, Check, Recovery
+from bridge.upstream.renewal import Renewal
 from bridge.upstream.state import ConnState, Event
 
 # What ``screen`` returns for a frame it passed on unread: deliver it, and if a route then
@@ -45,10 +47,11 @@ class Session:
         self._live, self._last_rx = False, 0.0  # idle is lazy: a frame only notes its time
         # CONNECTED, nothing to match: frames pass unread, or ``screen`` only checks recovery
         self._pass = self._checks_only = self._told = False  # _told: what Unread last said
-        self._talk = Conversation(cfg, hostname, wall)
+        talk = Conversation(cfg, hostname, wall)  # the live connection's: Lifecycle.talk
         self._invalid = InvalidFrames(cfg.on_invalid == "forward")
         self._out = Outbound(cfg, self.stats.outgoing)
-        self._life = Lifecycle(self.stats, self._out, self._talk, self.recovery)
+        self._life = Lifecycle(self.stats, self._out, talk, self.recovery)
+        self._renew = Renewal(cfg.renew, self._life, self._emit, (hostname, wall))
 
     @property
     def state(self) -> ConnState:
@@ -62,7 +65,8 @@ class Session:
     def start(self, now: float) -> list[Action]:
         """The socket is open: run the plan until its first wait."""
         self._last_rx, self._live, self._life.closing, self._told = now, True, False, False
-        return self._emit(self._talk.open(now), now)
+        self._renew.opened(now)
+        return self._emit(self._life.talk.open(now), now)
 
     def lost(self, error: SourceError, reason: str, retry: bool) -> list[Action]:
         """The connection ended, or never opened, with ``error`` (``reason`` for metrics);
@@ -73,10 +77,9 @@ class Session:
     def stop(self, now: float) -> list[Action]:
         """Clean shutdown: the unsubscribe messages (if subscribing began), then Close once
         they are out (the rate limit may hold them: keep ticking)."""
-        out = self._talk.unsubscribe(now) if self._live and self._life.state in _DELIVERING else []
-        self._out.queue.requeue(self._out.pacer.drop())  # never sent: first next time
-        self._live, self._life.closing, self._told = False, True, False  # nothing to tell
-        return self._emit(list(out), now) + self._life.close()
+        out = self._life.stop(self._live and self._life.state in _DELIVERING, now)
+        self._live, self._told = False, False  # nothing to tell
+        return self._emit(out, now) + self._life.close()
 
     def stopped(self) -> list[Action]:
         """The source is done: every open call is answered; STOPPED unless it FAILED."""
@@ -106,9 +109,12 @@ class Session:
         calls, state = self._out.calls, self._life.state
         if calls is not None and calls.waiting and (answers := calls.reply(value, msg.data)):
             return self._emit(answers, now)  # an RPC's reply: answered, not routed
+        if self._renew.asks(value):  # delivered, then the connection is renewed
+            keep = [Deliver(msg)] if state in _DELIVERING else []
+            return keep + self._emit(self._renew.renew("reconnect_when"), now)
         bad = value is INVALID and not msg.is_binary
         out: list[Action | Event] = [*self.unread_invalid(now)] if bad else []
-        own, said = self._talk.hear(value, msg.data, now, state is ConnState.CONNECTED)
+        own, said = self._life.talk.hear(value, msg.data, now, state is ConnState.CONNECTED)
         out += said
         if own or (bad and not self._invalid.forward) or state not in _DELIVERING:
             return self._emit(out, now)
@@ -125,11 +131,10 @@ class Session:
         return list(self._invalid.seen(1, now))
 
     def _checked(self, msg: Message, check: Check, out: list[Action], now: float) -> list[Action]:
-        out += [Notice(note) for note in check.notes]
-        out += [Deliver(msg)] if check.keep else []
+        out += check.actions(msg)
         if check.on_gap == "reconnect":
-            return out + self._fail(SequenceGap(self._talk.cfg.name, check.gap))
-        return out + (self.resubscribe(self._talk.cfg, now) if check.on_gap else [])
+            return out + self._fail(SequenceGap(self._life.talk.cfg.name, check.gap))
+        return out + (self.resubscribe(self._life.talk.cfg, now) if check.on_gap else [])
 
     def tick(self, now: float, heard: float = 0.0) -> list[Action]:
         """Act on every deadline that has passed; afterwards ``deadline()`` is in the future.
@@ -141,13 +146,15 @@ class Session:
             return out + self._life.close()
         if not self._live:
             return out
-        if (stage := self._talk.timed_out(now, self._last_rx)) is not None:
-            return out + self._fail(SessionTimeout(self._talk.cfg.name, stage))
-        return out + self._emit(self._talk.due(now, self.recovery), now)
+        if (stage := self._life.talk.timed_out(now, self._last_rx)) is not None:
+            return out + self._fail(SessionTimeout(self._life.talk.cfg.name, stage))
+        due = [*self._renew.aged(now), *self._life.talk.due(now, self.recovery)]
+        return out + self._emit(due, now)
 
     def deadline(self) -> float | None:
         """The next time ``tick`` must be called, or None; idle is lazy, so it may come early."""
-        when = min(self._out.next, self._talk.next) if self._live else self._out.next
+        when = min(self._out.next, self._life.talk.next, self._renew.until) if self._live \
+            else self._out.next
         return when if when < math.inf else None
 
     def publish(self, send: Template, mqtt: Any, now: float) -> list[Action]:
@@ -158,34 +165,27 @@ class Session:
     def call(self, mqtt: Any, to: Any, now: float) -> list[Action]:
         """Send ``cfg.rpc.send`` rendered with ``mqtt``; exactly one ``Answer`` to ``to``
         follows: the reply frame, or an error response (timeout, disconnect, upstream error)."""
-        return self._emit(self._out.call(mqtt, to, now, self._talk.cfg.name), now)
+        return self._emit(self._out.call(mqtt, to, now, self._life.talk.cfg.name), now)
 
     def resubscribe(self, cfg: SourceConfig, now: float) -> list[Action]:
         """Subscribe again on the live socket: after a reload changed only the subscriptions
         (unsubscribe the old, subscribe the new), or after a sequence gap (the same again).
         Not connected: the next connection subscribes with ``cfg``."""
-        if not self._live:
-            self._talk.cfg = cfg
-            return []
-        old = self._talk.unsubscribe(now) if self._life.state is ConnState.CONNECTED else []
-        return self._emit([*old, *self._talk.resubscribe(cfg, now)], now)
+        return self._emit(self._life.resubscribe(cfg, self._live, now), now)
 
     def _emit(self, out: Sequence[Action | Event], now: float) -> list[Action]:
         """``out`` as the driver performs it: states entered through the table, sends paced
         (held ones go out from ``tick``), then the outgoing queue's turn."""
         done = [self._life.enter(a, now) if isinstance(a, Event) else a for a in out]
         self._live = self._live and not any(isinstance(a, Fail) for a in done)
-        done = self._out.pacer.pace(done, now) + self._flush(now)
+        connected = self._live and self._life.state is ConnState.CONNECTED
+        done = self._out.pacer.pace(done, now) + self._out.flush(now, connected,
+                                                                  self._life.talk.render.mqtt)
         self._mode()  # states entered, calls sent: what must be read may have changed
         if self._pass is not self._told:  # the driver's fast path changed: tell it
             self._told = self._pass
             done.append(Unread(self._pass))
         return done
-
-    def _flush(self, now: float) -> list[Action]:
-        if self._life.state is not ConnState.CONNECTED or not self._live or not self._out.queue:
-            return []
-        return self._out.flush(now, self._talk.render.mqtt)
 
     def _mode(self) -> None:
         self._pass, self._checks_only = self._life.fast_path(self._live)

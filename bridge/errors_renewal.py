@@ -1,0 +1,15 @@
+"""The error that ends a connection replaced on purpose; a ``SourceError`` beside those of
+``bridge.errors`` (whose tree it extends: ``SourceError`` > ``Renewed``)."""
+
+from __future__ import annotations
+
+from bridge.errors import SourceError
+
+
+class Renewed(SourceError):
+    """The connection is replaced on purpose: ``why`` is ``reconnect_when`` (the server
+    asked) or ``max_connection_age``; with ``rollover: close`` it ends like any failure."""
+
+    def __init__(self, source: str, why: str, detail: str = "") -> None:
+        super().__init__(source, detail or f"renewed ({why})")
+        self.why = why
