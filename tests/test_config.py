@@ -616,7 +616,7 @@ def test_capture_and_renewal_settings_are_typed(tmp_path: Path) -> None:
     assert [dict(c.set).keys() for c in src.capture] == [{"heartbeat_ms"}, {"last_seq"}]
     assert src.capture[0].when.matches({"op": 10, "d": {}})
     assert src.heartbeat is not None and src.heartbeat.interval_from is not None
-    assert src.heartbeat.interval_from.render(Context(var={"heartbeat_ms": 41250})) == "41250ms"
+    assert src.heartbeat.interval_from.render(Context(names={"var": {"heartbeat_ms": 41250}})) == "41250ms"
     assert src.renew.max_age == 23 * 3600 and src.renew.rollover == "overlap"
     assert src.renew.reconnect_when[0].matches({"op": 7})
 

@@ -25,7 +25,11 @@ class Unset(TemplateError):
 
 @dataclass(slots=True)
 class Context:
-    """What placeholders can read; ``seq`` is called once per ``{seq}`` rendered."""
+    """What placeholders can read; ``seq`` is called once per ``{seq}`` rendered.
+
+    ``names`` holds the run-time namespaces (``bridge.routing.namespaces``): one value per
+    namespace root, e.g. ``names["http"]["bullet"]`` is what ``{http.bullet...}`` reads.
+    ``once`` keeps what must have one value within one render (``{nonce}``)."""
 
     source: str = ""
     msg: Any = INVALID
@@ -34,7 +38,8 @@ class Context:
     seq: Callable[[], int] = field(default=lambda: 0)
     hostname: str = ""
     mqtt: Any = None
-    var: Mapping[str, Any] = field(default_factory=dict)  # captured values: {var.NAME}
+    names: Mapping[str, Any] = field(default_factory=dict)
+    once: dict[str, Any] = field(default_factory=dict)
 
 
 def mqtt_value(topic: str, payload: bytes | str) -> dict[str, Any]:

@@ -8,9 +8,10 @@ from collections.abc import Callable
 from typing import Any
 
 from bridge.decoding import INVALID
-from bridge.routing.context import Context, TemplateError, Unset
+from bridge.routing.context import Context, TemplateError
+from bridge.routing.namespaces import NAMESPACES, namespace_getter
 
-ROOTS = frozenset({"seq", "source", "now_ms", "now_s", "hostname", "msg", "mqtt", "var"})
+ROOTS = frozenset({"seq", "source", "now_ms", "now_s", "hostname", "msg", "mqtt", *NAMESPACES})
 _STEP = re.compile(r"\.([\w-]+)|\[(\d+)\]")
 
 Getter = Callable[[Context], Any]
@@ -37,8 +38,8 @@ def getter(root: str, path: str) -> Getter:
         steps = [int(i) if i else k for k, i in _STEP.findall(path)]
     except ValueError:  # an index too long for Python's int(): no list is that long anyway
         raise TemplateError(f"{name}: index out of range") from None
-    if root == "var":
-        return _var(name, steps)
+    if root in NAMESPACES:
+        return namespace_getter(root, steps, name)
     if root == "mqtt" and steps[:1] == ["topic"] and len(steps) > 1:
         steps[0] = "levels"  # {mqtt.topic} is the text, {mqtt.topic[N]} one of its levels
 
@@ -68,27 +69,4 @@ def getter(root: str, path: str) -> Getter:
             return get(ctx)  # the error to raise, or the raw text of a non-JSON frame
 
         return get_key
-    return get
-
-
-def _var(name: str, steps: list[str | int]) -> Getter:
-    """The getter of ``{var.NAME...}``: a captured value, or a field of one; ``Unset`` (a
-    TemplateError) while no capture has set it."""
-    if not steps or not isinstance(key := steps[0], str):
-        raise TemplateError(f"{name}: write {{var.NAME}}")
-    rest = steps[1:]
-
-    def get(ctx: Context) -> Any:
-        try:
-            value = ctx.var[key]
-            for step in rest:
-                value = value[step]
-        except KeyError:
-            if key not in ctx.var:
-                raise Unset(key) from None
-            raise TemplateError(f"{name}: no such field in the value") from None
-        except (IndexError, TypeError):
-            raise TemplateError(f"{name}: no such field in the value") from None
-        return value
-
     return get

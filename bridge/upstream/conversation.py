@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from bridge.config.model import SourceConfig
@@ -24,14 +23,13 @@ Said = Action | Event  # what to do, or a state the plan reached (the session ow
 class Conversation:
     """What is said on one connection and until when an answer may take. It renders the
     sends (``{seq}`` restarts with each connection); a message it cannot render is a ``Fail``,
-    so none of its methods raise. ``var``: the captured values, shared by every conversation
-    of the source and kept across its connections."""
+    so none of its methods raise. ``render``'s namespaces (the captured values among them)
+    are the source's, kept across its connections and shared with a successor's."""
 
-    def __init__(self, cfg: SourceConfig, hostname: str, wall: Callable[[], float] | None,
-                 var: dict[str, Any] | None = None) -> None:
-        self.cfg, self.render = cfg, Renderer(cfg.name, hostname, wall, var)
+    def __init__(self, cfg: SourceConfig, render: Renderer) -> None:
+        self.cfg, self.render = cfg, render
         self.plan, self.watch = PlanRunner(self.render), Watch()
-        self.captures = Captures(cfg.capture, self.render.var)
+        self.captures = Captures(cfg.capture, self.render.names["var"])
         self.beat = Heartbeat(cfg.heartbeat, self.render)
 
     @property

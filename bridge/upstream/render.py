@@ -18,19 +18,29 @@ from bridge.upstream.state import Event
 
 class Renderer:
     """Renders the templates of one source; ``{seq}`` counts from 1 again after ``restart``
-    (every connection), ``{now_ms}`` reads ``wall`` (else the monotonic time passed in),
-    ``{var.NAME}`` reads ``var`` (the captured values, kept by the session)."""
+    (every connection), ``{now_ms}`` reads ``wall`` (else the monotonic time passed in).
 
-    __slots__ = ("_hostname", "_name", "_seq", "_wall", "var")
+    ``names`` are the run-time namespaces the session fills (``{http...}``, ``{var...}``:
+    the values ``capture`` keeps, in ``var``); ``derived`` the ones made afresh for each
+    render from its context (``{sign...}``)."""
 
-    def __init__(self, name: str, hostname: str, wall: Callable[[], float] | None,
-                 var: dict[str, Any] | None = None) -> None:
+    __slots__ = ("_hostname", "_name", "_seq", "_wall", "derived", "names")
+
+    def __init__(self, name: str, hostname: str, wall: Callable[[], float] | None) -> None:
         self._name, self._hostname, self._wall = name, hostname, wall
         self._seq: Iterator[int] = itertools.count(1)
-        self.var: dict[str, Any] = {} if var is None else var
+        self.names: dict[str, Any] = {"var": {}}
+        self.derived: dict[str, Callable[[Context], Any]] = {}
 
     def restart(self) -> None:
         self._seq = itertools.count(1)
+
+    def twin(self) -> Renderer:
+        """A renderer for a successor connection: its own ``{seq}``, the same namespaces
+        (shared, not copied: what one captures, the other reads)."""
+        twin = Renderer(self._name, self._hostname, self._wall)
+        twin.names, twin.derived = self.names, self.derived
+        return twin
 
     def send(self, template: Template, now: float, msg: Any = INVALID, raw: Any = "",
              mqtt: Any = None) -> Send:
@@ -42,10 +52,17 @@ class Renderer:
     def value(self, template: Template, now: float, msg: Any = INVALID, raw: Any = "",
               mqtt: Any = None) -> Any:
         """``template`` rendered, its JSON types kept. Raises TemplateError."""
+        return template.render(self.context(now, msg, raw, mqtt))
+
+    def context(self, now: float, msg: Any = INVALID, raw: Any = "", mqtt: Any = None
+                ) -> Context:
+        """One render's context: one clock reading, the namespaces as they are now."""
         wall = self._wall() if self._wall else now
         ctx = Context(self._name, msg, raw, wall, self._seq.__next__, self._hostname, mqtt,
-                      self.var)
-        return template.render(ctx)
+                      self.names)
+        if self.derived:
+            ctx.names = {**self.names, **{k: make(ctx) for k, make in self.derived.items()}}
+        return ctx
 
     def mqtt(self, template: Template, now: float, mqtt: Any) -> str:
         """A message from MQTT to send upstream, ``mqtt`` being what {mqtt.*} reads."""

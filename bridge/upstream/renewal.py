@@ -25,12 +25,10 @@ class Renewal:
     one, starts one ``Successor`` at a time (``Rollover``), which on ``handover`` becomes the
     live conversation of ``life``. ``emit``: how the session performs what results."""
 
-    __slots__ = ("_emit", "_hostname", "_life", "_spec", "_wall", "leg", "until", "why")
+    __slots__ = ("_emit", "_life", "_spec", "leg", "until", "why")
 
-    def __init__(self, spec: RenewSpec, life: Lifecycle, emit: Emit,
-                 render: tuple[str, Callable[[], float] | None]) -> None:
+    def __init__(self, spec: RenewSpec, life: Lifecycle, emit: Emit) -> None:
         self._spec, self._life, self._emit = spec, life, emit
-        self._hostname, self._wall = render
         self.until = math.inf
         self.leg: Successor | None = None  # the successor running, if any
         self.why = ""
@@ -56,8 +54,8 @@ class Renewal:
             return [Fail(Renewed(name, why))]
         if self.leg is not None:
             return []  # a successor is already on its way
-        talk = self._life.talk  # the successor's own conversation, the same captured values
-        fresh = Conversation(talk.cfg, self._hostname, self._wall, talk.render.var)
+        talk = self._life.talk  # the successor's own conversation, the same namespaces
+        fresh = Conversation(talk.cfg, talk.render.twin())
         self.leg, self.why = Successor(fresh, self._life.recovery, self), why
         return [Rollover(self.leg)]
 

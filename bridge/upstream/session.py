@@ -25,6 +25,7 @@ from bridge.upstream.lifecycle import Lifecycle
 from bridge.upstream.outbound import Outbound
 from bridge.upstream.outgoing import Outgoing
 from bridge.upstream.recovery import KEEP, Check, Recovery
+from bridge.upstream.render import Renderer
 from bridge.upstream.renewal import Renewal
 from bridge.upstream.state import ConnState, Event
 
@@ -47,11 +48,11 @@ class Session:
         self._live, self._last_rx = False, 0.0  # idle is lazy: a frame only notes its time
         # CONNECTED, nothing to match: frames pass unread, or ``screen`` only checks recovery
         self._pass = self._checks_only = self._told = False  # _told: what Unread last said
-        talk = Conversation(cfg, hostname, wall)  # the live connection's: Lifecycle.talk
+        talk = Conversation(cfg, Renderer(cfg.name, hostname, wall))  # Lifecycle.talk: live
         self._invalid = InvalidFrames(cfg.on_invalid == "forward")
         self._out = Outbound(cfg, self.stats.outgoing)
         self._life = Lifecycle(self.stats, self._out, talk, self.recovery)
-        self._renew = Renewal(cfg.renew, self._life, self._emit, (hostname, wall))
+        self._renew = Renewal(cfg.renew, self._life, self._emit)
 
     @property
     def state(self) -> ConnState:
