@@ -374,6 +374,7 @@ def _source_snapshot(entry: _Source, now: float, wall: float, grace: float) -> S
         handshake_seconds=stats.handshake_seconds,
         grace_until=None if connected else entry.since + grace,
         recovery=dict(stats.recovery), sent=stats.sent, outgoing_dropped=dict(stats.outgoing),
+        rollovers=stats.rollovers,
     )
 
 

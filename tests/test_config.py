@@ -18,6 +18,7 @@ from bridge.config.specs import TLSConfig
 from bridge.errors import ConfigError, ConfigIssue
 from bridge.routing.context import Context
 from bridge.sinks.settings import FileSinkConfig, MqttSinkConfig, StdoutSinkConfig
+from bridge.supervisor import SUBSCRIPTION_FIELDS, changed_fields
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 
@@ -616,7 +617,8 @@ def test_capture_and_renewal_settings_are_typed(tmp_path: Path) -> None:
     assert [dict(c.set).keys() for c in src.capture] == [{"heartbeat_ms"}, {"last_seq"}]
     assert src.capture[0].when.matches({"op": 10, "d": {}})
     assert src.heartbeat is not None and src.heartbeat.interval_from is not None
-    assert src.heartbeat.interval_from.render(Context(names={"var": {"heartbeat_ms": 41250}})) == "41250ms"
+    known = Context(names={"var": {"heartbeat_ms": 41250}})
+    assert src.heartbeat.interval_from.render(known) == "41250ms"
     assert src.renew.max_age == 23 * 3600 and src.renew.rollover == "overlap"
     assert src.renew.reconnect_when[0].matches({"op": 7})
 
@@ -640,3 +642,13 @@ def test_a_bad_rollover_and_a_bad_capture_are_reported(tmp_path: Path) -> None:
         '{when: {op: 0}, set: {last_seq: "{msg.s}"}}', "{when: {op: 0}}")
     found = {i.path for i in issues(tmp_path, text)}
     assert {"sources[0].rollover", "sources[0].capture[1]"} <= found
+
+
+def test_a_reload_sees_a_changed_capture_or_renewal_as_a_source_change(tmp_path: Path) -> None:
+    before = load(tmp_path, GATEWAY).sources[0]
+    assert changed_fields(before, load(tmp_path, GATEWAY).sources[0]) == set()
+    edits = {"capture": ("{msg.s}", "{msg.seq}"), "renew": ("rollover: overlap", "")}
+    for field, (old, new) in edits.items():
+        changed = changed_fields(before, load(tmp_path, GATEWAY.replace(old, new)).sources[0])
+        assert changed == {field}
+        assert not changed & SUBSCRIPTION_FIELDS  # so the source reconnects with it

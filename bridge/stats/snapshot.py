@@ -27,6 +27,7 @@ class SourceSnapshot:
     recovery: Mapping[str, int] = field(default_factory=dict)  # by event
     sent: int = 0
     outgoing_dropped: Mapping[str, int] = field(default_factory=dict)  # by reason
+    rollovers: int = 0  # connections replaced by a successor subscribed first
 
 @dataclass(frozen=True)
 class SinkSnapshot:
