@@ -10,6 +10,10 @@ class Renewed(SourceError):
     """The connection is replaced on purpose: ``why`` is ``reconnect_when`` (the server
     asked) or ``max_connection_age``; with ``rollover: close`` it ends like any failure."""
 
-    def __init__(self, source: str, why: str, detail: str = "") -> None:
-        super().__init__(source, detail or f"renewed ({why})")
+    def __init__(self, source: str, why: str) -> None:
+        super().__init__(source, _DETAIL.get(why, why))
         self.why = why
+
+
+_DETAIL = {"reconnect_when": "the server asked for a new connection (reconnect_when)",
+           "max_connection_age": "the connection reached its max_connection_age"}

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from bridge.config.load import load_config
 from bridge.config.stateful import RenewSpec
@@ -112,3 +115,43 @@ async def test_rollover_is_gapless_at_the_file_sink_while_the_server_cuts_old_co
     assert daemon.log_text.count(ROLLED) in (len(upstream.connections) - 1,
                                               len(upstream.connections) - 2)
     assert "reconnecting in" not in daemon.log_text
+
+
+async def test_without_overlap_the_old_connection_closes_before_the_new_one_opens(
+    upstream: Upstream,
+) -> None:
+    async def handler(conn: UpstreamConn) -> None:
+        if len(upstream.connections) == 1:
+            await conn.send_json({"e": "listenKeyExpired"})
+        else:  # the first one is already gone when the second one comes
+            await conn.send_json({"first_closed": upstream.connections[0].closed})
+
+    upstream.handler = handler
+    renew = RenewSpec(reconnect_when=(Pattern({"e": "listenKeyExpired"}),))
+    async with Running(source(upstream.url, renew=renew)) as run:
+        await run.until(lambda: len(run.messages) == 2)
+    assert run.payloads()[1] == {"first_closed": True}
+    assert run.client.stats.rollovers == 0
+
+
+async def test_a_successor_that_fails_renews_the_old_connection_the_plain_way(
+    upstream: Upstream, caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def handler(conn: UpstreamConn) -> None:
+        if len(upstream.connections) == 1:
+            upstream.reject_next(503)  # the successor's handshake
+            await conn.send_json({"e": "listenKeyExpired"})
+        else:
+            await conn.send_json({"n": len(upstream.connections)})
+
+    upstream.handler = handler
+    renew = RenewSpec(reconnect_when=(Pattern({"e": "listenKeyExpired"}),), rollover="overlap")
+    async with Running(source(upstream.url, renew=renew)) as run:
+        await run.until(lambda: len(run.messages) == 2)
+    assert [h.status for h in upstream.handshakes] == [101, 503, 101]
+    assert await upstream.connections[0].wait_closed() == 1000
+    assert run.client.stats.rollovers == 0
+    assert run.client.stats.reconnects == {"renewed": 1}
+    assert re.search(r"rollover \(reconnect_when\) failed: .*handshake rejected with HTTP 503",
+                     caplog.text)
+    assert "after connection renewed: the server asked for a new connection" in caplog.text
