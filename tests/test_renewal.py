@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bridge.config.specs import DedupSpec
+from bridge.config.specs import DedupSpec, SequenceSpec
 from bridge.config.stateful import RenewSpec
 from bridge.errors import SessionTimeout
 from bridge.errors_renewal import Renewed
@@ -101,3 +101,20 @@ def test_without_overlap_or_before_connected_no_successor_is_started() -> None:
     s = session(reconnect_when=(EXPIRED,), rollover="overlap")
     s.start(0.0)  # subscribing: nothing to overlap with
     assert isinstance(failure(s.receive(frame({"e": "listenKeyExpired"}), 0.5)), Renewed)
+
+
+def test_a_successor_numbering_its_messages_its_own_way_is_no_gap() -> None:
+    seq = SequenceSpec(Template("{msg.s}"))
+    s = Session(source(renew=RenewSpec(max_age=10.0, rollover="overlap"), subscribe=SUB,
+                       sequence=seq))
+    connected(s)
+    for n in (1, 2, 3):
+        s.receive(frame({"s": n}), 1.0)
+    leg = leg_of(s.tick(10.0))
+    leg.start(10.0)
+    leg.screen(frame({"ack": True}), 10.1)
+    leg.handover(10.2)
+    out = s.receive(frame({"s": 70}), 10.3)  # the new session numbers its own way
+    assert [a for a in out if isinstance(a, Notice)] == []
+    s.receive(frame({"s": 72}), 10.4)  # but within it, a gap is still a gap
+    assert s.stats.recovery["gap"] == 1

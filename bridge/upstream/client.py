@@ -164,7 +164,11 @@ class SourceClient:
         self._apply_idle(self._session.connecting())
         # One that opened just as stop() came is served too: its loop stops at once, with
         # the unsubscribe messages and a close frame, as for any other connection.
-        return await self._serving(lambda: open_connection(self.cfg, tls_for(self.cfg)), None)
+        return await self._serving(self._dial, None)
+
+    async def _dial(self) -> Connection:
+        """Open one connection of the source: every attempt, and a rollover's successor."""
+        return await open_connection(self.cfg, tls_for(self.cfg))
 
     def _lost(self, error: SourceError, reason: str, delay: float | None) -> None:
         self._apply_idle(self._session.lost(error, reason, delay is not None))
@@ -338,7 +342,7 @@ class SourceClient:
         says ``Handover`` (its connection then goes to ``_took_over``) or fails."""
         loop, clock, conn = asyncio.get_running_loop(), self._clock, None
         try:
-            conn = await open_connection(self.cfg, tls_for(self.cfg))
+            conn = await self._dial()
             actions = leg.start(clock())
             while not await self._lead(conn, actions):
                 due = leg.deadline()

@@ -28,19 +28,19 @@ class Lifecycle:
         self.state, self.closing = ConnState.CONNECTING, False
 
     def enter(self, event: Event, now: float = 0.0) -> SetState:
-        """The state ``event`` leads to, by the table. Each step of the plan starts the
-        sequence numbering afresh; CONNECTED counts a connect and starts the clocks."""
+        """The state ``event`` leads to, by the table. Each step of the plan and a successor
+        taking over start the numbering afresh; READY and ROLLOVER count, start the clocks."""
         self.state = transition(self.state, event)
-        if event is Event.ROLLOVER:  # the successor's conversation is the live one now
-            self._stats.rollovers += 1
-            self.talk.watch.connected(self.talk.cfg, now)
-        elif event in (Event.AUTH, Event.SUBSCRIBE, Event.READY):
+        if event in (Event.AUTH, Event.SUBSCRIBE):
+            self.recovery.reset()
+            self.talk.watch.subscribing()
+        elif event in (Event.READY, Event.ROLLOVER):  # a connection is live, or a successor
             self.recovery.reset()
             if event is Event.READY:
                 self._stats.connects += 1
-                self.talk.watch.connected(self.talk.cfg, now)
             else:
-                self.talk.watch.subscribing()
+                self._stats.rollovers += 1
+            self.talk.watch.connected(self.talk.cfg, now)
         return SetState(self.state)
 
     def fast_path(self, live: bool) -> tuple[bool, bool]:
