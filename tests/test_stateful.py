@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 
 from bridge.config.load import load_config
+from bridge.config.specs import Step
 from bridge.config.stateful import RenewSpec
 from bridge.routing.pattern import Pattern
+from bridge.routing.template import Template
 from bridge.upstream.state import ConnState
 from tests.support.daemon import Daemon, NotifySocket
 from tests.support.upstream import NumberedFeed, Upstream, UpstreamConn
@@ -155,3 +157,23 @@ async def test_a_successor_that_fails_renews_the_old_connection_the_plain_way(
     assert re.search(r"rollover \(reconnect_when\) failed: .*handshake rejected with HTTP 503",
                      caplog.text)
     assert "after connection renewed: the server asked for a new connection" in caplog.text
+
+
+async def test_stop_during_a_rollover_closes_both_connections(upstream: Upstream) -> None:
+    async def handler(conn: UpstreamConn) -> None:
+        await conn.recv()
+        await conn.send_json({"subscribed": True})
+        if len(upstream.connections) == 2:
+            return  # the successor is subscribing: its ack never comes
+        await conn.send_json({"e": "listenKeyExpired"})
+
+    upstream.handler = handler
+    renew = RenewSpec(reconnect_when=(Pattern({"e": "listenKeyExpired"}),), rollover="overlap")
+    sub = (Step(Template({"op": "subscribe"}), Pattern({"subscribed": True})),)
+    async with Running(source(upstream.url, renew=renew, subscribe=sub)) as run:
+        old, successor = await upstream.wait_connections(2)
+        await successor.wait_received(1)  # it sent its subscription
+        assert run.client.state is ConnState.CONNECTED
+    assert await old.wait_closed() == 1000
+    assert await successor.wait_closed() == 1000
+    assert run.states[-1] is ConnState.STOPPED
