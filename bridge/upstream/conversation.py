@@ -41,9 +41,9 @@ class Conversation:
         """A new connection: its plan, up to the first wait."""
         self.render.restart()
         self.watch, self.beat = Watch(self.cfg, now), Heartbeat(self.cfg.heartbeat, self.render)
-        self.beat.pace(self.watch, now)  # an interval captured on an earlier connection
+        paced = self.beat.pace(self.watch, now)  # an interval captured on an earlier connection
         self.plan.load(compile_plan(self.cfg))
-        return self.render.guard(self.plan.advance, now, INVALID)
+        return [*paced, *self.render.guard(self.plan.advance, now, INVALID)]
 
     def resubscribe(self, cfg: SourceConfig, now: float) -> list[Said]:
         """Subscribe with ``cfg`` on the live connection."""
@@ -60,7 +60,7 @@ class Conversation:
         said: list[Said] = []
         waiting = self.plan.wait  # a wait the captures' sends reach is not for this message
         if self.captures.active and self.captures.hear(value, raw, now, self.render):
-            self.beat.pace(self.watch, now)
+            said += self.beat.pace(self.watch, now)
             said += self.render.guard(lambda at, _: [*self.plan.resume(at),
                                                      *self.beat.resume(at)], now, None)
         if waiting is not None:
