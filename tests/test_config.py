@@ -652,3 +652,11 @@ def test_a_reload_sees_a_changed_capture_or_renewal_as_a_source_change(tmp_path:
         changed = changed_fields(before, load(tmp_path, GATEWAY.replace(old, new)).sources[0])
         assert changed == {field}
         assert not changed & SUBSCRIPTION_FIELDS  # so the source reconnects with it
+
+
+def test_a_route_reading_a_captured_value_is_reported(tmp_path: Path) -> None:
+    route = '      - {sink: console, topic: "{var.last_seq}"}'
+    text = GATEWAY.replace("      - sink: console", route)
+    issue = only(issues(tmp_path, text), "sources[0].routes[0].topic")
+    assert issue.message == ("{var.last_seq}: routes cannot read captured values; they are for "
+                             "what the source sends")

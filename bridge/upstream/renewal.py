@@ -39,8 +39,10 @@ class Renewal:
         self.until = now + age if age > 0 else math.inf
 
     def asks(self, value: Any) -> bool:
-        """Whether the server message ``value`` asks for a new connection."""
-        return any(p.matches(value) for p in self._spec.reconnect_when)
+        """Whether the server message ``value`` asks for a new connection (asked of every
+        message the session reads: no generator made when there is nothing to match)."""
+        asks = self._spec.reconnect_when
+        return bool(asks) and any(pattern.matches(value) for pattern in asks)
 
     def aged(self, now: float) -> list[Action | Event]:
         """``until`` came: the live connection is ``max_connection_age`` old."""
