@@ -13,15 +13,11 @@ class Captures:
     """The ``capture`` rules of a source and the values they set, kept across connections
     until a new match overwrites them (the dict lives as long as the session)."""
 
-    __slots__ = ("_specs", "values")
+    __slots__ = ("_specs", "active", "values")
 
     def __init__(self, specs: tuple[CaptureSpec, ...], values: dict[str, Any]) -> None:
         self._specs, self.values = specs, values
-
-    @property
-    def active(self) -> bool:
-        """Whether messages must be read for it."""
-        return bool(self._specs)
+        self.active = bool(specs)  # whether messages must be read for it
 
     def hear(self, value: Any, raw: str | bytes, now: float, render: Renderer) -> bool:
         """``value`` came from the server: set the variables of each rule it matches; True

@@ -25,10 +25,11 @@ class Renewal:
     one, starts one ``Successor`` at a time (``Rollover``), which on ``handover`` becomes the
     live conversation of ``life``. ``emit``: how the session performs what results."""
 
-    __slots__ = ("_emit", "_life", "_spec", "leg", "until", "why")
+    __slots__ = ("_emit", "_life", "_spec", "asking", "leg", "until", "why")
 
     def __init__(self, spec: RenewSpec, life: Lifecycle, emit: Emit) -> None:
         self._spec, self._life, self._emit = spec, life, emit
+        self.asking = bool(spec.reconnect_when)  # whether ``asks`` can be True at all
         self.until = math.inf
         self.leg: Successor | None = None  # the successor running, if any
         self.why = ""
@@ -39,10 +40,8 @@ class Renewal:
         self.until = now + age if age > 0 else math.inf
 
     def asks(self, value: Any) -> bool:
-        """Whether the server message ``value`` asks for a new connection (asked of every
-        message the session reads: no generator made when there is nothing to match)."""
-        asks = self._spec.reconnect_when
-        return bool(asks) and any(pattern.matches(value) for pattern in asks)
+        """Whether the server message ``value`` asks for a new connection."""
+        return any(pattern.matches(value) for pattern in self._spec.reconnect_when)
 
     def aged(self, now: float) -> list[Action | Event]:
         """``until`` came: the live connection is ``max_connection_age`` old."""

@@ -110,7 +110,7 @@ class Session:
         calls, state = self._out.calls, self._life.state
         if calls is not None and calls.waiting and (answers := calls.reply(value, msg.data)):
             return self._emit(answers, now)  # an RPC's reply: answered, not routed
-        if self._renew.asks(value):  # delivered, then the connection is renewed
+        if self._renew.asking and self._renew.asks(value):  # delivered, then renewed
             keep = [Deliver(msg)] if state in _DELIVERING else []
             return keep + self._emit(self._renew.renew("reconnect_when"), now)
         bad = value is INVALID and not msg.is_binary
