@@ -12,7 +12,8 @@ from bridge.errors_renewal import Renewed
 from bridge.routing.pattern import Pattern
 from bridge.routing.template import Template
 from bridge.stats.source import reason_of
-from bridge.upstream.actions import Action, Handover, Notice, Rollover
+from bridge.upstream.actions import Action, Notice
+from bridge.upstream.handoff import Handover, Rollover
 from bridge.upstream.session import Session
 from bridge.upstream.state import ConnState
 from bridge.upstream.successor import Successor

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bridge.config.build_state import beat_interval, build_state
+from bridge.config.build_state import build_state
 from bridge.config.collect import Collector, pattern
 from bridge.config.keypaths import KeyPath
 from bridge.config.specs import (
@@ -31,12 +31,7 @@ def build_session(raw: dict[str, Any], path: KeyPath, c: Collector) -> dict[str,
         "auth": None if auth is None else _auth(auth, (*path, "auth"), c),
         "subscribe": _steps(raw, "subscribe", path, c),
         "unsubscribe": _steps(raw, "unsubscribe", path, c),
-        "heartbeat": None if beat is None else HeartbeatSpec(
-            send=c.template(beat["send"], (*path, "heartbeat", "send")),
-            expect=pattern(beat.get("expect")),
-            **c.seconds(beat, (*path, "heartbeat"), _TIMEOUT),
-            **beat_interval(beat, (*path, "heartbeat"), c),
-        ),
+        "heartbeat": None if beat is None else _heartbeat(beat, (*path, "heartbeat"), c),
         "replies": tuple(
             ReplySpec(Pattern(r["when"]), c.template(r["send"], (*path, "replies", i, "send")))
             for i, r in enumerate(raw.get("replies", []))
@@ -44,6 +39,18 @@ def build_session(raw: dict[str, Any], path: KeyPath, c: Collector) -> dict[str,
         **_recovery(raw, path, c),
         **build_state(raw, path, c),
     }
+
+
+def _heartbeat(beat: dict[str, Any], where: KeyPath, c: Collector) -> HeartbeatSpec:
+    """A heartbeat; an interval with a placeholder is rendered when a connection opens."""
+    every = beat["interval"] if "{" in str(beat["interval"]) else None
+    times = {"interval": "interval", **_TIMEOUT} if every is None else _TIMEOUT
+    return HeartbeatSpec(
+        send=c.template(beat["send"], (*where, "send")),
+        expect=pattern(beat.get("expect")),
+        interval_from=None if every is None else c.template(every, (*where, "interval")),
+        **{"interval": 0.0, **c.seconds(beat, where, times)},
+    )
 
 
 def _auth(auth: dict[str, Any], where: KeyPath, c: Collector) -> AuthSpec:

@@ -1,6 +1,5 @@
-"""Builds the parts of a source that carry state: ``capture``, the renewal of connections
-(``reconnect_when``, ``max_connection_age``, ``rollover``), and a heartbeat interval that
-is a template (``"{var.heartbeat_ms}ms"``), known only once the server has said it."""
+"""Builds the parts of a source that carry state: ``capture`` and the renewal of connections
+(``reconnect_when``, ``max_connection_age``, ``rollover``)."""
 
 from __future__ import annotations
 
@@ -24,11 +23,3 @@ def build_state(raw: dict[str, Any], path: KeyPath, c: Collector) -> dict[str, A
                       rollover=raw.get("rollover", "close"), **age)
     return {"capture": captures, "renew": renew}
 
-
-def beat_interval(beat: dict[str, Any], path: KeyPath, c: Collector) -> dict[str, Any]:
-    """The heartbeat's ``interval`` in seconds, or, when it holds a ``{placeholder}``, the
-    template that gives it at run time (``interval_from``)."""
-    interval = beat.get("interval")
-    if isinstance(interval, str) and "{" in interval:
-        return {"interval": 0.0, "interval_from": c.template(interval, (*path, "interval"))}
-    return c.seconds(beat, path, {"interval": "interval"})

@@ -43,8 +43,8 @@ class AuthSpec:
 
 @dataclass(frozen=True, slots=True)
 class HeartbeatSpec:
-    """``interval_from``: a template giving the interval (``"{var.heartbeat_ms}ms"``) that
-    replaces ``interval`` once it renders; until then no heartbeat is sent."""
+    """``interval_from``: a template giving the interval (``"{http.b.json.ping}ms"``), rendered
+    when a connection opens; it replaces ``interval``."""
     send: Template
     interval: float
     expect: Pattern | None = None

@@ -8,6 +8,7 @@ from typing import Any
 
 from bridge.errors import SourceError
 from bridge.messages import INVALID, Message
+from bridge.upstream.handoff import Handover, Rollover
 from bridge.upstream.state import ConnState
 
 
@@ -67,19 +68,6 @@ class Unread:
     until the next ``Unread`` or the end of the connection; the driver then reports the time
     of the last such frame with ``tick``."""
     on: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Rollover:
-    """Open a successor connection beside the live one and drive ``leg`` (a ``Successor``)
-    over it: its own ``start``, ``screen``, ``tick``, ``deadline`` and ``lost``."""
-    leg: Any
-
-
-@dataclass(frozen=True, slots=True)
-class Handover:
-    """The successor is subscribed: call ``Session.handover``, then close the old connection
-    and go on with the successor's as the live one."""
 
 
 # Send a text frame; Deliver to the routes; SetState; Fail = drop this connection; Close cleanly;

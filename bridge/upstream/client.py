@@ -28,14 +28,13 @@ from bridge.upstream.actions import (
     Close,
     Deliver,
     Fail,
-    Handover,
     Notice,
-    Rollover,
     Send,
     SetState,
     Unread,
 )
 from bridge.upstream.connection import Connection, open_connection
+from bridge.upstream.handoff import Handover, Rollover
 from bridge.upstream.reconnect import Reconnect
 from bridge.upstream.recovery import Recovery
 from bridge.upstream.session import UNREAD, Session

@@ -10,8 +10,9 @@ from typing import Any
 from bridge.config.stateful import RenewSpec
 from bridge.errors import SourceError
 from bridge.errors_renewal import Renewed
-from bridge.upstream.actions import Action, Fail, Notice, Rollover
+from bridge.upstream.actions import Action, Fail, Notice
 from bridge.upstream.conversation import Conversation
+from bridge.upstream.handoff import Rollover
 from bridge.upstream.lifecycle import Lifecycle
 from bridge.upstream.state import ConnState, Event
 from bridge.upstream.successor import Successor

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING
 
 from bridge.errors import SessionTimeout, SourceError
 from bridge.messages import INVALID, Message
-from bridge.upstream.actions import Action, Fail, Handover
+from bridge.upstream.actions import Action, Fail
 from bridge.upstream.conversation import Conversation, Said
+from bridge.upstream.handoff import Handover
 from bridge.upstream.recovery import KEEP, Recovery
 from bridge.upstream.state import ConnState, Event, transition
 
