@@ -119,3 +119,14 @@ def test_a_successor_numbering_its_messages_its_own_way_is_no_gap() -> None:
     assert [a for a in out if isinstance(a, Notice)] == []
     s.receive(frame({"s": 72}), 10.4)  # but within it, a gap is still a gap
     assert s.stats.recovery["gap"] == 1
+
+
+def test_a_connection_lost_during_a_rollover_rolls_over_again_on_the_next_one() -> None:
+    s = session(max_age=60.0, rollover="overlap")
+    connected(s)
+    leg_of(s.tick(60.0)).start(60.0)  # the successor is on its way ...
+    s.lost(SessionTimeout("src", "idle"), "timeout", True)  # ... when the old one dies
+    s.connecting()
+    connected(s, 70.0)  # the driver dropped the successor with it
+    assert s.deadline() == 130.0
+    leg_of(s.tick(130.0))  # a new rollover, not "one is already on its way"

@@ -36,8 +36,9 @@ class Renewal:
         self.why = ""
 
     def opened(self, now: float) -> None:
-        """A connection became the live one at ``now``: its age counts from then."""
-        age = self._spec.max_age
+        """A connection became the live one at ``now``: its age counts from then, and a
+        successor of an earlier one is gone (the driver drops it with its connection)."""
+        age, self.leg = self._spec.max_age, None
         self.until = now + age if age > 0 else math.inf
 
     def asks(self, value: Any) -> bool:
