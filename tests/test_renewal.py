@@ -3,6 +3,7 @@ max_connection_age, and rollover: a successor run beside the live connection tha
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from bridge.config.specs import DedupSpec, SequenceSpec
@@ -130,3 +131,17 @@ def test_a_connection_lost_during_a_rollover_rolls_over_again_on_the_next_one() 
     connected(s, 70.0)  # the driver dropped the successor with it
     assert s.deadline() == 130.0
     leg_of(s.tick(130.0))  # a new rollover, not "one is already on its way"
+
+
+def test_subscriptions_a_reload_changed_during_the_overlap_are_made_on_the_successor() -> None:
+    cfg = source(renew=RenewSpec(max_age=60.0, rollover="overlap"), subscribe=SUB)
+    s = Session(cfg)
+    connected(s)
+    leg = leg_of(s.tick(60.0))
+    leg.start(60.0)  # subscribes as configured when it started
+    new = dataclasses.replace(cfg, subscribe=(step({"op": "sub", "v": 2}),))
+    s.resubscribe(new, 60.1)  # a reload, on the live (old) connection
+    leg.screen(frame({"ack": True}), 60.2)
+    out = leg.handover(60.3)
+    assert sent(out) == [{"op": "sub", "v": 2}]  # no unsubscribe configured: just the new one
+    assert states(out) == [ConnState.CONNECTED, ConnState.SUBSCRIBING, ConnState.CONNECTED]

@@ -64,11 +64,13 @@ class Renewal:
 
     def handover(self, leg: Successor, now: float) -> list[Action]:
         """``leg`` is subscribed: its conversation is the live one from now on (the source
-        stays CONNECTED, through ROLLOVER); its age counts from when it opened."""
-        self.leg, self._life.talk = None, leg.talk
+        stays CONNECTED, through ROLLOVER); its age counts from when it opened. Subscriptions
+        a reload changed during the overlap are made on it now."""
+        old, self._life.talk = self._life.talk, leg.talk
         self.opened(leg.opened)
         note = Notice(f"rolled over to a new connection ({self.why}); closing the old one")
-        return self._emit([note, Event.ROLLOVER], now)
+        changed = [] if old.cfg is leg.talk.cfg else self._life.resubscribe(old.cfg, True, now)
+        return self._emit([note, Event.ROLLOVER, *changed], now)
 
     def failed(self, error: SourceError, now: float) -> list[Action]:
         """The successor failed: the live connection is renewed the plain way, closed first."""
