@@ -41,9 +41,12 @@ class Conversation:
         """A new connection: its plan, up to the first wait."""
         self.render.restart()
         self.watch, self.beat = Watch(self.cfg, now), Heartbeat(self.cfg.heartbeat, self.render)
-        paced = self.beat.pace(self.watch, now)  # an interval captured on an earlier connection
         self.plan.load(compile_plan(self.cfg))
-        return [*paced, *self.render.guard(self.plan.advance, now, INVALID)]
+        return self.render.guard(self._open, now, INVALID)
+
+    def _open(self, now: float, previous: Any) -> list[Said]:
+        self.beat.pace(self.watch, now)  # known now: from a response, or captured before
+        return list(self.plan.advance(now, previous))
 
     def resubscribe(self, cfg: SourceConfig, now: float) -> list[Said]:
         """Subscribe with ``cfg`` on the live connection."""
@@ -60,9 +63,8 @@ class Conversation:
         said: list[Said] = []
         waiting = self.plan.wait  # a wait the captures' sends reach is not for this message
         if self.captures.active and self.captures.hear(value, raw, now, self.render):
-            said += self.beat.pace(self.watch, now)
             said += self.render.guard(lambda at, _: [*self.plan.resume(at),
-                                                     *self.beat.resume(at)], now, None)
+                                                     *self.beat.resume(self.watch, at)], now, None)
         if waiting is not None:
             answer = self.plan.answer(value, self.cfg.name)
             if isinstance(answer, SourceError):
