@@ -49,7 +49,7 @@ def test_a_bad_offset_is_a_template_error() -> None:
 def render_with(cfg: SourceConfig, spec: Any, now: float = 1_700_000_000.0) -> Any:
     """What the session's renderer makes of ``spec`` (its sign and jwt namespaces included)."""
     session = Session(cfg, wall=lambda: now)
-    return Template(spec).render(session._talk.render.context(0.0))
+    return Template(spec).render(session._life.talk.render.context(0.0))
 
 
 def test_signatures_match_the_standard_library_over_the_same_timestamp() -> None:

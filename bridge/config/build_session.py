@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bridge.config.build_state import build_state
 from bridge.config.collect import Collector
 from bridge.config.keypaths import KeyPath
 from bridge.config.pooling import EACH_PLACEHOLDERS
@@ -37,6 +38,7 @@ def build_session(raw: dict[str, Any], path: KeyPath, c: Collector) -> dict[str,
             for i, r in enumerate(raw.get("replies", []))
         ),
         **_recovery(raw, path, c),
+        **build_state(raw, path, c),
     }
 
 

@@ -9,6 +9,7 @@ from bridge.config.check_http import check_http
 from bridge.config.check_refs import check_refs
 from bridge.config.check_routes import check_routes
 from bridge.config.check_topics import check_sink_topics, check_source_topics
+from bridge.config.check_vars import check_vars
 from bridge.config.explain import json_type
 from bridge.config.exposure import insecure_problem
 from bridge.config.keypaths import KeyPath, Report, entries, leaves, records
@@ -34,6 +35,8 @@ def is_template_path(path: KeyPath) -> bool:
         if keys[:1] and keys[0] in _ATTEMPT:
             return keys[0] != "http" or len(keys) < 2 or keys[1] not in _STEP_SETTINGS
         if tuple(keys[0:3:2]) in _NAMED or keys == ["heartbeat", "interval"]:
+            return True
+        if keys[:2] == ["capture", "set"]:
             return True
         return keys[:2] in _ROUTE_TEMPLATES or keys[:3] in _ROUTE_TEMPLATES or (
             keys[:1] != [] and keys[0] in _SOURCE_TEMPLATES and keys[1:2] == ["send"]
@@ -71,6 +74,7 @@ def check(doc: Any, report: Report) -> None:
         check_routes(source, path, dict(sinks), is_template_path, report)
         check_source_topics(source, path, kinds, report)
         check_http(source, path, report)
+        check_vars(source, path, report)
 
 
 def reject_warnings(doc: Any) -> tuple[str, ...]:

@@ -18,6 +18,7 @@ from bridge.config.specs import (
     Step,
     TLSConfig,
 )
+from bridge.config.stateful import CaptureSpec, RenewSpec
 from bridge.frames import FramesSpec
 from bridge.routing.pattern import Pattern
 from bridge.sinks.settings import SinkConfig
@@ -68,6 +69,8 @@ class SourceConfig:
     http: tuple[HttpStep, ...] = ()  # around the session: tokens, keepalives, snapshots
     sign: tuple[SignSpec, ...] = ()
     jwt: tuple[JwtSpec, ...] = ()
+    capture: tuple[CaptureSpec, ...] = ()  # values kept from server messages: {var.NAME}
+    renew: RenewSpec = RenewSpec()  # reconnect_when, max_connection_age, rollover
 
 
 @dataclass(frozen=True, slots=True)

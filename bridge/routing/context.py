@@ -15,6 +15,14 @@ class TemplateError(ValueError):
     """A template is malformed, or a value it needs is missing from a message."""
 
 
+class Unset(TemplateError):
+    """A template reads ``{var.NAME}`` before any capture has set it: the send waits."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"{{var.{name}}} is not set yet")
+        self.name = name
+
+
 @dataclass(slots=True)
 class Context:
     """What placeholders can read; ``seq`` is called once per ``{seq}`` rendered.

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
-from bridge.routing.context import Context, TemplateError
+from bridge.routing.context import Context, TemplateError, Unset
 
 # root -> what it reads (shown in errors and the docs)
 NAMESPACES: Final = {
@@ -31,6 +31,8 @@ def namespace_getter(root: str, steps: list[str | int], name: str) -> Callable[[
     def get(ctx: Context) -> Any:
         space = ctx.names.get(root)
         if space is None or entry not in space:
+            if root == "var":  # not captured yet: the send waits for it (``Unset``)
+                raise Unset(entry)
             raise TemplateError(f"{name}: {root} {entry!r} has no value (yet)")
         value = space[entry]
         try:

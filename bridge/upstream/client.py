@@ -41,12 +41,14 @@ from bridge.upstream.actions import (
 from bridge.upstream.attempt import Dial, Fetch, Redact
 from bridge.upstream.connection import Connection, open_connection
 from bridge.upstream.conversation import Change
+from bridge.upstream.handoff import Handover, Rollover
 from bridge.upstream.http import fetch
 from bridge.upstream.reconnect import Reconnect
 from bridge.upstream.recovery import Recovery
 from bridge.upstream.session import UNREAD, Session
 from bridge.upstream.spacing import Gate
 from bridge.upstream.state import ConnState
+from bridge.upstream.successor import Successor
 from bridge.upstream.urls import safe_url
 
 logger = logging.getLogger("bridge.upstream")
@@ -126,6 +128,10 @@ class SourceClient:
             self._frames = PresetFrames(cfg.protocol.type, cfg.name, self._frames)
         self._fetches: set[asyncio.Task[None]] = set()  # HTTP steps run while connected
         self._http_tls: ssl.SSLContext | None = None  # built once: a context costs milliseconds
+        # rollover: the successor connection's task, and how it ended (its connection when it
+        # took over, else its error) for the live connection's loop to act on
+        self._leg: asyncio.Task[None] | None = None
+        self._leg_end: tuple[Successor, Connection | SourceError] | None = None
 
     async def run(self) -> None:
         """Connect and serve, reconnecting with backoff; return once stopped or failed."""
@@ -297,6 +303,9 @@ class SourceClient:
             await self._apply(conn, session.start(self._clock()))
             while not self._stopping:
                 now = self._clock()
+                if self._leg_end is not None:
+                    conn = await self._took_over(conn, now)
+                    continue
                 if self._pending is not None:
                     (self.cfg, change), self._pending = self._pending, None
                     await self._apply(conn, session.resubscribe(self.cfg, now, change))
@@ -318,6 +327,8 @@ class SourceClient:
             self._apply_idle(backlog[::-1])  # never sent: first in line next time
             await self._close(conn, FAILED_CLOSE_GRACE)
             return session.refused(exc)  # a close code the plan's reject names: a rejection
+        finally:
+            await self._drop_successor()
         return None
 
     async def _receive(  # noqa: PLR0912 - the hot path: branches unrolled, a call saved
@@ -335,7 +346,8 @@ class SourceClient:
         async with asyncio.timeout(None) as wakeup:
             self._wakeup, armed = wakeup, None
             try:
-                while not self._stopping and self._pending is None and not self._backlog:
+                while not self._stopping and self._pending is None and not self._backlog \
+                        and self._leg_end is None:
                     if due != armed:
                         wakeup.reschedule(None if due is None else loop.time() + due - clock())
                         armed = due
@@ -417,12 +429,96 @@ class SourceClient:
                 task = asyncio.create_task(self._fetch_live(action), name=f"http {self.cfg.name}")
                 self._fetches.add(task)
                 task.add_done_callback(self._fetches.discard)
+            elif isinstance(action, Rollover):
+                self._leg = asyncio.create_task(self._successor(action.leg),
+                                                name=f"source:{self.cfg.name}:rollover")
             else:
                 self._apply_idle([action])
 
     def _cancel_fetches(self) -> None:
         for task in self._fetches:
             task.cancel()
+
+    # --- a successor connection (rollover: overlap) ---------------------------------------
+
+    async def _successor(self, leg: Successor) -> None:
+        """Open a successor connection and drive ``leg`` over it beside the live one until it
+        says ``Handover`` (its connection then goes to ``_took_over``) or fails."""
+        loop, clock, conn = asyncio.get_running_loop(), self._clock, None
+        try:
+            if isinstance(address := leg.dial(clock()), Fail):
+                raise address.error
+            assert isinstance(address, Dial)
+            conn = await self._dial(address)
+            actions = leg.start(clock())
+            while not await self._lead(conn, actions):
+                due = leg.deadline()
+                try:
+                    async with asyncio.timeout_at(None if due is None else
+                                                  loop.time() + due - clock()):
+                        data = await conn.recv()
+                except TimeoutError:
+                    actions = leg.tick(clock())
+                    continue
+                self.stats.received += 1
+                self.stats.bytes += byte_size(data)
+                actions = leg.screen(Message(self.cfg.name, data, self._wall()), clock())
+            self._leg_end, conn = (leg, conn), None  # the live connection's loop takes it
+        except SourceError as exc:
+            self._leg_end = (leg, exc)
+        finally:
+            if conn is not None:  # failed, or cancelled with the live connection
+                await self._close(conn, FAILED_CLOSE_GRACE)
+        self._wake()
+
+    async def _lead(self, conn: Connection, actions: list[Action]) -> bool:
+        """Perform the successor's ``actions`` on its connection; True on ``Handover``."""
+        for action in actions:
+            if isinstance(action, Send):
+                await conn.send(action.data)
+                self.stats.sent += 1
+            elif isinstance(action, Deliver):
+                if (pending := self._deliver(action.msg)) is not None:
+                    await pending
+            elif isinstance(action, Fail):
+                raise action.error
+            elif isinstance(action, Handover):
+                return True
+            else:
+                self._apply_idle([action])
+        return False
+
+    async def _took_over(self, old: Connection, now: float) -> Connection:
+        """The successor ended: subscribed, it is the live connection from now on, and the old
+        one is closed, then what it received up to its close handshake is delivered (all the
+        server sent before its close frame: no gap; dedup removes repeats); failed, the
+        session renews the old one the plain way (a ``Fail``: raised)."""
+        assert self._leg_end is not None
+        (leg, end), self._leg_end, self._leg = self._leg_end, None, None
+        if isinstance(end, SourceError):
+            await self._apply(old, leg.lost(end, now))
+            return old
+        await self._apply(end, leg.handover(now))
+        await self._close(old, CLOSE_GRACE)
+        while (data := old.take()) is not None:
+            self.stats.received += 1
+            self.stats.bytes += byte_size(data)
+            msg = Message(self.cfg.name, data, self._wall())
+            await self._apply(end, self._session.receive(msg, self._clock()))
+        self.stats.handshake_seconds = end.handshake_seconds
+        return end
+
+    async def _drop_successor(self) -> None:
+        """The live connection ended (or the source stops): a successor on its way goes too."""
+        task, end, self._leg, self._leg_end = self._leg, self._leg_end, None, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            end = self._leg_end
+            self._leg_end = None
+        if end is not None and not isinstance(end[1], SourceError):
+            await self._close(end[1], FAILED_CLOSE_GRACE)
 
     async def _shutdown(self, conn: Connection) -> None:
         """Send the unsubscribe messages (paced) and a close frame, each bounded in time."""

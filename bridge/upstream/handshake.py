@@ -7,9 +7,10 @@ from typing import Any
 
 from bridge.config.model import ProtocolSpec
 from bridge.errors import SourceError
-from bridge.routing.template import Template
+from bridge.messages import INVALID
+from bridge.routing.context import Unset
 from bridge.upstream.actions import Action, Fail, Refused, Send
-from bridge.upstream.plan import Item, Wait
+from bridge.upstream.plan import Item, Say, Wait
 from bridge.upstream.render import Renderer, excerpt
 from bridge.upstream.state import Event
 from bridge.upstream.verdict import answer as verdict
@@ -20,39 +21,57 @@ class PlanRunner:
     at a time: ``advance`` hands out the sends (rendered by ``render``) and state events up
     to the next wait, which ``heard`` ends when a message answers it (what a message means to
     it is ``bridge.upstream.verdict``'s) and ``timed_out`` when its time is up. A protocol
-    preset's ``refuse`` is a rejection at any time, waiting or not."""
+    preset's ``refuse`` is a rejection at any time, waiting or not. A message reading an unset
+    ``{var.NAME}`` is ``held``: ``resume`` tries it again once a variable is set."""
 
-    __slots__ = ("_items", "_render", "refuse", "until", "wait")
+    __slots__ = ("_items", "_previous", "_render", "held", "refuse", "until", "wait")
 
     def __init__(self, render: Renderer, protocol: ProtocolSpec | None = None) -> None:
         self._render = render
         self.refuse = protocol.refuse if protocol is not None else None
         self._items: list[Item] = []
         self.wait: Wait | None = None
+        self.held: Say | None = None  # the message waiting for a variable
+        self._previous: Any = INVALID  # what the held message's {msg.*} reads
         self.until = math.inf  # the current wait's deadline; inf: no wait
 
     def load(self, items: list[Item]) -> None:
         """Run ``items`` from now on, instead of what was left."""
-        self._items, self.wait, self.until = list(items), None, math.inf
+        self._items, self.wait, self.held, self.until = list(items), None, None, math.inf
 
     def extend(self, items: list[Item]) -> bool:
         """Run ``items`` after what is left; True when nothing waits, so ``advance`` now."""
         self._items += items
-        return self.wait is None
+        return self.wait is None and self.held is None
 
     def advance(self, now: float, previous: Any) -> list[Send | Event]:
         """The items up to the next wait, which starts at ``now``; ``previous`` is the message
         that ended the last wait (what {msg.*} reads). Raises TemplateError."""
         out: list[Send | Event] = []
-        self.wait, self.until = None, math.inf
+        self.wait, self.held, self.until, self._previous = None, None, math.inf, previous
         while self._items and self.wait is None:
-            item = self._items.pop(0)
-            if isinstance(item, Wait):
+            item = self._items[0]
+            if isinstance(item, Say):
+                try:
+                    out.append(self._render.send(item.send, now, previous))
+                except Unset:
+                    self.held, self.until = item, now + item.timeout
+                    return out
+            elif isinstance(item, Wait):
                 self.wait, self.until = item, now + item.timeout
-            elif isinstance(item, Template):
-                out.append(self._render.send(item, now, previous))
             else:
                 out.append(item)
+            self._items.pop(0)
+        return out
+
+    def resume(self, now: float) -> list[Send | Event]:
+        """A variable was set: the held message and what follows it, if it renders now; its
+        deadline stays the one it was held with. Raises TemplateError."""
+        if self.held is None:
+            return []
+        until, out = self.until, self.advance(now, self._previous)
+        if self.held is not None:
+            self.until = until
         return out
 
     @property
@@ -78,4 +97,5 @@ class PlanRunner:
 
     def timed_out(self, now: float) -> str | None:
         """The stage ("auth", "subscribe") whose wait is over by ``now``, or None."""
-        return self.wait.stage if self.wait is not None and now >= self.until else None
+        pending = self.held or self.wait
+        return pending.stage if pending is not None and now >= self.until else None

@@ -31,30 +31,43 @@ class Renderer:
     """Renders the templates of one source; ``{seq}`` counts from 1 again after ``restart``
     (every connection), ``{now_ms}`` reads ``wall`` (else the monotonic time passed in).
 
-    ``names`` are the run-time namespaces the session fills (``{http...}``, ``{var...}``);
-    ``derived`` the ones made afresh for each render from its context (``{sign...}``)."""
+    ``names`` are the run-time namespaces the session fills (``{http...}``, ``{var...}``:
+    the values ``capture`` keeps, in ``var``); ``derived`` the ones made afresh for each
+    render from its context (``{sign...}``)."""
 
     __slots__ = ("_hostname", "_name", "_seq", "_wall", "derived", "names")
 
     def __init__(self, name: str, hostname: str, wall: Callable[[], float] | None) -> None:
         self._name, self._hostname, self._wall = name, hostname, wall
         self._seq: Iterator[int] = itertools.count(1)
-        self.names: dict[str, Any] = {}
+        self.names: dict[str, Any] = {"var": {}}
         self.derived: dict[str, Callable[[Context], Any]] = {}
 
     def restart(self) -> None:
         self._seq = itertools.count(1)
 
+    def twin(self) -> Renderer:
+        """A renderer for a successor connection: its own ``{seq}``, the same namespaces
+        (shared, not copied: what one captures, the other reads)."""
+        twin = Renderer(self._name, self._hostname, self._wall)
+        twin.names, twin.derived = self.names, self.derived
+        return twin
+
     def send(self, template: Template, now: float, msg: Any = INVALID, raw: Any = "",
              mqtt: Any = None) -> Send:
         """One message; ``msg``/``raw`` are what {msg.*} reads, ``mqtt`` what {mqtt.*} reads.
-        Raises TemplateError when a field it needs is missing."""
-        value = template.render(self.context(now, msg, raw, mqtt))
+        Raises TemplateError when a field it needs is missing (``Unset``: a variable)."""
+        value = self.value(template, now, msg, raw, mqtt)
         return Send(value if isinstance(value, str) else json.dumps(value, separators=(",", ":")))
 
     def wall(self, now: float) -> float:
         """The wall-clock time (``{now_ms}``) at monotonic ``now``."""
         return self._wall() if self._wall else now
+
+    def value(self, template: Template, now: float, msg: Any = INVALID, raw: Any = "",
+              mqtt: Any = None) -> Any:
+        """``template`` rendered, its JSON types kept. Raises TemplateError."""
+        return template.render(self.context(now, msg, raw, mqtt))
 
     def context(self, now: float, msg: Any = INVALID, raw: Any = "", mqtt: Any = None
                 ) -> Context:

@@ -3,8 +3,9 @@
 The session outlives each connection. Its driver feeds it events and performs the actions it
 returns, and reads or writes nothing else. The rules live in atoms that the session composes:
 the conversation of a connection (plan, replies, keepalive, quiet channels), recovery (dedup,
-sequence), the outbound side (outgoing queue, RPC calls, pacer), invalid-frame accounting and
-the state table, through which every state change goes."""
+sequence), the outbound side (outgoing queue, RPC calls, pacer), invalid-frame accounting, the
+renewal of connections (reconnect_when, max_connection_age, rollover) and the state table,
+through which every state change goes."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ from bridge.upstream.lifecycle import Lifecycle
 from bridge.upstream.outbound import Outbound
 from bridge.upstream.outgoing import Outgoing
 from bridge.upstream.recovery import KEEP, Check, Recovery
+from bridge.upstream.render import Renderer
+from bridge.upstream.renewal import Renewal
 from bridge.upstream.state import ConnState, Event
 from bridge.upstream.verdict import closed
 
@@ -46,10 +49,11 @@ class Session:
         self.recovery = recovery or Recovery(cfg)
         self.stats = stats or SourceStats(recovery=self.recovery.counts)
         self._live, self._last_rx = False, 0.0  # idle is lazy: a frame only notes its time
-        self._talk = Conversation(cfg, hostname, wall)
+        talk = Conversation(cfg, Renderer(cfg.name, hostname, wall))  # Lifecycle.talk: live
         self._invalid = InvalidFrames(cfg.on_invalid == "forward", self.stats)
         self._out = Outbound(cfg, self.stats.outgoing)
-        self._life = Lifecycle(self.stats, self._out, self._talk, self.recovery)
+        self._life = Lifecycle(self.stats, self._out, talk, self.recovery)
+        self._renew = Renewal(cfg.renew, self._life, self._emit)
 
     @property
     def state(self) -> ConnState:
@@ -68,7 +72,8 @@ class Session:
     def start(self, now: float) -> list[Action]:
         """The socket is open: run the plan until its first wait."""
         self._last_rx, self._live, self._life.closing, self._life.told = now, True, False, False
-        return self._emit(self._talk.open(now), now)
+        self._renew.opened(now)
+        return self._emit(self._life.talk.open(now), now)
 
     def lost(self, error: SourceError, reason: str, retry: bool) -> list[Action]:
         """The connection ended, or never opened, with ``error`` (``reason`` for metrics);
@@ -79,7 +84,7 @@ class Session:
     def refused(self, error: SourceError) -> SourceError:
         """The connection ended with ``error``, before ``lost``: a rejection instead when the
         server closed it with a code the current wait's ``reject`` names (``$close``)."""
-        return closed(self._talk.plan.wait, error) if self._live else error
+        return closed(self._life.talk.plan.wait, error) if self._live else error
 
     def stop(self, now: float) -> list[Action]:
         """Clean shutdown: the unsubscribe messages (if subscribing began), then Close once
@@ -117,9 +122,12 @@ class Session:
         calls, state = self._out.calls, life.state
         if calls is not None and calls.waiting and (answers := calls.reply(value, msg.data)):
             return self._emit(answers, now)  # an RPC's reply: answered, not routed
+        if self._renew.asking and self._renew.asks(value):  # delivered, then renewed
+            keep = [Deliver(msg)] if state in _DELIVERING else []
+            return keep + self._emit(self._renew.renew("reconnect_when"), now)
         bad = value is INVALID and not msg.is_binary
         out: list[Action | Event] = [*self.unread_invalid(now)] if bad else []
-        own, said = self._talk.hear(msg, value, now, state is ConnState.CONNECTED)
+        own, said = self._life.talk.hear(msg, value, now, state is ConnState.CONNECTED)
         out += said
         if own or msg.control or (bad and not self._invalid.forward) or state not in _DELIVERING:
             return self._emit(out, now)
@@ -143,8 +151,8 @@ class Session:
     def _checked(self, msg: Message, check: Check, out: list[Action], now: float) -> list[Action]:
         out += check.actions(msg)
         if check.on_gap == "reconnect":
-            return out + self._fail(SequenceGap(self._talk.cfg.name, check.gap))
-        return out + (self.resubscribe(self._talk.cfg, now) if check.on_gap else [])
+            return out + self._fail(SequenceGap(self._life.talk.cfg.name, check.gap))
+        return out + (self.resubscribe(self._life.talk.cfg, now) if check.on_gap else [])
 
     def tick(self, now: float, heard: float = 0.0) -> list[Action]:
         """Act on every deadline that has passed; afterwards ``deadline()`` is in the future.
@@ -156,15 +164,16 @@ class Session:
             return out + self._life.close()
         if not self._live:
             return out
-        if (stage := self._talk.timed_out(now, self._last_rx)) is not None:
-            return out + self._fail(SessionTimeout(self._talk.cfg.name, stage))
-        due = [*self._talk.due(now, self.recovery), *self._life.http.due(now)]
+        if (stage := self._life.talk.timed_out(now, self._last_rx)) is not None:
+            return out + self._fail(SessionTimeout(self._life.talk.cfg.name, stage))
+        due = [*self._renew.aged(now), *self._life.talk.due(now, self.recovery),
+               *self._life.http.due(now)]
         return out + self._emit(due, now)
 
     def deadline(self) -> float | None:
         """The next time ``tick`` must be called, or None; idle is lazy, so it may come early."""
-        when = min(self._out.next, self._talk.next, self._life.http.next) if self._live else \
-            self._out.next
+        when = min(self._out.next, self._life.talk.next, self._renew.until,
+                   self._life.http.next) if self._live else self._out.next
         return when if when < math.inf else None
 
     def publish(self, send: Template, mqtt: Any, now: float) -> list[Action]:
@@ -175,7 +184,7 @@ class Session:
     def call(self, mqtt: Any, to: Any, now: float) -> list[Action]:
         """Send ``cfg.rpc.send`` rendered with ``mqtt``; exactly one ``Answer`` to ``to``
         follows: the reply frame, or an error response (timeout, disconnect, upstream error)."""
-        return self._emit(self._out.call(mqtt, to, now, self._talk.cfg.name), now)
+        return self._emit(self._out.call(mqtt, to, now, self._life.talk.cfg.name), now)
 
     def resubscribe(self, cfg: SourceConfig, now: float, change: Change | None = None
                     ) -> list[Action]:
@@ -184,10 +193,10 @@ class Session:
         ``change``: a pool moved items, so only these (unsubscribe, subscribe) steps are sent.
         Not connected: the next connection subscribes with ``cfg``."""
         if not self._live:
-            self._talk.cfg = cfg
+            self._life.talk.cfg = cfg
             return []
         connected = self._life.state is ConnState.CONNECTED
-        return self._emit(self._talk.resubscribe(cfg, now, connected, change), now)
+        return self._emit(self._life.talk.resubscribe(cfg, now, connected, change), now)
 
     def _emit(self, out: Sequence[Action | Event], now: float) -> list[Action]:
         """``out`` as the driver performs it: states entered through the table, sends paced
@@ -196,7 +205,7 @@ class Session:
         self._live = self._live and not any(isinstance(a, Fail) for a in done)
         connected = self._live and self._life.state is ConnState.CONNECTED
         done = self._out.pacer.pace(done, now) + \
-            self._out.flush(now, self._talk.render.mqtt, connected)
+            self._out.flush(now, self._life.talk.render.mqtt, connected)
         self._life.mode(self._live)  # states entered, calls sent: what must be read changed?
         return done + self._life.tell()
 

@@ -72,14 +72,16 @@ class HttpSteps:
             out = [Redact(found)] if (found := tuple(outcome.secrets())) else []
         return out + (self._go_on(now) if step.on == "connect" else [])
 
-    def _go_on(self, now: float) -> list[Action]:
-        if self._queue:
-            return [self._fetch(self._queue.pop(0), now)]
+    def address(self, now: float) -> Action:
+        """``Dial`` with the URL and headers rendered now, or a ``Fail`` saying why not."""
         try:
-            return [dial(self._url, self._headers, self._render.context(now))]
+            return dial(self._url, self._headers, self._render.context(now))
         except TemplateError as exc:
             why = f"cannot render the url or headers: {exc}"
-            return [Fail(ConnectFailed(self._cfg.name, why))]
+            return Fail(ConnectFailed(self._cfg.name, why))
+
+    def _go_on(self, now: float) -> list[Action]:
+        return [self._fetch(self._queue.pop(0), now) if self._queue else self.address(now)]
 
     def _fetch(self, step: HttpStep, now: float) -> Action:
         try:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
-from bridge.config.durations import parse_duration
 from bridge.config.model import SourceConfig
 from bridge.config.specs import HeartbeatSpec
-from bridge.routing.template import TemplateError
-from bridge.routing.text import to_text
+from bridge.upstream.actions import Notice
 from bridge.upstream.keepalive import Keepalive
 from bridge.upstream.liveness import NEVER, Quiet
+from bridge.upstream.plan import Item, step_plan
+from bridge.upstream.recovery import Recovery
 
 
 class Watch:
@@ -20,12 +19,8 @@ class Watch:
 
     __slots__ = ("_keep", "_pongs", "_quiet", "busy")
 
-    def __init__(self, cfg: SourceConfig | None = None, now: float = 0.0,
-                 render: Any = None) -> None:
-        """``render``: the source's Renderer, for a heartbeat interval that is a template."""
+    def __init__(self, cfg: SourceConfig | None = None, now: float = 0.0) -> None:
         beat = cfg.heartbeat if cfg else None
-        if beat is not None and beat.interval_from is not None:
-            beat = replace(beat, interval=_interval(beat.interval_from, render.context(now)))
         self._keep = Keepalive(beat, cfg.idle_timeout if cfg else 0.0, now)
         self._pongs = beat is not None and beat.expect is not None  # else no message is one
         self._quiet = NEVER
@@ -56,19 +51,23 @@ class Watch:
         """"heartbeat" (no pong in time) or "idle" (no message in time), else None."""
         return self._keep.timed_out(now, last_rx)
 
+    def pace(self, every: float, now: float) -> None:
+        """The heartbeat's interval became known (or changed): ``every`` seconds."""
+        self._keep.pace(every, now)
+
     def beat(self, now: float) -> HeartbeatSpec | None:
         """The heartbeat to send now, if one is due."""
         return self._keep.beat(now)
 
-    def quiet_steps(self, now: float) -> list[int]:
-        """The ``expect_every`` subscribe steps that went quiet by ``now``."""
-        return self._quiet.due(now) if now >= self._quiet.next else []
-
-
-def _interval(every: Any, ctx: Any) -> float:
-    """The heartbeat interval rendered now; raises TemplateError."""
-    text = to_text(every.render(ctx))
-    try:
-        return parse_duration(text)
-    except ValueError:
-        raise TemplateError(f"the heartbeat interval {every.spec!r} is not a duration") from None
+    def quiet(self, now: float, cfg: SourceConfig, recovery: Recovery
+              ) -> list[tuple[Notice, list[Item]]]:
+        """Each ``expect_every`` subscribe step that went quiet by ``now``: a log line and the
+        step to send again (no reconnect; counted under ``resubscribe``)."""
+        out = []
+        for index in self._quiet.due(now) if now >= self._quiet.next else []:
+            recovery.counts["resubscribe"] += 1
+            recovery.reset()  # the channel may number its messages afresh
+            every = cfg.subscribe[index].expect_every
+            notice = Notice(f"subscribe[{index}] quiet for {every:g}s; sending it again")
+            out.append((notice, step_plan(cfg.subscribe[index])))
+        return out

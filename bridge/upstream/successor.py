@@ -1,0 +1,87 @@
+"""A successor connection (``rollover: overlap``): the whole session run on a new connection
+beside the live one, which goes on delivering until the successor is subscribed."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from bridge.errors import SessionTimeout, SourceError
+from bridge.messages import INVALID, Message
+from bridge.upstream.actions import Action, Fail
+from bridge.upstream.conversation import Conversation, Said
+from bridge.upstream.handoff import Handover
+from bridge.upstream.recovery import KEEP, Recovery
+from bridge.upstream.state import ConnState, Event, transition
+
+if TYPE_CHECKING:
+    from bridge.upstream.renewal import Renewal
+
+_DELIVERING = (ConnState.SUBSCRIBING, ConnState.CONNECTED)
+
+
+class Successor:
+    """One connection's session apart from the source's: its own conversation (plan,
+    ``{seq}``), the source's captured values and recovery (dedup removes what both
+    connections deliver). Its states go through the table, but they are its own: the source
+    stays CONNECTED. Events from its driver, actions out, like the session: ``start``,
+    ``screen``, ``tick`` once ``deadline`` has come; ``Handover`` when its plan is done,
+    then ``handover``; ``lost`` when it ends before."""
+
+    __slots__ = ("_recovery", "_renewal", "last_rx", "opened", "state", "talk")
+
+    def __init__(self, talk: Conversation, recovery: Recovery, renewal: Renewal) -> None:
+        self.talk, self._recovery, self._renewal = talk, recovery, renewal
+        self.state, self.last_rx, self.opened = ConnState.CONNECTING, 0.0, 0.0
+
+    def dial(self, now: float) -> Action:
+        """Where it connects: ``Dial`` (the URL and headers rendered now), or a ``Fail``."""
+        return self._renewal.address(now)
+
+    def start(self, now: float) -> list[Action]:
+        """Its socket is open: the plan, up to its first wait."""
+        self.last_rx = self.opened = now
+        return self._said(self.talk.open(now))
+
+    def screen(self, msg: Message, now: float) -> list[Action]:
+        """A frame on its connection: the session's own, or data, delivered once subscribing
+        began, through dedup (no gap checks: the live connection numbers the same stream)."""
+        self.last_rx, value = now, msg.json
+        own, said = self.talk.hear(msg, value, now, False)
+        out = self._said(said)
+        if own or self.state not in _DELIVERING or any(isinstance(a, Fail) for a in out):
+            return out
+        check = self._recovery.check(value, msg.data, now, False) \
+            if self._recovery.active and value is not INVALID else KEEP
+        return [*out, *check.actions(msg)]
+
+    def tick(self, now: float) -> list[Action]:
+        """Its deadlines: a plan's wait that passed fails it."""
+        if (stage := self.talk.timed_out(now, self.last_rx)) is not None:
+            return [Fail(SessionTimeout(self.talk.cfg.name, f"rollover {stage}"))]
+        return self._said(self.talk.due(now, self._recovery))
+
+    def deadline(self) -> float | None:
+        when = self.talk.next
+        return when if when < math.inf else None
+
+    def handover(self, now: float) -> list[Action]:
+        """After ``Handover``: this is the live connection from now on, the session's to
+        drive; close the old one (no unsubscribe: the server cleans up after it)."""
+        return self._renewal.handover(self, now)
+
+    def lost(self, error: SourceError, now: float) -> list[Action]:
+        """It failed or closed before ``Handover``: the live connection is renewed the plain
+        way (a ``Fail`` for it), closed first."""
+        return self._renewal.failed(error, now)
+
+    def _said(self, said: Sequence[Said]) -> list[Action]:
+        out: list[Action] = []
+        for item in said:
+            if isinstance(item, Event):
+                self.state = transition(self.state, item)
+                out += [Handover()] if self.state is ConnState.CONNECTED else []
+            else:
+                out.append(item)
+        return out
