@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from bridge.config.specs import DedupSpec, SequenceSpec
+from bridge.config.recovery_specs import DedupSpec, SequenceSpec
 from bridge.config.stateful import RenewSpec
 from bridge.errors import SessionTimeout
 from bridge.errors_renewal import Renewed

@@ -1,6 +1,7 @@
-"""Builds what a source's session engine follows: auth, subscribe steps, heartbeat, replies, and
-the recovery checks (dedup, sequence). The session rules are one concept, apart from how the
-source connects and where its messages go."""
+"""Builds what a source's session engine follows: auth, subscribe steps, heartbeat, replies,
+and (through recovery_specs and build_state) the recovery checks and the parts that carry
+state. The session rules are one concept, apart from how the source connects and where its
+messages go."""
 
 from __future__ import annotations
 
@@ -10,15 +11,8 @@ from bridge.config.build_state import build_state
 from bridge.config.collect import Collector
 from bridge.config.keypaths import KeyPath
 from bridge.config.pooling import EACH_PLACEHOLDERS
-from bridge.config.specs import (
-    DEDUP_WINDOW,
-    AuthSpec,
-    DedupSpec,
-    HeartbeatSpec,
-    ReplySpec,
-    SequenceSpec,
-    Step,
-)
+from bridge.config.recovery_specs import build_recovery
+from bridge.config.specs import AuthSpec, HeartbeatSpec, ReplySpec, Step
 
 _TIMEOUT = {"timeout": "timeout"}
 _STEP_TIMES = {**_TIMEOUT, "expect_every": "expect_every"}
@@ -37,7 +31,7 @@ def build_session(raw: dict[str, Any], path: KeyPath, c: Collector) -> dict[str,
                       c.template(r["send"], (*path, "replies", i, "send")))
             for i, r in enumerate(raw.get("replies", []))
         ),
-        **_recovery(raw, path, c),
+        **build_recovery(raw, path, c),
         **build_state(raw, path, c),
     }
 
@@ -89,16 +83,3 @@ def _step(spec: dict[str, Any], where: KeyPath, c: Collector, batch: int) -> Ste
         batch=spec.get("batch", batch),
         **c.seconds(spec, where, _STEP_TIMES),
     )
-
-
-def _recovery(raw: dict[str, Any], path: KeyPath, c: Collector) -> dict[str, Any]:
-    """``dedup`` and ``sequence``, when set."""
-    out: dict[str, Any] = {}
-    if (dedup := raw.get("dedup")) is not None:
-        key = c.template(dedup["key"], (*path, "dedup", "key"))
-        out["dedup"] = DedupSpec(key, dedup.get("window", DEDUP_WINDOW))
-    if (seq := raw.get("sequence")) is not None:
-        per = None if "per" not in seq else c.template(seq["per"], (*path, "sequence", "per"))
-        key = c.template(seq["key"], (*path, "sequence", "key"))
-        out["sequence"] = SequenceSpec(key, per, seq.get("on_gap", "log"))
-    return out

@@ -8,13 +8,12 @@ from typing import Literal
 from bridge.config.http_specs import HttpStep, JwtSpec, SignSpec
 from bridge.config.outbound import OutboxSpec, PublishSpec, RateLimitSpec, RpcSpec
 from bridge.config.pooling import PoolSpec
+from bridge.config.recovery_specs import DedupSpec, SequenceSpec
 from bridge.config.specs import (
     AuthSpec,
-    DedupSpec,
     HeartbeatSpec,
     ReplySpec,
     RouteSpec,
-    SequenceSpec,
     Step,
     TLSConfig,
 )

@@ -41,14 +41,15 @@ from bridge.upstream.actions import (
 from bridge.upstream.attempt import Dial, Fetch, Redact
 from bridge.upstream.connection import Connection, open_connection
 from bridge.upstream.conversation import Change
-from bridge.upstream.handoff import Handover, Rollover
-from bridge.upstream.http import fetch
+from bridge.upstream.handoff import Rollover
+from bridge.upstream.http import Fetcher
+from bridge.upstream.http_result import HttpRequest, HttpResult
+from bridge.upstream.overlap import Overlap
 from bridge.upstream.reconnect import Reconnect
 from bridge.upstream.recovery import Recovery
 from bridge.upstream.session import UNREAD, Session
 from bridge.upstream.spacing import Gate
 from bridge.upstream.state import ConnState
-from bridge.upstream.successor import Successor
 from bridge.upstream.urls import safe_url
 
 logger = logging.getLogger("bridge.upstream")
@@ -126,12 +127,13 @@ class SourceClient:
             FrameDecoder(frames, cfg.name, cfg.max_message_size)
         if cfg.protocol is not None:  # a preset's wire format, read after ``frames``
             self._frames = PresetFrames(cfg.protocol.type, cfg.name, self._frames)
-        self._fetches: set[asyncio.Task[None]] = set()  # HTTP steps run while connected
-        self._http_tls: ssl.SSLContext | None = None  # built once: a context costs milliseconds
-        # rollover: the successor connection's task, and how it ended (its connection when it
-        # took over, else its error) for the live connection's loop to act on
-        self._leg: asyncio.Task[None] | None = None
-        self._leg_end: tuple[Successor, Connection | SourceError] | None = None
+        self._http = Fetcher(cfg.name, cfg.proxy, lambda: tls_for(self.cfg, "https:"),
+                             self._fetched)
+        self._overlap: Overlap[Connection] = Overlap(  # a successor (rollover: overlap)
+            cfg.name, self.stats, clock, wall=wall, dial=self._dial,
+            close=lambda conn: self._close(conn, FAILED_CLOSE_GRACE),
+            deliver=lambda msg: self._deliver(msg),  # noqa: PLW0108 - the one retarget() set
+            other=lambda action: self._apply_idle([action]), wake=self._wake)
 
     async def run(self) -> None:
         """Connect and serve, reconnecting with backoff; return once stopped or failed."""
@@ -197,7 +199,7 @@ class SourceClient:
                 raise failed.error
             if (step := next((a for a in actions if isinstance(a, Fetch)), None)) is None:
                 break
-            outcome = await self._serving(lambda s=step: self._fetch(s), None)  # type: ignore[misc]
+            outcome = await self._serving(lambda s=step: self._http.fetch(s.request), None)  # type: ignore[misc]
             if outcome is None:
                 return None  # stop() came
             actions = self._session.fetched(step.request, outcome, self._clock())
@@ -221,20 +223,10 @@ class SourceClient:
         self._gate.opened(None, True)
         return conn
 
-    def _fetch(self, step: Fetch) -> Awaitable[Any]:
-        """An HTTP step's request, through the source's TLS and proxy settings."""
-        if self._http_tls is None:
-            self._http_tls = tls_for(self.cfg, "https:")
-        return fetch(step.request, self._http_tls, self.cfg.proxy)
-
-    async def _fetch_live(self, step: Fetch) -> None:
-        """An HTTP step while connected: its outcome goes to the session, what follows to
-        the connection's loop (a ``Deliver``, a ``Fail``)."""
-        try:
-            outcome = await self._fetch(step)
-        except SourceError as exc:  # the TLS settings
-            outcome = exc.detail
-        self._backlog += self._session.fetched(step.request, outcome, self._clock())
+    def _fetched(self, request: HttpRequest, outcome: HttpResult | str) -> None:
+        """An HTTP step run while connected answered: what follows goes to the connection's
+        loop (a ``Deliver``, a ``Fail``)."""
+        self._backlog += self._session.fetched(request, outcome, self._clock())
         self._wake()
 
     def _lost(self, error: SourceError, reason: str, delay: float | None) -> None:
@@ -303,7 +295,7 @@ class SourceClient:
             await self._apply(conn, session.start(self._clock()))
             while not self._stopping:
                 now = self._clock()
-                if self._leg_end is not None:
+                if self._overlap.end is not None:
                     conn = await self._took_over(conn, now)
                     continue
                 if self._pending is not None:
@@ -322,13 +314,13 @@ class SourceClient:
                     await self._receive(conn, due)
             await self._shutdown(conn)
         except SourceError as exc:
-            self._cancel_fetches()
+            self._http.cancel()
             backlog, self._backlog = self._backlog, []
             self._apply_idle(backlog[::-1])  # never sent: first in line next time
             await self._close(conn, FAILED_CLOSE_GRACE)
             return session.refused(exc)  # a close code the plan's reject names: a rejection
         finally:
-            await self._drop_successor()
+            await self._overlap.drop()
         return None
 
     async def _receive(  # noqa: PLR0912 - the hot path: branches unrolled, a call saved
@@ -347,7 +339,7 @@ class SourceClient:
             self._wakeup, armed = wakeup, None
             try:
                 while not self._stopping and self._pending is None and not self._backlog \
-                        and self._leg_end is None:
+                        and self._overlap.end is None:
                     if due != armed:
                         wakeup.reschedule(None if due is None else loop.time() + due - clock())
                         armed = due
@@ -426,75 +418,21 @@ class SourceClient:
             elif isinstance(action, Close):
                 await self._close(conn, CLOSE_GRACE)
             elif isinstance(action, Fetch):
-                task = asyncio.create_task(self._fetch_live(action), name=f"http {self.cfg.name}")
-                self._fetches.add(task)
-                task.add_done_callback(self._fetches.discard)
+                self._http.start(action.request)
             elif isinstance(action, Rollover):
-                self._leg = asyncio.create_task(self._successor(action.leg),
-                                                name=f"source:{self.cfg.name}:rollover")
+                self._overlap.begin(action.leg)
             else:
                 self._apply_idle([action])
-
-    def _cancel_fetches(self) -> None:
-        for task in self._fetches:
-            task.cancel()
 
     # --- a successor connection (rollover: overlap) ---------------------------------------
-
-    async def _successor(self, leg: Successor) -> None:
-        """Open a successor connection and drive ``leg`` over it beside the live one until it
-        says ``Handover`` (its connection then goes to ``_took_over``) or fails."""
-        loop, clock, conn = asyncio.get_running_loop(), self._clock, None
-        try:
-            if isinstance(address := leg.dial(clock()), Fail):
-                raise address.error
-            assert isinstance(address, Dial)
-            conn = await self._dial(address)
-            actions = leg.start(clock())
-            while not await self._lead(conn, actions):
-                due = leg.deadline()
-                try:
-                    async with asyncio.timeout_at(None if due is None else
-                                                  loop.time() + due - clock()):
-                        data = await conn.recv()
-                except TimeoutError:
-                    actions = leg.tick(clock())
-                    continue
-                self.stats.received += 1
-                self.stats.bytes += byte_size(data)
-                actions = leg.screen(Message(self.cfg.name, data, self._wall()), clock())
-            self._leg_end, conn = (leg, conn), None  # the live connection's loop takes it
-        except SourceError as exc:
-            self._leg_end = (leg, exc)
-        finally:
-            if conn is not None:  # failed, or cancelled with the live connection
-                await self._close(conn, FAILED_CLOSE_GRACE)
-        self._wake()
-
-    async def _lead(self, conn: Connection, actions: list[Action]) -> bool:
-        """Perform the successor's ``actions`` on its connection; True on ``Handover``."""
-        for action in actions:
-            if isinstance(action, Send):
-                await conn.send(action.data)
-                self.stats.sent += 1
-            elif isinstance(action, Deliver):
-                if (pending := self._deliver(action.msg)) is not None:
-                    await pending
-            elif isinstance(action, Fail):
-                raise action.error
-            elif isinstance(action, Handover):
-                return True
-            else:
-                self._apply_idle([action])
-        return False
 
     async def _took_over(self, old: Connection, now: float) -> Connection:
         """The successor ended: subscribed, it is the live connection from now on, and the old
         one is closed, then what it received up to its close handshake is delivered (all the
         server sent before its close frame: no gap; dedup removes repeats); failed, the
         session renews the old one the plain way (a ``Fail``: raised)."""
-        assert self._leg_end is not None
-        (leg, end), self._leg_end, self._leg = self._leg_end, None, None
+        assert self._overlap.end is not None
+        (leg, end), self._overlap.end, self._overlap.task = self._overlap.end, None, None
         if isinstance(end, SourceError):
             await self._apply(old, leg.lost(end, now))
             return old
@@ -508,21 +446,9 @@ class SourceClient:
         self.stats.handshake_seconds = end.handshake_seconds
         return end
 
-    async def _drop_successor(self) -> None:
-        """The live connection ended (or the source stops): a successor on its way goes too."""
-        task, end, self._leg, self._leg_end = self._leg, self._leg_end, None, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            end = self._leg_end
-            self._leg_end = None
-        if end is not None and not isinstance(end[1], SourceError):
-            await self._close(end[1], FAILED_CLOSE_GRACE)
-
     async def _shutdown(self, conn: Connection) -> None:
         """Send the unsubscribe messages (paced) and a close frame, each bounded in time."""
-        self._cancel_fetches()
+        self._http.cancel()
         actions = self._session.stop(self._clock())
         try:
             async with asyncio.timeout(STOP_SEND_GRACE):

@@ -12,9 +12,10 @@ from bridge.upstream.capture import Captures
 from bridge.upstream.handshake import PlanRunner
 from bridge.upstream.heartbeat import Heartbeat
 from bridge.upstream.plan import compile_plan, subscribe_plan
-from bridge.upstream.recovery import Recovery
 from bridge.upstream.render import Renderer
+from bridge.upstream.replies import replies
 from bridge.upstream.state import Event
+from bridge.upstream.verdict import heard
 from bridge.upstream.watch import Watch
 
 Said = Action | Event  # what to do, or a state the plan reached (the session owns states)
@@ -22,7 +23,7 @@ Change = tuple[tuple[Step, ...], tuple[Step, ...]]  # steps to unsubscribe, step
 
 
 class Conversation:
-    """What is said on one connection and until when an answer may take. It renders the
+    """What is said on one connection (its deadlines: ``bridge.upstream.timers``). It renders the
     sends (``{seq}`` restarts with each connection); a message it cannot render is a ``Fail``,
     so none of its methods raise. ``render``'s namespaces (the captured values among them)
     are the source's, kept across its connections and shared with a successor's."""
@@ -32,11 +33,6 @@ class Conversation:
         self.plan, self.watch = PlanRunner(self.render, cfg.protocol), Watch()
         self.captures = Captures(cfg.capture, self.render.names["var"])
         self.beat = Heartbeat(cfg.heartbeat, self.render)
-
-    @property
-    def next(self) -> float:
-        """The earliest deadline: a plan's wait, keepalive, a held heartbeat, a quiet channel."""
-        return min(self.plan.until, self.watch.next, self.beat.until)
 
     def open(self, now: float) -> list[Said]:
         """A new connection: its plan, up to the first wait."""
@@ -74,30 +70,13 @@ class Conversation:
         if self.captures.active and self.captures.hear(value, msg.data, now, self.render):
             said += self.render.guard(lambda at, _: [*self.plan.resume(at),
                                                      *self.beat.resume(self.watch, at)], now, None)
-        if listening and (heard := self.plan.heard(value, text, now, self.cfg.name)) is not None:
-            own, more = heard
+        if listening and (told := heard(self.plan, value, text, now, self.cfg.name)) is not None:
+            own, more = told
             if more and isinstance(more[0], Fail):
                 return True, more
             said += more
-        for reply in self.cfg.replies:
-            if reply.when.matches(value, text):
-                said += self.render.replies((reply,), value, msg.data, text, now)
+        said += replies(self.render, self.cfg.replies, msg, value, now)
         return own, said
-
-    def timed_out(self, now: float, last_rx: float) -> str | None:
-        """The stage whose deadline passed ("auth", "subscribe", "heartbeat", "idle")."""
-        held = "heartbeat" if self.beat.timed_out(now) else None
-        return self.plan.timed_out(now) or held or self.watch.timed_out(now, last_rx)
-
-    def due(self, now: float, recovery: Recovery) -> list[Said]:
-        """The heartbeat, if due, and each ``expect_every`` step that went quiet sent again
-        (no reconnect; counted under ``resubscribe``)."""
-        out = self.render.guard(lambda at, _: self.beat.due(self.watch, at), now, None)
-        for notice, items in self.watch.quiet(now, self.cfg, recovery):
-            out.append(notice)
-            if self.plan.extend(items):
-                out += self.render.guard(self.plan.advance, now, INVALID)
-        return out
 
     def unsubscribe(self, now: float) -> list[Said]:
         return list(self.render.each((step.send for step in self.cfg.unsubscribe), now))

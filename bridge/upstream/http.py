@@ -7,8 +7,11 @@ HTTP steps should pay (``ws-bridge check`` and most configs never do)."""
 
 from __future__ import annotations
 
+import asyncio
 import ssl
+from collections.abc import Awaitable, Callable
 
+from bridge.errors import SourceError
 from bridge.upstream.http_result import HttpRequest, HttpResult
 from bridge.upstream.urls import proxy_for, safe_url
 
@@ -50,3 +53,40 @@ def _tls_problem(exc: BaseException) -> str | None:
             return f"TLS: {cause.reason}"
         cause = cause.__cause__ or cause.__context__
     return None
+
+
+class Fetcher:
+    """A source's HTTP requests: before connecting, awaited one at a time (``fetch``); while
+    connected, each in a task of its own (``start``) whose outcome goes to ``done``, cancelled
+    with the connection (``cancel``). The TLS context is built once, on first use: building
+    one costs milliseconds, and ``tls`` raises ``ConnectFailed`` for unreadable files."""
+
+    __slots__ = ("_context", "_done", "_name", "_proxy", "_tasks", "_tls")
+
+    def __init__(self, name: str, proxy: str | None, tls: Callable[[], ssl.SSLContext | None],
+                 done: Callable[[HttpRequest, HttpResult | str], None]) -> None:
+        self._name, self._proxy, self._tls, self._done = name, proxy, tls, done
+        self._context: ssl.SSLContext | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def fetch(self, request: HttpRequest) -> Awaitable[HttpResult | str]:
+        """The request performed; raises ``ConnectFailed`` for the TLS settings."""
+        if self._context is None:
+            self._context = self._tls()
+        return fetch(request, self._context, self._proxy)
+
+    def start(self, request: HttpRequest) -> None:
+        task = asyncio.create_task(self._run(request), name=f"http {self._name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def cancel(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+
+    async def _run(self, request: HttpRequest) -> None:
+        try:
+            outcome = await self.fetch(request)
+        except SourceError as exc:  # the TLS settings
+            outcome = exc.detail
+        self._done(request, outcome)

@@ -3,12 +3,12 @@ conversation, what each turn and ending means for the counters, held sends and o
 
 from __future__ import annotations
 
+from bridge.config.model import SourceConfig
 from bridge.errors import Rejected, SourceError
 from bridge.stats.source import SourceStats
-from bridge.upstream.actions import Action, Close, SetState, Unread
-from bridge.upstream.conversation import Conversation
+from bridge.upstream.actions import Action, Close, SetState
+from bridge.upstream.conversation import Change, Conversation
 from bridge.upstream.outbound import Outbound
-from bridge.upstream.plan import reads_data
 from bridge.upstream.recovery import Recovery
 from bridge.upstream.state import ConnState, Event, transition
 from bridge.upstream.steps import HttpSteps
@@ -21,8 +21,7 @@ class Lifecycle:
     ``stopped`` end a connection and the source; ``closing`` is a clean close under way, done
     once the sends the pacer holds are out."""
 
-    __slots__ = ("_out", "_stats", "checks_only", "closing", "http", "passing", "recovery",
-                 "state", "talk", "told")
+    __slots__ = ("_out", "_stats", "closing", "http", "recovery", "state", "talk")
 
     def __init__(self, stats: SourceStats, out: Outbound, talk: Conversation,
                  recovery: Recovery) -> None:
@@ -31,7 +30,6 @@ class Lifecycle:
         self.http = HttpSteps(talk.cfg, talk.render)
         talk.render.derived.update(made_per_render(talk.cfg))
         self.state, self.closing = ConnState.CONNECTING, False
-        self.passing = self.checks_only = self.told = False  # told: what Unread last said
 
     def enter(self, event: Event, now: float = 0.0) -> SetState:
         """The state ``event`` leads to, by the table. Each step of the plan and a successor
@@ -49,23 +47,6 @@ class Lifecycle:
                 self._stats.rollovers += 1
             self.talk.watch.connected(self.talk.cfg, now)
         return SetState(self.state)
-
-    def mode(self, live: bool) -> None:
-        """What the driver may skip: ``passing``, frames pass unread; ``checks_only``, only
-        dedup and sequence read them. Both need CONNECTED with nothing to match (no reply,
-        pong, quiet channel or call to answer)."""
-        calls, cfg = self._out.calls, self.talk.cfg
-        quiet = live and self.state is ConnState.CONNECTED and not reads_data(cfg) and \
-            not (calls is not None and calls.waiting)
-        self.checks_only = quiet and self.recovery.active
-        self.passing = quiet and not self.checks_only and cfg.on_invalid == "forward"
-
-    def tell(self) -> list[Action]:
-        """``Unread`` when ``passing`` changed since the driver was last told (``told``)."""
-        if self.passing is self.told:
-            return []
-        self.told = self.passing
-        return [Unread(self.passing)]
 
     def lost(self, error: SourceError, reason: str, retry: bool) -> list[Action]:
         """The connection ended, or never opened, with ``error``; ``retry``: another attempt
@@ -96,6 +77,15 @@ class Lifecycle:
         self._out.queue.requeue(self._out.pacer.drop())
         self.closing = True
         return list(self.talk.unsubscribe(now)) if subscribed else []
+
+    def resubscribe(self, cfg: SourceConfig, live: bool, now: float,
+                    change: Change | None = None) -> list[Action | Event]:
+        """Subscribe with ``cfg`` on the ``live`` connection (``change``: only these steps, see
+        ``Conversation.resubscribe``); not live: the next connection subscribes with it."""
+        if not live:
+            self.talk.cfg = cfg
+            return []
+        return self.talk.resubscribe(cfg, now, self.state is ConnState.CONNECTED, change)
 
     def close(self) -> list[Action]:
         """A clean close: ``Close`` once the pacer holds no send, else nothing yet."""

@@ -8,23 +8,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import suppress
 from typing import Any
 
-from bridge.config.specs import ReplySpec
 from bridge.errors import SourceError
 from bridge.messages import INVALID
 from bridge.routing.template import Context, Template, TemplateError
 from bridge.upstream.actions import Action, Fail, Send
 from bridge.upstream.state import Event
-
-EXCERPT = 200  # characters of a server's message shown in a log line (a rejection's reason)
-
-
-def excerpt(text: str | None, value: Any) -> str:
-    """A server's message as a log line shows it: its text (else its JSON), control characters
-    escaped, at most ``EXCERPT`` characters. Secrets in it are redacted by the log filter."""
-    if text is None:
-        text = "(binary)" if value is INVALID else json.dumps(value, separators=(",", ":"))
-    shown = text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
-    return shown if len(shown) <= EXCERPT else shown[: EXCERPT - 3] + "..."
 
 
 class Renderer:
@@ -88,17 +76,6 @@ class Renderer:
         for template in templates:
             with suppress(TemplateError):
                 out.append(self.send(template, now))
-        return out
-
-    def replies(self, replies: tuple[ReplySpec, ...], value: Any, raw: str | bytes,
-                text: str | None, now: float) -> list[Send]:
-        """The ``replies`` whose ``when`` matches ``value`` (or ``text``, the frame's); one
-        missing a field is skipped."""
-        out = []
-        for reply in replies:
-            if reply.when.matches(value, text):
-                with suppress(TemplateError):
-                    out.append(self.send(reply.send, now, value, raw))
         return out
 
     def guard(self, make: Callable[[float, Any], Sequence[Action | Event]], now: float,

@@ -73,7 +73,7 @@ class Renewal:
         old, self._life.talk = self._life.talk, leg.talk
         self.opened(leg.opened)
         note = Notice(f"rolled over to a new connection ({self.why}); closing the old one")
-        changed = [] if old.cfg is leg.talk.cfg else leg.talk.resubscribe(old.cfg, now, True)
+        changed = [] if old.cfg is leg.talk.cfg else self._life.resubscribe(old.cfg, True, now)
         return self._emit([note, Event.ROLLOVER, *changed], now)
 
     def failed(self, error: SourceError, now: float) -> list[Action]:

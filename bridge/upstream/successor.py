@@ -14,6 +14,7 @@ from bridge.upstream.conversation import Conversation, Said
 from bridge.upstream.handoff import Handover
 from bridge.upstream.recovery import KEEP, Recovery
 from bridge.upstream.state import ConnState, Event, transition
+from bridge.upstream.timers import due, earliest, timed_out
 
 if TYPE_CHECKING:
     from bridge.upstream.renewal import Renewal
@@ -58,12 +59,12 @@ class Successor:
 
     def tick(self, now: float) -> list[Action]:
         """Its deadlines: a plan's wait that passed fails it."""
-        if (stage := self.talk.timed_out(now, self.last_rx)) is not None:
+        if (stage := timed_out(self.talk, now, self.last_rx)) is not None:
             return [Fail(SessionTimeout(self.talk.cfg.name, f"rollover {stage}"))]
-        return self._said(self.talk.due(now, self._recovery))
+        return self._said(due(self.talk, now, self._recovery))
 
     def deadline(self) -> float | None:
-        when = self.talk.next
+        when = earliest(self.talk)
         return when if when < math.inf else None
 
     def handover(self, now: float) -> list[Action]:
