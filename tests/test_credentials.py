@@ -182,3 +182,18 @@ def test_a_response_is_read_by_status_text_json_and_headers_in_any_case() -> Non
     assert Template("{http.key.text}").render(ctx) == "plain"
     with pytest.raises(TemplateError, match="the response of HTTP step 'key' is not JSON"):
         Template("{http.key.json.a}").render(ctx)
+
+
+def test_an_every_step_whose_request_is_still_out_skips_its_turn() -> None:
+    s = Session(steps_source())
+    s.fetched(next(a for a in s.connecting(0.0) if isinstance(a, Fetch)).request,
+              response("key", '{"k": "K"}'), 0.0)
+    s.start(1.0)
+    s.receive(Message("s", '{"ok": true}', 0.0), 2.0)
+    s.tick(2.0)  # the snapshot
+    [ka] = [a for a in s.tick(7.0) if isinstance(a, Fetch)]
+    assert s.deadline() == 12.0
+    assert not [a for a in s.tick(12.0) if isinstance(a, Fetch)]  # the first is still out
+    assert s.deadline() == 17.0  # its timer goes on
+    s.fetched(ka.request, response("ka", "{}"), 13.0)
+    assert [a.request.step for a in s.tick(17.0) if isinstance(a, Fetch)] == ["ka"]

@@ -27,10 +27,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from bridge.config.load import load_config
 from bridge.config.model import SourceConfig
-from bridge.config.specs import TLSConfig
+from bridge.config.specs import HeartbeatSpec, TLSConfig
 from bridge.errors import ConfigError
 from bridge.logs import MASK, RedactSecrets
 from bridge.logs import _redactor as redactor
+from bridge.routing.template import Template
 from bridge.supervisor import Supervisor
 from bridge.upstream.backoff import BackoffPolicy
 from bridge.upstream.state import ConnState
@@ -197,6 +198,41 @@ async def test_binance_listen_key_keepalive_and_a_snapshot_delivered_after_each_
         assert conns[1].path.endswith("/listen-key-2-abcdef")
         await run.until(lambda: [m.data for m in run.messages].count(SNAPSHOT) == 2)
     assert {m.data for m in run.messages} >= {SNAPSHOT, '{"e":"executionReport","u":43}'}
+
+
+async def test_a_slow_keepalive_gets_one_request_at_a_time(
+        tmp_path: Path, upstream: Upstream, http_upstream: HttpUpstream) -> None:
+    beats, enough = 0, asyncio.Event()
+
+    async def server(conn: UpstreamConn) -> None:
+        nonlocal beats
+        await conn.send_json({"e": "executionReport", "u": 43})
+        while await conn.recv_json():  # the heartbeats, every 20 ms
+            beats += 1
+            if beats >= 10:
+                enough.set()
+
+    puts = lambda: sum(r.method == "PUT" for r in http_upstream.requests)  # noqa: E731
+    at_answer: list[int] = []
+
+    async def slow_keepalive(request: HttpRequestSeen) -> Reply:
+        if not at_answer:  # the first keepalive answers after ten of its 20 ms turns
+            await enough.wait()
+        at_answer.append(puts())
+        return Reply(200, {})
+
+    http_upstream.route("POST", "/api/v3/userDataStream", lambda r: Reply(200, {"listenKey": "k"}))
+    http_upstream.route("PUT", "/api/v3/userDataStream", slow_keepalive)
+    http_upstream.route("GET", "/api/v3/depth", lambda r: Reply(200, SNAPSHOT))
+    upstream.handler = server
+    hosts = {"https://api.binance.com": http_upstream.url, "every 30m": "every 20ms",
+             "wss://stream.binance.com:9443/ws": upstream.url}
+    cfg = example("binance-user.yaml", tmp_path, hosts, env={"BINANCE_API_KEY": "api-key-1234"})
+    cfg = replace(cfg, heartbeat=HeartbeatSpec(Template({"ping": 1}), 0.02))
+    async with Running(cfg):
+        await http_upstream.wait_requests(3, "/api/v3/userDataStream")  # POST, PUT, PUT again
+    assert at_answer[0] == 1  # no second keepalive while the first was out
+    assert len(at_answer) >= 2  # and the next one went once it had answered
 
 
 # --- Signatures checked by the server with the standard library ------------------------------

@@ -61,6 +61,7 @@ class HttpSteps:
         step = self._steps.get(request.step)
         if request.generation != self._generation or step is None:
             return []  # an answer for a connection that is gone
+        self.timers.out.discard(step.name)  # an ``every`` step may run again
         if isinstance(outcome, str) or not step.accepts(outcome.status):
             why = outcome if isinstance(outcome, str) else f"HTTP {outcome.status}"
             return [failure(step, self._cfg.name, why, getattr(outcome, "status", None))]
