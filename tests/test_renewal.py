@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from bridge.config.outbound import RateLimitSpec
 from bridge.config.recovery_specs import DedupSpec, SequenceSpec
 from bridge.config.stateful import RenewSpec
 from bridge.errors import SessionTimeout
@@ -145,3 +146,20 @@ def test_subscriptions_a_reload_changed_during_the_overlap_are_made_on_the_succe
     out = leg.handover(60.3)
     assert sent(out) == [{"op": "sub", "v": 2}]  # no unsubscribe configured: just the new one
     assert states(out) == [ConnState.CONNECTED, ConnState.SUBSCRIBING, ConnState.CONNECTED]
+
+
+def test_a_successors_sends_pass_the_sources_rate_limit_and_it_takes_over_once_they_are_out(
+        ) -> None:
+    steps = (step({"op": "sub", "ch": "a"}), step({"op": "sub", "ch": "b"}))  # no acks
+    s = Session(source(renew=RenewSpec(max_age=60.0, rollover="overlap"), subscribe=steps,
+                       rate_limit=RateLimitSpec(1, 1.0)))
+    assert sent(s.start(0.0)) == [{"op": "sub", "ch": "a"}]  # b waits for its token
+    assert sent(s.tick(1.0)) == [{"op": "sub", "ch": "b"}]
+    leg = leg_of(s.tick(60.0))
+    out = leg.start(60.5)
+    assert sent(out) == [{"op": "sub", "ch": "a"}]  # the source's bucket: b waits again
+    assert not [a for a in out if isinstance(a, Handover)]  # not while a send is held
+    assert leg.deadline() == 61.5
+    out = leg.tick(61.5)
+    assert sent(out) == [{"op": "sub", "ch": "b"}]
+    assert isinstance(out[-1], Handover)  # subscribed, and nothing of it left behind

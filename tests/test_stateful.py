@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from bridge.config.load import load_config
+from bridge.config.outbound import RateLimitSpec
 from bridge.config.specs import Step
 from bridge.config.stateful import RenewSpec
 from bridge.routing.pattern import Pattern
@@ -177,3 +178,31 @@ async def test_stop_during_a_rollover_closes_both_connections(upstream: Upstream
     assert await old.wait_closed() == 1000
     assert await successor.wait_closed() == 1000
     assert run.states[-1] is ConnState.STOPPED
+
+
+async def test_a_successors_subscribe_messages_keep_to_the_rate_limit(upstream: Upstream) -> None:
+    import asyncio  # noqa: PLC0415
+
+    seen: list[list[tuple[str, float, bool]]] = []  # per connection: (channel, when, first open)
+
+    async def handler(conn: UpstreamConn) -> None:
+        mine: list[tuple[str, float, bool]] = []
+        seen.append(mine)
+        for _ in range(2):
+            channel = (await conn.recv_json())["ch"]
+            mine.append((channel, asyncio.get_running_loop().time(),
+                         not upstream.connections[0].closed))
+        await conn.send_json({"e": "listenKeyExpired"} if len(seen) == 1 else {"e": "done"})
+
+    upstream.handler = handler
+    steps = tuple(Step(Template({"op": "sub", "ch": ch})) for ch in ("a", "b"))  # no acks
+    renew = RenewSpec(reconnect_when=(Pattern({"e": "listenKeyExpired"}),), rollover="overlap")
+    cfg = source(upstream.url, renew=renew, subscribe=steps, rate_limit=RateLimitSpec(1, 0.2))
+    async with Running(cfg) as run:
+        await run.until(lambda: len(run.messages) == 2)
+    assert run.payloads() == [{"e": "listenKeyExpired"}, {"e": "done"}]
+    for mine in seen:  # the live connection's and the successor's: one per 200 ms
+        [(a, at_a, _), (b, at_b, _)] = mine
+        assert (a, b) == ("a", "b")
+        assert at_b - at_a >= 0.15
+    assert seen[1][1][2]  # the old connection still open when the successor's last send came

@@ -14,6 +14,7 @@ from bridge.upstream.actions import Action, Fail, Notice
 from bridge.upstream.conversation import Conversation
 from bridge.upstream.handoff import Rollover
 from bridge.upstream.lifecycle import Lifecycle
+from bridge.upstream.ratelimit import Pacer
 from bridge.upstream.state import ConnState, Event
 from bridge.upstream.successor import Successor
 
@@ -26,10 +27,10 @@ class Renewal:
     one, starts one ``Successor`` at a time (``Rollover``), which on ``handover`` becomes the
     live conversation of ``life``. ``emit``: how the session performs what results."""
 
-    __slots__ = ("_emit", "_life", "_spec", "asking", "leg", "until", "why")
+    __slots__ = ("_emit", "_life", "_pacer", "_spec", "asking", "leg", "until", "why")
 
-    def __init__(self, spec: RenewSpec, life: Lifecycle, emit: Emit) -> None:
-        self._spec, self._life, self._emit = spec, life, emit
+    def __init__(self, spec: RenewSpec, life: Lifecycle, emit: Emit, pacer: Pacer) -> None:
+        self._spec, self._life, self._emit, self._pacer = spec, life, emit, pacer
         self.asking = bool(spec.reconnect_when)  # whether ``asks`` can be True at all
         self.until = math.inf
         self.leg: Successor | None = None  # the successor running, if any
@@ -59,7 +60,8 @@ class Renewal:
             return []  # a successor is already on its way
         talk = self._life.talk  # the successor's own conversation, the same namespaces
         fresh = Conversation(talk.cfg, talk.render.twin())
-        self.leg, self.why = Successor(fresh, self._life.recovery, self), why
+        leg = Successor(fresh, self._life.recovery, self, self._pacer.twin())
+        self.leg, self.why = leg, why
         return [Rollover(self.leg)]
 
     def address(self, now: float) -> Action:

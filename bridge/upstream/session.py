@@ -55,7 +55,7 @@ class Session:
         self._invalid = InvalidFrames(cfg.on_invalid == "forward", self.stats)
         self._out = Outbound(cfg, self.stats.outgoing)
         self._life = Lifecycle(self.stats, self._out, talk, self.recovery)
-        self._renew = renew = Renewal(cfg.renew, self._life, self._emit)
+        self._renew = renew = Renewal(cfg.renew, self._life, self._emit, self._out.pacer)
         self._fast, self._timers = FastPath(self._life, self._out), LiveTimers(self._life, renew)
         self._screening = Screening(self._life, self._out, self._renew, self._invalid)
 

@@ -11,9 +11,10 @@ from bridge.errors import SessionTimeout, SourceError
 from bridge.messages import INVALID, Message
 from bridge.upstream.actions import Action, Fail
 from bridge.upstream.conversation import Conversation, Said
-from bridge.upstream.handoff import Handover
+from bridge.upstream.ratelimit import Pacer
 from bridge.upstream.recovery import KEEP, Recovery
 from bridge.upstream.state import ConnState, Event, transition
+from bridge.upstream.takeover import Takeover
 from bridge.upstream.timers import due, earliest, timed_out
 
 if TYPE_CHECKING:
@@ -26,15 +27,18 @@ class Successor:
     """One connection's session apart from the source's: its own conversation (plan,
     ``{seq}``), the source's captured values and recovery (dedup removes what both
     connections deliver). Its states go through the table, but they are its own: the source
-    stays CONNECTED. Events from its driver, actions out, like the session: ``start``,
-    ``screen``, ``tick`` once ``deadline`` has come; ``Handover`` when its plan is done,
-    then ``handover``; ``lost`` when it ends before."""
+    stays CONNECTED. Its sends pass ``pacer`` (the source's rate limit). Events from its
+    driver, actions out, like the session: ``start``, ``screen``, ``tick`` once ``deadline``
+    has come; ``Handover`` when its plan is done and its sends are out, then ``handover``;
+    ``lost`` when it ends before."""
 
-    __slots__ = ("_recovery", "_renewal", "last_rx", "opened", "state", "talk")
+    __slots__ = ("_recovery", "_renewal", "_take", "last_rx", "opened", "state", "talk")
 
-    def __init__(self, talk: Conversation, recovery: Recovery, renewal: Renewal) -> None:
+    def __init__(self, talk: Conversation, recovery: Recovery, renewal: Renewal,
+                 pacer: Pacer) -> None:
         self.talk, self._recovery, self._renewal = talk, recovery, renewal
         self.state, self.last_rx, self.opened = ConnState.CONNECTING, 0.0, 0.0
+        self._take = Takeover(pacer)
 
     def dial(self, now: float) -> Action:
         """Where it connects: ``Dial`` (the URL and headers rendered now), or a ``Fail``."""
@@ -43,14 +47,14 @@ class Successor:
     def start(self, now: float) -> list[Action]:
         """Its socket is open: the plan, up to its first wait."""
         self.last_rx = self.opened = now
-        return self._said(self.talk.open(now))
+        return self._said(self.talk.open(now), now)
 
     def screen(self, msg: Message, now: float) -> list[Action]:
         """A frame on its connection: the session's own, or data, delivered once subscribing
         began, through dedup (no gap checks: the live connection numbers the same stream)."""
         self.last_rx, value = now, msg.json
         own, said = self.talk.hear(msg, value, now, False)
-        out = self._said(said)
+        out = self._said(said, now)
         if own or self.state not in _DELIVERING or any(isinstance(a, Fail) for a in out):
             return out
         check = self._recovery.check(value, msg.data, now, False) \
@@ -58,13 +62,14 @@ class Successor:
         return [*out, *check.actions(msg)]
 
     def tick(self, now: float) -> list[Action]:
-        """Its deadlines: a plan's wait that passed fails it."""
+        """Its deadlines: held sends released, a plan's wait that passed fails it."""
+        out = self._take.release(now)
         if (stage := timed_out(self.talk, now, self.last_rx)) is not None:
-            return [Fail(SessionTimeout(self.talk.cfg.name, f"rollover {stage}"))]
-        return self._said(due(self.talk, now, self._recovery))
+            return [*out, Fail(SessionTimeout(self.talk.cfg.name, f"rollover {stage}"))]
+        return out + self._said(due(self.talk, now, self._recovery), now)
 
     def deadline(self) -> float | None:
-        when = earliest(self.talk)
+        when = min(earliest(self.talk), self._take.next)
         return when if when < math.inf else None
 
     def handover(self, now: float) -> list[Action]:
@@ -77,12 +82,11 @@ class Successor:
         way (a ``Fail`` for it), closed first."""
         return self._renewal.failed(error, now)
 
-    def _said(self, said: Sequence[Said]) -> list[Action]:
+    def _said(self, said: Sequence[Said], now: float) -> list[Action]:
         out: list[Action] = []
         for item in said:
             if isinstance(item, Event):
                 self.state = transition(self.state, item)
-                out += [Handover()] if self.state is ConnState.CONNECTED else []
             else:
                 out.append(item)
-        return out
+        return self._take.out(out, self.state is ConnState.CONNECTED, now)
