@@ -17,6 +17,7 @@ import pytest
 from bridge.config.http_specs import HttpStep, JwtSpec, SignSpec
 from bridge.config.model import SourceConfig
 from bridge.config.specs import HeartbeatSpec, Step
+from bridge.config.stateful import RenewSpec
 from bridge.errors import AuthRejected, ConnectFailed
 from bridge.messages import Message
 from bridge.routing.context import Context, TemplateError
@@ -25,8 +26,10 @@ from bridge.routing.template import Template
 from bridge.supervisor import ROUTING_FIELDS, SUBSCRIPTION_FIELDS, changed_fields
 from bridge.upstream.actions import Deliver, Fail, Notice, Send, Unread
 from bridge.upstream.attempt import Dial, Fetch, Redact
+from bridge.upstream.handoff import Handover, Rollover
 from bridge.upstream.http_result import HttpResult
 from bridge.upstream.session import Session
+from tests.test_session import sent
 
 
 def test_one_clock_and_one_nonce_per_render_with_offsets() -> None:
@@ -197,3 +200,25 @@ def test_an_every_step_whose_request_is_still_out_skips_its_turn() -> None:
     assert s.deadline() == 17.0  # its timer goes on
     s.fetched(ka.request, response("ka", "{}"), 13.0)
     assert [a.request.step for a in s.tick(17.0) if isinstance(a, Fetch)] == ["ka"]
+
+
+def test_a_successor_runs_the_connect_steps_before_it_opens_and_the_subscribed_ones_on_takeover(
+        ) -> None:
+    s = Session(replace(steps_source(), renew=RenewSpec(max_age=60.0, rollover="overlap")))
+    s.fetched(next(a for a in s.connecting(0.0) if isinstance(a, Fetch)).request,
+              response("key", '{"k": "K1"}'), 0.0)
+    s.start(1.0)
+    s.receive(Message("s", '{"ok": true}', 0.0), 2.0)
+    [snap] = [a for a in s.tick(2.0) if isinstance(a, Fetch)]
+    s.fetched(snap.request, response("snap", "{}"), 2.0)
+    [leg] = [a.leg for a in s.tick(61.0) if isinstance(a, Rollover)]
+    [key] = [a for a in leg.connecting(61.0) if isinstance(a, Fetch)]
+    assert key.request.step == "key"  # a fresh key before the successor opens
+    assert Dial("ws://h/K2", {}) in leg.fetched(key.request, response("key", '{"k": "K2"}'), 61.1)
+    assert sent(leg.start(61.2)) == [{"op": "sub"}]
+    assert [a for a in leg.screen(Message("s", '{"ok": true}', 0.0), 61.3)
+            if isinstance(a, Handover)] == [Handover()]
+    leg.handover(61.4)
+    assert s.deadline() == 61.4  # the subscribed steps are due on the new connection
+    [snap] = [a for a in s.tick(61.4) if isinstance(a, Fetch)]
+    assert snap.request.step == "snap"

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from bridge.config.load import load_config
 from bridge.config.model import SourceConfig
 from bridge.config.specs import HeartbeatSpec, TLSConfig
+from bridge.config.stateful import RenewSpec
 from bridge.errors import ConfigError
 from bridge.logs import MASK, RedactSecrets
 from bridge.logs import _redactor as redactor
@@ -174,14 +175,19 @@ async def binance_server(conn: UpstreamConn) -> None:
     await conn.send_json({"e": "executionReport", "u": 43})
 
 
-async def test_binance_listen_key_keepalive_and_a_snapshot_delivered_after_each_subscribe(
-        tmp_path: Path, upstream: Upstream, http_upstream: HttpUpstream) -> None:
+def binance_endpoints(http_upstream: HttpUpstream, upstream: Upstream) -> None:
+    """A fresh listenKey per POST (listen-key-1-abcdef, -2-...), keepalives, the snapshot."""
     keys = itertools.count(1)
     http_upstream.route("POST", "/api/v3/userDataStream",
                         lambda r: Reply(200, {"listenKey": f"listen-key-{next(keys)}-abcdef"}))
     http_upstream.route("PUT", "/api/v3/userDataStream", lambda r: Reply(200, {}))
     http_upstream.route("GET", "/api/v3/depth", lambda r: Reply(200, SNAPSHOT))  # as is
     upstream.handler = binance_server
+
+
+async def test_binance_listen_key_keepalive_and_a_snapshot_delivered_after_each_subscribe(
+        tmp_path: Path, upstream: Upstream, http_upstream: HttpUpstream) -> None:
+    binance_endpoints(http_upstream, upstream)
     hosts = {"https://api.binance.com": http_upstream.url, "every 30m": "every 100ms",
              "wss://stream.binance.com:9443/ws": upstream.url}
     cfg = example("binance-user.yaml", tmp_path, hosts, env={"BINANCE_API_KEY": "api-key-1234"})
@@ -233,6 +239,23 @@ async def test_a_slow_keepalive_gets_one_request_at_a_time(
         await http_upstream.wait_requests(3, "/api/v3/userDataStream")  # POST, PUT, PUT again
     assert at_answer[0] == 1  # no second keepalive while the first was out
     assert len(at_answer) >= 2  # and the next one went once it had answered
+
+
+async def test_a_rollover_fetches_a_fresh_key_before_the_successor_opens_and_a_snapshot_after(
+        tmp_path: Path, upstream: Upstream, http_upstream: HttpUpstream) -> None:
+    binance_endpoints(http_upstream, upstream)
+    hosts = {"https://api.binance.com": http_upstream.url,
+             "wss://stream.binance.com:9443/ws": upstream.url}
+    cfg = example("binance-user.yaml", tmp_path, hosts, env={"BINANCE_API_KEY": "api-key-1234"})
+    cfg = replace(cfg, renew=RenewSpec(max_age=0.3, rollover="overlap"))
+    async with Running(cfg) as run:
+        await run.until(lambda: [m.data for m in run.messages].count(SNAPSHOT) == 2)
+        first, second = (await upstream.wait_connections(2))[:2]
+        assert await first.wait_closed() == 1000  # closed by the bridge once the second took over
+    assert first.path.endswith("/listen-key-1-abcdef")
+    assert second.path.endswith("/listen-key-2-abcdef")  # fetched before the successor opened
+    assert run.client.stats.rollovers >= 1
+    assert run.client.stats.reconnects == {}  # rolled over, never reconnected
 
 
 # --- Signatures checked by the server with the standard library ------------------------------

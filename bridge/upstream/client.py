@@ -130,7 +130,7 @@ class SourceClient:
         self._http = Fetcher(cfg.name, cfg.proxy, lambda: tls_for(self.cfg, "https:"),
                              self._fetched)
         self._overlap: Overlap[Connection] = Overlap(  # a successor (rollover: overlap)
-            cfg.name, self.stats, clock, wall=wall, dial=self._dial,
+            cfg.name, self.stats, clock, wall=wall, dial=self._dial, fetch=self._http.fetch,
             close=lambda conn: self._close(conn, FAILED_CLOSE_GRACE),
             deliver=lambda msg: self._deliver(msg),  # noqa: PLW0108 - the one retarget() set
             other=lambda action: self._apply_idle([action]), wake=self._wake)

@@ -42,9 +42,9 @@ class Lifecycle:
             self.recovery.reset()
             if event is Event.READY:
                 self._stats.connects += 1
-                self.http.timers.subscribed(now)  # its timers, and the steps run after subscribing
             else:
                 self._stats.rollovers += 1
+            self.http.timers.subscribed(now)  # its timers, and the steps run after subscribing
             self.talk.watch.connected(self.talk.cfg, now)
         return SetState(self.state)
 

@@ -1,7 +1,8 @@
-"""A successor connection (``rollover: overlap``) driven beside the live one: opened, its frames
-in, its deadlines, its actions performed on its own socket, until it says ``Handover`` (its
-socket is then the client's to take over) or fails. It moves bytes and time for the
-``Successor``, which holds the protocol, as the client does for the session."""
+"""A successor connection (``rollover: overlap``) driven beside the live one: its ``connect``
+HTTP steps, then opened, its frames in, its deadlines, its actions performed on its own
+socket, until it says ``Handover`` (its socket is then the client's to take over) or fails.
+It moves bytes and time for the ``Successor``, which holds the protocol, as the client does
+for the session."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from bridge.errors import SourceError
 from bridge.messages import Message, byte_size
 from bridge.stats.source import SourceStats
 from bridge.upstream.actions import Action, Deliver, Fail, Send
-from bridge.upstream.attempt import Dial
+from bridge.upstream.attempt import Dial, Fetch
 from bridge.upstream.handoff import Handover
+from bridge.upstream.http_result import HttpRequest, HttpResult
 from bridge.upstream.successor import Successor
 
 
@@ -33,21 +35,23 @@ C = TypeVar("C", bound=Socket)
 class Overlap(Generic[C]):
     """The successor of one source's live connection, at most one: ``begin`` runs it in a
     task; ``end`` is how it ended (its socket when it took over, else its error) for the live
-    connection's loop to act on; ``drop`` when the live connection goes. ``dial`` and
-    ``close`` open and close a socket, ``deliver`` takes data, ``other`` any action that needs
-    no socket, ``wake`` tells the live connection's loop that ``end`` is set."""
+    connection's loop to act on; ``drop`` when the live connection goes. ``fetch`` runs an
+    HTTP step's request, ``dial`` and ``close`` open and close a socket, ``deliver`` takes
+    data, ``other`` any action that needs no socket, ``wake`` tells the live connection's loop
+    that ``end`` is set."""
 
-    __slots__ = ("_clock", "_close", "_deliver", "_dial", "_other", "_source", "_stats",
-                 "_wake", "_wall", "end", "task")
+    __slots__ = ("_clock", "_close", "_deliver", "_dial", "_fetch", "_other", "_source",
+                 "_stats", "_wake", "_wall", "end", "task")
 
     def __init__(self, source: str, stats: SourceStats, clock: Callable[[], float], *,
                  wall: Callable[[], float], dial: Callable[[Dial], Awaitable[C]],
+                 fetch: Callable[[HttpRequest], Awaitable[HttpResult | str]],
                  close: Callable[[C], Awaitable[None]],
                  deliver: Callable[[Message], Awaitable[None] | None],
                  other: Callable[[Action], None], wake: Callable[[], None]) -> None:
         self._source, self._stats, self._clock, self._wall = source, stats, clock, wall
         self._dial, self._close, self._deliver, self._other = dial, close, deliver, other
-        self._wake = wake
+        self._wake, self._fetch = wake, fetch
         self.task: asyncio.Task[None] | None = None
         self.end: tuple[Successor, C | SourceError] | None = None
 
@@ -68,10 +72,7 @@ class Overlap(Generic[C]):
     async def _run(self, leg: Successor) -> None:
         conn = None
         try:
-            if isinstance(address := leg.dial(self._clock()), Fail):
-                raise address.error
-            assert isinstance(address, Dial)
-            conn = await self._dial(address)
+            conn = await self._dial(await self._connecting(leg))
             await self._lead(leg, conn)
             self.end, conn = (leg, conn), None  # the live connection's loop takes it
         except SourceError as exc:
@@ -80,6 +81,20 @@ class Overlap(Generic[C]):
             if conn is not None:  # failed, or cancelled with the live connection
                 await self._close(conn)
         self._wake()
+
+    async def _connecting(self, leg: Successor) -> Dial:
+        """Its ``connect`` HTTP steps, in order, then where to dial; raises what fails it."""
+        actions = leg.connecting(self._clock())
+        while True:
+            for action in actions:
+                if isinstance(action, Fail):
+                    raise action.error
+                if isinstance(action, Dial):
+                    return action
+                if not isinstance(action, Fetch):
+                    self._other(action)  # Redact: the secrets the answer holds
+            step = next(a for a in actions if isinstance(a, Fetch))
+            actions = leg.fetched(step.request, await self._fetch(step.request), self._clock())
 
     async def _lead(self, leg: Successor, conn: C) -> None:
         loop, clock, stats = asyncio.get_running_loop(), self._clock, self._stats

@@ -16,6 +16,7 @@ from bridge.upstream.handoff import Rollover
 from bridge.upstream.lifecycle import Lifecycle
 from bridge.upstream.ratelimit import Pacer
 from bridge.upstream.state import ConnState, Event
+from bridge.upstream.steps import HttpSteps
 from bridge.upstream.successor import Successor
 
 Emit = Callable[[Sequence[Action | Event], float], list[Action]]  # the session's _emit
@@ -60,13 +61,10 @@ class Renewal:
             return []  # a successor is already on its way
         talk = self._life.talk  # the successor's own conversation, the same namespaces
         fresh = Conversation(talk.cfg, talk.render.twin())
-        leg = Successor(fresh, self._life.recovery, self, self._pacer.twin())
+        http = HttpSteps(talk.cfg, fresh.render)  # its connect steps, the source's results
+        leg = Successor(fresh, self._life.recovery, self, self._pacer.twin(), http)
         self.leg, self.why = leg, why
         return [Rollover(self.leg)]
-
-    def address(self, now: float) -> Action:
-        """Where a successor connects: the source's URL and headers rendered now."""
-        return self._life.http.address(now)
 
     def handover(self, leg: Successor, now: float) -> list[Action]:
         """``leg`` is subscribed: its conversation is the live one from now on (the source

@@ -22,14 +22,14 @@ from bridge.upstream.step_timers import StepTimers
 
 class HttpSteps:
     """The HTTP steps of one source across its connections; ``timers`` says when the timed
-    ones run while connected."""
+    ones run while connected. A successor connection runs the ``connect`` steps on one of its
+    own, sharing the results (``render``'s namespaces)."""
 
     def __init__(self, cfg: SourceConfig, render: Renderer) -> None:
         self._cfg, self._render = cfg, render
         self._steps = {step.name: step for step in cfg.http}
         self._url, self._headers = Template(cfg.url), Template(dict(cfg.headers))
-        self.results: dict[str, HttpResult] = {}
-        render.names["http"] = self.results
+        self.results: dict[str, HttpResult] = render.names.setdefault("http", {})
         self._queue: list[HttpStep] = []  # connect steps yet to run in this attempt
         self.timers = StepTimers(cfg.http)
         self._generation = 0

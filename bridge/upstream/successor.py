@@ -4,16 +4,17 @@ beside the live one, which goes on delivering until the successor is subscribed.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from bridge.errors import SessionTimeout, SourceError
 from bridge.messages import INVALID, Message
 from bridge.upstream.actions import Action, Fail
-from bridge.upstream.conversation import Conversation, Said
+from bridge.upstream.conversation import Conversation
+from bridge.upstream.http_result import HttpRequest, HttpResult
 from bridge.upstream.ratelimit import Pacer
 from bridge.upstream.recovery import KEEP, Recovery
-from bridge.upstream.state import ConnState, Event, transition
+from bridge.upstream.state import ConnState
+from bridge.upstream.steps import HttpSteps
 from bridge.upstream.takeover import Takeover
 from bridge.upstream.timers import due, earliest, timed_out
 
@@ -32,30 +33,35 @@ class Successor:
     has come; ``Handover`` when its plan is done and its sends are out, then ``handover``;
     ``lost`` when it ends before."""
 
-    __slots__ = ("_recovery", "_renewal", "_take", "last_rx", "opened", "state", "talk")
+    __slots__ = ("_http", "_recovery", "_renewal", "_take", "last_rx", "opened", "talk")
 
     def __init__(self, talk: Conversation, recovery: Recovery, renewal: Renewal,
-                 pacer: Pacer) -> None:
-        self.talk, self._recovery, self._renewal = talk, recovery, renewal
-        self.state, self.last_rx, self.opened = ConnState.CONNECTING, 0.0, 0.0
+                 pacer: Pacer, http: HttpSteps) -> None:
+        self.talk, self._recovery, self._renewal, self._http = talk, recovery, renewal, http
+        self.last_rx = self.opened = 0.0
         self._take = Takeover(pacer)
 
-    def dial(self, now: float) -> Action:
-        """Where it connects: ``Dial`` (the URL and headers rendered now), or a ``Fail``."""
-        return self._renewal.address(now)
+    def connecting(self, now: float) -> list[Action]:
+        """Before it opens: its ``connect`` HTTP steps (``Fetch``, see ``fetched``), then
+        ``Dial`` (the URL and headers rendered with their answers), or a ``Fail``."""
+        return self._http.begin(now)
+
+    def fetched(self, request: HttpRequest, outcome: HttpResult | str, now: float
+                ) -> list[Action]:
+        return self._http.fetched(request, outcome, now)
 
     def start(self, now: float) -> list[Action]:
         """Its socket is open: the plan, up to its first wait."""
         self.last_rx = self.opened = now
-        return self._said(self.talk.open(now), now)
+        return self._take.said(self.talk.open(now), now)
 
     def screen(self, msg: Message, now: float) -> list[Action]:
         """A frame on its connection: the session's own, or data, delivered once subscribing
         began, through dedup (no gap checks: the live connection numbers the same stream)."""
         self.last_rx, value = now, msg.json
         own, said = self.talk.hear(msg, value, now, False)
-        out = self._said(said, now)
-        if own or self.state not in _DELIVERING or any(isinstance(a, Fail) for a in out):
+        out = self._take.said(said, now)
+        if own or self._take.state not in _DELIVERING or any(isinstance(a, Fail) for a in out):
             return out
         check = self._recovery.check(value, msg.data, now, False) \
             if self._recovery.active and value is not INVALID else KEEP
@@ -66,7 +72,7 @@ class Successor:
         out = self._take.release(now)
         if (stage := timed_out(self.talk, now, self.last_rx)) is not None:
             return [*out, Fail(SessionTimeout(self.talk.cfg.name, f"rollover {stage}"))]
-        return out + self._said(due(self.talk, now, self._recovery), now)
+        return out + self._take.said(due(self.talk, now, self._recovery), now)
 
     def deadline(self) -> float | None:
         when = min(earliest(self.talk), self._take.next)
@@ -81,12 +87,3 @@ class Successor:
         """It failed or closed before ``Handover``: the live connection is renewed the plain
         way (a ``Fail`` for it), closed first."""
         return self._renewal.failed(error, now)
-
-    def _said(self, said: Sequence[Said], now: float) -> list[Action]:
-        out: list[Action] = []
-        for item in said:
-            if isinstance(item, Event):
-                self.state = transition(self.state, item)
-            else:
-                out.append(item)
-        return self._take.out(out, self.state is ConnState.CONNECTED, now)
