@@ -156,4 +156,7 @@ def setup_logging(
     root.setLevel(LEVELS[level.lower()])
     # gmqtt logs every lost socket and retry at WARNING; the MQTT sink logs each state once.
     logging.getLogger("gmqtt").setLevel(logging.CRITICAL)
+    # httpx logs every request's URL at INFO, and a URL may hold a token (a listenKey).
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     return root

@@ -16,6 +16,8 @@ SOURCE_FAMILIES: tuple[Family, ...] = (
     (True, "source_rejections", "Refusals by the server (reject, close code, error frame)",
      "rejected", None),
     (True, "source_reconnects", "Reconnects, by reason", "reconnects", "reason"),
+    (True, "source_rollovers", "Connections replaced by a successor subscribed first (rollover)",
+     "rollovers", None),
     (True, "source_recovery", "Dedup, sequence and liveness events: duplicate, no_key, no_seq, "
      "gap, resubscribe", "recovery", "event"),
     (True, "source_messages_sent", "Messages sent upstream, the session's own included", "sent",

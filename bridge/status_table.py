@@ -44,7 +44,7 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[str]], left: int) -> lis
 def format_status_table(prev: Snapshot | None, cur: Snapshot) -> str:
     """The `ws-bridge status` output: one row per source, then one per sink."""
     src = [(s.name, _state(s), _rate(prev, cur, s), _age(s.last_message_age),
-            str(sum(s.reconnects.values()))) for s in cur.sources]
+            str(sum(s.reconnects.values())), str(s.rollovers)) for s in cur.sources]
     snk = [(s.name, s.type, "up" if s.up else "down", str(s.queue_depth)) for s in cur.sinks]
-    lines = _table(("SOURCE", "STATE", "MSGS/S", "LAST MSG", "RECONNECTS"), src, 2)
+    lines = _table(("SOURCE", "STATE", "MSGS/S", "LAST MSG", "RECONNECTS", "ROLLOVERS"), src, 2)
     return "\n".join([*lines, "", *_table(("SINK", "TYPE", "STATE", "QUEUE"), snk, 3)]) + "\n"

@@ -434,7 +434,7 @@ def _source_snapshot(entry: _Source, now: float, wall: float, grace: float) -> S
         grace_until=None if connected else entry.since + grace,
         recovery=dict(stats.recovery), sent=stats.sent, outgoing_dropped=dict(stats.outgoing),
         undecodable=dict(stats.undecodable), rejected=stats.rejected,
-        last_error=None if connected else stats.last_error,
+        last_error=None if connected else stats.last_error, rollovers=stats.rollovers,
     )
     if pool is None:
         return snap

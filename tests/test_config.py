@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
 from bridge.config import durations
@@ -18,6 +20,15 @@ from bridge.config.specs import TLSConfig
 from bridge.errors import ConfigError, ConfigIssue
 from bridge.routing.context import Context
 from bridge.sinks.settings import FileSinkConfig, MqttSinkConfig, StdoutSinkConfig
+from bridge.supervisor import SUBSCRIPTION_FIELDS, changed_fields
+
+
+def ec_pem() -> str:
+    """A fresh P-256 private key in PEM, as a CDP key file holds."""
+    private = ec.generate_private_key(ec.SECP256R1())
+    return private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption()).decode()
+
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 
@@ -68,11 +79,19 @@ def only(found: list[ConfigIssue], path: str) -> ConfigIssue:
 def test_there_are_example_configs() -> None:
     names = {p.name for p in CONFIGS}
     assert {"demo.yaml", "home-assistant.yaml", "deribit-jsonrpc.yaml", "mqtt.yaml"} <= names
+    assert {"kucoin.yaml", "binance-user.yaml", "coinbase.yaml", "coinbase-advanced.yaml",
+            "bybit.yaml"} <= names
+
+
+# What an example needs from the environment: only a private key, which has no stand-in.
+EXAMPLE_ENV = {"coinbase-advanced.yaml": {"CDP_KEY_NAME": "organizations/o/apiKeys/k",
+                                          "CDP_PRIVATE_KEY": ec_pem()}}
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
-def test_every_example_config_loads_without_any_environment(path: Path) -> None:
-    config = load_config(path, env={})
+def test_every_example_config_loads_without_any_environment_but_a_private_key(
+        path: Path) -> None:
+    config = load_config(path, env=EXAMPLE_ENV.get(path.name, {}))
     assert config.sources
     assert {route.sink for src in config.sources for route in src.routes} <= set(config.sinks)
 
@@ -709,3 +728,68 @@ def test_tls_settings_on_a_plain_ws_url_are_reported(tmp_path: Path) -> None:
     assert "use wss://" in only(issues(tmp_path, text), "sources[0].tls").message
     secure = text.replace("ws://127.0.0.1:1/ws", "wss://127.0.0.1:1/ws")
     assert load(tmp_path, secure).sources[0].tls.ca_file == "/ca.pem"
+
+
+# --- captured values and renewed connections ---------------------------------------------------
+
+GATEWAY = MINIMAL.replace("    routes:", """\
+    capture:
+      - when: {op: 10}
+        set: {heartbeat_ms: "{msg.d.heartbeat_interval}"}
+      - {when: {op: 0}, set: {last_seq: "{msg.s}"}}
+    heartbeat:
+      {send: {op: 1, d: "{var.last_seq}"}, expect: {op: 11}, interval: "{var.heartbeat_ms}ms"}
+    reconnect_when: [{op: 7}]
+    max_connection_age: 23h
+    rollover: overlap
+    routes:""")
+
+
+def test_capture_and_renewal_settings_are_typed(tmp_path: Path) -> None:
+    src = load(tmp_path, GATEWAY).sources[0]
+    assert [dict(c.set).keys() for c in src.capture] == [{"heartbeat_ms"}, {"last_seq"}]
+    assert src.capture[0].when.matches({"op": 10, "d": {}})
+    assert src.heartbeat is not None and src.heartbeat.interval_from is not None
+    known = Context(names={"var": {"heartbeat_ms": 41250}})
+    assert src.heartbeat.interval_from.render(known) == "41250ms"
+    assert src.renew.max_age == 23 * 3600 and src.renew.rollover == "overlap"
+    assert src.renew.reconnect_when[0].matches({"op": 7})
+
+
+def test_a_variable_no_capture_sets_is_reported_at_its_key(tmp_path: Path) -> None:
+    text = GATEWAY.replace('d: "{var.last_seq}"', 'd: "{var.last_sequence}"')
+    issue = only(issues(tmp_path, text), "sources[0].heartbeat.send.d")
+    assert issue.message.startswith("{var.last_sequence} is never set: no capture sets it")
+    assert "heartbeat_ms, last_seq" in issue.message
+    assert (issue.line, issue.column) == at(text, 'd: "{var.last_sequence}"')
+
+
+def test_a_heartbeat_interval_that_is_neither_a_duration_nor_a_template(tmp_path: Path) -> None:
+    text = GATEWAY.replace('interval: "{var.heartbeat_ms}ms"', "interval: soon")
+    issue = only(issues(tmp_path, text), "sources[0].heartbeat.interval")
+    assert issue.message.startswith("'soon' ")  # neither a duration nor a template
+
+
+def test_a_bad_rollover_and_a_bad_capture_are_reported(tmp_path: Path) -> None:
+    text = GATEWAY.replace("rollover: overlap", "rollover: sometimes").replace(
+        '{when: {op: 0}, set: {last_seq: "{msg.s}"}}', "{when: {op: 0}}")
+    found = {i.path for i in issues(tmp_path, text)}
+    assert {"sources[0].rollover", "sources[0].capture[1]"} <= found
+
+
+def test_a_reload_sees_a_changed_capture_or_renewal_as_a_source_change(tmp_path: Path) -> None:
+    before = load(tmp_path, GATEWAY).sources[0]
+    assert changed_fields(before, load(tmp_path, GATEWAY).sources[0]) == set()
+    edits = {"capture": ("{msg.s}", "{msg.seq}"), "renew": ("rollover: overlap", "")}
+    for field, (old, new) in edits.items():
+        changed = changed_fields(before, load(tmp_path, GATEWAY.replace(old, new)).sources[0])
+        assert changed == {field}
+        assert not changed & SUBSCRIPTION_FIELDS  # so the source reconnects with it
+
+
+def test_a_route_reading_a_captured_value_is_reported(tmp_path: Path) -> None:
+    route = '      - {sink: console, topic: "{var.last_seq}"}'
+    text = GATEWAY.replace("      - sink: console", route)
+    issue = only(issues(tmp_path, text), "sources[0].routes[0].topic")
+    assert issue.message == ("{var.last_seq}: routes cannot read captured values; they are for "
+                             "what the source sends")

@@ -27,6 +27,7 @@ from bridge.upstream.actions import (
     SetState,
     Unread,
 )
+from bridge.upstream.attempt import Dial
 from bridge.upstream.backoff import BackoffPolicy, backoff
 from bridge.upstream.reconnect import Reconnect
 from bridge.upstream.session import Session
@@ -214,7 +215,7 @@ def test_the_fast_path_is_announced_and_frames_delivered_unread_still_count_for_
 
 def test_every_state_change_goes_through_the_table() -> None:
     s = Session(source())
-    assert s.connecting() == [SetState(ConnState.CONNECTING)]
+    assert s.connecting() == [SetState(ConnState.CONNECTING), Dial("ws://127.0.0.1:1/", {})]
     assert s.start(0.0) == [SetState(ConnState.CONNECTED), Unread(on=True)]
     assert s.lost(LOST, "network", retry=True) == [SetState(ConnState.RECONNECTING)]
     assert s.stopped() == [SetState(ConnState.STOPPED)]

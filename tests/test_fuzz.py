@@ -12,9 +12,9 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from bridge.config.checks import literal
 from bridge.config.load import load_config, load_schema
 from bridge.config.model import Config
+from bridge.config.template_paths import literal
 from bridge.decoding import INVALID
 from bridge.errors import ConfigError
 from bridge.routing.compiled import PatternError

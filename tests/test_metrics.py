@@ -281,7 +281,7 @@ async def test_status_command_shows_msgs_per_second(server: MetricsServer, bridg
     bridge.current = replace(bridge.current, taken_at=12.0,
                              sources=(source("ticker", received=300, last_message_age=0.3),))
     table = format_status_table(first, await fetch_status(url))
-    assert table.splitlines()[1].split() == ["ticker", "connected", "100.0", "0.3s", "0"]
+    assert table.splitlines()[1].split() == ["ticker", "connected", "100.0", "0.3s", "0", "0"]
 
 
 async def test_fetch_status_from_a_daemon_that_is_not_running_raises_oserror() -> None:

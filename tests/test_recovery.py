@@ -13,7 +13,8 @@ import pytest
 
 from bridge.config.load import load_config
 from bridge.config.model import Config, SourceConfig
-from bridge.config.specs import DedupSpec, ReplySpec, SequenceSpec, Step
+from bridge.config.recovery_specs import DedupSpec, SequenceSpec
+from bridge.config.specs import ReplySpec, Step
 from bridge.errors import ConfigError, SequenceGap, SessionTimeout
 from bridge.messages import Message
 from bridge.routing.pattern import Pattern

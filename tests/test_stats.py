@@ -100,7 +100,8 @@ maybe = st.none() | st.floats(0, 1e9, allow_nan=False)
 @given(st.lists(st.builds(source, names, received=st.integers(0, 2**53), forwarded=counts,
                           dropped=counts, reconnects=counts, last_message_age=maybe,
                           grace_until=maybe, recovery=counts, sent=st.integers(0, 2**53),
-                          outgoing_dropped=counts), max_size=3),
+                          outgoing_dropped=counts, rollovers=st.integers(0, 2**53)),
+                 max_size=3),
        st.lists(st.builds(sink, names, up=st.booleans(), dropped=counts,
                           publish_latency=maybe), max_size=3))
 def test_any_snapshot_round_trips_through_json(
@@ -115,17 +116,17 @@ def test_status_table_shows_rate_between_two_snapshots() -> None:
                       taken_at=100.0)
     after = Snapshot(
         (source("ticker", received=1100, last_message_age=0.3,
-                reconnects={"network": 2, "closed": 1}),
+                reconnects={"network": 2, "closed": 1}, rollovers=1),
          source("trades", state="reconnecting", received=50, last_message_age=125.0),
          source("fresh", state="connecting")),
         (sink("broker", queue_depth=12), sink("archive", type="file", up=False)),
         taken_at=102.0,
     )
     assert format_status_table(before, after) == (
-        "SOURCE  STATE         MSGS/S  LAST MSG  RECONNECTS\n"
-        "ticker  connected       50.0      0.3s           3\n"
-        "trades  reconnecting     0.0        2m           0\n"
-        "fresh   connecting         -         -           0\n"
+        "SOURCE  STATE         MSGS/S  LAST MSG  RECONNECTS  ROLLOVERS\n"
+        "ticker  connected       50.0      0.3s           3          1\n"
+        "trades  reconnecting     0.0        2m           0          0\n"
+        "fresh   connecting         -         -           0          0\n"
         "\n"
         "SINK     TYPE  STATE  QUEUE\n"
         "broker   mqtt  up        12\n"
@@ -135,7 +136,7 @@ def test_status_table_shows_rate_between_two_snapshots() -> None:
 
 def test_status_table_without_an_earlier_snapshot_shows_no_rate() -> None:
     table = format_status_table(None, Snapshot((source(received=10),), (), taken_at=5.0))
-    assert table.splitlines()[1].split() == ["ticker", "connected", "-", "-", "0"]
+    assert table.splitlines()[1].split() == ["ticker", "connected", "-", "-", "0", "0"]
 
 
 def test_status_table_shows_no_rate_after_a_daemon_restart() -> None:

@@ -1,23 +1,18 @@
-"""Builds what a source's session engine follows: auth, subscribe steps, heartbeat, replies, and
-the recovery checks (dedup, sequence). The session rules are one concept, apart from how the
-source connects and where its messages go."""
+"""Builds what a source's session engine follows: auth, subscribe steps, heartbeat, replies,
+and (through recovery_specs and build_state) the recovery checks and the parts that carry
+state. The session rules are one concept, apart from how the source connects and where its
+messages go."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from bridge.config.build_state import build_state
 from bridge.config.collect import Collector
 from bridge.config.keypaths import KeyPath
 from bridge.config.pooling import EACH_PLACEHOLDERS
-from bridge.config.specs import (
-    DEDUP_WINDOW,
-    AuthSpec,
-    DedupSpec,
-    HeartbeatSpec,
-    ReplySpec,
-    SequenceSpec,
-    Step,
-)
+from bridge.config.recovery_specs import build_recovery
+from bridge.config.specs import AuthSpec, HeartbeatSpec, ReplySpec, Step
 
 _TIMEOUT = {"timeout": "timeout"}
 _STEP_TIMES = {**_TIMEOUT, "expect_every": "expect_every"}
@@ -30,18 +25,27 @@ def build_session(raw: dict[str, Any], path: KeyPath, c: Collector) -> dict[str,
         "auth": None if auth is None else _auth(auth, (*path, "auth"), c),
         "subscribe": _steps(raw, "subscribe", path, c),
         "unsubscribe": _steps(raw, "unsubscribe", path, c),
-        "heartbeat": None if beat is None else HeartbeatSpec(
-            send=c.template(beat["send"], (*path, "heartbeat", "send")),
-            expect=c.pattern(beat, "expect", (*path, "heartbeat")),
-            **c.seconds(beat, (*path, "heartbeat"), {"interval": "interval", **_TIMEOUT}),
-        ),
+        "heartbeat": None if beat is None else _heartbeat(beat, (*path, "heartbeat"), c),
         "replies": tuple(
             ReplySpec(c.match(r["when"], (*path, "replies", i, "when")),
                       c.template(r["send"], (*path, "replies", i, "send")))
             for i, r in enumerate(raw.get("replies", []))
         ),
-        **_recovery(raw, path, c),
+        **build_recovery(raw, path, c),
+        **build_state(raw, path, c),
     }
+
+
+def _heartbeat(beat: dict[str, Any], where: KeyPath, c: Collector) -> HeartbeatSpec:
+    """A heartbeat; an interval with a placeholder is rendered when a connection opens."""
+    every = beat["interval"] if "{" in str(beat["interval"]) else None
+    times = {"interval": "interval", **_TIMEOUT} if every is None else _TIMEOUT
+    return HeartbeatSpec(
+        send=c.template(beat["send"], (*where, "send")),
+        expect=c.pattern(beat, "expect", where),
+        interval_from=None if every is None else c.template(every, (*where, "interval")),
+        **{"interval": 0.0, **c.seconds(beat, where, times)},
+    )
 
 
 def _auth(auth: dict[str, Any], where: KeyPath, c: Collector) -> AuthSpec:
@@ -79,16 +83,3 @@ def _step(spec: dict[str, Any], where: KeyPath, c: Collector, batch: int) -> Ste
         batch=spec.get("batch", batch),
         **c.seconds(spec, where, _STEP_TIMES),
     )
-
-
-def _recovery(raw: dict[str, Any], path: KeyPath, c: Collector) -> dict[str, Any]:
-    """``dedup`` and ``sequence``, when set."""
-    out: dict[str, Any] = {}
-    if (dedup := raw.get("dedup")) is not None:
-        key = c.template(dedup["key"], (*path, "dedup", "key"))
-        out["dedup"] = DedupSpec(key, dedup.get("window", DEDUP_WINDOW))
-    if (seq := raw.get("sequence")) is not None:
-        per = None if "per" not in seq else c.template(seq["per"], (*path, "sequence", "per"))
-        key = c.template(seq["key"], (*path, "sequence", "key"))
-        out["sequence"] = SequenceSpec(key, per, seq.get("on_gap", "log"))
-    return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bridge.config.build_frames import build_frames
+from bridge.config.build_http import build_http
 from bridge.config.build_outbound import build_outbound
 from bridge.config.build_pool import build_pool
 from bridge.config.build_routes import build_route
@@ -30,7 +31,7 @@ def build_source(
     merged = {**defaults, **raw}
     for key in ("reconnect", "ping"):
         merged[key] = {**defaults.get(key, {}), **raw.get(key, {})}
-    if raw.get("tls") and raw["url"].startswith("ws://"):
+    if raw.get("tls") and raw["url"].startswith("ws://") and not raw.get("http"):
         c.add((*path, "tls"), "tls is set but the url is ws://; use wss:// for TLS")
     options: dict[str, Any] = {k: raw[k] for k in _OPTIONS if k in raw}
     if "max_message_size" in raw:
@@ -52,5 +53,6 @@ def build_source(
         **build_session(raw, path, c),
         **build_outbound(raw, path, c),
         protocol=protocol,
+        **build_http(raw, path, c),
     )
 

@@ -5,37 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from bridge.config.check_http import check_http
 from bridge.config.check_refs import check_refs
 from bridge.config.check_routes import check_routes
 from bridge.config.check_topics import check_sink_topics, check_source_topics
+from bridge.config.check_vars import check_vars
 from bridge.config.explain import json_type
 from bridge.config.exposure import insecure_problem
-from bridge.config.keypaths import KeyPath, Report, entries, leaves, records
+from bridge.config.keypaths import Report, entries, leaves, records
 from bridge.config.pooling import EACH_PLACEHOLDERS
+from bridge.config.template_paths import is_template_path
 from bridge.routing.context import TemplateError
 from bridge.routing.template import Template
-
-_SOURCE_TEMPLATES = {"auth", "subscribe", "unsubscribe", "heartbeat", "replies", "publish", "rpc"}
-_ROUTE_TEMPLATES = [["routes", "topic"], ["routes", "payload"], ["routes", "each"],
-                    ["routes", "on_change", "key"], ["routes", "on_change", "value"],
-                    ["routes", "throttle", "key"]]
-
-
-def is_template_path(path: KeyPath) -> bool:
-    """Whether the string at ``path`` is compiled as a run-time ``{placeholder}`` template."""
-    keys = [step for step in path[2:] if isinstance(step, str)]
-    if path[:1] == ("sources",):
-        return keys[:2] in _ROUTE_TEMPLATES or keys[:3] in _ROUTE_TEMPLATES or (
-            keys[:1] != [] and keys[0] in _SOURCE_TEMPLATES and keys[1:2] == ["send"]
-        )
-    return path[:1] == ("sinks",) and (
-        keys in (["path"], ["client_id"]) or keys[:2] == ["properties", "user"]
-    )
-
-
-def literal(value: str) -> str:
-    """``value`` as literal template text: a secret with braces is never read as a placeholder."""
-    return value.replace("{", "{{").replace("}", "}}")
 
 
 def check(doc: Any, report: Report) -> None:
@@ -60,6 +41,8 @@ def check(doc: Any, report: Report) -> None:
         check_refs(source, path, kinds, report)
         check_routes(source, path, dict(sinks), is_template_path, report)
         check_source_topics(source, path, kinds, report)
+        check_http(source, path, report)
+        check_vars(source, path, report)
 
 
 def reject_warnings(doc: Any) -> tuple[str, ...]:
@@ -83,7 +66,8 @@ def _check_values(doc: Any, report: Report) -> None:
         if not isinstance(leaf, str | int | float | bool | None):  # YAML's !!binary and !!set
             report(path, f"a {json_type(leaf)} value is not JSON; use a string or a list")
         elif isinstance(leaf, str) and is_template_path(path):
-            each = path[:1] == ("sources",) and path[2:3] in (("subscribe",), ("unsubscribe",))
+            each = path[:1] == ("sources",) and path[2:3] in (("subscribe",), ("unsubscribe",),
+                                                               ("url",))  # a pool's {items}
             try:
                 Template(leaf, EACH_PLACEHOLDERS if each else None)
             except TemplateError as exc:

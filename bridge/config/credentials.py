@@ -10,6 +10,8 @@ from urllib.parse import SplitResult, unquote, urlsplit
 from bridge.config.keypaths import entries, leaves, records
 
 _SENSITIVE = re.compile(r"auth|token|secret|key|pass|cookie|session|sig|credential|jwt", re.I)
+# A value made at run time ("{http.bullet.json.token}", "{sign.cb}") is not written in the file
+_RUN_TIME = re.compile(r"\{(http|sign|jwt|var)\.[^{}]*\}|\{(nonce|uuid|now_\w+)(:[^{}]*)?\}")
 
 
 def find_secrets(doc: Any) -> set[str]:
@@ -30,7 +32,7 @@ def find_secrets(doc: Any) -> set[str]:
         for path, value in leaves(source.get("protocol"), ()):  # a preset's token, passcode
             if path and _SENSITIVE.search(str(path[-1])) and isinstance(value, str):
                 found.add(value)
-    return {s for s in found if isinstance(s, str) and s}
+    return {s for s in found if isinstance(s, str) and s and not _RUN_TIME.search(s)}
 
 
 def split_url(url: Any) -> SplitResult | None:

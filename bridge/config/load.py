@@ -18,7 +18,7 @@ from jsonschema import Draft202012Validator
 
 from bridge.config import placeholders
 from bridge.config.build_config import build_config
-from bridge.config.checks import check, is_template_path, literal, reject_warnings
+from bridge.config.checks import check, reject_warnings
 from bridge.config.collect import Collector
 from bridge.config.credentials import find_secrets
 from bridge.config.explain import explain
@@ -26,6 +26,7 @@ from bridge.config.exposure import exposure_warnings
 from bridge.config.keypaths import KeyPath, dotted
 from bridge.config.marks import MarkedDict, MarkedList, RecursiveAlias, containers, locate, plain
 from bridge.config.model import Config
+from bridge.config.template_paths import is_template_path, literal
 from bridge.errors import ConfigError, ConfigIssue
 
 _MERGE = "tag:yaml.org,2002:merge"

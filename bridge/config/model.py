@@ -5,18 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from bridge.config.http_specs import HttpStep, JwtSpec, SignSpec
 from bridge.config.outbound import OutboxSpec, PublishSpec, RateLimitSpec, RpcSpec
 from bridge.config.pooling import PoolSpec
+from bridge.config.recovery_specs import DedupSpec, SequenceSpec
 from bridge.config.specs import (
     AuthSpec,
-    DedupSpec,
     HeartbeatSpec,
     ReplySpec,
     RouteSpec,
-    SequenceSpec,
     Step,
     TLSConfig,
 )
+from bridge.config.stateful import CaptureSpec, RenewSpec
 from bridge.frames import FramesSpec
 from bridge.routing.pattern import Pattern
 from bridge.sinks.settings import SinkConfig
@@ -64,6 +65,11 @@ class SourceConfig:
     outbox: OutboxSpec = OutboxSpec()
     protocol: ProtocolSpec | None = None  # a preset's frames and refusals
     pool: PoolSpec | None = None  # items spread over connections (with subscribe `each`)
+    http: tuple[HttpStep, ...] = ()  # around the session: tokens, keepalives, snapshots
+    sign: tuple[SignSpec, ...] = ()
+    jwt: tuple[JwtSpec, ...] = ()
+    capture: tuple[CaptureSpec, ...] = ()  # values kept from server messages: {var.NAME}
+    renew: RenewSpec = RenewSpec()  # reconnect_when, max_connection_age, rollover
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bridge.config.checks import literal
+from bridge.config.template_paths import literal
 from bridge.protocols.graphql import REFUSING_CLOSES
 
 REFUSE = {"type": "error"}

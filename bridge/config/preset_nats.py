@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bridge.config.checks import literal
+from bridge.config.template_paths import literal
 
 REFUSE = {"nats": "-ERR"}
 KEYS = ("token", "user", "pass")

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bridge.config.checks import literal
+from bridge.config.template_paths import literal
 from bridge.protocols import socketio
 
 REFUSE = {"socketio": "connect_error"}

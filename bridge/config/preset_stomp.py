@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bridge.config.checks import literal
 from bridge.config.durations import parse_duration
+from bridge.config.template_paths import literal
 from bridge.protocols import stomp
 
 REFUSE = {"stomp": "ERROR"}

@@ -1,9 +1,8 @@
-"""The typed parts of a source: TLS, auth, subscribe, heartbeat, replies, routes, recovery."""
+"""The typed parts of a source: TLS, auth, subscribe, heartbeat, replies, routes."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 from bridge.config.route_specs import BatchSpec, OnChangeSpec, ThrottleSpec
 from bridge.routing.pattern import Pattern
@@ -50,10 +49,13 @@ class AuthSpec:
 
 @dataclass(frozen=True, slots=True)
 class HeartbeatSpec:
+    """``interval_from``: a template giving the interval (``"{http.b.json.ping}ms"``), rendered
+    when a connection opens; it replaces ``interval``."""
     send: Template
     interval: float
     expect: Pattern | None = None
     timeout: float = 10.0
+    interval_from: Template | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,24 +77,3 @@ class RouteSpec:
     on_change: OnChangeSpec | None = None
     throttle: ThrottleSpec | None = None
     batch: BatchSpec | None = None
-
-
-DEDUP_WINDOW = 10_000
-
-
-@dataclass(frozen=True, slots=True)
-class DedupSpec:
-    """Drop a message whose rendered ``key`` is among the last ``window`` keys seen."""
-    key: Template
-    window: int = DEDUP_WINDOW
-
-
-OnGap = Literal["log", "resubscribe", "reconnect"]
-
-
-@dataclass(frozen=True, slots=True)
-class SequenceSpec:
-    """Expect ``key`` to grow by one per message within each ``per`` stream (one without it)."""
-    key: Template
-    per: Template | None = None
-    on_gap: OnGap = "log"

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,9 +15,21 @@ class TemplateError(ValueError):
     """A template is malformed, or a value it needs is missing from a message."""
 
 
+class Unset(TemplateError):
+    """A template reads ``{var.NAME}`` before any capture has set it: the send waits."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"{{var.{name}}} is not set yet")
+        self.name = name
+
+
 @dataclass(slots=True)
 class Context:
-    """What placeholders can read; ``seq`` is called once per ``{seq}`` rendered."""
+    """What placeholders can read; ``seq`` is called once per ``{seq}`` rendered.
+
+    ``names`` holds the run-time namespaces (``bridge.routing.namespaces``): one value per
+    namespace root, e.g. ``names["http"]["bullet"]`` is what ``{http.bullet...}`` reads.
+    ``once`` keeps what must have one value within one render (``{nonce}``)."""
 
     source: str = ""
     msg: Any = INVALID
@@ -29,6 +41,8 @@ class Context:
     item: Any = INVALID  # in a route with ``each``: the element, and its position
     index: int = 0
     match: Any = None  # the groups of frames.extract
+    names: Mapping[str, Any] = field(default_factory=dict)
+    once: dict[str, Any] = field(default_factory=dict)
 
 
 def mqtt_value(topic: str, payload: bytes | str) -> dict[str, Any]:

@@ -8,10 +8,12 @@ from collections.abc import Callable
 from typing import Any
 
 from bridge.decoding import INVALID
+from bridge.routing.clock import CHANCE, CLOCK, clock_getter
 from bridge.routing.context import Context, TemplateError
+from bridge.routing.namespaces import NAMESPACES, namespace_getter
 
-ROOTS = frozenset({"seq", "source", "now_ms", "now_s", "hostname", "msg", "mqtt", "item", "index",
-                   "match"})
+ROOTS = frozenset({"seq", "source", "hostname", "msg", "mqtt", "item", "index", "match", *CLOCK,
+                   *CHANCE, *NAMESPACES})
 ITEM_ROOTS = frozenset({"item", "index"})  # known only in a route with ``each``
 _HOLDERS = {"mqtt": "there is no MQTT message here", "match": "no frames.extract groups here"}
 _STEP = re.compile(r"\.([\w-]+)|\[(\d+)\]")
@@ -20,8 +22,6 @@ Getter = Callable[[Context], Any]
 _SCALARS: dict[str, Getter] = {
     "seq": lambda c: c.seq(),
     "source": lambda c: c.source,
-    "now_ms": lambda c: int(c.now * 1000),
-    "now_s": lambda c: int(c.now),
     "hostname": lambda c: c.hostname,
     "index": lambda c: c.index,
 }
@@ -31,12 +31,20 @@ _VALUES: dict[str, Getter] = {
 }
 
 
-def getter(root: str, path: str) -> Getter:
-    """The getter of ``{root<path>}`` (``root`` ``msg``, ``path`` ``.data[0]``); raises
-    ``TemplateError`` for an unknown root, or fields on a value that has none."""
+def getter(root: str, path: str, offset: str | None = None) -> Getter:
+    """The getter of ``{root<path>}`` (``root`` ``msg``, ``path`` ``.data[0]``; ``offset``:
+    ``+10s`` after a clock's name); raises ``TemplateError`` for an unknown root, or fields on
+    a value that has none."""
     name = "{" + root + path + "}"
     if root not in ROOTS:
         raise TemplateError(f"unknown placeholder {name}; known: {', '.join(sorted(ROOTS))}")
+    if offset is not None and root not in CLOCK | CHANCE:
+        raise TemplateError(f"{{{root}{path}:{offset}}}: only now_ms, now_s, now_iso take an "
+                            "offset")
+    if root in CLOCK | CHANCE:
+        if path:
+            raise TemplateError(f"{{{root}}} has no fields: {name}")
+        return clock_getter(root, offset)
     if root in _SCALARS:
         if path:
             raise TemplateError(f"{{{root}}} has no fields: {name}")
@@ -45,6 +53,8 @@ def getter(root: str, path: str) -> Getter:
         steps = [int(i) if i else k for k, i in _STEP.findall(path)]
     except ValueError:  # an index too long for Python's int(): no list is that long anyway
         raise TemplateError(f"{name}: index out of range") from None
+    if root in NAMESPACES:
+        return namespace_getter(root, steps, name)
     if root == "mqtt" and steps[:1] == ["topic"] and len(steps) > 1:
         steps[0] = "levels"  # {mqtt.topic} is the text, {mqtt.topic[N]} one of its levels
 

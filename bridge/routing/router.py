@@ -26,7 +26,7 @@ from bridge.routing.context import Context, TemplateError
 from bridge.routing.flow import Flow
 from bridge.routing.flows import Flows
 from bridge.routing.render import deliver
-from bridge.routing.routes import Route, build_routes, reads_message
+from bridge.routing.routes import Route, build_routes, reads_message, reads_nonce
 from bridge.sinks.base import Sink
 
 logger = logging.getLogger("bridge.routing")
@@ -78,6 +78,7 @@ class Router:
         self._last_log: dict[int, float] = {}
         self._routes = build_routes(source, sinks, hostname, self._flows)
         self._ctx_json = reads_message(source)
+        self._ctx_once = reads_nonce(source)  # one {nonce} per message
         for name, delivery in self._flows.orphans(clock()):  # a reload dropped their route
             if name in sinks:
                 self._deliver(sinks[name], delivery)
@@ -170,6 +171,8 @@ class Router:
         ctx = self._ctx
         ctx.msg = msg.json if self._ctx_json else INVALID
         ctx.raw, ctx.now, ctx.match = msg.data, msg.received_at, msg.match  # {now_ms}: received
+        if self._ctx_once:
+            ctx.once.clear()
         return ctx
 
     def _render_error(self, route: Route, exc: Exception) -> None:

@@ -51,6 +51,11 @@ def reads_message(source: SourceConfig) -> bool:
     return any(t.uses_message for spec in source.routes for t in _templates(spec))
 
 
+def reads_nonce(source: SourceConfig) -> bool:
+    """Whether a template of a route reads ``{nonce}`` (one value per message)."""
+    return any("nonce" in t.roots for spec in source.routes for t in _templates(spec))
+
+
 def _bound(spec: RouteSpec, consts: dict[str, str]) -> RouteSpec:
     """The route with what never changes for its source filled into its templates once."""
     topic = spec.topic.bind(consts, sanitize_topic_value) if spec.topic else None

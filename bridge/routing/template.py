@@ -27,7 +27,7 @@ class Template:
         self.uses_message = "msg" in self.roots
         whole = PLACEHOLDER.fullmatch(spec) if isinstance(spec, str) else None
         if whole and whole.group(1) and not (whole.group(1) in self._consts and not whole.group(2)):
-            self.render = getter(whole.group(1), whole.group(2))  # one call, no wrapper
+            self.render = getter(*whole.groups())  # one call, no wrapper
         else:
             self.render = lambda ctx: compiled(ctx, None)
 

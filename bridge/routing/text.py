@@ -14,7 +14,8 @@ from typing import Any
 from bridge.routing.context import Context, TemplateError
 from bridge.routing.lookup import ROOTS, Getter, getter
 
-PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_]\w*)((?:\.[\w-]+|\[\d+\])*)\}")
+# {root<path>} or {root:+DURATION} (a clock offset); {{ and }} are literal braces
+PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_]\w*)((?:\.[\w-]+|\[\d+\])*)(?::([+-][\w.]+))?\}")
 # Text whose braces are likely literal: a GraphQL document, JSON written inside a string.
 _LITERAL = re.compile(r'^\s*(query|subscription|mutation|fragment)\b|\{\s*["{]|["}]\s*\}|"\s*:')
 Clean = Callable[[str], str] | None  # what a rendered value passes through, if anything
@@ -40,10 +41,10 @@ def compile_text(spec: str, consts: dict[str, str], roots: set[str]) -> Render:
     for m in PLACEHOLDER.finditer(spec):
         pieces.append(spec[pos : m.start()])
         root, pos = m.group(1), m.end()
-        if root is None or (root in consts and not m.group(2)):
+        if root is None or (root in consts and not m.group(2) and not m.group(3)):
             pieces.append(m.group(0)[0] if root is None else consts[root])
             continue
-        pieces.append(_getter(spec, root, m.group(2)))
+        pieces.append(_getter(spec, root, m.group(2), m.group(3)))
         roots.add(root)
     pieces = [p for p in [*pieces, spec[pos:]] if p != ""]
     if all(isinstance(p, str) for p in pieces):
@@ -54,11 +55,11 @@ def compile_text(spec: str, consts: dict[str, str], roots: set[str]) -> Render:
     return _formatted(pieces)
 
 
-def _getter(spec: str, root: str, path: str) -> Getter:
+def _getter(spec: str, root: str, path: str, offset: str | None) -> Getter:
     """The getter of one placeholder; an unknown one in text that looks like a GraphQL query
     or JSON gets a hint: its braces were probably meant literally."""
     try:
-        return getter(root, path)
+        return getter(root, path, offset)
     except TemplateError as exc:
         if root in ROOTS or not _LITERAL.search(spec):
             raise

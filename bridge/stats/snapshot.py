@@ -36,6 +36,7 @@ class SourceSnapshot:
     connection_reconnects: Mapping[str, int] = field(default_factory=dict)
     items: int | None = None
     items_up: int | None = None  # carried by connected connections, not refused
+    rollovers: int = 0  # connections replaced by a successor subscribed first
 
 @dataclass(frozen=True)
 class SinkSnapshot:

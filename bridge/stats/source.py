@@ -17,6 +17,7 @@ from bridge.errors import (
     SessionTimeout,
     SourceError,
 )
+from bridge.errors_renewal import Renewed
 
 REASONS: Final = {
     "auth_rejected": "auth rejected",
@@ -27,6 +28,7 @@ REASONS: Final = {
     "closed": "connection closed",
     "rejected": "rejected",
     "gap": "sequence gap",
+    "renewed": "connection renewed",
 }
 
 # Most specific first: HandshakeRejected is a ConnectFailed, MessageTooBig a ConnectionLost.
@@ -38,6 +40,7 @@ _KINDS: Final = (
     (SessionTimeout, "timeout"),
     (MessageTooBig, "too_big"),
     (SequenceGap, "gap"),
+    (Renewed, "renewed"),
 )
 
 
@@ -69,3 +72,4 @@ class SourceStats:
     sent: int = 0  # messages sent upstream, the session's own included
     # messages from MQTT not sent upstream: expired, overflow, render_error
     outgoing: Counter[str] = field(default_factory=Counter)
+    rollovers: int = 0  # connections replaced by a successor subscribed first (rollover)

@@ -8,6 +8,8 @@ from typing import Any
 
 from bridge.errors import SourceError
 from bridge.messages import INVALID, Message
+from bridge.upstream.attempt import Dial, Fetch, Redact
+from bridge.upstream.handoff import Handover, Rollover
 from bridge.upstream.state import ConnState
 
 
@@ -79,5 +81,8 @@ class Unread:
 
 # Send a text frame; Deliver to the routes; SetState; Fail = drop this connection; Close cleanly;
 # Notice = log a line; Answer = hand an RPC its reply; Unread = the driver's fast path;
-# Refused = pool items the upstream would not subscribe.
-Action = Send | Deliver | SetState | Fail | Close | Notice | Answer | Unread | Refused
+# Refused = pool items the upstream would not subscribe; Fetch = an HTTP request; Dial = open
+# the socket; Redact = new secrets; Rollover = run a successor connection; Handover = it takes
+# over.
+Action = (Send | Deliver | SetState | Fail | Close | Notice | Answer | Unread | Refused | Fetch
+          | Dial | Redact | Rollover | Handover)

@@ -20,6 +20,7 @@ from bridge.config.model import SourceConfig
 from bridge.errors import ConnectFailed, HandshakeRejected, SourceError
 from bridge.frames import FrameDecoder
 from bridge.inflate import Undecodable
+from bridge.logs import add_secrets
 from bridge.messages import INVALID, Message, byte_size
 from bridge.protocols.wire import Frames, PresetFrames
 from bridge.routing.template import Template
@@ -37,8 +38,13 @@ from bridge.upstream.actions import (
     SetState,
     Unread,
 )
+from bridge.upstream.attempt import Dial, Fetch, Redact
 from bridge.upstream.connection import Connection, open_connection
 from bridge.upstream.conversation import Change
+from bridge.upstream.handoff import Rollover
+from bridge.upstream.http import Fetcher
+from bridge.upstream.http_result import HttpRequest, HttpResult
+from bridge.upstream.overlap import Overlap
 from bridge.upstream.reconnect import Reconnect
 from bridge.upstream.recovery import Recovery
 from bridge.upstream.session import UNREAD, Session
@@ -61,15 +67,16 @@ RefusedFn = Callable[[tuple[str, ...], str], None]  # pool items the upstream re
 _T = TypeVar("_T")
 
 
-def tls_for(cfg: SourceConfig) -> ssl.SSLContext | None:
-    """The TLS context for a ``wss://`` URL (None for ``ws://``); an unreadable certificate or
-    key file is a failed connection attempt, retried like one."""
-    if urllib.parse.urlsplit(cfg.url).scheme != "wss":
+def tls_for(cfg: SourceConfig, url: str | None = None) -> ssl.SSLContext | None:
+    """The TLS context for a ``wss://`` or ``https://`` URL (None for plain ones); an
+    unreadable certificate or key file is a failed connection attempt, retried like one."""
+    url = cfg.url if url is None else url
+    if urllib.parse.urlsplit(url).scheme not in ("wss", "https"):
         return None
     try:
         return client_context(cfg.tls)
     except OSError as exc:  # ssl.SSLError included
-        raise ConnectFailed(cfg.name, f"{safe_url(cfg.url)}: TLS settings: {exc}") from exc
+        raise ConnectFailed(cfg.name, f"{safe_url(url)}: TLS settings: {exc}") from exc
 
 
 class SourceClient:
@@ -120,6 +127,13 @@ class SourceClient:
             FrameDecoder(frames, cfg.name, cfg.max_message_size)
         if cfg.protocol is not None:  # a preset's wire format, read after ``frames``
             self._frames = PresetFrames(cfg.protocol.type, cfg.name, self._frames)
+        self._http = Fetcher(cfg.name, cfg.proxy, lambda: tls_for(self.cfg, "https:"),
+                             self._fetched)
+        self._overlap: Overlap[Connection] = Overlap(  # a successor (rollover: overlap)
+            cfg.name, self.stats, clock, wall=wall, dial=self._dial, fetch=self._http.fetch,
+            close=lambda conn: self._close(conn, FAILED_CLOSE_GRACE),
+            deliver=lambda msg: self._deliver(msg),  # noqa: PLW0108 - the one retarget() set
+            other=lambda action: self._apply_idle([action]), wake=self._wake)
 
     async def run(self) -> None:
         """Connect and serve, reconnecting with backoff; return once stopped or failed."""
@@ -178,24 +192,42 @@ class SourceClient:
     async def _open(self) -> Connection | None:
         """One attempt to open the socket; None when ``stop()`` came first."""
         self._connected_at = None
-        self._apply_idle(self._session.connecting())
+        actions = self._session.connecting(self._clock())
+        while True:  # the attempt's HTTP steps, in order, until the session says Dial
+            self._apply_idle(actions)
+            if failed := next((a for a in actions if isinstance(a, Fail)), None):
+                raise failed.error
+            if (step := next((a for a in actions if isinstance(a, Fetch)), None)) is None:
+                break
+            outcome = await self._serving(lambda s=step: self._http.fetch(s.request), None)  # type: ignore[misc]
+            if outcome is None:
+                return None  # stop() came
+            actions = self._session.fetched(step.request, outcome, self._clock())
+        dial = next(a for a in actions if isinstance(a, Dial))
         # One that opened just as stop() came is served too: its loop stops at once, with
         # the unsubscribe messages and a close frame, as for any other connection.
-        return await self._serving(self._dial, None)
+        return await self._serving(lambda: self._dial(dial), None)
 
-    async def _dial(self) -> Connection:
-        """Open one connection of the source, through the pool's gate (``connect_every``)
-        when the source is one connection of a pool."""
+    async def _dial(self, dial: Dial) -> Connection:
+        """Open one connection of the source at ``dial``'s URL and headers, through the
+        pool's gate (``connect_every``) when the source is one connection of a pool."""
+        tls = tls_for(self.cfg, dial.url)
         if self._gate is None:
-            return await open_connection(self.cfg, tls_for(self.cfg))
+            return await open_connection(self.cfg, tls, dial.url, dial.headers)
         await self._gate.admit()
         try:
-            conn = await open_connection(self.cfg, tls_for(self.cfg))
+            conn = await open_connection(self.cfg, tls, dial.url, dial.headers)
         except SourceError as exc:
             self._gate.opened(exc.status if isinstance(exc, HandshakeRejected) else None, False)
             raise
         self._gate.opened(None, True)
         return conn
+
+    def _fetched(self, request: HttpRequest, outcome: HttpResult | str) -> None:
+        """An HTTP step run while connected answered: what follows goes to the connection's
+        loop (a ``Deliver``, a ``Fail``)."""
+        self._backlog += self._session.fetched(request, outcome, self._clock())
+        self._wake()
 
     def _lost(self, error: SourceError, reason: str, delay: float | None) -> None:
         self._apply_idle(self._session.lost(error, reason, delay is not None))
@@ -249,6 +281,8 @@ class SourceClient:
                 self._unread = action.on
             elif isinstance(action, Refused) and self._on_refused is not None:
                 self._on_refused(action.items, action.reply)
+            elif isinstance(action, Redact):
+                add_secrets(action.values)
 
     # --- one connection -------------------------------------------------------------------
 
@@ -261,6 +295,9 @@ class SourceClient:
             await self._apply(conn, session.start(self._clock()))
             while not self._stopping:
                 now = self._clock()
+                if self._overlap.end is not None:
+                    conn = await self._took_over(conn, now)
+                    continue
                 if self._pending is not None:
                     (self.cfg, change), self._pending = self._pending, None
                     await self._apply(conn, session.resubscribe(self.cfg, now, change))
@@ -277,10 +314,13 @@ class SourceClient:
                     await self._receive(conn, due)
             await self._shutdown(conn)
         except SourceError as exc:
+            self._http.cancel()
             backlog, self._backlog = self._backlog, []
             self._apply_idle(backlog[::-1])  # never sent: first in line next time
             await self._close(conn, FAILED_CLOSE_GRACE)
             return session.refused(exc)  # a close code the plan's reject names: a rejection
+        finally:
+            await self._overlap.drop()
         return None
 
     async def _receive(  # noqa: PLR0912 - the hot path: branches unrolled, a call saved
@@ -298,7 +338,8 @@ class SourceClient:
         async with asyncio.timeout(None) as wakeup:
             self._wakeup, armed = wakeup, None
             try:
-                while not self._stopping and self._pending is None and not self._backlog:
+                while not self._stopping and self._pending is None and not self._backlog \
+                        and self._overlap.end is None:
                     if due != armed:
                         wakeup.reschedule(None if due is None else loop.time() + due - clock())
                         armed = due
@@ -376,11 +417,38 @@ class SourceClient:
                 raise action.error
             elif isinstance(action, Close):
                 await self._close(conn, CLOSE_GRACE)
+            elif isinstance(action, Fetch):
+                self._http.start(action.request)
+            elif isinstance(action, Rollover):
+                self._overlap.begin(action.leg)
             else:
                 self._apply_idle([action])
 
+    # --- a successor connection (rollover: overlap) ---------------------------------------
+
+    async def _took_over(self, old: Connection, now: float) -> Connection:
+        """The successor ended: subscribed, it is the live connection from now on, and the old
+        one is closed, then what it received up to its close handshake is delivered (all the
+        server sent before its close frame: no gap; dedup removes repeats); failed, the
+        session renews the old one the plain way (a ``Fail``: raised)."""
+        assert self._overlap.end is not None
+        (leg, end), self._overlap.end, self._overlap.task = self._overlap.end, None, None
+        if isinstance(end, SourceError):
+            await self._apply(old, leg.lost(end, now))
+            return old
+        await self._apply(end, leg.handover(now))
+        await self._close(old, CLOSE_GRACE)
+        while (data := old.take()) is not None:
+            self.stats.received += 1
+            self.stats.bytes += byte_size(data)
+            msg = Message(self.cfg.name, data, self._wall())
+            await self._apply(end, self._session.receive(msg, self._clock()))
+        self.stats.handshake_seconds = end.handshake_seconds
+        return end
+
     async def _shutdown(self, conn: Connection) -> None:
         """Send the unsubscribe messages (paced) and a close frame, each bounded in time."""
+        self._http.cancel()
         actions = self._session.stop(self._clock())
         try:
             async with asyncio.timeout(STOP_SEND_GRACE):

@@ -106,16 +106,20 @@ class Connection:
             self._ws.transport.abort()
 
 
-async def open_connection(cfg: SourceConfig, tls: ssl.SSLContext | None = None) -> Connection:
+async def open_connection(cfg: SourceConfig, tls: ssl.SSLContext | None = None,
+                          url: str | None = None, headers: dict[str, str] | None = None
+                          ) -> Connection:
     """Open the source's connection; raises ConnectFailed, HandshakeRejected or AuthRejected.
 
     ``tls`` is the context for a ``wss://`` URL, built by the caller with
-    ``bridge.tls.client_context`` (None: websockets' default, the system store)."""
-    where = safe_url(cfg.url)
+    ``bridge.tls.client_context`` (None: websockets' default, the system store). ``url`` and
+    ``headers``: as rendered for this attempt (default: the config's)."""
+    url = cfg.url if url is None else url
+    where = safe_url(url)
     loop = asyncio.get_running_loop()
     started = loop.time()
     try:
-        ws = await connect(cfg.url, **_connect_options(cfg, tls))
+        ws = await connect(url, **_connect_options(cfg, tls, url, headers))
     except InvalidStatus as exc:
         status = exc.response.status_code
         detail = f"{where}: handshake rejected with HTTP {status}"
@@ -152,11 +156,12 @@ async def open_connection(cfg: SourceConfig, tls: ssl.SSLContext | None = None) 
     return Connection(cfg.name, ws, handshake_seconds)
 
 
-def _connect_options(cfg: SourceConfig, tls: ssl.SSLContext | None) -> dict[str, Any]:
+def _connect_options(cfg: SourceConfig, tls: ssl.SSLContext | None, url: str,
+                     headers: dict[str, str] | None) -> dict[str, Any]:
     ping_interval = cfg.ping_interval if cfg.ping_interval > 0 else None
     ping_timeout = cfg.ping_timeout if cfg.ping_timeout > 0 else None
     options: dict[str, Any] = {
-        "additional_headers": dict(cfg.headers),
+        "additional_headers": dict(cfg.headers if headers is None else headers),
         "subprotocols": [Subprotocol(p) for p in cfg.subprotocols] or None,
         "compression": "deflate" if cfg.compression else None,
         "open_timeout": cfg.connect_timeout if cfg.connect_timeout > 0 else None,
@@ -165,9 +170,9 @@ def _connect_options(cfg: SourceConfig, tls: ssl.SSLContext | None) -> dict[str,
         # A half-open peer never answers our close frame; bound the wait by the ping timeout.
         "close_timeout": min(ping_timeout or MAX_CLOSE_TIMEOUT, MAX_CLOSE_TIMEOUT),
         "max_size": cfg.max_message_size if cfg.max_message_size > 0 else None,
-        "proxy": proxy_for(cfg.url, cfg.proxy),
+        "proxy": proxy_for(url, cfg.proxy),
     }
-    if tls is not None and urllib.parse.urlsplit(cfg.url).scheme == "wss":
+    if tls is not None and urllib.parse.urlsplit(url).scheme == "wss":
         options["ssl"] = tls
     return options
 

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from bridge.config.model import SourceConfig
 from bridge.config.specs import Step
 from bridge.messages import INVALID, Message
-from bridge.upstream.actions import Action, Fail, Notice
+from bridge.upstream.actions import Action, Fail
+from bridge.upstream.capture import Captures
 from bridge.upstream.handshake import PlanRunner
-from bridge.upstream.plan import compile_plan, step_plan, subscribe_plan
-from bridge.upstream.recovery import Recovery
+from bridge.upstream.heartbeat import Heartbeat
+from bridge.upstream.plan import compile_plan, subscribe_plan
 from bridge.upstream.render import Renderer
+from bridge.upstream.replies import replies
 from bridge.upstream.state import Event
+from bridge.upstream.verdict import heard
 from bridge.upstream.watch import Watch
 
 Said = Action | Event  # what to do, or a state the plan reached (the session owns states)
@@ -21,25 +23,27 @@ Change = tuple[tuple[Step, ...], tuple[Step, ...]]  # steps to unsubscribe, step
 
 
 class Conversation:
-    """What is said on one connection and until when an answer may take. It renders the
+    """What is said on one connection (its deadlines: ``bridge.upstream.timers``). It renders the
     sends (``{seq}`` restarts with each connection); a message it cannot render is a ``Fail``,
-    so none of its methods raise."""
+    so none of its methods raise. ``render``'s namespaces (the captured values among them)
+    are the source's, kept across its connections and shared with a successor's."""
 
-    def __init__(self, cfg: SourceConfig, hostname: str, wall: Callable[[], float] | None) -> None:
-        self.cfg, self.render = cfg, Renderer(cfg.name, hostname, wall)
+    def __init__(self, cfg: SourceConfig, render: Renderer) -> None:
+        self.cfg, self.render = cfg, render
         self.plan, self.watch = PlanRunner(self.render, cfg.protocol), Watch()
-
-    @property
-    def next(self) -> float:
-        """The earliest deadline: a wait of the plan, keepalive, a quiet channel."""
-        return min(self.plan.until, self.watch.next)
+        self.captures = Captures(cfg.capture, self.render.names["var"])
+        self.beat = Heartbeat(cfg.heartbeat, self.render)
 
     def open(self, now: float) -> list[Said]:
         """A new connection: its plan, up to the first wait."""
         self.render.restart()
-        self.watch = Watch(self.cfg, now)
+        self.watch, self.beat = Watch(self.cfg, now), Heartbeat(self.cfg.heartbeat, self.render)
         self.plan.load(compile_plan(self.cfg))
-        return self.render.guard(self.plan.advance, now, INVALID)
+        return self.render.guard(self._open, now, INVALID)
+
+    def _open(self, now: float, previous: Any) -> list[Said]:
+        self.beat.pace(self.watch, now)  # known now: from a response, or captured before
+        return list(self.plan.advance(now, previous))
 
     def resubscribe(self, cfg: SourceConfig, now: float, connected: bool,
                     change: Change | None = None) -> list[Said]:
@@ -57,38 +61,22 @@ class Conversation:
              ) -> tuple[bool, list[Said]]:
         """A message (``value``: its JSON): whether it was the session's own (an awaited
         answer, a pong), and what follows: the plan going on, a rejection's ``Fail``, the
-        ``replies`` it triggers. An answer its step ``deliver``s is data, not the session's."""
+        ``replies`` it triggers, and what waited for a variable the message set
+        (``capture``). An answer its step ``deliver``s is data, not the session's."""
         text = msg.text
         own = self.watch.busy and self.watch.seen(value, text, now, connected)  # a pong
         said: list[Said] = []
-        if self.plan.listening and (
-                heard := self.plan.heard(value, text, now, self.cfg.name)) is not None:
-            own, said = heard
-            if said and isinstance(said[0], Fail):
-                return True, said
-        for reply in self.cfg.replies:
-            if reply.when.matches(value, text):
-                said += self.render.replies((reply,), value, msg.data, text, now)
+        listening = self.plan.listening  # a wait the captures' sends reach is not for this one
+        if self.captures.active and self.captures.hear(value, msg.data, now, self.render):
+            said += self.render.guard(lambda at, _: [*self.plan.resume(at),
+                                                     *self.beat.resume(self.watch, at)], now, None)
+        if listening and (told := heard(self.plan, value, text, now, self.cfg.name)) is not None:
+            own, more = told
+            if more and isinstance(more[0], Fail):
+                return True, more
+            said += more
+        said += replies(self.render, self.cfg.replies, msg, value, now)
         return own, said
-
-    def timed_out(self, now: float, last_rx: float) -> str | None:
-        """The stage whose deadline passed ("auth", "subscribe", "heartbeat", "idle")."""
-        return self.plan.timed_out(now) or self.watch.timed_out(now, last_rx)
-
-    def due(self, now: float, recovery: Recovery) -> list[Said]:
-        """The heartbeat, if due, and each ``expect_every`` step that went quiet sent again
-        (no reconnect; counted under ``resubscribe``)."""
-        beat, out = self.watch.beat(now), list[Said]()
-        if beat is not None:
-            out += self.render.guard(lambda at, _: [self.render.send(beat.send, at)], now, None)
-        for index in self.watch.quiet_steps(now):
-            recovery.counts["resubscribe"] += 1
-            recovery.reset()  # the channel may number its messages afresh
-            every = self.cfg.subscribe[index].expect_every
-            out.append(Notice(f"subscribe[{index}] quiet for {every:g}s; sending it again"))
-            if self.plan.extend(step_plan(self.cfg.subscribe[index])):
-                out += self.render.guard(self.plan.advance, now, INVALID)
-        return out
 
     def unsubscribe(self, now: float) -> list[Said]:
         return list(self.render.each((step.send for step in self.cfg.unsubscribe), now))

@@ -6,53 +6,70 @@ import math
 from typing import Any
 
 from bridge.config.model import ProtocolSpec
-from bridge.errors import SourceError
-from bridge.routing.template import Template
-from bridge.upstream.actions import Action, Fail, Refused, Send
-from bridge.upstream.plan import Item, Wait
-from bridge.upstream.render import Renderer, excerpt
+from bridge.messages import INVALID
+from bridge.routing.context import Unset
+from bridge.upstream.actions import Send
+from bridge.upstream.plan import Item, Say, Wait
+from bridge.upstream.render import Renderer
 from bridge.upstream.state import Event
-from bridge.upstream.verdict import answer as verdict
 
 
 class PlanRunner:
     """The plan of one connection (auth, subscribe; later subscribe steps again), one item
     at a time: ``advance`` hands out the sends (rendered by ``render``) and state events up
-    to the next wait, which ``heard`` ends when a message answers it (what a message means to
-    it is ``bridge.upstream.verdict``'s) and ``timed_out`` when its time is up. A protocol
-    preset's ``refuse`` is a rejection at any time, waiting or not."""
+    to the next wait, which a message answering it ends (``bridge.upstream.verdict.heard``)
+    and ``timed_out`` when its time is up. A protocol
+    preset's ``refuse`` is a rejection at any time, waiting or not. A message reading an unset
+    ``{var.NAME}`` is ``held``: ``resume`` tries it again once a variable is set."""
 
-    __slots__ = ("_items", "_render", "refuse", "until", "wait")
+    __slots__ = ("_items", "_previous", "held", "refuse", "render", "until", "wait")
 
     def __init__(self, render: Renderer, protocol: ProtocolSpec | None = None) -> None:
-        self._render = render
+        self.render = render
         self.refuse = protocol.refuse if protocol is not None else None
         self._items: list[Item] = []
         self.wait: Wait | None = None
+        self.held: Say | None = None  # the message waiting for a variable
+        self._previous: Any = INVALID  # what the held message's {msg.*} reads
         self.until = math.inf  # the current wait's deadline; inf: no wait
 
     def load(self, items: list[Item]) -> None:
         """Run ``items`` from now on, instead of what was left."""
-        self._items, self.wait, self.until = list(items), None, math.inf
+        self._items, self.wait, self.held, self.until = list(items), None, None, math.inf
 
     def extend(self, items: list[Item]) -> bool:
         """Run ``items`` after what is left; True when nothing waits, so ``advance`` now."""
         self._items += items
-        return self.wait is None
+        return self.wait is None and self.held is None
 
     def advance(self, now: float, previous: Any) -> list[Send | Event]:
         """The items up to the next wait, which starts at ``now``; ``previous`` is the message
         that ended the last wait (what {msg.*} reads). Raises TemplateError."""
         out: list[Send | Event] = []
-        self.wait, self.until = None, math.inf
+        self.wait, self.held, self.until, self._previous = None, None, math.inf, previous
         while self._items and self.wait is None:
-            item = self._items.pop(0)
-            if isinstance(item, Wait):
+            item = self._items[0]
+            if isinstance(item, Say):
+                try:
+                    out.append(self.render.send(item.send, now, previous))
+                except Unset:
+                    self.held, self.until = item, now + item.timeout
+                    return out
+            elif isinstance(item, Wait):
                 self.wait, self.until = item, now + item.timeout
-            elif isinstance(item, Template):
-                out.append(self._render.send(item, now, previous))
             else:
                 out.append(item)
+            self._items.pop(0)
+        return out
+
+    def resume(self, now: float) -> list[Send | Event]:
+        """A variable was set: the held message and what follows it, if it renders now; its
+        deadline stays the one it was held with. Raises TemplateError."""
+        if self.held is None:
+            return []
+        until, out = self.until, self.advance(now, self._previous)
+        if self.held is not None:
+            self.until = until
         return out
 
     @property
@@ -60,22 +77,7 @@ class PlanRunner:
         """Whether a message may mean something to the plan: it waits, or a refusal may come."""
         return self.wait is not None or self.refuse is not None
 
-    def heard(self, value: Any, text: str | None, now: float, source: str
-              ) -> tuple[bool, list[Action | Event]] | None:
-        """What a message (its JSON ``value``, its frame's ``text``) means to the plan: None
-        when nothing; else whether it is the session's own (a step that ``deliver``s its answer
-        makes it data) and what follows: a rejection's ``Fail``, or the plan going on (after
-        ``Refused`` when the upstream refused the wait's pool items: those, not the connection)."""
-        answer = verdict(self.wait, self.refuse, value, text, source)
-        if answer is None:
-            return None
-        if isinstance(answer, SourceError):
-            return True, [Fail(answer)]
-        said: list[Action | Event] = []
-        if answer == "refused" and self.wait is not None:
-            said.append(Refused(self.wait.items, excerpt(text, value)))
-        return answer != "deliver", said + self._render.guard(self.advance, now, value)
-
     def timed_out(self, now: float) -> str | None:
         """The stage ("auth", "subscribe") whose wait is over by ``now``, or None."""
-        return self.wait.stage if self.wait is not None and now >= self.until else None
+        pending = self.held or self.wait
+        return pending.stage if pending is not None and now >= self.until else None

@@ -1,67 +1,59 @@
-"""A source's life across its connections: its state, changed only through the table, and
-what each ending means for the counters, the held sends and the open calls."""
+"""A source's life across its connections: its state (only through the table), the live
+conversation, what each turn and ending means for the counters, held sends and open calls."""
 
 from __future__ import annotations
 
+from bridge.config.model import SourceConfig
 from bridge.errors import Rejected, SourceError
 from bridge.stats.source import SourceStats
-from bridge.upstream.actions import Action, Close, SetState, Unread
-from bridge.upstream.conversation import Conversation
+from bridge.upstream.actions import Action, Close, SetState
+from bridge.upstream.conversation import Change, Conversation
 from bridge.upstream.outbound import Outbound
-from bridge.upstream.plan import reads_data
 from bridge.upstream.recovery import Recovery
 from bridge.upstream.state import ConnState, Event, transition
+from bridge.upstream.steps import HttpSteps
+from bridge.upstream.tokens import made_per_render
 
 
 class Lifecycle:
-    """The one holder of a source's ``ConnState``. ``enter`` applies the table; ``lost`` and
+    """The one holder of a source's ``ConnState`` and of ``talk``, the live connection's
+    conversation (a successor's once it took over). ``enter`` applies the table; ``lost`` and
     ``stopped`` end a connection and the source; ``closing`` is a clean close under way, done
     once the sends the pacer holds are out."""
 
-    __slots__ = ("_out", "_recovery", "_stats", "_talk", "checks_only", "closing", "passing",
-                 "state", "told")
+    __slots__ = ("_out", "_stats", "closing", "http", "recovery", "state", "talk")
 
     def __init__(self, stats: SourceStats, out: Outbound, talk: Conversation,
                  recovery: Recovery) -> None:
-        self._stats, self._out, self._talk, self._recovery = stats, out, talk, recovery
+        self._stats, self._out, self.talk, self.recovery = stats, out, talk, recovery
+        # What lasts across connections beside the state: HTTP results, {sign...}, {jwt...}
+        self.http = HttpSteps(talk.cfg, talk.render)
+        talk.render.derived.update(made_per_render(talk.cfg))
         self.state, self.closing = ConnState.CONNECTING, False
-        self.passing = self.checks_only = self.told = False  # told: what Unread last said
 
     def enter(self, event: Event, now: float = 0.0) -> SetState:
-        """The state ``event`` leads to, by the table. Each step of the plan starts the
-        sequence numbering afresh; CONNECTED counts a connect and starts the clocks."""
+        """The state ``event`` leads to, by the table. Each step of the plan and a successor
+        taking over start the numbering afresh; READY and ROLLOVER count, start the clocks."""
         self.state = transition(self.state, event)
-        if event in (Event.AUTH, Event.SUBSCRIBE, Event.READY):
-            self._recovery.reset()
+        if event in (Event.AUTH, Event.SUBSCRIBE):
+            self.recovery.reset()
+            self.talk.watch.subscribing()
+        elif event in (Event.READY, Event.ROLLOVER):  # a connection is live, or a successor
+            self.recovery.reset()
             if event is Event.READY:
                 self._stats.connects += 1
-                self._talk.watch.connected(self._talk.cfg, now)
             else:
-                self._talk.watch.subscribing()
+                self._stats.rollovers += 1
+            self.http.timers.subscribed(now)  # its timers, and the steps run after subscribing
+            self.talk.watch.connected(self.talk.cfg, now)
         return SetState(self.state)
-
-    def mode(self, live: bool) -> None:
-        """What the driver may skip: ``passing``, frames pass unread; ``checks_only``, only
-        dedup and sequence read them. Both need CONNECTED with nothing to match (no reply,
-        pong, quiet channel or call to answer)."""
-        calls, cfg = self._out.calls, self._talk.cfg
-        quiet = live and self.state is ConnState.CONNECTED and not reads_data(cfg) and \
-            not (calls is not None and calls.waiting)
-        self.checks_only = quiet and self._recovery.active
-        self.passing = quiet and not self.checks_only and cfg.on_invalid == "forward"
-
-    def tell(self) -> list[Action]:
-        """``Unread`` when ``passing`` changed since the driver was last told (``told``)."""
-        if self.passing is self.told:
-            return []
-        self.told = self.passing
-        return [Unread(self.passing)]
 
     def lost(self, error: SourceError, reason: str, retry: bool) -> list[Action]:
         """The connection ended, or never opened, with ``error``; ``retry``: another attempt
         follows (counted under ``reason``), else the source gives up and its calls fail."""
         self.closing = False
-        self._talk.plan.load([])  # nothing more to say on it
+        self.http.lost()
+        self.talk.plan.load([])  # nothing more to say on it
         self._out.queue.requeue(self._out.pacer.drop())  # never sent: first next time
         self._stats.last_error = str(error)
         self._stats.rejected += isinstance(error, Rejected)  # refused by the server
@@ -84,7 +76,16 @@ class Lifecycle:
         pacer holds go first again if the source ever connects again."""
         self._out.queue.requeue(self._out.pacer.drop())
         self.closing = True
-        return list(self._talk.unsubscribe(now)) if subscribed else []
+        return list(self.talk.unsubscribe(now)) if subscribed else []
+
+    def resubscribe(self, cfg: SourceConfig, live: bool, now: float,
+                    change: Change | None = None) -> list[Action | Event]:
+        """Subscribe with ``cfg`` on the ``live`` connection (``change``: only these steps, see
+        ``Conversation.resubscribe``); not live: the next connection subscribes with it."""
+        if not live:
+            self.talk.cfg = cfg
+            return []
+        return self.talk.resubscribe(cfg, now, self.state is ConnState.CONNECTED, change)
 
     def close(self) -> list[Action]:
         """A clean close: ``Close`` once the pacer holds no send, else nothing yet."""

@@ -22,7 +22,16 @@ class Wait:
     items: tuple[str, ...] = ()  # pool items: a rejection refuses them, not the connection
 
 
-Item = Event | Template | Wait
+@dataclass(frozen=True, slots=True)
+class Say:
+    """A message of the plan; while a ``{var.NAME}`` it reads is unset, the plan holds it
+    (and everything after it) for up to ``timeout`` seconds, then fails at ``stage``."""
+    send: Template
+    stage: str
+    timeout: float
+
+
+Item = Event | Say | Wait
 
 
 def _wait(expect: Pattern | None, reject: Pattern | None, stage: str, after: float, *,
@@ -32,9 +41,9 @@ def _wait(expect: Pattern | None, reject: Pattern | None, stage: str, after: flo
 
 def step_plan(step: Step) -> list[Item]:
     """One subscribe step: its message, then the wait for its ack (if it has ``expect``)."""
-    waits = _wait(step.expect, step.reject, "subscribe", step.timeout, deliver=step.deliver,
-                  items=step.items)
-    return [step.send, *waits]
+    say = Say(step.send, "subscribe", step.timeout)
+    return [say, *_wait(step.expect, step.reject, "subscribe", step.timeout,
+                        deliver=step.deliver, items=step.items)]
 
 
 def subscribe_plan(cfg: SourceConfig, steps: tuple[Step, ...] | None = None) -> list[Item]:
@@ -49,7 +58,7 @@ def compile_plan(cfg: SourceConfig) -> list[Item]:
     auth, plan = cfg.auth, list[Item]()
     if auth is not None:
         plan += [Event.AUTH, *_wait(auth.await_, auth.reject, "auth", auth.timeout)]
-        plan += [] if auth.send is None else [auth.send]
+        plan += [] if auth.send is None else [Say(auth.send, "auth", auth.timeout)]
         plan += _wait(auth.expect, auth.reject, "auth", auth.timeout)
     if cfg.subscribe:
         plan += subscribe_plan(cfg)[:-1]
@@ -58,8 +67,9 @@ def compile_plan(cfg: SourceConfig) -> list[Item]:
 
 def reads_data(cfg: SourceConfig) -> bool:
     """Once CONNECTED, whether a data message may be a reply's trigger, a heartbeat's pong or
-    the proof that an ``expect_every`` subscription is alive, or (a protocol preset) a
-    refusal: the session must then see each."""
+    the proof that an ``expect_every`` subscription is alive, a value to capture, a request to
+    reconnect or (a protocol preset) a refusal: the session must then see each."""
     beat = cfg.heartbeat
     return bool(cfg.replies) or bool(beat and beat.expect) or cfg.protocol is not None or \
+        bool(cfg.capture) or bool(cfg.renew.reconnect_when) or \
         any(s.expect_every for s in cfg.subscribe)

@@ -44,6 +44,10 @@ class Pacer:
         self._held: deque[tuple[float, Send]] = deque()
         self.next = math.inf
 
+    def twin(self) -> Pacer:
+        """A pacer for another connection of the source: its own held sends, the same bucket."""
+        return Pacer(self._bucket)
+
     @property
     def busy(self) -> bool:
         """Whether sends are held: anything sent now would queue behind them."""

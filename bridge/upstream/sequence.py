@@ -7,7 +7,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from bridge.config.specs import SequenceSpec
+from bridge.config.recovery_specs import SequenceSpec
 from bridge.routing.template import Context, TemplateError
 from bridge.upstream.dedup import hashable
 

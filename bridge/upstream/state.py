@@ -16,6 +16,9 @@ and SUBSCRIBING (when configured) to CONNECTED. A reload or a sequence gap may s
 again on the live connection (CONNECTED -> SUBSCRIBING -> CONNECTED). When a connection
 ends or fails to open, the source is RECONNECTING while it waits for the next attempt, or
 FAILED when ``max_attempts`` is spent. ``stop()`` ends in STOPPED from any state but FAILED.
+With ``rollover: overlap`` a successor connection runs its own plan beside a CONNECTED one
+(its states go through this table too, apart from the source's); once it is CONNECTED it
+takes over, and the source stays CONNECTED through ROLLOVER.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ class Event(enum.Enum):
     AUTH = "auth"  # the plan begins authenticating
     SUBSCRIBE = "subscribe"  # the plan begins subscribing (again, on a live connection)
     READY = "ready"  # the plan ran to its end: data flows
+    ROLLOVER = "rollover"  # a successor connection, subscribed beside this one, took over
     LOST = "lost"  # the connection ended or failed to open; another attempt follows
     GIVE_UP = "give_up"  # ... and none follows: max_attempts is spent
     STOP = "stop"  # stop() was called and the source has closed
@@ -60,7 +64,7 @@ TRANSITIONS: Final[dict[ConnState, dict[Event, ConnState]]] = {
     C: {Event.CONNECTING: C, Event.AUTH: A, Event.SUBSCRIBE: S, Event.READY: OK, **_ENDINGS},
     A: {Event.SUBSCRIBE: S, Event.READY: OK, **_ENDINGS},
     S: {Event.SUBSCRIBE: S, Event.READY: OK, **_ENDINGS},
-    OK: {Event.SUBSCRIBE: S, **_ENDINGS},
+    OK: {Event.SUBSCRIBE: S, Event.ROLLOVER: OK, **_ENDINGS},
     R: {Event.CONNECTING: C, Event.STOP: X},
     F: {},
     X: {},

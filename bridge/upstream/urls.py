@@ -15,6 +15,8 @@ def safe_url(url: str) -> str:
         port = f":{parts.port}" if parts.port is not None else ""
     except ValueError:
         return "<invalid URL>"
+    if not parts.scheme and url.startswith("{"):  # a template: "{http.bullet.json.endpoint}?..."
+        return url.partition("?")[0].partition("#")[0]
     if ":" in host:
         host = f"[{host}]"
     return f"{parts.scheme}://{host}{port}{parts.path}"

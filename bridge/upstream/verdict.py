@@ -3,12 +3,17 @@ items refused, or a rejection (with the server's reason) — from a message or f
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bridge.errors import AuthRejected, ConnectionLost, Rejected, SourceError
 from bridge.routing.pattern import Pattern
+from bridge.upstream.actions import Action, Fail, Refused
+from bridge.upstream.excerpt import excerpt
 from bridge.upstream.plan import Wait
-from bridge.upstream.render import excerpt
+from bridge.upstream.state import Event
+
+if TYPE_CHECKING:
+    from bridge.upstream.handshake import PlanRunner
 
 
 def answer(wait: Wait | None, refuse: Pattern | None, value: Any, text: str | None,
@@ -27,6 +32,23 @@ def answer(wait: Wait | None, refuse: Pattern | None, value: Any, text: str | No
     if wait is None or not wait.expect.matches(value, text):
         return None
     return "deliver" if wait.deliver else "expected"
+
+
+def heard(plan: PlanRunner, value: Any, text: str | None, now: float, source: str
+          ) -> tuple[bool, list[Action | Event]] | None:
+    """What a message (its JSON ``value``, its frame's ``text``) means to ``plan``: None when
+    nothing; else whether it is the session's own (a step that ``deliver``s its answer makes
+    it data) and what follows: a rejection's ``Fail``, or the plan going on (after ``Refused``
+    when the upstream refused the wait's pool items: those, not the connection)."""
+    said = answer(plan.wait, plan.refuse, value, text, source)
+    if said is None:
+        return None
+    if isinstance(said, SourceError):
+        return True, [Fail(said)]
+    out: list[Action | Event] = []
+    if said == "refused" and plan.wait is not None:
+        out.append(Refused(plan.wait.items, excerpt(text, value)))
+    return said != "deliver", out + plan.render.guard(plan.advance, now, value)
 
 
 def closed(wait: Wait | None, error: SourceError) -> SourceError:

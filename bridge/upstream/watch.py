@@ -6,8 +6,11 @@ from typing import Any
 
 from bridge.config.model import SourceConfig
 from bridge.config.specs import HeartbeatSpec
+from bridge.upstream.actions import Notice
 from bridge.upstream.keepalive import Keepalive
 from bridge.upstream.liveness import NEVER, Quiet
+from bridge.upstream.plan import Item, step_plan
+from bridge.upstream.recovery import Recovery
 
 
 class Watch:
@@ -48,10 +51,23 @@ class Watch:
         """"heartbeat" (no pong in time) or "idle" (no message in time), else None."""
         return self._keep.timed_out(now, last_rx)
 
+    def pace(self, every: float, now: float) -> None:
+        """The heartbeat's interval became known (or changed): ``every`` seconds."""
+        self._keep.pace(every, now)
+
     def beat(self, now: float) -> HeartbeatSpec | None:
         """The heartbeat to send now, if one is due."""
         return self._keep.beat(now)
 
-    def quiet_steps(self, now: float) -> list[int]:
-        """The ``expect_every`` subscribe steps that went quiet by ``now``."""
-        return self._quiet.due(now) if now >= self._quiet.next else []
+    def quiet(self, now: float, cfg: SourceConfig, recovery: Recovery
+              ) -> list[tuple[Notice, list[Item]]]:
+        """Each ``expect_every`` subscribe step that went quiet by ``now``: a log line and the
+        step to send again (no reconnect; counted under ``resubscribe``)."""
+        out = []
+        for index in self._quiet.due(now) if now >= self._quiet.next else []:
+            recovery.counts["resubscribe"] += 1
+            recovery.reset()  # the channel may number its messages afresh
+            every = cfg.subscribe[index].expect_every
+            notice = Notice(f"subscribe[{index}] quiet for {every:g}s; sending it again")
+            out.append((notice, step_plan(cfg.subscribe[index])))
+        return out

@@ -77,12 +77,22 @@ UpstreamConn (one accepted connection)
     Stop / restart reading from the socket: the client's pings and messages go unanswered,
     exactly like a peer whose host vanished while TCP stays up.
 
+NumberedFeed (a stream an exchange numbers across connections)
+--------------------------------------------------------------
+``feed = NumberedFeed(ack={"ok": True}, max_age=0.8)``; ``upstream.handler = feed.handler``.
+Each connection's first message subscribes it (answered with ``ack``); from then on it gets
+every number ``await feed.produce(count, every)`` sends (``{"n": 1}``, ``{"n": 2}`` ...), until
+it closes; ``produce`` begins once a first connection has subscribed. The server cuts each
+connection ``max_age`` seconds after it opened (close 1001, listed in ``cut``), as Binance
+does after 24 h. ``subscribed`` lists the subscribed ones.
+
 Waits never sleep: they wake on recorded events and raise ``AssertionError`` on timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import ssl as ssl_module
 import urllib.parse
@@ -383,6 +393,39 @@ class Upstream:
             self._notifier.notify()
 
 
+class NumberedFeed:
+    """A numbered stream served to every subscribed connection; see the module docstring."""
+
+    def __init__(self, ack: Any, max_age: float) -> None:
+        self.ack, self.max_age = ack, max_age
+        self.subscribed: list[UpstreamConn] = []
+        self.cut: list[UpstreamConn] = []
+        self._first = asyncio.Event()
+
+    async def handler(self, conn: UpstreamConn) -> None:
+        opened = asyncio.get_running_loop().time()
+        await conn.recv()  # the subscription
+        await conn.send_json(self.ack)
+        self.subscribed.append(conn)
+        self._first.set()
+        # the server's own clock: the connection's age is up (pacing, not a wait for an event)
+        await asyncio.sleep(max(0.0, opened + self.max_age - asyncio.get_running_loop().time()))
+        if not conn.closed:
+            self.cut.append(conn)
+            await conn.close(1001, "maximum connection age")
+
+    async def produce(self, count: int, every: float) -> None:
+        """Send ``{"n": 1}`` .. ``{"n": count}``, one each ``every`` seconds, to each subscribed
+        connection still open."""
+        await asyncio.wait_for(self._first.wait(), 5.0)
+        for n in range(1, count + 1):
+            for conn in self.subscribed:
+                if not conn.closed:
+                    with contextlib.suppress(ConnectionClosed):
+                        await conn.send_json({"n": n})
+            await asyncio.sleep(every)
+
+
 @pytest_asyncio.fixture
 async def upstream_factory() -> AsyncIterator[Callable[..., Awaitable[Upstream]]]:
     started: list[Upstream] = []
@@ -409,4 +452,4 @@ async def upstream(
     yield await upstream_factory()
 
 
-__all__ = ["Handshake", "PeerClosed", "Upstream", "UpstreamConn"]
+__all__ = ["Handshake", "NumberedFeed", "PeerClosed", "Upstream", "UpstreamConn"]
