@@ -21,6 +21,7 @@ from bridge.stats.snapshot import Snapshot, SourceSnapshot
 from bridge.status_table import format_status_table
 from bridge.upstream.actions import Refused, Send, SetState
 from bridge.upstream.assign import Assignment, Change
+from bridge.upstream.attempt import Dial
 from bridge.upstream.pool_state import pool_state
 from bridge.upstream.session import Session
 from bridge.upstream.share import each_steps, expand, share_config
@@ -98,7 +99,8 @@ def test_items_are_literal_text_and_fill_urls_and_single_item_whens() -> None:
                when=Pattern({"stream": "{item}"}), each=True)
     cfg = share_config(SourceConfig(name="s", url="ws://h/s?streams={items}", subscribe=(one,),
                                     pool=PoolSpec(("{seq}", "b"), url_join="/")), ("{seq}", "b"))
-    assert cfg.url == "ws://h/s?streams={seq}/b"
+    assert cfg.url == "ws://h/s?streams={{seq}}/b"  # template text (rendered before dialing)
+    assert Dial("ws://h/s?streams={seq}/b", {}) in Session(cfg).connecting(0.0)  # as written
     first = cfg.subscribe[0]
     assert first.when == Pattern({"stream": "{seq}"})
     ctx = Context("s", None, "", 0.0, lambda: 7, "", None)

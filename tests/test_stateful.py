@@ -16,6 +16,7 @@ from bridge.config.load import load_config
 from bridge.config.outbound import RateLimitSpec
 from bridge.config.specs import Step
 from bridge.config.stateful import RenewSpec
+from bridge.frames import FramesSpec
 from bridge.routing.pattern import Pattern
 from bridge.routing.template import Template
 from bridge.upstream.state import ConnState
@@ -206,3 +207,25 @@ async def test_a_successors_subscribe_messages_keep_to_the_rate_limit(upstream: 
         assert (a, b) == ("a", "b")
         assert at_b - at_a >= 0.15
     assert seen[1][1][2]  # the old connection still open when the successor's last send came
+
+
+async def test_a_successor_reads_its_frames_through_the_sources_frames_decoding(
+        upstream: Upstream) -> None:
+    async def handler(conn: UpstreamConn) -> None:
+        await conn.recv_json()  # the subscribe
+        if len(upstream.connections) == 1:  # the ack and the data share a frame: lines
+            await conn.send('{"ack": true}\n{"e": "listenKeyExpired"}')
+            return
+        await conn.send('{"ack": true}\n{"e": "early"}')  # data right after its ack
+        await upstream.connections[0].wait_closed()  # taken over
+        await conn.send('{"e": "done"}')
+
+    upstream.handler = handler
+    steps = (Step(Template({"op": "sub"}), Pattern({"ack": True})),)
+    renew = RenewSpec(reconnect_when=(Pattern({"e": "listenKeyExpired"}),), rollover="overlap")
+    cfg = source(upstream.url, renew=renew, subscribe=steps, frames=FramesSpec(split="\n"))
+    async with Running(cfg) as run:
+        await run.until(lambda: len(run.messages) == 3)
+    assert run.payloads() == [{"e": "listenKeyExpired"}, {"e": "early"}, {"e": "done"}]
+    assert run.client.stats.reconnects == {}  # the successor saw its ack: it took over
+    assert run.client.stats.rollovers == 1

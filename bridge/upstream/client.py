@@ -131,6 +131,7 @@ class SourceClient:
                              self._fetched)
         self._overlap: Overlap[Connection] = Overlap(  # a successor (rollover: overlap)
             cfg.name, self.stats, clock, wall=wall, dial=self._dial, fetch=self._http.fetch,
+            frames=self._frames,
             close=lambda conn: self._close(conn, FAILED_CLOSE_GRACE),
             deliver=lambda msg: self._deliver(msg),  # noqa: PLW0108 - the one retarget() set
             other=lambda action: self._apply_idle([action]), wake=self._wake)

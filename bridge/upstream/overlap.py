@@ -12,7 +12,9 @@ from collections.abc import Awaitable, Callable
 from typing import Generic, Protocol, TypeVar
 
 from bridge.errors import SourceError
+from bridge.inflate import Undecodable
 from bridge.messages import Message, byte_size
+from bridge.protocols.wire import Frames
 from bridge.stats.source import SourceStats
 from bridge.upstream.actions import Action, Deliver, Fail, Send
 from bridge.upstream.attempt import Dial, Fetch
@@ -36,22 +38,23 @@ class Overlap(Generic[C]):
     """The successor of one source's live connection, at most one: ``begin`` runs it in a
     task; ``end`` is how it ended (its socket when it took over, else its error) for the live
     connection's loop to act on; ``drop`` when the live connection goes. ``fetch`` runs an
-    HTTP step's request, ``dial`` and ``close`` open and close a socket, ``deliver`` takes
-    data, ``other`` any action that needs no socket, ``wake`` tells the live connection's loop
-    that ``end`` is set."""
+    HTTP step's request, ``dial`` and ``close`` open and close a socket, ``frames`` decodes
+    frames (as for the live connection), ``deliver`` takes data, ``other`` any action that
+    needs no socket, ``wake`` tells the live connection's loop that ``end`` is set."""
 
-    __slots__ = ("_clock", "_close", "_deliver", "_dial", "_fetch", "_other", "_source",
-                 "_stats", "_wake", "_wall", "end", "task")
+    __slots__ = ("_clock", "_close", "_deliver", "_dial", "_fetch", "_frames", "_other",
+                 "_source", "_stats", "_wake", "_wall", "end", "task")
 
     def __init__(self, source: str, stats: SourceStats, clock: Callable[[], float], *,
                  wall: Callable[[], float], dial: Callable[[Dial], Awaitable[C]],
                  fetch: Callable[[HttpRequest], Awaitable[HttpResult | str]],
+                 frames: Frames | None,
                  close: Callable[[C], Awaitable[None]],
                  deliver: Callable[[Message], Awaitable[None] | None],
                  other: Callable[[Action], None], wake: Callable[[], None]) -> None:
         self._source, self._stats, self._clock, self._wall = source, stats, clock, wall
         self._dial, self._close, self._deliver, self._other = dial, close, deliver, other
-        self._wake, self._fetch = wake, fetch
+        self._wake, self._fetch, self._frames = wake, fetch, frames
         self.task: asyncio.Task[None] | None = None
         self.end: tuple[Successor, C | SourceError] | None = None
 
@@ -110,10 +113,25 @@ class Overlap(Generic[C]):
                 continue
             stats.received += 1
             stats.bytes += byte_size(data)
-            actions = leg.screen(Message(self._source, data, self._wall()), clock())
+            actions = self._screen(leg, data)
+
+    def _screen(self, leg: Successor, data: str | bytes) -> list[Action]:
+        """A frame's messages (decoded by the source's ``frames``, as on the live connection)
+        screened by ``leg``; one that cannot be decoded is the live connection's to count,
+        which receives the same stream."""
+        msg, clock = Message(self._source, data, self._wall()), self._clock
+        if self._frames is None:
+            return leg.screen(msg, clock())
+        out: list[Action] = []
+        for item in self._frames.decode(data, msg.received_at):
+            if not isinstance(item, Undecodable):
+                out += leg.screen(item, clock())
+        return out
 
     async def _perform(self, conn: C, actions: list[Action]) -> bool:
-        """The successor's ``actions`` on its connection; True on ``Handover``."""
+        """The successor's ``actions`` on its connection; True when ``Handover`` was among
+        them (what a frame held after it is its data, performed too)."""
+        handed = False
         for action in actions:
             if isinstance(action, Send):
                 await conn.send(action.data)
@@ -124,7 +142,7 @@ class Overlap(Generic[C]):
             elif isinstance(action, Fail):
                 raise action.error
             elif isinstance(action, Handover):
-                return True
+                handed = True
             else:
                 self._other(action)
-        return False
+        return handed

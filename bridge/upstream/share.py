@@ -22,7 +22,8 @@ from bridge.routing.text import PLACEHOLDER
 def share_config(cfg: SourceConfig, items: tuple[str, ...]) -> SourceConfig:
     """``cfg`` for a connection that carries ``items``: every step, each-steps per batch."""
     join = cfg.pool.url_join if cfg.pool is not None else ","
-    return replace(cfg, url=cfg.url.replace(ITEMS, join.join(items)),
+    url = cfg.url.replace(ITEMS, _literal(join.join(items)))  # a template: rendered to dial
+    return replace(cfg, url=url,
                    subscribe=expand(cfg.subscribe, items),
                    unsubscribe=expand(cfg.unsubscribe, items))
 
