@@ -442,8 +442,9 @@ class SourceClient:
         while (data := old.take()) is not None:
             self.stats.received += 1
             self.stats.bytes += byte_size(data)
-            msg = Message(self.cfg.name, data, self._wall())
-            await self._apply(end, self._session.receive(msg, self._clock()))
+            items: list[Message | Undecodable] = [Message(self.cfg.name, data, self._wall())] \
+                if self._frames is None else self._frames.decode(data, self._wall())
+            await self._decoded(end, items, data, self._clock())
         self.stats.handshake_seconds = end.handshake_seconds
         return end
 
