@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
+import os
 import signal
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -66,8 +68,14 @@ def msg_id(m: Received) -> str:
     return str(dict(m.properties.get("user_property", [])).get("msg_id", ""))
 
 
+def number(payload: bytes) -> int:
+    """A message's number: the payload itself, or its ``n`` when it is a JSON object."""
+    value = json.loads(payload)
+    return int(value["n"] if isinstance(value, dict) else value)
+
+
 def numbers(got: list[Received], topic: str) -> list[int]:
-    return [int(m.payload) for m in got if m.topic == topic]
+    return [number(m.payload) for m in got if m.topic == topic]
 
 
 def first_seen_in_order(got: list[Received], topic: str) -> list[int]:
@@ -77,7 +85,7 @@ def first_seen_in_order(got: list[Received], topic: str) -> list[int]:
     for m in (m for m in got if m.topic == topic):
         assert ids.setdefault(m.payload, msg_id(m)) == msg_id(m) != "", m
     assert len(set(ids.values())) == len(ids)
-    first = [int(p) for p in ids]
+    first = [number(p) for p in ids]
     assert first == sorted(first), f"{topic}: first-seen order broken"
     return first
 
@@ -155,3 +163,65 @@ async def test_sigkill_mid_ingest_and_mid_drain_then_restart_delivers_all_accept
     for name in names:
         first_seen = first_seen_in_order(got, f"feeds/{name}")
         assert first_seen[:len(accepted[name])] == sorted(accepted[name])
+
+
+# -- SIGTERM with queued messages ---------------------------------------------------------------
+
+
+async def test_sigterm_publishes_the_queue_then_offline_last_with_real_state_transitions(
+    mosquitto: Make, mqtt_subscriber: Subscribe, upstream: Upstream, spawn: Spawn,
+    tmp_path: Path,
+) -> None:
+    """The first connection is dropped after its subscribe (a real outage: the state topic
+    shows it). On the second, 500 messages go out and then a probe the bridge must answer:
+    its answer proves it read all 500. The broker is frozen (SIGSTOP) meanwhile, so they wait
+    in the sink's queue; SIGTERM, then the broker thaws: all 500 are published, in order,
+    before the retained ``offline``, and the daemon exits 0."""
+    total = 500
+    read_all: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def feed(conn: UpstreamConn) -> None:
+        assert await conn.recv_json() == {"op": "sub"}
+        if len(upstream.connections) == 1:
+            conn.kill()
+            return
+        await frozen.wait()
+        for n in range(total):
+            await conn.send_json({"n": n})
+        await conn.send_json({"probe": 1})
+        assert await conn.recv_json() == {"pong": 1}
+        read_all.set_result(None)
+
+    upstream.handler = feed
+    frozen = asyncio.Event()
+    broker = mosquitto()
+    sub = await mqtt_subscriber(broker, "#")
+    cfg = mqtt_config(tmp_path, broker, upstream, ["feed"],
+                      availability={"topic": "ws-bridge/status"})
+    doc = yaml.safe_load(cfg.read_text())
+    doc["sources"][0] |= {"subscribe": [{"send": {"op": "sub"}}],
+                          "replies": [{"when": {"probe": 1}, "send": {"pong": 1}}]}
+    doc["sources"][0]["routes"][0]["when"] = {"probe": {"$exists": False}}
+    cfg.write_text(yaml.safe_dump(doc))
+    daemon = await spawn("run", cfg)
+    await sub.wait_for(lambda ms: [m.payload for m in ms if m.topic == "ws-bridge/feed/state"]
+                       .count(b"connected") == 2, timeout=STARTUP)
+    assert broker.pid is not None
+    os.kill(broker.pid, signal.SIGSTOP)
+    try:
+        frozen.set()
+        await asyncio.wait_for(read_all, 10)  # every message is in the bridge now
+        daemon.signal(signal.SIGTERM)
+        await daemon.wait_log("stopping")
+    finally:
+        os.kill(broker.pid, signal.SIGCONT)
+    assert await daemon.wait_exit() == 0, daemon.log_text
+    got = await sub.wait_for(lambda ms: b"offline" in [m.payload for m in ms], timeout=10)
+    assert numbers(got, "feeds/feed") == list(range(total))
+    assert (got[-1].topic, got[-1].payload) == ("ws-bridge/status", b"offline")
+    assert [m.payload for m in got if m.topic == "ws-bridge/status"] == [b"online", b"offline"]
+    states = [m.payload.decode() for m in got if m.topic == "ws-bridge/feed/state"]
+    assert states == ["connecting", "subscribing", "connected", "reconnecting",
+                      "connecting", "subscribing", "connected", "stopped"], states
+
+
