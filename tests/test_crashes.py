@@ -19,7 +19,7 @@ from typing import Any
 import pytest_asyncio
 import yaml
 
-from tests.support.daemon import Daemon, eventually
+from tests.support.daemon import Daemon, NotifySocket, eventually
 from tests.support.mosquitto import Broker, Received, Subscriber
 from tests.support.upstream import Upstream, UpstreamConn
 
@@ -225,3 +225,46 @@ async def test_sigterm_publishes_the_queue_then_offline_last_with_real_state_tra
                       "connecting", "subscribing", "connected", "stopped"], states
 
 
+
+
+# -- SIGHUP with an unchanged MQTT sink ---------------------------------------------------------
+
+
+async def test_an_unchanged_mqtt_sink_keeps_its_broker_connection_across_sighup(
+    mosquitto: Make, mqtt_subscriber: Subscribe, upstream: Upstream, spawn: Spawn,
+    tmp_path: Path,
+) -> None:
+    """A reload that adds a source and leaves the sink as it was: the broker sees one connect
+    of the bridge's client id in all (its own log), the subscriber no offline and one online,
+    and the added source's messages come through that same connection."""
+    async def feed(conn: UpstreamConn) -> None:
+        for n in range(3):
+            await conn.send(str(n))
+        await conn.wait_closed(timeout=60)
+
+    upstream.handler = feed
+    broker = mosquitto()
+    sub = await mqtt_subscriber(broker, "#")
+    sink = {"availability": {"topic": "ws-bridge/status"}}
+    cfg = mqtt_config(tmp_path, broker, upstream, ["a"], **sink)
+    notify = NotifySocket()
+    try:
+        daemon = await spawn("run", cfg, env={"NOTIFY_SOCKET": notify.path})
+        await sub.wait_for(3, topic="feeds/a", timeout=STARTUP)
+        mqtt_config(tmp_path, broker, upstream, ["a", "b"], **sink)
+        start = len(notify.messages)
+        daemon.signal(signal.SIGHUP)
+        began = await notify.wait_for(lambda m: "RELOADING=1" in m, start=start)
+        await notify.wait_for(lambda m: "READY=1" in m, start=began + 1)
+        await sub.wait_for(3, topic="feeds/b")
+        await daemon.wait_log("reload: source b added")
+    finally:
+        await notify.close()
+    daemon.signal(signal.SIGTERM)
+    assert await daemon.wait_exit() == 0, daemon.log_text
+    await sub.wait_for(lambda ms: b"offline" in [m.payload for m in ms])
+    connects = [line for line in broker.log().splitlines()
+                if "New client connected" in line and "bridge-crash" in line]
+    assert len(connects) == 1, connects
+    assert sub.payloads("ws-bridge/status") == [b"online", b"offline"]  # offline: the SIGTERM
+    assert "reload: sink" not in daemon.log_text
