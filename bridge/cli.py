@@ -29,7 +29,7 @@ from bridge.sinks.settings import MqttSinkConfig
 from bridge.status_table import format_status_table
 from bridge.supervisor import Supervisor
 from bridge.upstream.urls import safe_url
-from bridge.workers import Workers
+from bridge.workers import EX_GAVE_UP, WORKER_ENV, Workers
 
 EX_CONFIG = 78  # sysexits.h: configuration error; the systemd units' RestartPreventExitStatus
 EX_UNAVAILABLE = 69  # sysexits.h: `status` could not reach the daemon
@@ -138,7 +138,10 @@ def _schema(args: argparse.Namespace) -> int:
 async def _run(config: Config, shard: tuple[int, int] | None = None) -> int:
     supervisor = Supervisor(config, shard=shard)
     supervisor.install_signal_handlers()
-    return await supervisor.run()
+    code = await supervisor.run()
+    if supervisor.gave_up and os.environ.get(WORKER_ENV):
+        return EX_GAVE_UP  # tells the parent not to restart this worker (see bridge.workers)
+    return code
 
 
 async def _demo(config: Config) -> int:

@@ -102,6 +102,7 @@ class Supervisor:
         self._tg: asyncio.TaskGroup | None = None
         self._stop = asyncio.Event()
         self._all_gave_up = asyncio.Event()
+        self.gave_up = False  # the run ended because every source had given up
         self._reloading = False
         self.exit_code = 0
 
@@ -229,7 +230,7 @@ class Supervisor:
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         if not self._stop.is_set():
             log.error("every source has given up; stopping")
-            self.exit_code = 1
+            self.exit_code, self.gave_up = 1, True
         for waiter in waits:
             waiter.cancel()
 

@@ -10,8 +10,11 @@ import asyncio
 import itertools
 import json
 import os
+import re
 import signal
+import socket
 import sqlite3
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -268,3 +271,121 @@ async def test_an_unchanged_mqtt_sink_keeps_its_broker_connection_across_sighup(
     assert len(connects) == 1, connects
     assert sub.payloads("ws-bridge/status") == [b"online", b"offline"]  # offline: the SIGTERM
     assert "reload: sink" not in daemon.log_text
+
+
+# -- workers ------------------------------------------------------------------------------------
+
+# The shard of each source, pinned: rendezvous hashing must not move sources between releases.
+SHARDS = {"feed-4": 0, "feed-0": 1, "feed-1": 2}
+
+
+def free_ports(count: int) -> int:
+    """The first of ``count`` consecutive ports free on loopback (each shard takes the next)."""
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            first = probe.getsockname()[1]
+        if first + count > 65535:
+            continue
+        taken = []
+        try:
+            for port in range(first, first + count):
+                taken.append(socket.socket())
+                taken[-1].bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for sock in taken:
+                sock.close()
+
+
+def metrics_text(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=3) as answer:
+        return str(answer.read().decode())
+
+
+async def test_a_sigkilled_worker_is_restarted_reconnects_and_sighup_reaches_every_worker(
+    mosquitto: Make, mqtt_subscriber: Subscribe, upstream: Upstream, spawn: Spawn,
+    tmp_path: Path,
+) -> None:
+    """Three workers, one source each. Each shard's client id, availability topic, metrics port
+    and outbox are the literal names below. Worker 1 is SIGKILLed: its will says offline, it is
+    started again, its source reconnects and delivers; the others are untouched. A SIGHUP that
+    adds a subscribe step to every source reaches every worker: each live connection receives
+    the subscribe message."""
+    async def feed(conn: UpstreamConn) -> None:
+        await conn.send(str(len([c for c in upstream.connections
+                                 if c.query["src"] == conn.query["src"]])))
+        await conn.ws.wait_closed()
+
+    upstream.handler = feed
+    broker = mosquitto()
+    sub = await mqtt_subscriber(broker, "#")
+    port = free_ports(3)
+    names = list(SHARDS)
+    outbox = tmp_path / "ob"
+    sink = {"availability": {"topic": "ws-bridge/status"},
+            "queue": {"path": str(outbox)}}
+    cfg = mqtt_config(tmp_path, broker, upstream, names, **sink)
+    doc = yaml.safe_load(cfg.read_text()) | {"metrics": {"listen": f"127.0.0.1:{port}"}}
+    cfg.write_text(yaml.safe_dump(doc))
+    daemon = await spawn("run", cfg, "--workers", "3")
+    for name in names:
+        await sub.wait_for(1, topic=f"feeds/{name}", timeout=STARTUP)
+    for shard in range(3):
+        await sub.wait_for(1, topic=f"ws-bridge/status/shard-{shard}")
+    pid = int(re.findall(r"worker 1/3 started \(pid (\d+)\)", daemon.log_text)[0])
+
+    # The naming of each shard, as the broker, the disk and the metrics port show it.
+    connects = re.findall(r"New client connected from \S+ as (\S+)", broker.log())
+    assert sorted(c for c in connects if c.startswith("bridge-crash")) == [
+        "bridge-crash-shard-0", "bridge-crash-shard-1", "bridge-crash-shard-2"]
+    for name, shard in SHARDS.items():
+        assert (outbox / f"shard-{shard}" / "outbox.sqlite3").is_file()
+        assert f'source="{name}"' in metrics_text(port + shard)
+        assert [f'source="{n}"' in metrics_text(port + shard) for n in names].count(True) == 1
+
+    os.kill(pid, signal.SIGKILL)
+    await daemon.wait_log("worker 1 exited with code -9; restarting it")
+    await sub.wait_for(2, topic="feeds/feed-0", timeout=STARTUP)  # the restarted worker's
+    assert sub.payloads("feeds/feed-0") == [b"1", b"2"]
+    assert sub.payloads("ws-bridge/status/shard-1") == [b"online", b"offline", b"online"]
+    for name in ("feed-4", "feed-1"):  # the other workers kept their connections
+        assert [c.closed for c in upstream.connections if c.query["src"] == name] == [False]
+
+    doc["sources"] = [s | {"subscribe": [{"send": {"op": "sub"}}]} for s in doc["sources"]]
+    cfg.write_text(yaml.safe_dump(doc))
+    daemon.signal(signal.SIGHUP)
+    live = [c for c in upstream.connections if not c.closed]
+    assert sorted(c.query["src"] for c in live) == sorted(names)
+    for conn in live:
+        assert json.loads((await conn.wait_received(1, timeout=STARTUP))[0]) == {"op": "sub"}
+    daemon.signal(signal.SIGTERM)
+    assert await daemon.wait_exit(timeout=30) == 0, daemon.log_text
+
+
+async def test_the_workers_daemon_exits_1_once_every_source_has_given_up(
+    upstream: Upstream, spawn: Spawn, tmp_path: Path,
+) -> None:
+    """Every source connects once, then the upstream refuses them all; with max_attempts 2,
+    each worker's sources give up, and so does the daemon, with exit code 1."""
+    names = list(SHARDS)
+    doc = {"version": 1, "sinks": {"out": {"type": "stdout"}},
+           "defaults": {"connect_timeout": "2s", "ping": {"interval": 0},
+                        "reconnect": {"initial_delay": "20ms", "max_delay": "50ms",
+                                      "max_attempts": 2}},
+           "sources": [{"name": n, "url": f"{upstream.url}?src={n}", "routes": [{"sink": "out"}]}
+                       for n in names]}
+    cfg = tmp_path / "bridge.yaml"
+    cfg.write_text(yaml.safe_dump(doc))
+
+    async def refuse_after_the_first(conn: UpstreamConn) -> None:
+        upstream.reject_next(503, times=100)
+        conn.kill()
+
+    upstream.handler = refuse_after_the_first
+    daemon = await spawn("run", cfg, "--workers", "3")
+    assert await daemon.wait_exit(timeout=STARTUP) == 1, daemon.log_text
+    assert {c.query["src"] for c in upstream.connections} <= set(names)
+    assert daemon.log_text.count("every source has given up") == 3
