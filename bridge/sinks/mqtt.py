@@ -295,9 +295,16 @@ class MqttSink:
         self.queue.push_front(self._window.unanswered())
 
     async def _disconnect(self, conn: MqttClient) -> None:
-        """Closing: offline (retained) on the primary, then DISCONNECT on every lane."""
+        """Closing: offline (retained) on the primary, then DISCONNECT on every lane.
+
+        Offline goes at QoS 1, as the will does: a broker may pass a QoS 0 publish to a
+        subscriber ahead of the QoS 1 messages it still queues for it, so a QoS 0 offline could
+        arrive before the last messages. Its answer is not awaited (``_acked`` ignores it)."""
         for topic, payload in self._presence.offline():
-            conn.publish(topic, payload, retain=True)
+            try:
+                conn.publish(topic, payload, qos=1, retain=True)
+            except SinkUnavailable:  # no packet id free (closing on timeout): QoS 0 then
+                conn.publish(topic, payload, retain=True)
         self._conn = None
         for lane in [*self._lanes, conn]:
             await lane.disconnect()
