@@ -95,9 +95,11 @@ def first_seen_in_order(got: list[Received], topic: str) -> list[int]:
 
 def stored(outbox: Path) -> dict[str, set[int]]:
     """What the outbox file holds, per topic: the messages accepted but not yet acknowledged."""
-    db = sqlite3.connect(outbox / "outbox.sqlite3")
+    db = sqlite3.connect(f"file:{outbox / 'outbox.sqlite3'}?mode=ro", uri=True)
     try:
         rows = db.execute("SELECT topic, payload FROM outbox").fetchall()
+    except sqlite3.OperationalError:  # the daemon has just created the file, not yet its table
+        rows = []
     finally:
         db.close()
     held: dict[str, set[int]] = {}
