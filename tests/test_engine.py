@@ -164,24 +164,22 @@ def test_a_publish_the_socket_refused_goes_first_on_the_next_connection() -> Non
 
 
 def test_sends_past_the_burst_are_held_and_released_by_tick_at_their_deadlines() -> None:
-    s = Session(source(rate_limit=RateLimitSpec(messages=2, per=1.0)))  # then one per 0.5 s
+    s = Session(source(rate_limit=RateLimitSpec(messages=2, per=1.0)))  # 2 in any 1.05 s
     s.start(0.0)
     out = [a for n in range(5) for a in s.publish(SEND, mqtt(n), 0.0)]
     assert sent(out) == [{"op": "set", "value": 0}, {"op": "set", "value": 1}]
-    assert s.deadline() == 0.5  # the bucket's wait, as a deadline: nothing sleeps
-    assert s.tick(0.49) == []
-    assert sent(s.tick(0.5)) == [{"op": "set", "value": 2}]
-    assert s.deadline() == 1.0
-    assert sent(s.tick(1.0)) == [{"op": "set", "value": 3}]
-    assert s.deadline() == 1.5
-    assert sent(s.tick(1.5)) == [{"op": "set", "value": 4}]
+    assert s.deadline() == 1.05  # the window's wait, as a deadline: nothing sleeps
+    assert s.tick(1.04) == []
+    assert sent(s.tick(1.05)) == [{"op": "set", "value": 2}, {"op": "set", "value": 3}]
+    assert s.deadline() == pytest.approx(2.1)
+    assert sent(s.tick(2.1)) == [{"op": "set", "value": 4}]
     assert s.deadline() is None
-    out = [a for n in range(5, 8) for a in s.publish(SEND, mqtt(n), 10.0)]  # refilled: a burst
+    out = [a for n in range(5, 8) for a in s.publish(SEND, mqtt(n), 10.0)]  # past: a burst
     assert sent(out) == [{"op": "set", "value": 5}, {"op": "set", "value": 6}]
     assert sent(s.tick(12.0)) == [{"op": "set", "value": 7}]  # a late tick sends what is due
 
 
-def test_the_sessions_own_sends_pass_the_bucket_too_and_close_waits_for_them() -> None:
+def test_the_sessions_own_sends_pass_the_rate_limit_too_and_close_waits_for_them() -> None:
     subs = tuple(Step(Template({"op": "sub", "n": n})) for n in range(3))
     unsub = (Step(Template({"op": "unsub"})),)
     s = Session(source(subscribe=subs, unsubscribe=unsub,
@@ -189,11 +187,12 @@ def test_the_sessions_own_sends_pass_the_bucket_too_and_close_waits_for_them() -
     out = s.start(0.0)
     assert sent(out) == [{"op": "sub", "n": 0}]
     assert SetState(ConnState.CONNECTED) in out
-    assert sent(s.tick(1.0)) == [{"op": "sub", "n": 1}]
-    assert sent(s.tick(2.0)) == [{"op": "sub", "n": 2}]
-    out = s.stop(2.0)
-    assert out == []  # the unsubscribe waits for its token, and Close for it
-    assert s.tick(3.0) == [Send('{"op":"unsub"}'), Close()]
+    assert s.tick(1.0) == []  # one in any 1.05 s
+    assert sent(s.tick(1.05)) == [{"op": "sub", "n": 1}]
+    assert sent(s.tick(2.1)) == [{"op": "sub", "n": 2}]
+    out = s.stop(2.1)
+    assert out == []  # the unsubscribe waits for its place in the window, and Close for it
+    assert s.tick(3.2) == [Send('{"op":"unsub"}'), Close()]
 
 
 # --- the driver's fast path --------------------------------------------------------------------

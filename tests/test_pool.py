@@ -312,3 +312,18 @@ async def test_a_reload_changing_the_subscribe_message_resubscribes_every_connec
             assert methods == ["UNSUBSCRIBE"] * 2 + ["SUBSCRIBE"] * 2 and not conn.closed
             assert exchange.streams[conn] == set(ITEMS[:50] if conn is first[0] else ITEMS[50:100])
         assert len(upstream.connections) == 2
+
+
+async def test_six_subscribe_messages_keep_to_the_exchanges_five_a_second(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    """The exchange counts 5 messages in any second; the 6th batch waits for the first's second
+    to pass (a bucket refilling during the burst sent it after 0.2 s: closed, too many)."""
+    exchange, path = Exchange(upstream, max_streams=300, max_rate=5), tmp_path / "bridge.yaml"
+    path.write_text(pool_yaml(upstream.url, ITEMS, sink=FILE_SINK, per=300, batch=50, rate=5))
+    async with running(path) as supervisor:
+        await all_connected(supervisor, 1)
+        conn = upstream.connections[0]
+        assert [(m, len(p)) for m, p in exchange.log[conn]] == [("SUBSCRIBE", 50)] * 6
+        assert exchange.streams[conn] == set(ITEMS) and not conn.closed
+    assert len(upstream.connections) == 1

@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from bridge.config.model import SourceConfig
 from bridge.config.outbound import OutboxSpec, RateLimitSpec
 from bridge.messages import Message
@@ -15,7 +17,7 @@ from bridge.routing.context import mqtt_value
 from bridge.routing.template import Context, Template
 from bridge.upstream.client import SourceClient
 from bridge.upstream.outgoing import Outgoing, OutgoingQueue
-from bridge.upstream.ratelimit import TokenBucket
+from bridge.upstream.ratelimit import SLACK, SendWindow
 from bridge.upstream.state import ConnState
 from tests.support.upstream import Upstream, UpstreamConn
 from tests.test_client import FAST
@@ -32,14 +34,17 @@ def test_templates_read_the_mqtt_topic_its_levels_and_the_decoded_payload() -> N
     assert Template("{mqtt.payload}").render(text) == "not json"
 
 
-def test_token_bucket_paces_sends_after_a_burst_with_an_injected_clock() -> None:
-    bucket = TokenBucket(2, 1.0, now=100.0)
-    assert [bucket.delay(100.0) for _ in range(2)] == [0.0, 0.0]  # the burst
-    assert bucket.delay(100.0) == 0.5  # reserved: the next two wait their turn
-    assert bucket.delay(100.0) == 1.0
-    assert bucket.delay(102.0) == 0.0  # refilled while idle, never above the burst
-    assert bucket.delay(102.0) == 0.0
-    assert bucket.delay(102.0) == 0.5
+def test_the_rate_limit_never_lets_more_than_its_messages_into_one_window() -> None:
+    """5 a second, as an exchange counts them: a burst of 5, then the 6th only once the first
+    is a second (and the slack) old; a bucket refilling while it bursts sent it after 0.2 s,
+    and the exchange closed the connection for too many messages."""
+    window = SendWindow(5, 1.0)
+    assert [window.delay(100.0) for _ in range(5)] == [0.0] * 5  # the burst
+    assert window.delay(100.2) == pytest.approx(0.85)  # reserved: the first's window ends at 101.05
+    assert window.delay(100.2) == pytest.approx(0.85)  # the second's, at the same time
+    assert [window.delay(101.5) for _ in range(3)] == [0.0] * 3  # the first 3 windows past
+    assert window.delay(101.5) == pytest.approx(0.6)  # the 4th's ends at 102.1 (101.05 + 1.05)
+    assert SendWindow(2, 0.0).delay(5.0) == 0.0 and SLACK == 0.05
 
 
 def test_outgoing_queue_drops_expired_and_overflowing_messages_and_counts_them() -> None:
@@ -142,16 +147,16 @@ async def test_rate_limit_paces_everything_sent_upstream(upstream: Upstream) -> 
     arrives only once its turn has come on that clock, whatever the machine's load."""
     now = [1000.0]
     up = Up(upstream, clock=lambda: now[0])
-    limit = RateLimitSpec(messages=2, per=0.2)  # a burst of 2, then one every 0.1 s
+    limit = RateLimitSpec(messages=2, per=0.2)  # 2 in any 0.21 s (the window and its slack)
     client = SourceClient(cfg(upstream.url, rate_limit=limit), _ignore, clock=lambda: now[0])
     task = await start(client)
     for n in range(6):
         client.publish(SEND, mqtt_value(f"a/b/c/{n}", b"0"))
     await up.wait(2)  # the burst
-    for n in range(3, 7):
-        now[0] = round(now[0] + 0.1, 6)  # the next token
+    for n in (4, 6):
+        now[0] += 0.2 * (1 + SLACK)  # the next window (0.21 s, as the limit reckons it)
         await up.wait(n)
     assert [f["service"] for _, f in up.frames] == [str(n) for n in range(6)]
-    assert [round(t - 1000.0, 6) for t, _ in up.frames] == [0.0, 0.0, 0.1, 0.2, 0.3, 0.4]
+    assert [round(t - 1000.0, 6) for t, _ in up.frames] == [0.0, 0.0, 0.21, 0.21, 0.42, 0.42]
     client.stop()
     await task

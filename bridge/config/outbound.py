@@ -19,7 +19,7 @@ class PublishSpec:
 
 @dataclass(frozen=True, slots=True)
 class RateLimitSpec:
-    """At most ``messages`` sent per ``per`` seconds (a token bucket; bursts up to ``messages``)."""
+    """At most ``messages`` sent in any window of ``per`` seconds (bursts up to ``messages``)."""
     messages: int
     per: float = 1.0
 

@@ -13,7 +13,7 @@ from bridge.routing.template import Template, TemplateError
 from bridge.upstream.actions import Action, Answer, Notice, Send, error_body
 from bridge.upstream.calls import Calls
 from bridge.upstream.outgoing import Outgoing, OutgoingQueue
-from bridge.upstream.ratelimit import Pacer, TokenBucket
+from bridge.upstream.ratelimit import Pacer, SendWindow
 
 # Renders a template with this connection's {seq} and the given {mqtt.*}; raises TemplateError.
 Render = Callable[[Template, float, Any], str]
@@ -30,7 +30,7 @@ class Outbound:
         self.queue = OutgoingQueue(cfg.outbox.max_messages, cfg.outbox.max_age)
         self.queue.dropped = dropped  # expired, overflow, render_error
         limit = cfg.rate_limit
-        self.pacer = Pacer(TokenBucket(limit.messages, limit.per, 0.0) if limit else None)
+        self.pacer = Pacer(SendWindow(limit.messages, limit.per) if limit else None)
 
     def call(self, mqtt: Any, to: Any, now: float, source: str) -> list[Action]:
         """Queue an RPC request; without ``rpc`` configured it is answered at once."""

@@ -1,52 +1,57 @@
 """Rate limiting of everything sent upstream: exchanges disconnect clients that send too fast.
 
-A token bucket decides when each send may go; the pacer holds the sends that must wait, in
-order, with the time each may go. The wait is a deadline the driver sleeps to, never a sleep
-here, so pacing is tested with a fake clock."""
+A window of the latest sends decides when each send may go (never more than the limit in any
+window of its length: a token bucket that refills while it bursts would let one more through and
+get the connection closed); the pacer holds the sends that must wait, in order, with the time
+each may go. The wait is a deadline the driver sleeps to, never a sleep here, so pacing is
+tested with a fake clock."""
 
 from __future__ import annotations
 
 import math
 from collections import deque
+from typing import Final
 
 from bridge.upstream.actions import Action, Send
 
+SLACK: Final = 0.05  # of the window: what a message's way to the upstream may add to a gap
 
-class TokenBucket:
-    """``messages`` per ``per`` seconds, bursting up to ``messages``; times are monotonic seconds
-    passed in by the caller."""
 
-    __slots__ = ("_at", "_rate", "_tokens", "capacity")
+class SendWindow:
+    """At most ``messages`` sends in any window of ``per`` seconds, as exchanges count what a
+    client sends: a send waits until ``per`` (and ``SLACK`` of it more, for the way to the
+    upstream, which counts on arrival) has passed since the send ``messages`` before it. Times
+    are monotonic seconds passed in by the caller."""
 
-    def __init__(self, messages: int, per: float, now: float) -> None:
-        self.capacity = float(messages)
-        self._rate = messages / per if per > 0 else float("inf")  # tokens per second
-        self._tokens, self._at = self.capacity, now
+    __slots__ = ("_sent", "_span", "capacity")
+
+    def __init__(self, messages: int, per: float) -> None:
+        self.capacity = messages
+        self._span = max(per, 0.0) * (1.0 + SLACK)
+        self._sent: deque[float] = deque(maxlen=messages)  # the latest sends' times
 
     def delay(self, now: float) -> float:
-        """Take a token: how long to wait before sending (0.0: now). The token is reserved, so
-        callers that each wait their delay go out in turn, ``messages`` per ``per``."""
-        if now > self._at:
-            self._tokens = min(self.capacity, self._tokens + (now - self._at) * self._rate)
-            self._at = now
-        self._tokens -= 1.0
-        return 0.0 if self._tokens >= 0.0 else -self._tokens / self._rate
+        """Take a place: how long to wait before sending (0.0: now). The place is reserved, so
+        callers that each wait their delay go out in turn, never ``messages`` + 1 in a window."""
+        at = max(now, self._sent[0] + self._span) if len(self._sent) == self.capacity else now
+        self._sent.append(at)
+        return at - now
 
 
 class Pacer:
-    """The sends of one source in order, each released once the bucket has its token (every
-    send, when there is no bucket). ``next`` is when the first held send may go."""
+    """The sends of one source in order, each released once the window has room for it (every
+    send, when there is no window). ``next`` is when the first held send may go."""
 
-    __slots__ = ("_bucket", "_held", "next")
+    __slots__ = ("_held", "_window", "next")
 
-    def __init__(self, bucket: TokenBucket | None) -> None:
-        self._bucket = bucket
+    def __init__(self, window: SendWindow | None) -> None:
+        self._window = window
         self._held: deque[tuple[float, Send]] = deque()
         self.next = math.inf
 
     def twin(self) -> Pacer:
-        """A pacer for another connection of the source: its own held sends, the same bucket."""
-        return Pacer(self._bucket)
+        """A pacer for another connection of the source: its own held sends, the same window."""
+        return Pacer(self._window)
 
     @property
     def busy(self) -> bool:
@@ -55,13 +60,13 @@ class Pacer:
 
     def pace(self, out: list[Action], now: float) -> list[Action]:
         """``out`` without the sends that must wait; those are held, in order."""
-        bucket = self._bucket
-        if bucket is None:
+        window = self._window
+        if window is None:
             return out
         kept: list[Action] = []
         for action in out:
             if isinstance(action, Send):
-                wait = bucket.delay(now)
+                wait = window.delay(now)
                 if wait > 0 or self._held:
                     self._held.append((now + wait, action))
                     continue

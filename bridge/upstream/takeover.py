@@ -1,6 +1,6 @@
 """A successor connection's own states (through the table; the source's stay as they are) and
 when it may take over: subscribed, and none of its sends held by the source's rate limit (its
-own pacer on the source's bucket), so nothing is left behind."""
+own pacer on the source's rate-limit window), so nothing is left behind."""
 
 from __future__ import annotations
 
