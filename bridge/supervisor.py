@@ -16,6 +16,7 @@ from bridge.config.load import load_config
 from bridge.config.model import Config, SourceConfig
 from bridge.errors import ConfigError
 from bridge.errors_sink import SinkError
+from bridge.ha.links import Links
 from bridge.logs import add_secrets
 from bridge.metrics import MetricsServer
 from bridge.routing.context import mqtt_value
@@ -104,6 +105,7 @@ class Supervisor:
         self._all_gave_up = asyncio.Event()
         self._reloading = False
         self.exit_code = 0
+        self._ha = Links(self._retain, self.snapshot, time.monotonic())  # Home Assistant
 
     # -- state -----------------------------------------------------------------------------
 
@@ -173,6 +175,7 @@ class Supervisor:
                     self._start_sink(name, sink)
                 for src in self.config.sources:
                     self._start_source(src)
+                self._ha.update(self.config, tg)
                 self._wire()
                 watchdog = tg.create_task(self.notifier.watchdog_loop(), name="watchdog")
                 log.info("started %d sources and %d sinks", len(self.sources), len(self.sinks))
@@ -235,6 +238,7 @@ class Supervisor:
 
     async def _shutdown(self) -> None:
         log.info("stopping: closing sources, then flushing sinks")
+        self._ha.stop()
         for entry in self.sources.values():
             entry.client.stop()
         await _bounded([e.task for e in self.sources.values() if e.task], "sources")
@@ -332,6 +336,8 @@ class Supervisor:
             sink, task = self.sinks.pop(name), self._sink_tasks.pop(name)
             stale.append((name, sink, task))
             log.info("reload: sink %s removed", name)
+        if self._tg is not None:
+            self._ha.update(new, self._tg)
         self._wire(new)
         for _, sink, _ in stale:
             sink.close()
@@ -340,7 +346,7 @@ class Supervisor:
     def _wire(self, config: Config | None = None) -> None:
         """MQTT -> upstream: each mqtt sink subscribes, on its own connection, to what the
         sources' ``publish`` and ``rpc`` read; handlers find the source when a message comes."""
-        wanted: dict[str, list[tuple[str, Listener]]] = {}
+        wanted = self._ha.listeners()
         for src in (config or self.config).sources:
             for spec in src.publish:
                 wanted.setdefault(spec.sink, []).append(
@@ -352,6 +358,11 @@ class Supervisor:
                         (topic, self._caller(src.name, src.rpc.sink)))
         for name, sink in self.sinks.items():
             sink.listen(wanted.get(name, []))
+
+    def _retain(self, sink_name: str, topic: str, payload: str) -> None:
+        """Home Assistant discovery and health, kept retained by the mqtt sink it is for."""
+        if (sink := self.sinks.get(sink_name)) is not None:
+            sink.retain(topic, payload)
 
     def _publisher(self, source: str, send: Template) -> Listener:
         def publish(msg: Incoming) -> None:
