@@ -105,7 +105,7 @@ class Supervisor:
         self._all_gave_up = asyncio.Event()
         self._reloading = False
         self.exit_code = 0
-        self._ha = Links(self._retain, self.snapshot, time.monotonic())  # Home Assistant
+        self._ha = Links(self.sinks, self._control, self.snapshot, time.monotonic())
 
     # -- state -----------------------------------------------------------------------------
 
@@ -359,10 +359,17 @@ class Supervisor:
         for name, sink in self.sinks.items():
             sink.listen(wanted.get(name, []))
 
-    def _retain(self, sink_name: str, topic: str, payload: str) -> None:
-        """Home Assistant discovery and health, kept retained by the mqtt sink it is for."""
-        if (sink := self.sinks.get(sink_name)) is not None:
-            sink.retain(topic, payload)
+    def _control(self, action: str, source: str) -> str | None:
+        """A control request (Home Assistant's buttons): ``reconnect`` restarts the source as a
+        reload does; ``resubscribe`` subscribes again on its live connection."""
+        if (entry := self.sources.get(source)) is None or self._tg is None:
+            return f"no source {source!r}"
+        if action == "resubscribe":
+            entry.client.resubscribe(entry.client.cfg)
+        else:
+            self._tg.create_task(self._stop_source(source))
+            self._start_source(entry.client.cfg, previous=entry.router)
+        return None
 
     def _publisher(self, source: str, send: Template) -> Listener:
         def publish(msg: Incoming) -> None:

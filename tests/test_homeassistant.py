@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 from bridge.config.load import load_config
 from bridge.ha.discovery import Bridge, bridge_configs, removal, source_configs
 from bridge.ha.health import Health
+from bridge.ha.requests import read, response
 from bridge.sinks.presence_settings import Availability
 from bridge.stats.snapshot import SinkSnapshot, Snapshot, SourceSnapshot
 from bridge.supervisor import Supervisor
@@ -24,14 +26,14 @@ pytestmark = pytest.mark.mqtt
 
 BRIDGE = Bridge("ws-bridge", "homeassistant", Availability("ws-bridge/bridge/availability"),
                 30.0, "1.2.3", "/etc/ws-bridge.yaml")
-REQUIRED = {"name", "unique_id", "object_id", "default_entity_id", "device", "origin",
-            "state_topic"}
+REQUIRED = {"name", "unique_id", "object_id", "default_entity_id", "device", "origin"}
 
 
 def check_config(topic: str, payload: str) -> dict[str, Any]:
     """One discovery config as Home Assistant reads it: the fields it needs, ids it accepts."""
     config = json.loads(payload)
-    assert config.keys() >= REQUIRED, (topic, config)
+    state = "command_topic" if topic.startswith("homeassistant/button/") else "state_topic"
+    assert config.keys() >= REQUIRED | {state}, (topic, config)
     component = topic.split("/")[1]
     assert topic == f"homeassistant/{component}/ws-bridge/{config['unique_id']}/config"
     assert config["default_entity_id"] == f"{component}.{config['unique_id']}"
@@ -90,10 +92,12 @@ def test_health_values_rate_since_the_previous_snapshot_and_queue_of_the_sources
                       "messages_per_second": 10.0, "config": "/c.yaml"}
 
 
-def write_config(path: Path, url: str, port: int, sources: list[str]) -> None:
+def write_config(path: Path, url: str, port: int, sources: list[str],
+                 controls: bool = False) -> None:
     listed = "".join(f"""
   - name: {name}
     url: {url}
+    subscribe: [{{send: {{op: sub}}}}]
     routes:
       - sink: broker
 """ for name in sources)
@@ -104,12 +108,27 @@ sinks:
     type: mqtt
     url: mqtt://127.0.0.1:{port}
     client_id: ha-test
-    homeassistant: {{interval: 1s}}
+    homeassistant: {{interval: 1s, controls: {str(controls).lower()}}}
 sources:{listed}""")
 
 
 def configs(messages: list[Received]) -> dict[str, bytes]:
     return {m.topic: m.payload for m in messages if m.topic.endswith("/config")}
+
+
+@contextlib.asynccontextmanager
+async def bridge(path: Path, broker: Broker) -> AsyncIterator[tuple[Supervisor, gmqtt.Client]]:
+    """The bridge running ``path``, and a client publishing as Home Assistant would."""
+    supervisor = Supervisor(load_config(path))
+    running = asyncio.create_task(supervisor.run())
+    ha = gmqtt.Client("home-assistant")
+    await ha.connect(broker.host, broker.port)
+    try:
+        yield supervisor, ha
+    finally:
+        await ha.disconnect()
+        supervisor.request_stop()
+        assert await asyncio.wait_for(running, 20) == 0
 
 
 async def test_discovery_follows_the_config_and_home_assistant_restarts(
@@ -119,12 +138,8 @@ async def test_discovery_follows_the_config_and_home_assistant_restarts(
     broker = mosquitto()
     path = tmp_path / "bridge.yaml"
     write_config(path, upstream.url, broker.port, ["feed", "spare"])
-    supervisor = Supervisor(load_config(path))
-    running = asyncio.create_task(supervisor.run())
     sub = await mqtt_subscriber(broker, "homeassistant/#", "ws-bridge/#")
-    ha = gmqtt.Client("home-assistant")
-    await ha.connect(broker.host, broker.port)
-    try:
+    async with bridge(path, broker) as (supervisor, ha):
         every = 4 + 7 + 7
         first = configs(await sub.wait_for(lambda ms: len(configs(ms)) == every))
         for topic, payload in first.items():
@@ -152,7 +167,51 @@ async def test_discovery_follows_the_config_and_home_assistant_restarts(
         ha.publish("homeassistant/marker", b"", qos=1)  # sent to it before this marker
         await fresh.wait_for(1, topic="homeassistant/marker")
         assert set(configs(fresh.messages)) == set(first) - spare
-    finally:
-        await ha.disconnect()
-        supervisor.request_stop()
-        assert await asyncio.wait_for(running, 20) == 0
+
+
+def test_control_requests_are_read_and_answered_with_their_transaction() -> None:
+    req = read("wb/bridge/request/reconnect", b'{"source": "feed", "transaction": 7}')
+    assert (req.action, req.source, req.transaction, req.problem) == ("reconnect", "feed", 7, None)
+    assert read("wb/bridge/request/reconnect", b"feed").source == "feed"  # a plain name
+    assert "needs a source" in str(read("wb/bridge/request/resubscribe", b"{}").problem)
+    assert "unknown action" in str(read("wb/bridge/request/reboot", b"{}").problem)
+    topic, payload = response("wb", "reconnect", 7, error="no source 'x'")
+    assert topic == "wb/bridge/response/reconnect"
+    assert json.loads(payload) == {"status": "error", "error": "no source 'x'", "transaction": 7}
+
+
+async def test_buttons_reconnect_and_resubscribe_a_source_and_health_answers(
+    upstream: Upstream, tmp_path: Path, mosquitto: Callable[..., Broker],
+    mqtt_subscriber: Callable[..., Awaitable[Subscriber]],
+) -> None:
+    broker = mosquitto()
+    path = tmp_path / "bridge.yaml"
+    write_config(path, upstream.url, broker.port, ["feed"], controls=True)
+    sub = await mqtt_subscriber(broker, "homeassistant/button/#", "ws-bridge/bridge/response/#")
+    async with bridge(path, broker) as (_, ha):
+        buttons = configs(await sub.wait_for(2))
+        press = {json.loads(c)["unique_id"]: json.loads(c) for c in buttons.values()}
+        first = (await upstream.wait_connections(1))[0]
+        await first.wait_received(1)  # subscribed
+
+        button = press["ws-bridge_feed_resubscribe"]  # again on the live connection
+        ha.publish(button["command_topic"], button["payload_press"].encode(), qos=1)
+        assert [json.loads(f) for f in await first.wait_received(2)] == [{"op": "sub"}] * 2
+
+        button = press["ws-bridge_feed_reconnect"]  # the upstream sees a new connection
+        ha.publish(button["command_topic"], button["payload_press"].encode(), qos=1)
+        await upstream.wait_connections(2)
+        await first.wait_closed()
+
+        ha.publish("ws-bridge/bridge/request/health", b'{"transaction": "t1"}', qos=1)
+        ha.publish("ws-bridge/bridge/request/reconnect", b'{"source": "nope"}', qos=1)
+        answers = await sub.wait_for(2 + 4)
+        got: dict[str, list[dict[str, Any]]] = {}
+        for m in answers[2:]:
+            got.setdefault(m.topic.rsplit("/", 1)[1], []).append(json.loads(m.payload))
+        assert got["resubscribe"] == [{"status": "ok", "data": {"source": "feed"}}]
+        assert got["reconnect"] == [{"status": "ok", "data": {"source": "feed"}},
+                                    {"status": "error", "error": "no source 'nope'"}]
+        (health,) = got["health"]
+        assert health["transaction"] == "t1" and health["status"] == "ok"
+        assert [s["name"] for s in health["data"]["sources"]] == ["feed"]

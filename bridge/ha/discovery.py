@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.encoding import dumps
-from bridge.ha.entities import BRIDGE, SOURCE, Entity
+from bridge.ha.entities import BRIDGE, BUTTONS, SOURCE, Entity
+from bridge.ha.requests import request_topic
 from bridge.sinks import mqtt_topics as mt
 from bridge.sinks.presence_settings import Availability
 
@@ -29,6 +30,7 @@ class Bridge:
     interval: float  # seconds between health publishes
     version: str
     config_path: str
+    controls: bool = False  # buttons to reconnect and resubscribe each source
 
     @property
     def node(self) -> str:
@@ -56,10 +58,14 @@ def source_configs(b: Bridge, source: str) -> list[Retained]:
     own = {"connectivity": {"state_topic": mt.source_topic(b.prefix, source, "availability"),
                             "payload_on": "online", "payload_off": "offline"},
            "state": {"state_topic": mt.source_topic(b.prefix, source, "state")}}
+    for e in BUTTONS:
+        own[e.key] = {"command_topic": request_topic(b.prefix, e.key),
+                      "payload_press": dumps({"source": source})}
     device = {"identifiers": [f"{b.node}_{source}"], "name": source,
               "manufacturer": "ws-bridge", "model": "WebSocket source",
               "sw_version": b.version, "via_device": b.node}
-    return [_config(b, e, source, device, own.get(e.key, {})) for e in SOURCE]
+    entities = SOURCE + (BUTTONS if b.controls else ())
+    return [_config(b, e, source, device, own.get(e.key, {})) for e in entities]
 
 
 def removal(b: Bridge, source: str) -> list[Retained]:

@@ -59,3 +59,8 @@ SOURCE = (
     sensor("dropped", "Dropped", "total_increasing"),
     sensor("queue_depth", "Queue depth", "measurement"),
 )
+
+BUTTONS = (  # with controls: true
+    Entity("button", "reconnect", "Reconnect", None, {"entity_category": "config"}),
+    Entity("button", "resubscribe", "Resubscribe", None, {"entity_category": "config"}),
+)
