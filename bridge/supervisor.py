@@ -362,7 +362,9 @@ class Supervisor:
     def _control(self, action: str, source: str) -> str | None:
         """A control request (Home Assistant's buttons): ``reconnect`` restarts the source as a
         reload does; ``resubscribe`` subscribes again on its live connection."""
-        if (entry := self.sources.get(source)) is None or self._tg is None:
+        if self._stop.is_set() or self._reloading or self._tg is None:
+            return "the bridge is stopping or reloading; try again"
+        if (entry := self.sources.get(source)) is None:
             return f"no source {source!r}"
         if action == "resubscribe":
             entry.client.resubscribe(entry.client.cfg)
