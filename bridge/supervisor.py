@@ -16,6 +16,7 @@ from bridge.config.load import load_config
 from bridge.config.model import Config, SourceConfig
 from bridge.errors import ConfigError
 from bridge.errors_sink import SinkError
+from bridge.ha.links import Links
 from bridge.logs import add_secrets
 from bridge.metrics import MetricsServer
 from bridge.routing.context import mqtt_value
@@ -105,6 +106,7 @@ class Supervisor:
         self.gave_up = False  # the run ended because every source had given up
         self._reloading = False
         self.exit_code = 0
+        self._ha = Links(self.sinks, self._control, self.snapshot, time.monotonic())
 
     # -- state -----------------------------------------------------------------------------
 
@@ -174,6 +176,7 @@ class Supervisor:
                     self._start_sink(name, sink)
                 for src in self.config.sources:
                     self._start_source(src)
+                self._ha.update(self.config, tg)
                 self._wire()
                 watchdog = tg.create_task(self.notifier.watchdog_loop(), name="watchdog")
                 log.info("started %d sources and %d sinks", len(self.sources), len(self.sinks))
@@ -236,6 +239,7 @@ class Supervisor:
 
     async def _shutdown(self) -> None:
         log.info("stopping: closing sources, then flushing sinks")
+        self._ha.stop()
         for entry in self.sources.values():
             entry.client.stop()
         await _bounded([e.task for e in self.sources.values() if e.task], "sources")
@@ -333,6 +337,8 @@ class Supervisor:
             sink, task = self.sinks.pop(name), self._sink_tasks.pop(name)
             stale.append((name, sink, task))
             log.info("reload: sink %s removed", name)
+        if self._tg is not None:
+            self._ha.update(new, self._tg)
         self._wire(new)
         for _, sink, _ in stale:
             sink.close()
@@ -341,7 +347,7 @@ class Supervisor:
     def _wire(self, config: Config | None = None) -> None:
         """MQTT -> upstream: each mqtt sink subscribes, on its own connection, to what the
         sources' ``publish`` and ``rpc`` read; handlers find the source when a message comes."""
-        wanted: dict[str, list[tuple[str, Listener]]] = {}
+        wanted = self._ha.listeners()
         for src in (config or self.config).sources:
             for spec in src.publish:
                 wanted.setdefault(spec.sink, []).append(
@@ -353,6 +359,20 @@ class Supervisor:
                         (topic, self._caller(src.name, src.rpc.sink)))
         for name, sink in self.sinks.items():
             sink.listen(wanted.get(name, []))
+
+    def _control(self, action: str, source: str) -> str | None:
+        """A control request (Home Assistant's buttons): ``reconnect`` restarts the source as a
+        reload does; ``resubscribe`` subscribes again on its live connection."""
+        if self._stop.is_set() or self._reloading or self._tg is None:
+            return "the bridge is stopping or reloading; try again"
+        if (entry := self.sources.get(source)) is None:
+            return f"no source {source!r}"
+        if action == "resubscribe":
+            entry.client.resubscribe(entry.client.cfg)
+        else:
+            self._tg.create_task(self._stop_source(source))
+            self._start_source(entry.client.cfg, previous=entry.router)
+        return None
 
     def _publisher(self, source: str, send: Template) -> Listener:
         def publish(msg: Incoming) -> None:

@@ -19,6 +19,7 @@ from bridge.config.model import Config
 from bridge.config.specs import TLSConfig
 from bridge.errors import ConfigError, ConfigIssue
 from bridge.routing.context import Context
+from bridge.sinks.presence_settings import Availability, HomeAssistant
 from bridge.sinks.settings import FileSinkConfig, MqttSinkConfig, StdoutSinkConfig
 from bridge.supervisor import SUBSCRIPTION_FIELDS, changed_fields
 
@@ -712,6 +713,14 @@ def test_non_string_key_is_reported_at_the_key(tmp_path: Path) -> None:
         ('{type: mqtt, url: "mqtt://h", availability: {topic: "s/#"}}',
          "sinks.console.availability.topic", "wildcards"),
         ('{type: mqtt, url: "tcp://h"}', "sinks.console.url", "is not an MQTT URL"),
+        ('{type: mqtt, url: "mqtt://h", homeassistant: {discovery_prefix: "ha/+"}}',
+         "sinks.console.homeassistant.discovery_prefix", "wildcards"),
+        ('{type: mqtt, url: "mqtt://h", homeassistant: {status_topic: "ha/#"}}',
+         "sinks.console.homeassistant.status_topic", "wildcards"),
+        ('{type: mqtt, url: "mqtt://h", homeassistant: {interval: 0s}}',
+         "sinks.console.homeassistant.interval", "longer than 0s"),
+        ('{type: mqtt, url: "mqtt://h", homeassistant: {control: true}}',
+         "sinks.console.homeassistant.control", "did you mean 'controls'"),
         ('{type: mqtt, url: "mqtt://h", connections: 0}', "sinks.console.connections",
          "must be >= 1; got 0"),
     ],
@@ -721,6 +730,17 @@ def test_mqtt_sink_mistakes_are_reported(
 ) -> None:
     text = MINIMAL.replace("{type: stdout}", sink)
     assert message in only(issues(tmp_path, text), path).message
+
+
+def test_homeassistant_defaults_and_the_bridge_availability_it_needs(tmp_path: Path) -> None:
+    text = MINIMAL.replace("{type: stdout}", '{type: mqtt, url: "mqtt://h", topic_prefix: wb, '
+                           'homeassistant: {}}')
+    sink = load(tmp_path, text).sinks["console"]
+    assert isinstance(sink, MqttSinkConfig)
+    assert sink.homeassistant == HomeAssistant("homeassistant", "homeassistant/status", 30.0, False)
+    assert sink.availability == Availability("wb/bridge/availability")
+    plain = load(tmp_path, MINIMAL.replace("{type: stdout}", '{type: mqtt, url: "mqtt://h"}'))
+    assert plain.sinks["console"].availability is None  # type: ignore[union-attr]
 
 
 def test_tls_settings_on_a_plain_ws_url_are_reported(tmp_path: Path) -> None:

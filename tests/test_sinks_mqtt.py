@@ -29,8 +29,9 @@ from bridge.sinks.mqtt_listeners import Listeners
 from bridge.sinks.mqtt_presence import Presence
 from bridge.sinks.mqtt_topics import source_topic, topic_problem
 from bridge.sinks.mqtt_window import Window
+from bridge.sinks.presence_settings import Availability
 from bridge.sinks.queue import BoundedQueue
-from bridge.sinks.settings import Availability, MqttSinkConfig, QueueConfig
+from bridge.sinks.settings import MqttSinkConfig, QueueConfig
 from bridge.upstream.backoff import BackoffPolicy
 from tests.support.mosquitto import Broker, Subscriber
 
@@ -173,12 +174,15 @@ def test_a_refused_publish_keeps_its_reason_code_until_settled_and_receive_maxim
 
 def test_presence_republishes_online_and_every_source_state_after_a_connect() -> None:
     presence = Presence(Availability("bridge/status"), "ws-bridge")
-    assert presence.state("binance", "connected") == ("ws-bridge/binance/state", "connected")
+    assert presence.state("binance", "connected") == [("ws-bridge/binance/state", "connected"),
+                                                      ("ws-bridge/binance/availability", "online")]
     presence.state("kraken", "reconnecting")
     presence.state("binance", "disconnected")  # only the last state of a source
     assert presence.online() == [("bridge/status", "online"),
                                  ("ws-bridge/binance/state", "disconnected"),
-                                 ("ws-bridge/kraken/state", "reconnecting")]
+                                 ("ws-bridge/binance/availability", "offline"),
+                                 ("ws-bridge/kraken/state", "reconnecting"),
+                                 ("ws-bridge/kraken/availability", "offline")]
     assert presence.offline() == [("bridge/status", "offline")]
     assert Presence(None, "p").offline() == [] and Presence(None, "p").online() == []
 
@@ -261,7 +265,8 @@ async def test_last_will_marks_the_bridge_offline_when_its_process_is_killed(
     sub = await mqtt_subscriber(broker, "ws-bridge/status")
     script = (
         "import asyncio, sys\n"
-        "from bridge.sinks.settings import Availability, MqttSinkConfig\n"
+        "from bridge.sinks.presence_settings import Availability\n"
+        "from bridge.sinks.settings import MqttSinkConfig\n"
         "from bridge.sinks.mqtt import MqttSink\n"
         "cfg = MqttSinkConfig(name='killed', host='127.0.0.1', port=int(sys.argv[1]),\n"
         "    client_id='bridge-killed', availability=Availability('ws-bridge/status'))\n"
@@ -313,9 +318,10 @@ async def test_online_and_source_states_are_retained_again_after_a_broker_restar
         after = await mqtt_subscriber(broker, "ws-bridge/#")
         await after.wait_for(lambda ms: {m.payload for m in ms} >= {b"online", b"reconnecting"})
         third = await mqtt_subscriber(broker, "ws-bridge/#")
-        retained = {m.topic: (m.payload, m.retain) for m in await third.wait_for(2)}
+        retained = {m.topic: (m.payload, m.retain) for m in await third.wait_for(3)}
     assert retained == {"ws-bridge/status": (b"online", True),
-                        "ws-bridge/binance/state": (b"reconnecting", True)}
+                        "ws-bridge/binance/state": (b"reconnecting", True),
+                        "ws-bridge/binance/availability": (b"offline", True)}
 
 
 async def test_qos1_stream_survives_a_broker_restart_with_every_message_in_order(

@@ -11,7 +11,8 @@ from bridge.config.collect import Collector, parse_size, queue
 from bridge.config.keypaths import KeyPath
 from bridge.config.specs import TLSConfig
 from bridge.routing.context import Context
-from bridge.sinks.settings import Availability, MqttSinkConfig, QueueConfig
+from bridge.sinks.presence_settings import Availability, HomeAssistant
+from bridge.sinks.settings import MqttSinkConfig, QueueConfig
 
 DEFAULT_CLIENT_ID = "ws-bridge-{hostname}"
 _OPTIONS = ("username", "password", "qos", "retain", "topic_prefix", "connections")
@@ -40,6 +41,8 @@ def build_mqtt(name: str, raw: dict[str, Any], c: Collector, hostname: str) -> M
     options |= c.seconds(props, (*path, "properties"), {"message_expiry": "message_expiry"})
     if "availability" in raw:
         options["availability"] = Availability(**raw["availability"])
+    if "homeassistant" in raw:
+        options |= _homeassistant(raw, (*path, "homeassistant"), c)
     if "reconnect" in raw:
         options["reconnect"] = c.backoff(raw["reconnect"], (*path, "reconnect"))
     return MqttSinkConfig(
@@ -56,6 +59,20 @@ def build_mqtt(name: str, raw: dict[str, Any], c: Collector, hostname: str) -> M
         queue=_queue(raw.get("queue"), (*path, "queue"), c),
         **options,
     )
+
+
+def _homeassistant(raw: dict[str, Any], path: KeyPath, c: Collector) -> dict[str, Any]:
+    """Discovery settings; Home Assistant needs the bridge's availability, so a sink without
+    one gets ``<topic_prefix>/bridge/availability``."""
+    ha = dict(raw["homeassistant"])
+    ha |= c.seconds(ha, path, {"interval": "interval"})
+    if ha.get("interval", 1) <= 0:
+        c.add((*path, "interval"), "the interval must be longer than 0s")
+        ha["interval"] = 30.0
+    prefix = raw.get("topic_prefix", "ws-bridge")
+    return {"homeassistant": HomeAssistant(**ha),
+            "availability": Availability(**raw.get("availability", {
+                "topic": f"{prefix}/bridge/availability"}))}
 
 
 def _port(url: SplitResult, secure: bool) -> int:

@@ -31,8 +31,13 @@ def topic_problem(topic: str) -> str | None:
 
 
 def check_sink_topics(sink: dict[str, Any], path: KeyPath, report: Report) -> None:
-    """An mqtt sink's ``topic_prefix`` and availability topic."""
+    """An mqtt sink's ``topic_prefix``, availability topic and Home Assistant topics."""
     prefix, availability = sink.get("topic_prefix"), sink.get("availability")
+    ha = sink.get("homeassistant")
+    for key in ("discovery_prefix", "status_topic"):
+        value = ha.get(key) if isinstance(ha, dict) else None
+        if isinstance(value, str) and (why := topic_problem(value)):
+            report((*path, "homeassistant", key), why)
     if isinstance(prefix, str) and prefix and (why := topic_problem(prefix)):
         report((*path, "topic_prefix"), why)
     topic = availability.get("topic") if isinstance(availability, dict) else None

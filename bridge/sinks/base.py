@@ -78,6 +78,10 @@ class Sink(WayBack, Protocol):
     def source_state(self, source: str, state: str) -> None:
         """A source's connection state changed (published by sinks that record it)."""
 
+    def retain(self, topic: str, payload: str) -> None:
+        """Keep ``payload`` retained on ``topic``, again after every reconnect; empty deletes
+        it (Home Assistant discovery). Sinks without retained messages ignore it."""
+
     def reopen(self) -> None:
         """SIGHUP: let go of open files so the next write opens them by name (logrotate)."""
 

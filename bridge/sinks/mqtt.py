@@ -137,10 +137,18 @@ class MqttSink:
             self._wake.set()
 
     def source_state(self, source: str, state: str) -> None:
-        """Publish ``state`` retained; remembered and published again after every reconnect."""
-        topic, state = self._presence.state(source, state)
+        """Publish ``state`` and the source's availability retained; remembered and published
+        again after every reconnect."""
+        for topic, payload in self._presence.state(source, state):
+            if self._conn is not None:
+                self._conn.publish(topic, payload, retain=True)
+
+    def retain(self, topic: str, payload: str) -> None:
+        """Publish ``payload`` retained now when connected, and again after every reconnect
+        (an empty one, deleting the retained message, at the next connect only)."""
+        topic, payload = self._presence.keep(topic, payload)
         if self._conn is not None:
-            self._conn.publish(topic, state, retain=True)
+            self._conn.publish(topic, payload, retain=True)
 
     def listen(self, listeners: list[tuple[str, Listener]]) -> None:
         """Subscribe to each (topic filter, handler)'s filter, again after every reconnect; each

@@ -1,4 +1,5 @@
-"""What an MQTT sink tells about itself, retained: its availability and each source's state.
+"""What an MQTT sink tells about itself, retained: its availability, each source's state (one of
+seven) and each source's plain availability (``online`` while connected, else ``offline``).
 
 The broker keeps both as retained messages, but a sink that reconnects cleanly starts a new
 session, so the sink remembers the last state of every source and publishes all of it again
@@ -7,7 +8,7 @@ after each connect. Pure: it says what to publish; the sink publishes it."""
 from __future__ import annotations
 
 from bridge.sinks import mqtt_topics as mt
-from bridge.sinks.settings import Availability
+from bridge.sinks.presence_settings import Availability
 
 Retained = tuple[str, str]  # (topic, payload), published retained
 
@@ -18,18 +19,35 @@ class Presence:
     def __init__(self, availability: Availability | None, prefix: str) -> None:
         self._availability, self._prefix = availability, prefix
         self._states: dict[str, str] = {}
+        self._kept: dict[str, str] = {}  # other retained messages (Home Assistant discovery)
 
-    def state(self, source: str, state: str) -> Retained:
+    def state(self, source: str, state: str) -> list[Retained]:
         """Remember ``state`` for every later connect; what to publish now."""
         self._states[source] = state
-        return mt.source_topic(self._prefix, source, "state"), state
+        return self._told(source, state)
+
+    def keep(self, topic: str, payload: str) -> Retained:
+        """Remember a retained message for every later connect; what to publish now. An empty
+        one (it deletes the retained message) is published again at the next connect only."""
+        self._kept[topic] = payload
+        return topic, payload
 
     def online(self) -> list[Retained]:
-        """On each connect: online (with availability), then every source's last state."""
+        """On each connect: online (with availability), every source's last state, then every
+        message kept."""
         av = self._availability
         told = [(av.topic, av.online)] if av else []
-        told += [(mt.source_topic(self._prefix, s, "state"), st) for s, st in self._states.items()]
+        for source, state in self._states.items():
+            told += self._told(source, state)
+        told += self._kept.items()
+        self._kept = {topic: payload for topic, payload in self._kept.items() if payload}
         return told
+
+    def _told(self, source: str, state: str) -> list[Retained]:
+        """A source's state, and its availability: online only while connected."""
+        up = "online" if state == "connected" else "offline"
+        return [(mt.source_topic(self._prefix, source, "state"), state),
+                (mt.source_topic(self._prefix, source, "availability"), up)]
 
     def offline(self) -> list[Retained]:
         """On a clean close, before DISCONNECT (the will says the same on a lost connection)."""

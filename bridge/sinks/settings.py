@@ -7,6 +7,7 @@ from typing import Literal
 
 from bridge.config.specs import TLSConfig
 from bridge.routing.template import Template
+from bridge.sinks.presence_settings import Availability, HomeAssistant
 from bridge.upstream.backoff import BackoffPolicy
 
 Overflow = Literal["drop_oldest", "drop_newest", "block"]
@@ -49,13 +50,6 @@ class FileSinkConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class Availability:
-    topic: str
-    online: str = "online"
-    offline: str = "offline"
-
-
-@dataclass(frozen=True, slots=True)
 class MqttSinkConfig:
     name: str
     host: str
@@ -70,6 +64,7 @@ class MqttSinkConfig:
     retain: bool = False
     topic_prefix: str = "ws-bridge"
     availability: Availability | None = None
+    homeassistant: HomeAssistant | None = None
     message_expiry: float | None = None
     user_properties: dict[str, Template] = field(default_factory=dict)
     reconnect: BackoffPolicy = BackoffPolicy()
