@@ -1,4 +1,4 @@
-"""The ``ws-bridge`` command line: run, check, schema, demo, replay, status and call."""
+"""The ``ws-bridge`` command line: run, check, schema, demo, replay, status, call and probe."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from bridge.config.reference import markdown
 from bridge.errors import ConfigError
 from bridge.logs import setup_logging
 from bridge.metrics import fetch_status
+from bridge.probe import probe_source
 from bridge.server.feed import FeedServer
 from bridge.server.replay import serve_replay
 from bridge.shard import parse_shard
@@ -76,6 +77,13 @@ def _parser() -> argparse.ArgumentParser:
                       "as is)")
     call.add_argument("--timeout", type=float, help="seconds to wait for the reply, connecting "
                       "included (default: rpc.timeout, else 10)")
+    probe = sub.add_parser("probe", help="connect one source and show what its routes make of "
+                           "its next messages, publishing nothing")
+    probe.add_argument("config", type=Path)
+    probe.add_argument("source", help="the name of the source")
+    probe.add_argument("-n", type=int, default=1, metavar="N", help="messages to show (1)")
+    probe.add_argument("--timeout", type=float, help="seconds to wait for them, connecting "
+                       "included (default 10)")
     status = sub.add_parser("status", help="print the sources of a running daemon")
     status.add_argument("--url", default="http://127.0.0.1:9108",
                         help="the daemon's metrics address (metrics.listen)")
@@ -112,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             shard = getattr(args, "shard", None)
             main_task = (_call(config, args.source, args.json, args.timeout)
                          if args.command == "call" else
+                         _probe(config, args.source, args.n, args.timeout)
+                         if args.command == "probe" else
                          _demo(config) if args.command == "demo" else _run(config, shard))
             return runner.run(main_task)
     except BrokenPipeError:
@@ -170,6 +180,19 @@ async def _call(config: Config, name: str, text: str, wait: float | None) -> int
         return 0
     print(f"ws-bridge call: {reply}", file=sys.stderr)
     return 1
+
+
+async def _probe(config: Config, name: str, count: int, wait: float | None) -> int:
+    """``ws-bridge probe``: each message and its routes on stdout; 0, or 1 and the reason."""
+    sources = {s.name: s for s in config.sources}
+    if name not in sources:
+        print(f"ws-bridge probe: no source named {name!r}; sources: {', '.join(sources)}",
+              file=sys.stderr)
+        return 2
+    ok, why = await probe_source(sources[name], max(count, 1), wait,
+                                 lambda line: print(redact(line, config.secrets), flush=True))
+    print(f"ws-bridge probe: {redact(why, config.secrets)}", file=sys.stderr)
+    return 0 if ok else 1
 
 
 def _replay(args: argparse.Namespace) -> int:
