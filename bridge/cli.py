@@ -18,6 +18,7 @@ from bridge.config.load import load_config, load_schema
 from bridge.config.model import Config
 from bridge.config.placeholders import redact
 from bridge.config.reference import markdown
+from bridge.connected import check_connect
 from bridge.errors import ConfigError
 from bridge.logs import setup_logging
 from bridge.metrics import fetch_status
@@ -57,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("config", type=Path)
     check.add_argument("--state", action="store_true",
                        help="also report each durable outbox: depth, oldest age, integrity")
+    check.add_argument("--connect", action="store_true",
+                       help="then connect for real: each sink (broker, file path) and each "
+                       "source (HTTP steps, handshake, auth; no subscribe); exit 1 if one fails")
     schema = sub.add_parser("schema", help="print the config's JSON Schema (for editors)")
     schema.add_argument("--markdown", action="store_true",
                         help="print the config reference generated from the schema instead")
@@ -108,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
         print(redact(_summary(config), config.secrets))  # a URL path may hold a listen key
         for warning in config.warnings:
             print(f"warning: {warning}", file=sys.stderr)
-        return _state(config) if args.state else 0
+        state = _state(config) if args.state else 0
+        return max(state, _connect(config, args.log_level, args.log_format)
+                   if args.connect else 0)
     setup_logging(args.log_level, args.log_format, config.secrets)
     for warning in config.warnings:
         logging.getLogger("bridge.config").warning("%s", warning)
@@ -228,6 +234,14 @@ NO_CONFIG: dict[str, Callable[[argparse.Namespace], int]] = {
     "replay": _replay,
     "status": lambda args: asyncio.run(_status(args.url, args.interval)),
 }
+
+
+def _connect(config: Config, level: str, log_format: str) -> int:
+    """``check --connect``: one line per sink and source, ok or why; 0, or 1 if one failed."""
+    setup_logging("error" if level == "info" else level, log_format, config.secrets)
+    print("connecting:")
+    ok = asyncio.run(check_connect(config, lambda line: print(redact(line, config.secrets))))
+    return 0 if ok else 1
 
 
 def _state(config: Config) -> int:
