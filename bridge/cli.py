@@ -1,4 +1,4 @@
-"""The ``ws-bridge`` command line: run, check, schema, demo, replay, status, call and probe."""
+"""The ``ws-bridge`` command line: run, check, schema, demo, replay, status, tap, call, probe."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from bridge.config.reference import markdown
 from bridge.connected import check_connect
 from bridge.errors import ConfigError
 from bridge.logs import setup_logging
-from bridge.metrics import fetch_status
+from bridge.metrics_client import fetch_status, tap_lines
 from bridge.probe import probe_source
 from bridge.server.feed import FeedServer
 from bridge.server.replay import serve_replay
@@ -30,6 +30,7 @@ from bridge.sinks.outbox_report import describe_outbox
 from bridge.sinks.settings import MqttSinkConfig
 from bridge.status_table import format_status_table
 from bridge.supervisor import Supervisor
+from bridge.tap import CUT as TAP_CUT
 from bridge.upstream.urls import safe_url
 from bridge.workers import Workers
 
@@ -93,6 +94,13 @@ def _parser() -> argparse.ArgumentParser:
                         help="the daemon's metrics address (metrics.listen)")
     status.add_argument("--interval", type=float, default=1.0,
                         help="seconds between the two samples that give msgs/s")
+    tap = sub.add_parser("tap", help="stream a running daemon's messages live, as envelope "
+                         "lines (metrics.tap)")
+    tap.add_argument("source", nargs="*", help="only these sources (default: all)")
+    tap.add_argument("--url", default="http://127.0.0.1:9108",
+                     help="the daemon's metrics address (metrics.listen)")
+    tap.add_argument("--token", help="metrics.tap_token (default: $WS_BRIDGE_TAP_TOKEN; an "
+                     "option shows in the process list)")
     return parser
 
 
@@ -229,9 +237,36 @@ async def _status(url: str, interval: float) -> int:
     return 0
 
 
+def _tap(args: argparse.Namespace) -> int:
+    """``ws-bridge tap``: the daemon's envelope lines until it stops or cuts this reader off."""
+    token = args.token or os.environ.get("WS_BRIDGE_TAP_TOKEN", "")
+    if not token:
+        print("ws-bridge tap: no token: set WS_BRIDGE_TAP_TOKEN to the daemon's "
+              "metrics.tap_token", file=sys.stderr)
+        return 2
+    last = b""
+    try:
+        for last in tap_lines(args.url, token, args.source):
+            sys.stdout.buffer.write(last)
+            sys.stdout.buffer.flush()
+    except KeyboardInterrupt:
+        return 0
+    except OSError as exc:
+        code = getattr(exc, "code", 0)
+        hint = {401: "the token was refused", 404: "is `metrics: {tap: true}` set?"}.get(code)
+        print(f"ws-bridge tap: cannot read {args.url}: {exc}" + (f"; {hint}" if hint else ""),
+              file=sys.stderr)
+        return EX_UNAVAILABLE
+    if last == TAP_CUT:
+        print("ws-bridge tap: cut off: this reader fell behind the stream", file=sys.stderr)
+        return 1
+    return 0
+
+
 NO_CONFIG: dict[str, Callable[[argparse.Namespace], int]] = {
     "schema": _schema,
     "replay": _replay,
+    "tap": _tap,
     "status": lambda args: asyncio.run(_status(args.url, args.interval)),
 }
 
