@@ -6,7 +6,6 @@ matching), but for one request, without sinks or a supervisor."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from typing import Any, Final
 
@@ -14,10 +13,10 @@ from bridge.config.model import SourceConfig
 from bridge.routing.context import mqtt_value
 from bridge.routing.template import Template
 from bridge.upstream.client import SourceClient
+from bridge.upstream.oneshot import finish
 from bridge.upstream.share import share_config
 
 CALL_TIMEOUT: Final = 10.0  # ws-bridge call without rpc.timeout or --timeout
-STOP_BUDGET: Final = 10.0  # seconds for the source to unsubscribe and close afterwards
 
 
 async def call_source(src: SourceConfig, payload: object, wait: float | None
@@ -53,10 +52,6 @@ async def call_source(src: SourceConfig, payload: object, wait: float | None
     await asyncio.wait(waits, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
     why = client.stats.last_error or f"no reply within {limit:g}s"
     settle(False, f"source {src.name}: {why}")  # unless answered: stopping answers too
-    client.stop()
-    _, pending = await asyncio.wait([task], timeout=STOP_BUDGET)
-    for late in pending:
-        late.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await late
+    await finish(client.stop, task)
     return done.result()
+

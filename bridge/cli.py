@@ -1,4 +1,4 @@
-"""The ``ws-bridge`` command line: run, check, schema, demo, replay, status and call."""
+"""The ``ws-bridge`` command line: run, check, schema, demo, replay, status, tap, call, probe."""
 
 from __future__ import annotations
 
@@ -18,9 +18,11 @@ from bridge.config.load import load_config, load_schema
 from bridge.config.model import Config
 from bridge.config.placeholders import redact
 from bridge.config.reference import markdown
+from bridge.connected import check_connect
 from bridge.errors import ConfigError
 from bridge.logs import setup_logging
-from bridge.metrics import fetch_status
+from bridge.metrics_client import fetch_status, tap_lines
+from bridge.probe import probe_source
 from bridge.server.feed import FeedServer
 from bridge.server.replay import serve_replay
 from bridge.shard import parse_shard
@@ -28,6 +30,7 @@ from bridge.sinks.outbox_report import describe_outbox
 from bridge.sinks.settings import MqttSinkConfig
 from bridge.status_table import format_status_table
 from bridge.supervisor import Supervisor
+from bridge.tap import CUT as TAP_CUT
 from bridge.upstream.urls import safe_url
 from bridge.workers import EX_GAVE_UP, WORKER_ENV, Workers
 
@@ -56,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("config", type=Path)
     check.add_argument("--state", action="store_true",
                        help="also report each durable outbox: depth, oldest age, integrity")
+    check.add_argument("--connect", action="store_true",
+                       help="then connect for real: each sink (broker, file path) and each "
+                       "source (HTTP steps, handshake, auth; no subscribe); exit 1 if one fails")
     schema = sub.add_parser("schema", help="print the config's JSON Schema (for editors)")
     schema.add_argument("--markdown", action="store_true",
                         help="print the config reference generated from the schema instead")
@@ -76,11 +82,25 @@ def _parser() -> argparse.ArgumentParser:
                       "as is)")
     call.add_argument("--timeout", type=float, help="seconds to wait for the reply, connecting "
                       "included (default: rpc.timeout, else 10)")
+    probe = sub.add_parser("probe", help="connect one source and show what its routes make of "
+                           "its next messages, publishing nothing")
+    probe.add_argument("config", type=Path)
+    probe.add_argument("source", help="the name of the source")
+    probe.add_argument("-n", type=int, default=1, metavar="N", help="messages to show (1)")
+    probe.add_argument("--timeout", type=float, help="seconds to wait for them, connecting "
+                       "included (default 10)")
     status = sub.add_parser("status", help="print the sources of a running daemon")
     status.add_argument("--url", default="http://127.0.0.1:9108",
                         help="the daemon's metrics address (metrics.listen)")
     status.add_argument("--interval", type=float, default=1.0,
                         help="seconds between the two samples that give msgs/s")
+    tap = sub.add_parser("tap", help="stream a running daemon's messages live, as envelope "
+                         "lines (metrics.tap)")
+    tap.add_argument("source", nargs="*", help="only these sources (default: all)")
+    tap.add_argument("--url", default="http://127.0.0.1:9108",
+                     help="the daemon's metrics address (metrics.listen)")
+    tap.add_argument("--token", help="metrics.tap_token (default: $WS_BRIDGE_TAP_TOKEN; an "
+                     "option shows in the process list)")
     return parser
 
 
@@ -100,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         print(redact(_summary(config), config.secrets))  # a URL path may hold a listen key
         for warning in config.warnings:
             print(f"warning: {warning}", file=sys.stderr)
-        return _state(config) if args.state else 0
+        state = _state(config) if args.state else 0
+        return max(state, _connect(config, args.log_level, args.log_format)
+                   if args.connect else 0)
     setup_logging(args.log_level, args.log_format, config.secrets)
     for warning in config.warnings:
         logging.getLogger("bridge.config").warning("%s", warning)
@@ -112,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
             shard = getattr(args, "shard", None)
             main_task = (_call(config, args.source, args.json, args.timeout)
                          if args.command == "call" else
+                         _probe(config, args.source, args.n, args.timeout)
+                         if args.command == "probe" else
                          _demo(config) if args.command == "demo" else _run(config, shard))
             return runner.run(main_task)
     except BrokenPipeError:
@@ -175,6 +199,19 @@ async def _call(config: Config, name: str, text: str, wait: float | None) -> int
     return 1
 
 
+async def _probe(config: Config, name: str, count: int, wait: float | None) -> int:
+    """``ws-bridge probe``: each message and its routes on stdout; 0, or 1 and the reason."""
+    sources = {s.name: s for s in config.sources}
+    if name not in sources:
+        print(f"ws-bridge probe: no source named {name!r}; sources: {', '.join(sources)}",
+              file=sys.stderr)
+        return 2
+    ok, why = await probe_source(sources[name], max(count, 1), wait,
+                                 lambda line: print(redact(line, config.secrets), flush=True))
+    print(f"ws-bridge probe: {redact(why, config.secrets)}", file=sys.stderr)
+    return 0 if ok else 1
+
+
 def _replay(args: argparse.Namespace) -> int:
     setup_logging(args.log_level, args.log_format)
     host, _, port = args.listen.rpartition(":")
@@ -203,11 +240,46 @@ async def _status(url: str, interval: float) -> int:
     return 0
 
 
+def _tap(args: argparse.Namespace) -> int:
+    """``ws-bridge tap``: the daemon's envelope lines until it stops or cuts this reader off."""
+    token = args.token or os.environ.get("WS_BRIDGE_TAP_TOKEN", "")
+    if not token:
+        print("ws-bridge tap: no token: set WS_BRIDGE_TAP_TOKEN to the daemon's "
+              "metrics.tap_token", file=sys.stderr)
+        return 2
+    last = b""
+    try:
+        for last in tap_lines(args.url, token, args.source):
+            sys.stdout.buffer.write(last)
+            sys.stdout.buffer.flush()
+    except KeyboardInterrupt:
+        return 0
+    except OSError as exc:
+        code = getattr(exc, "code", 0)
+        hint = {401: "the token was refused", 404: "is `metrics: {tap: true}` set?"}.get(code)
+        print(f"ws-bridge tap: cannot read {args.url}: {exc}" + (f"; {hint}" if hint else ""),
+              file=sys.stderr)
+        return EX_UNAVAILABLE
+    if last == TAP_CUT:
+        print("ws-bridge tap: cut off: this reader fell behind the stream", file=sys.stderr)
+        return 1
+    return 0
+
+
 NO_CONFIG: dict[str, Callable[[argparse.Namespace], int]] = {
     "schema": _schema,
     "replay": _replay,
+    "tap": _tap,
     "status": lambda args: asyncio.run(_status(args.url, args.interval)),
 }
+
+
+def _connect(config: Config, level: str, log_format: str) -> int:
+    """``check --connect``: one line per sink and source, ok or why; 0, or 1 if one failed."""
+    setup_logging("error" if level == "info" else level, log_format, config.secrets)
+    print("connecting:")
+    ok = asyncio.run(check_connect(config, lambda line: print(redact(line, config.secrets))))
+    return 0 if ok else 1
 
 
 def _state(config: Config) -> int:

@@ -38,6 +38,9 @@ SOURCE_FAMILIES: tuple[Family, ...] = (
 )
 SINK_FAMILIES: tuple[Family, ...] = (
     (False, "sink_queue_depth", "Messages waiting in the queue", "queue_depth", None),
+    (False, "sink_queue_limit", "The queue's bound (queue.max_messages)", "queue_limit", None),
+    (False, "sink_outbox_oldest_age_seconds", "How long the oldest message has waited in the "
+     "durable outbox", "oldest_age", None),
     (True, "sink_messages_published", "Messages published or written", "published", None),
     (True, "sink_errors", "Publish or write errors", "errors", None),
     (True, "sink_messages_dropped", "Messages dropped, by reason", "dropped", "reason"),

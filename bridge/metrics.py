@@ -1,4 +1,5 @@
-"""Serve /metrics, /healthz, /readyz and /status over HTTP from snapshots taken at scrape time.
+"""Serve /metrics, /healthz, /readyz and /status over HTTP from snapshots taken at scrape time
+(and ``bridge.tap``'s /tap, given its app).
 
 Why a stdlib WSGI server in a thread, not an asyncio server: /healthz must answer 503 when the
 event loop is stuck, which only a server off that loop can do. Requests hand work to the loop with
@@ -14,8 +15,6 @@ import json
 import logging
 import socket
 import threading
-import urllib.parse
-import urllib.request
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
 from socketserver import ThreadingMixIn
 from typing import Any, TypeVar
@@ -32,6 +31,7 @@ logger = logging.getLogger("bridge.metrics")
 
 T = TypeVar("T")
 StartResponse = Callable[[str, list[tuple[str, str]]], object]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 STATES = tuple(state.value for state in ConnState)
 _UNANSWERED = (TimeoutError, RuntimeError, concurrent.futures.CancelledError)
 
@@ -45,6 +45,10 @@ class _Server6(_Server):
 
 
 class _QuietHandler(WSGIRequestHandler):
+    def get_environ(self) -> dict[str, Any]:
+        """With the connection, which ``/tap`` shuts down to cut off a slow reader."""
+        return {**super().get_environ(), "bridge.socket": self.connection}
+
     def log_message(self, format: str, *args: Any) -> None:
         """A scrape every few seconds would flood the journal; lifecycle logs are enough."""
 
@@ -95,7 +99,9 @@ class MetricsServer:
     """The opt-in HTTP endpoint (``metrics: {listen: host:port}``); port 0 picks a free port."""
 
     def __init__(self, snapshot: Callable[[], Awaitable[Snapshot]], listen: str = "127.0.0.1:9108",
-                 *, health_timeout: float = 1.0, snapshot_timeout: float = 2.0) -> None:
+                 *, health_timeout: float = 1.0, snapshot_timeout: float = 2.0,
+                 tap: WsgiApp | None = None) -> None:
+        """``tap``: the ``/tap`` app (``metrics.tap``), served from the same threads."""
         host, _, port = listen.rpartition(":")
         self._host, self._port = host.strip("[]") or "127.0.0.1", int(port)
         self._snapshot = snapshot
@@ -107,7 +113,9 @@ class MetricsServer:
         registry.register(_BridgeCollector(self._take))
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)
-        self._metrics_app = make_wsgi_app(registry)
+        self._apps: dict[str, WsgiApp] = {"/metrics": make_wsgi_app(registry)}
+        if tap is not None:
+            self._apps["/tap"] = tap
 
     @property
     def port(self) -> int:
@@ -150,8 +158,8 @@ class MetricsServer:
         """Route one request; runs in a server thread, never on the event loop."""
         path = environ.get("PATH_INFO", "")
         try:
-            if path == "/metrics":
-                return self._metrics_app(environ, start_response)  # type: ignore[no-any-return]
+            if (app := self._apps.get(path)) is not None:  # /metrics, /tap: they answer
+                return app(environ, start_response)
             if path == "/healthz":
                 assert self._loop is not None
                 _on_loop(self._loop, asyncio.sleep(0), self._health_timeout)
@@ -172,20 +180,3 @@ def _reply(start_response: StartResponse, code: int, body: str,
            kind: str = "text/plain; charset=utf-8") -> list[bytes]:
     start_response(f"{code} {http.HTTPStatus(code).phrase}", [("Content-Type", kind)])
     return [(body + "\n").encode()]
-
-
-async def fetch_status(url: str) -> Snapshot:
-    """The daemon's Snapshot from its metrics ``url``; OSError if unreachable, ValueError if bad."""
-    parts = urllib.parse.urlsplit(url if "://" in url else f"http://{url}")
-    if parts.scheme not in ("http", "https"):
-        raise ValueError(f"not an http(s) URL: {url!r}")
-    parts = parts._replace(path=parts.path.rstrip("/").removesuffix("/status") + "/status")
-
-    def get() -> bytes:
-        with urllib.request.urlopen(parts.geturl(), timeout=5) as answer:  # noqa: S310 - http(s)
-            return answer.read()  # type: ignore[no-any-return]
-    raw = await asyncio.to_thread(get)
-    try:
-        return Snapshot.from_json(json.loads(raw))
-    except (KeyError, TypeError, ValueError) as error:
-        raise ValueError(f"{url} did not answer with a ws-bridge status: {error}") from error

@@ -39,6 +39,7 @@ from bridge.sinks.way_back import Listener
 from bridge.sinks.websocket import WebSocketSink
 from bridge.stats.snapshot import Snapshot, SourceSnapshot
 from bridge.systemd import Notifier
+from bridge.tap import Tap
 from bridge.upstream.client import DeliverFn, SourceClient
 from bridge.upstream.pool import Pool
 from bridge.upstream.state import ConnState
@@ -107,6 +108,8 @@ class Supervisor:
         self._reloading = False
         self.exit_code = 0
         self._ha = Links(self.sinks, self._control, self.snapshot, time.monotonic())
+        cfg = self.config  # metrics.tap: fixed at start, as metrics.listen is
+        self.tap = Tap(cfg.tap_token, cfg.secrets, cfg.tap_buffer) if cfg.tap_token else None
 
     # -- state -----------------------------------------------------------------------------
 
@@ -167,7 +170,8 @@ class Supervisor:
             return 1
         metrics = None
         if self.config.metrics_listen:
-            metrics = MetricsServer(self.snapshot, self.config.metrics_listen)
+            metrics = MetricsServer(self.snapshot, self.config.metrics_listen,
+                                    tap=self.tap.app if self.tap else None)
             await metrics.start()
         try:
             async with asyncio.TaskGroup() as tg:
@@ -187,6 +191,8 @@ class Supervisor:
                 watchdog.cancel()
         finally:
             self._tg = None
+            if self.tap is not None:
+                self.tap.close()
             if metrics is not None:
                 await metrics.close()
         return self.exit_code
@@ -207,14 +213,19 @@ class Supervisor:
             self._on_state(entry, name, state)
 
         if src.pool is not None:  # a connection per share of the items, made as any source's
-            entry.client = Pool(src, router.route, make=self._member, on_state=on_state)
+            entry.client = Pool(src, self._routed(router), make=self._member,
+                                on_state=on_state)
         else:
-            entry.client = SourceClient(src, router.route, hostname=self.hostname,
+            entry.client = SourceClient(src, self._routed(router), hostname=self.hostname,
                                         on_state=on_state)
         entry.task = self._tg.create_task(entry.client.run(), name=f"source:{src.name}")
         if previous is not None:  # its client, still stopping, may feed the routes carried over
             previous.wake = entry.wake.set
         self._time_routes(entry, src.name)
+
+    def _routed(self, router: Router) -> DeliverFn:
+        """The router's route function; with ``metrics.tap``, one the tap sees first."""
+        return router.route if self.tap is None else self.tap.wrap(router.route)
 
     def _time_routes(self, entry: _Source, name: str) -> None:
         """Start the source's route timer when its routes hold values (throttle, batch)."""
@@ -325,7 +336,7 @@ class Supervisor:
             if changed & ROUTING_FIELDS or resinked:
                 entry.router = Router(src, self.sinks, hostname=self.hostname,
                                       previous=entry.router)
-                entry.client.retarget(entry.router.route)
+                entry.client.retarget(self._routed(entry.router))
                 self._time_routes(entry, src.name)
             if changed & SUBSCRIPTION_FIELDS:
                 entry.client.resubscribe(src)

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bridge.metrics import MetricsServer, fetch_status
+from bridge.metrics import MetricsServer
+from bridge.metrics_client import fetch_status
 from bridge.stats.snapshot import SinkSnapshot, Snapshot, SourceSnapshot
 from bridge.status_table import format_status_table
 

@@ -564,3 +564,23 @@ def test_check_reads_a_relative_outbox_path_beside_the_config_and_refuses_a_shar
     assert main(["check", str(config)]) == 78
     err = capsys.readouterr().err
     assert "sinks.b.queue.path" in err and "already keeps its outbox there" in err
+
+
+async def test_the_oldest_rows_age_and_the_queue_bound_are_in_the_sinks_snapshot(
+    tmp_path: Path,
+) -> None:
+    """What ``ws_bridge_sink_outbox_oldest_age_seconds`` and ``ws_bridge_sink_queue_limit``
+    read: the oldest row's wait by its receive time (no broker: nothing leaves)."""
+    cfg = MqttSinkConfig("broker", "127.0.0.1", 1, queue=QueueConfig(
+        max_messages=500, path=str(tmp_path / "ob")))
+    sink = MqttSink(cfg)
+    assert sink.snapshot().oldest_age is None  # empty: no sample rather than 0
+    sink.send(delivery("old", at=time.time() - 120))
+    sink.send(delivery("new"))
+    assert sink.outbox is not None
+    sink.outbox.flush()
+    snap = sink.snapshot()
+    assert snap.queue_limit == 500
+    assert snap.oldest_age is not None and 119 <= snap.oldest_age < 3600
+    drain(sink.outbox)
+    assert sink.snapshot().oldest_age is None

@@ -48,6 +48,8 @@ def build_config(
         sinks=built,
         secrets=secrets,
         metrics_listen=metrics.get("listen"),
+        tap_token=metrics.get("tap_token") if metrics.get("tap") else None,
+        tap_buffer=metrics.get("tap_buffer", 1000),
         **c.seconds(metrics, ("metrics",), _GRACE),
     )
 

@@ -20,6 +20,8 @@ def find_secrets(doc: Any) -> set[str]:
     for _, sink in entries(doc.get("sinks") if isinstance(doc, dict) else None):
         if isinstance(sink, dict):
             found |= {str(sink.get("password") or "")} | _url_secrets(sink.get("url"))
+    metrics = doc.get("metrics") if isinstance(doc, dict) else None
+    found.add(str(metrics.get("tap_token") or "") if isinstance(metrics, dict) else "")
     for _, source in records(doc.get("sources") if isinstance(doc, dict) else None):
         found |= _url_secrets(source.get("url")) | _url_secrets(source.get("proxy"))
         for name, value in entries(source.get("headers")):

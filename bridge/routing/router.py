@@ -35,11 +35,13 @@ LOG_EVERY = 60.0  # seconds between two log lines about the same recurring probl
 
 @dataclass
 class RouterStats:
-    """``forwarded`` per sink name; ``render_errors`` and ``filtered`` (``when``) per route."""
+    """``forwarded`` per sink name; ``render_errors`` (the latest one in ``errors``) and
+    ``filtered`` (``when``) per route."""
 
     forwarded: Counter[str] = field(default_factory=Counter)
     render_errors: Counter[int] = field(default_factory=Counter)
     filtered: list[int] = field(default_factory=list)
+    errors: dict[int, str] = field(default_factory=dict)  # the latest render error per route
 
 
 def _backpressure(full: list[Sink]) -> Awaitable[None] | None:
@@ -177,6 +179,7 @@ class Router:
 
     def _render_error(self, route: Route, exc: Exception) -> None:
         self.stats.render_errors[route.index] += 1
+        self.stats.errors[route.index] = str(exc)
         now, last = self._wall(), self._last_log.get(route.index)
         if last is None or now - last >= LOG_EVERY:  # once per route per minute
             self._last_log[route.index] = now

@@ -104,7 +104,9 @@ class MqttSink:
         return SinkSnapshot(name=self.name, type="mqtt", up=self.up, queue_depth=len(self.queue),
                             published=stats.published, errors=sum(stats.errors.values()),
                             dropped=dict(self.queue.dropped),
-                            publish_latency=stats.publish_latency)
+                            publish_latency=stats.publish_latency,
+                            queue_limit=self.config.queue.max_messages,
+                            oldest_age=self.outbox.oldest_age() if self.outbox else None)
 
     def reopen(self) -> None:
         """Nothing open by name: the outbox is one SQLite file, kept open."""

@@ -51,6 +51,11 @@ class Outbox(Ledger):
         self.flush() if len(self._buf) >= FLUSH_ROWS else self._schedule()
         return admitted
 
+    def oldest_age(self) -> float | None:
+        """Seconds the oldest stored row has waited (its receive time), None when empty."""
+        oldest = self._db.execute(rows.SELECT, (0, 1)).fetchall()
+        return max(0.0, time.time() - oldest[0][7]) if oldest else 0.0 if self._buf else None
+
     def take(self, most: int) -> list[Delivery]:
         """Up to ``most`` rows after the cursor, oldest first; expired ones are dropped here."""
         self.flush()

@@ -73,7 +73,7 @@ class QueuedSink:
         return SinkSnapshot(name=self.name, type=self.kind, up=self.up,
                             queue_depth=len(self.queue), published=self.stats.written,
                             errors=self.stats.errors, dropped=dict(self.queue.dropped),
-                            publish_latency=None)
+                            publish_latency=None, queue_limit=self.queue.limit)
 
     def source_state(self, source: str, state: str) -> None:
         """Nothing to do: states are logged, not sent to this sink."""

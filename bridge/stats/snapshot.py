@@ -49,6 +49,8 @@ class SinkSnapshot:
     errors: int
     dropped: Mapping[str, int]  # by reason
     publish_latency: float | None
+    queue_limit: int | None = None  # the queue's bound (max_messages)
+    oldest_age: float | None = None  # seconds the oldest row waits in a durable outbox
 
 def _plain(item: SourceSnapshot | SinkSnapshot) -> dict[str, Any]:
     """Field values as JSON types; a Counter becomes a plain dict."""
