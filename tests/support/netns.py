@@ -90,13 +90,13 @@ def _write(fd: int, packet: bytes) -> None:
 
 
 def _free_subnet() -> int:
-    """A K for 10.231.K.0/29 that no interface of the root namespace uses yet."""
+    """A K for 10.231.K.0/24 that no interface of the root namespace uses yet."""
     used = _run("ip", "-o", "-4", "addr", "show")
     for _ in range(64):
         k = secrets.randbelow(256)
         if f"10.231.{k}." not in used:
             return k
-    raise RuntimeError("no free 10.231.K.0/29 subnet for a test namespace")
+    raise RuntimeError("no free 10.231.K.0/24 subnet for a test namespace")
 
 
 class NetNs:
