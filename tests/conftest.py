@@ -1,9 +1,11 @@
 """Shared fixtures: the scriptable WebSocket and HTTP upstreams, the Mosquitto broker and the
-real upstream servers (Socket.IO, GraphQL, NATS, RabbitMQ web-stomp) live in tests/support."""
+real upstream servers (Socket.IO, GraphQL, NATS, RabbitMQ web-stomp) and the network fault
+namespace live in tests/support."""
 
 pytest_plugins = [
     "tests.support.upstream",
     "tests.support.http_upstream",
     "tests.support.mosquitto",
     "tests.support.real_upstreams",
+    "tests.support.netns",
 ]

@@ -102,6 +102,7 @@ class Outbox(Ledger):
         if not (self._buf or self.done or self.excess or self.trim):
             return
         buf, self._buf = self._buf, []
+        done: list[tuple[int]] = []
         try:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany(rows.INSERT, buf)
@@ -114,6 +115,7 @@ class Outbox(Ledger):
             with contextlib.suppress(sqlite3.Error):
                 self._db.rollback()
             self.dropped["outbox_error"] += len(buf)
+            self._rolled_back(done)
             self._failed("write", exc)
 
     def close(self) -> None:
@@ -144,8 +146,19 @@ class Outbox(Ledger):
             with contextlib.suppress(RuntimeError):  # no loop: the next take or close flushes
                 self._timer = asyncio.get_running_loop().call_later(FLUSH_DELAY, self.flush)
 
+    def _rolled_back(self, settled: list[tuple[int]]) -> None:
+        """A failed write (a full disk) left the file as it was: count what it holds again, so
+        the rows already stored are still taken, and delete the settled ones at the next flush."""
+        self.done = settled + self.done
+        self.buffered = self.buffered_size = self.excess = 0
+        self.trim = False
+        with contextlib.suppress(sqlite3.Error):
+            self.rows, self.size = self._db.execute(rows.COUNT).fetchall()[0]
+        self.rows -= len(self.done)
+
     def _failed(self, what: str, exc: sqlite3.Error) -> None:
-        self.settled()  # as if nothing waits (no spinning pump); the next put's take reads on
+        if what == "read":
+            self.settled()  # as if nothing waits (no spinning pump); the next put's take reads on
         if str(exc) != self._noted:  # once per distinct failure, not once per flush
             self._noted = str(exc)
             log.error("sink %r: cannot %s the outbox %s: %s", self.sink, what, self.path, exc)

@@ -12,7 +12,9 @@ Fixtures
     CA (``broker.ca_file``) for ``127.0.0.1`` and ``localhost``. ``deny`` lists topic filters
     nobody may publish or read; every other topic is open. ``start=False`` allocates the port
     and writes the config without starting (an unreachable broker that can come up later).
-    Every broker is killed at teardown.
+    ``netns="NAME", host=ADDR`` runs it inside that network namespace (``ip netns exec``),
+    listening on all of its addresses; ``host`` is where the test and its subscribers reach it
+    (see tests/support/netns.py). Every broker is killed at teardown.
 ``mqtt_subscriber``
     ``await mqtt_subscriber(broker, *topics, persistent=False, username=None, password=None,
     client_id=None) -> Subscriber``: a connected gmqtt subscriber (default topic ``#``),
@@ -22,7 +24,7 @@ Fixtures
 
 Broker
 ------
-``host`` (127.0.0.1), ``port`` (kept across restarts), ``tls``, ``ca_file``, ``users``,
+``host`` (127.0.0.1 unless given), ``port`` (kept across restarts), ``tls``, ``ca_file``, ``users``,
 ``pid``, ``running``, ``log()`` (the broker's log text).
 ``start(timeout=10)``
     Start and return once the port accepts connections (bounded wait).
@@ -106,11 +108,12 @@ def free_port() -> int:
 class Broker:
     """One mosquitto process and its config; see the module docstring."""
 
-    host = HOST
-
     def __init__(self, workdir: Path, *, users: dict[str, str] | None = None,
-                 ca: TestCA | None = None, deny: Sequence[str] = ()) -> None:
+                 ca: TestCA | None = None, deny: Sequence[str] = (), host: str = HOST,
+                 netns: str | None = None) -> None:
         self.workdir = workdir
+        self.host = host
+        self.netns = netns  # run inside this network namespace, listening on all its addresses
         workdir.mkdir(parents=True)
         self.port = free_port()
         self.users = dict(users or {})
@@ -125,7 +128,7 @@ class Broker:
     def _write_config(self, ca: TestCA | None) -> None:
         lines = [
             "per_listener_settings false",
-            f"listener {self.port} {HOST}",
+            f"listener {self.port}" + ("" if self.netns else f" {HOST}"),
             f"allow_anonymous {'false' if self.users else 'true'}",
             "persistence true",
             f"persistence_location {self.workdir}/",
@@ -167,14 +170,15 @@ class Broker:
     def start(self, timeout: float = 10.0) -> None:
         assert not self.running, "broker already running"
         with (self.workdir / "mosquitto.out").open("ab") as out:
-            self._proc = subprocess.Popen([MOSQUITTO, "-c", str(self.config_file)],
+            inside = ["ip", "netns", "exec", self.netns] if self.netns else []
+            self._proc = subprocess.Popen([*inside, MOSQUITTO, "-c", str(self.config_file)],
                                           stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while True:  # mosquitto signals nothing when ready: connecting is the readiness check
             if self._proc.poll() is not None:
                 raise RuntimeError(f"mosquitto exited with {self._proc.returncode}:\n{self.log()}")
             try:
-                socket.create_connection((HOST, self.port), timeout=0.5).close()
+                socket.create_connection((self.host, self.port), timeout=0.5).close()
                 return
             except OSError as exc:
                 if time.monotonic() > deadline:
@@ -234,7 +238,7 @@ class Subscriber:
         client.on_subscribe = lambda *_: self._subacked.set()
         self._client = client
         async with asyncio.timeout(timeout):
-            await client.connect(HOST, self.broker.port, ssl=self.broker.client_ssl())
+            await client.connect(self.broker.host, self.broker.port, ssl=self.broker.client_ssl())
             if not self._session_present:
                 self._subacked.clear()
                 client.subscribe([gmqtt.Subscription(t, qos=2, retain_as_published=True)
@@ -303,9 +307,10 @@ def mosquitto(tmp_path: Path, mosquitto_ca: TestCA) -> Iterator[Callable[..., Br
     brokers: list[Broker] = []
 
     def make(*, users: dict[str, str] | None = None, tls: bool = False,
-             deny: Sequence[str] = (), start: bool = True) -> Broker:
+             deny: Sequence[str] = (), start: bool = True, host: str = HOST,
+             netns: str | None = None) -> Broker:
         broker = Broker(tmp_path / f"mosquitto-{len(brokers)}", users=users,
-                        ca=mosquitto_ca if tls else None, deny=deny)
+                        ca=mosquitto_ca if tls else None, deny=deny, host=host, netns=netns)
         brokers.append(broker)
         if start:
             broker.start()

@@ -8,8 +8,10 @@ Fixtures
 ``upstream``
     A started :class:`Upstream` at ``ws://127.0.0.1:PORT/ws``, torn down after the test.
 ``upstream_factory``
-    ``await upstream_factory(ssl=None, path="/ws")`` starts another :class:`Upstream`
-    (e.g. ``wss://`` with an ``ssl.SSLContext``); all are torn down after the test.
+    ``await upstream_factory(ssl=None, path="/ws", host="127.0.0.1", listen=None)`` starts
+    another :class:`Upstream` (e.g. ``wss://`` with an ``ssl.SSLContext``); all are torn down
+    after the test. ``listen(host, port) -> socket`` makes the listening socket instead (e.g.
+    inside a network namespace, tests/support/netns.py).
 
 Upstream
 --------
@@ -94,6 +96,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 import ssl as ssl_module
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -108,6 +111,7 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 Handler = Callable[["UpstreamConn"], Awaitable[None]]
+Listen = Callable[[str, int], socket.socket]  # (host, port) -> a bound, listening socket
 
 
 class PeerClosed(Exception):
@@ -240,8 +244,10 @@ class _Reject:
 class Upstream:
     """A loopback WebSocket server whose behaviour each test scripts; see the module docstring."""
 
-    def __init__(self, *, ssl: ssl_module.SSLContext | None = None, path: str = "/ws") -> None:
-        self.host = "127.0.0.1"
+    def __init__(self, *, ssl: ssl_module.SSLContext | None = None, path: str = "/ws",
+                 host: str = "127.0.0.1", listen: Listen | None = None) -> None:
+        self.host = host
+        self._listen = listen
         self.port = 0
         self.handler: Handler | None = None
         self.admit: Callable[[Handshake], int | None] | None = None
@@ -304,8 +310,10 @@ class Upstream:
                 upstream._live.discard(self)
                 super().connection_lost(exc)
 
+        where: dict[str, Any] = ({"sock": self._listen(self.host, self.port)} if self._listen
+                                 else {"host": self.host, "port": self.port})
         self._server = await serve(
-            self._handle, self.host, self.port, ssl=self._ssl,
+            self._handle, ssl=self._ssl, **where,
             process_request=self._process_request, select_subprotocol=self._select,
             ping_interval=None, open_timeout=None, close_timeout=1, max_size=None,
             create_connection=Tracked,
@@ -430,8 +438,9 @@ class NumberedFeed:
 async def upstream_factory() -> AsyncIterator[Callable[..., Awaitable[Upstream]]]:
     started: list[Upstream] = []
 
-    async def make(*, ssl: ssl_module.SSLContext | None = None, path: str = "/ws") -> Upstream:
-        server = Upstream(ssl=ssl, path=path)
+    async def make(*, ssl: ssl_module.SSLContext | None = None, path: str = "/ws",
+                   host: str = "127.0.0.1", listen: Listen | None = None) -> Upstream:
+        server = Upstream(ssl=ssl, path=path, host=host, listen=listen)
         await server.start()
         started.append(server)
         return server
