@@ -226,8 +226,12 @@ async def test_sigterm_publishes_the_queue_then_offline_last_with_real_state_tra
     assert (got[-1].topic, got[-1].payload) == ("ws-bridge/status", b"offline")
     assert [m.payload for m in got if m.topic == "ws-bridge/status"] == [b"online", b"offline"]
     states = [m.payload.decode() for m in got if m.topic == "ws-bridge/feed/state"]
-    assert states == ["connecting", "subscribing", "connected", "reconnecting",
-                      "connecting", "subscribing", "connected", "stopped"], states
+    real = ["connecting", "subscribing", "connected", "reconnecting",
+            "connecting", "subscribing", "connected", "stopped"]
+    # A state reached before the sink's broker connection is up is not published then: the
+    # connect publishes the latest one (retained). So the first connection's early states may
+    # be folded into the one the connect carries; from then on every transition is seen.
+    assert len(states) >= 6 and states == real[len(real) - len(states):], states
 
 
 
