@@ -1,9 +1,11 @@
 """Shared fixtures: the scriptable WebSocket and HTTP upstreams, the Mosquitto broker and the
-real upstream servers (Socket.IO, GraphQL, NATS, RabbitMQ web-stomp) live in tests/support."""
+real upstream servers (Socket.IO, GraphQL, NATS, RabbitMQ web-stomp) live in tests/support;
+tests/support/leaks.py checks after every test that its daemons showed no secret."""
 
 pytest_plugins = [
     "tests.support.upstream",
     "tests.support.http_upstream",
     "tests.support.mosquitto",
     "tests.support.real_upstreams",
+    "tests.support.leaks",
 ]
