@@ -6,8 +6,9 @@ with a bounded timeout; nothing sleeps in place of an event.
 Daemon
 ------
 ``await Daemon.spawn(*args, env=None, cwd=None, python_code=None)``
-    Starts ``.venv/bin/python -m bridge ARGS`` (or ``python -c python_code ARGS``) with a
-    clean environment: the test's own, minus systemd and proxy variables, plus ``env``.
+    Starts ``python -m bridge ARGS`` (or ``python -c python_code ARGS``) with the interpreter
+    running the tests and a clean environment: the test's own, minus systemd and proxy
+    variables, plus ``env``.
 ``pid``, ``returncode`` (None while running), ``stderr`` / ``stdout`` (lines so far),
 ``log_text`` (all of stderr as one string).
 ``await wait_log(text, timeout=5.0, start=0) -> str``
