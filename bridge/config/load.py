@@ -138,7 +138,7 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
             c.add((*where, key), message)
             failed.add((*where, key))
     env = os.environ if env is None else env
-    inline = find_secrets(doc)  # before _resolve, so that ${...} texts tell placeholders apart
+    inline = find_secrets(doc)  # before resolving, so that ${...} texts tell placeholders apart
     modes: dict[str, int] = {}  # each file read by ${file:}, and who may read it
     secrets = resolve_document(
         doc, nodes, env, _reader(base, modes), report=c.add, failed=failed)
