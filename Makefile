@@ -1,18 +1,33 @@
 # Two commands set everything up on a fresh machine with Python 3.11+:
 #   make demo   - the main job, bridging the built-in demo upstream to stdout
-#   make test   - the whole suite (lint, types, import layers, pytest against real servers)
+#   make test   - the whole suite (lint, types, import layers, pytest against real servers),
+#                 then the daemon, hostile-frame and decoding tests again with [fast] installed
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# A second venv with the [fast] extras (orjson, uvloop): make test runs the daemon, hostile-frame
+# and decoding tests in it once more, so the speed-ups run in CI too.
+FAST_VENV  ?= .venv-fast
+FAST_PY    := $(FAST_VENV)/bin/python
+FAST_STAMP := $(FAST_VENV)/.installed
+FAST_TESTS ?= tests/test_daemon.py tests/test_hostile.py tests/test_decoding.py
+# `check` of the shipped configs decodes no frame: eleven cold starts once are enough.
+FAST_SKIP  ?= not test_check_accepts_every_shipped_config
 
-.PHONY: demo test lint check-config bench soak schema clean
+.PHONY: demo test test-fast lint check-config bench soak schema clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+$(FAST_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(FAST_VENV)
+	$(FAST_PY) -m pip install --quiet --upgrade pip
+	$(FAST_PY) -m pip install --quiet -e '.[dev,fast]'
+	touch $(FAST_STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/ws-bridge demo
@@ -22,9 +37,15 @@ lint: $(STAMP)
 	$(PY) -m mypy
 	$(VENV)/bin/lint-imports
 
-test: lint
+test: lint $(FAST_STAMP)
 	sh tests/support/ensure-tools.sh
 	$(PY) -m pytest
+	WS_BRIDGE_FAST=1 $(FAST_PY) -m pytest -p no:cacheprovider -k '$(FAST_SKIP)' $(FAST_TESTS)
+
+# Only the [fast] run (orjson, uvloop) of make test.
+test-fast: $(FAST_STAMP)
+	sh tests/support/ensure-tools.sh
+	WS_BRIDGE_FAST=1 $(FAST_PY) -m pytest -p no:cacheprovider -k '$(FAST_SKIP)' $(FAST_TESTS)
 
 # The bench measures ws-bridge with its optional speed-ups (uvloop, orjson) and without them.
 bench: $(STAMP)
@@ -41,4 +62,4 @@ schema: $(STAMP)
 	$(VENV)/bin/ws-bridge schema > ws-bridge.schema.json
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(FAST_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -16,13 +16,13 @@ from bridge import __version__
 from bridge.call import call_source
 from bridge.config.load import load_config, load_schema
 from bridge.config.model import Config
-from bridge.config.placeholders import redact
 from bridge.config.reference import markdown
 from bridge.connected import check_connect
 from bridge.errors import ConfigError
 from bridge.logs import setup_logging
 from bridge.metrics_client import fetch_status, tap_lines
 from bridge.probe import probe_source
+from bridge.redaction import redact
 from bridge.server.feed import FeedServer
 from bridge.server.replay import serve_replay
 from bridge.shard import parse_shard

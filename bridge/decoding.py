@@ -1,20 +1,22 @@
 """JSON text frames decoded once, with one policy: invalid or over-deep JSON is ``INVALID``.
 
-orjson decodes when installed (``[fast]``), else the standard library. Nesting deeper than
-``MAX_JSON_DEPTH`` levels is refused: such a frame is hostile, not data worth routing."""
+orjson decodes when installed (``[fast]``), else the standard library under orjson's rule
+(``bridge.json_rule``: NaN and Infinity are invalid, the last duplicate key wins...). Nesting
+deeper than ``MAX_JSON_DEPTH`` levels is refused: such a frame is hostile, not data to route."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any, Final
+
+from bridge.json_rule import std_loads
 
 
 def _json_loads() -> Callable[[str], Any]:  # orjson's when installed ([fast]): see README
     try:
         from orjson import loads  # noqa: PLC0415 - optional
     except ImportError:  # pragma: no cover - depends on the install
-        return json.loads
+        return std_loads
     fast: Callable[[str], Any] = loads  # typed here whether or not orjson's stubs are installed
     return fast
 
@@ -39,7 +41,7 @@ def decode_json(data: str | bytes) -> Any:
         return INVALID
     try:
         value = LOADS(data)
-    except (ValueError, RecursionError):  # orjson's JSONDecodeError is a ValueError
+    except (ValueError, RecursionError):  # orjson's JSONDecodeError, UnicodeError: ValueErrors
         return INVALID
     # A level is a pair of brackets: short text is never deep, nor a dict of scalars (the usual
     # message, and quicker to check than counting its brackets; see ARCHITECTURE.md, Hot path),

@@ -17,10 +17,11 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TextIO
 
+from bridge.redaction import MASK, pattern
+
 FORMATS = ("auto", "text", "json")
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
           "error": logging.ERROR, "critical": logging.CRITICAL}
-MASK = "***"
 
 # syslog(3) priorities, which journald reads from the start of each line.
 _PRIORITY = ((logging.CRITICAL, 2), (logging.ERROR, 3), (logging.WARNING, 4), (logging.INFO, 6))
@@ -35,7 +36,8 @@ def _timestamp(record: logging.LogRecord) -> str:
 
 
 class RedactSecrets(logging.Filter):
-    """Replaces every known secret with ``***`` in the formatted message and the traceback."""
+    """Replaces every known secret with ``***`` in the formatted message and the traceback
+    (but a value shorter than 4 characters, which would mask unrelated text)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -45,9 +47,7 @@ class RedactSecrets(logging.Filter):
     def add(self, secrets: Iterable[str]) -> None:
         """Add secrets; old ones stay, since they may still sit in memory or a queued message."""
         self._secrets.update(s for s in secrets if s)
-        # Longest first, so a secret that contains another is masked whole.
-        ordered = sorted(self._secrets, key=len, reverse=True)
-        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+        self._pattern = pattern(self._secrets)  # values under 4 characters are left alone
 
     def redact(self, text: str) -> str:
         return self._pattern.sub(MASK, text) if self._pattern else text

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import parse_qs
 
-from bridge.config.placeholders import redact
 from bridge.messages import Delivery, Message
+from bridge.redaction import redact
 from bridge.sinks.formats import envelope
 
 logger = logging.getLogger("bridge.tap")

@@ -1,6 +1,7 @@
 """Shared fixtures: the scriptable WebSocket and HTTP upstreams, the Mosquitto broker and the
 real upstream servers (Socket.IO, GraphQL, NATS, RabbitMQ web-stomp) and the network fault
-namespace live in tests/support."""
+namespace live in tests/support; tests/support/leaks.py checks after every test that its
+daemons showed no secret."""
 
 pytest_plugins = [
     "tests.support.upstream",
@@ -8,4 +9,5 @@ pytest_plugins = [
     "tests.support.mosquitto",
     "tests.support.real_upstreams",
     "tests.support.netns",
+    "tests.support.leaks",
 ]

@@ -28,7 +28,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from bridge.shard import owner
-from tests.support.daemon import REPO, Daemon, NotifySocket, assignments, eventually
+from tests.support.daemon import REPO, Daemon, NotifySocket, assignments, eventually, seen
 from tests.support.upstream import Upstream, UpstreamConn
 from tests.test_config import EXAMPLE_ENV
 
@@ -174,9 +174,9 @@ async def stop(daemon: Daemon) -> None:
 def http_get(url: str) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(url, timeout=3) as answer:
-            return answer.status, answer.read().decode()
+            return answer.status, seen(answer.read().decode())
     except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
+        return error.code, seen(error.read().decode())
 
 
 async def get(url: str) -> tuple[int, str]:
@@ -586,6 +586,35 @@ async def test_secrets_from_env_never_reach_check_output_or_daemon_logs(
     for output in (check.stdout, check.stderr, daemon.stdout, daemon.stderr):
         assert not [line for line in output if token in line]
     assert not [m for m in notify.messages if token in m]
+
+
+async def test_env_values_that_are_config_are_shown_as_they_are_and_secrets_are_not(
+    spawn: Spawn, tmp_path: Path
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on: every connect is refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    token = f"tok-{uuid.uuid4().hex}"
+    src = {"name": "closed", "url": "ws://127.0.0.1:${env:WSB_PORT}/ws?token=${env:WSB_TOKEN}",
+           "routes": [{"sink": "out"}]}
+    cfg = config(tmp_path, [src])
+    cfg["sinks"]["out"]["path"] = str(tmp_path / "out" / "${env:WSB_ONE}.txt")
+    path = write(tmp_path / "bridge.yaml", cfg)
+    env = {"WSB_PORT": str(port), "WSB_TOKEN": token, "WSB_ONE": "1"}
+
+    check = await spawn("check", path, env=env)
+    assert await check.wait_exit() == 0, check.log_text
+    summary = "\n".join(check.stdout)
+    assert "OK (1 sources, 1 sinks)" in summary  # a variable set to 1 masks no count
+    assert f"ws://127.0.0.1:{port}/ws" in summary  # nor the host, nor the port
+    assert token not in summary
+    daemon = await spawn("run", path, env=env)
+    # The connect error names the URL, and asyncio's loop (not uvloop's) the address too.
+    line = await daemon.wait_log(f"network error: ws://127.0.0.1:{port}/ws", timeout=STARTUP)
+    assert "***" not in line.partition("network error:")[2], line
+    assert "Connect call failed" not in line or f"('127.0.0.1', {port})" in line, line
+    await stop(daemon)
+    assert token not in daemon.log_text
 
 
 # -- sharding -----------------------------------------------------------------------------------

@@ -30,8 +30,9 @@ from bridge.config.model import SourceConfig
 from bridge.config.specs import HeartbeatSpec, TLSConfig
 from bridge.config.stateful import RenewSpec
 from bridge.errors import ConfigError
-from bridge.logs import MASK, RedactSecrets
+from bridge.logs import RedactSecrets
 from bridge.logs import _redactor as redactor
+from bridge.redaction import MASK
 from bridge.routing.template import Template
 from bridge.supervisor import Supervisor
 from bridge.upstream.backoff import BackoffPolicy

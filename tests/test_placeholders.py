@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.config.placeholders import PlaceholderError, redact, resolve
+from bridge.config.placeholders import PlaceholderError, resolve
+from bridge.redaction import redact
 
 FILES = {"/run/credentials/token": "s3cret\n", "/etc/two-lines": "a\n\n", "/etc/crlf": "x\r\n"}
 
@@ -18,9 +19,22 @@ def read_file(path: str) -> str:
 
 
 def test_env_placeholder_is_replaced_anywhere_in_a_string() -> None:
-    value, secrets = resolve("wss://h/?token=${env:TOKEN}&x=1", {"TOKEN": "abc"}, read_file)
-    assert value == "wss://h/?token=abc&x=1"
-    assert secrets == {"abc"}
+    value, secrets = resolve("wss://h/?token=${env:TOKEN}&x=1", {"TOKEN": "abcd"}, read_file)
+    assert value == "wss://h/?token=abcd&x=1"
+    assert secrets == {"abcd"}  # a value in a URL's query is a secret, whatever its name
+
+
+def test_an_env_value_outside_a_query_is_config_not_a_secret() -> None:
+    value, secrets = resolve("ws://${env:HOST}:${env:PORT}/ws?x=1", {"HOST": "h", "PORT": "1883"},
+                             read_file)
+    assert value == "ws://h:1883/ws?x=1"
+    assert secrets == frozenset()
+    assert resolve("${env:N}", {"N": "1"}, read_file)[1] == frozenset()
+
+
+def test_every_value_is_a_secret_in_a_secret_place() -> None:
+    _, secrets = resolve("${env:U}:${env:P}", {"U": "me", "P": "pw"}, read_file, secret=True)
+    assert secrets == {"me", "pw"}
 
 
 def test_default_is_used_when_the_variable_is_unset_or_empty() -> None:
@@ -42,10 +56,11 @@ def test_file_placeholder_strips_exactly_one_trailing_newline() -> None:
     assert resolve("${file:/etc/crlf}", {}, read_file)[0] == "x"
 
 
-def test_several_placeholders_in_one_string_are_all_secrets() -> None:
-    value, secrets = resolve("${env:U}:${env:P}@host", {"U": "me", "P": "pw"}, read_file)
-    assert value == "me:pw@host"
-    assert secrets == {"me", "pw"}
+def test_several_file_placeholders_in_one_string_are_all_secrets() -> None:
+    value, secrets = resolve("${file:/etc/crlf}:${file:/run/credentials/token}@${env:H}",
+                             {"H": "host"}, read_file)
+    assert value == "x:s3cret@host"
+    assert secrets == {"x", "s3cret"}
 
 
 def test_dollar_dollar_brace_is_a_literal_placeholder() -> None:
@@ -84,8 +99,13 @@ def test_errors_never_contain_a_resolved_value() -> None:
 
 
 def test_redact_replaces_longest_secrets_first() -> None:
-    text = "token abcdef and abc"
-    assert redact(text, ["abc", "abcdef"]) == "token *** and ***"
+    text = "token abcdefgh and abcd"
+    assert redact(text, ["abcd", "abcdefgh"]) == "token *** and ***"
+
+
+def test_a_value_shorter_than_4_characters_is_never_replaced_in_unrelated_text() -> None:
+    text = "OK (1 sources, 1 sinks) at 127.0.0.1:1883"
+    assert redact(text, ["1", "127", "7.0", "1883"]) == "OK (1 sources, 1 sinks) at 127.0.0.1:***"
 
 
 def test_redact_ignores_empty_secrets_and_keeps_text_without_secrets() -> None:
@@ -94,7 +114,7 @@ def test_redact_ignores_empty_secrets_and_keeps_text_without_secrets() -> None:
 
 
 def test_redact_treats_secrets_as_literal_text() -> None:
-    assert redact("a.b a+b", ["a+b"]) == "a.b ***"
+    assert redact("a.bc a+bc", ["a+bc"]) == "a.bc ***"
 
 
 ENV = st.dictionaries(st.from_regex(r"[A-Z_][A-Z0-9_]{0,5}", fullmatch=True), st.text(max_size=8))
@@ -118,7 +138,7 @@ def test_any_string_resolves_or_raises_a_value_error(text: str, env: dict[str, s
 
 @given(
     text=st.text(max_size=60),
-    secrets=st.lists(st.text(alphabet=st.characters(exclude_characters="*"), min_size=1)),
+    secrets=st.lists(st.text(alphabet=st.characters(exclude_characters="*"), min_size=4)),
 )
 def test_no_whole_secret_survives_redaction(text: str, secrets: list[str]) -> None:
     planted = text + "".join(secrets) + text

@@ -207,9 +207,23 @@ def test_inline_secret_in_a_readable_file_is_warned_about(
 def test_a_readable_file_without_inline_secrets_is_not_warned_about(
     tmp_path: Path, text: str
 ) -> None:
-    (tmp_path / "mqtt-password").write_text("pw\n")
+    write(tmp_path, "pw\n", 0o600, name="mqtt-password")
     path = write(tmp_path, text, 0o644)
     assert load_config(path, env={"MQTT_PASSWORD": "pw", "TOKEN": "t"}).warnings == ()
+
+
+@pytest.mark.parametrize(("mode", "who"), [(0o644, "everyone"), (0o640, "its group")])
+def test_a_file_secret_readable_by_others_is_warned_about(
+    tmp_path: Path, mode: int, who: str
+) -> None:
+    secret = write(tmp_path, "file-s3cret\n", mode, name="mqtt-password")
+    text = INLINE.replace("inline-s3cret", '"${file:mqtt-password}"')
+    (warning,) = load_config(write(tmp_path, text, 0o600), env={}).warnings
+    said = "mqtt-password, read by ${file:mqtt-password}, holds a secret and is readable by "
+    assert said + who in warning
+    assert "chmod 600 mqtt-password" in warning and "file-s3cret" not in warning
+    secret.chmod(0o600)
+    assert load_config(write(tmp_path, text, 0o600), env={}).warnings == ()
 
 
 def test_a_private_file_with_inline_secrets_is_not_warned_about(tmp_path: Path) -> None:
@@ -312,3 +326,49 @@ def test_check_output_of_an_invalid_config_holds_no_secret(tmp_path: Path) -> No
     assert '"***" is not a duration' in output
     leaked = [secret for secret in ALL_SECRETS if secret in output]
     assert leaked == [], output
+
+
+# --- which values are secrets: the secret places, not every ${env:} value -------------------------
+
+PLACES = """\
+version: 1
+sinks:
+  out: {type: mqtt, url: "mqtt://${env:HOST}:${env:PORT}", password: "${env:MQTT_PW}"}
+  ws: {type: websocket, listen: "127.0.0.1:${env:WS_PORT}", token: "${env:WS_TOKEN}"}
+sources:
+  - name: feed
+    url: "wss://${env:HOST}:${env:PORT}/ws/${env:LISTEN_KEY}?stream=${env:STREAM}"
+    connect_timeout: "${env:TIMEOUT}"
+    headers: {X-Api-Key: "${env:HEADER_KEY}", X-Request-Id: "${env:REQUEST_ID}"}
+    auth: {send: {op: login, args: ["${env:AUTH_ARG}", "{sign.login}"]}}
+    sign:
+      login: {hmac: sha256, key: "${env:SIGN_KEY}", message: "{now_s}"}
+    jwt:
+      cdp: {algorithm: HS256, key: "${env:JWT_KEY}", claims: {sub: me}}
+    http:
+      - {name: token, method: POST, url: "https://${env:HOST}/token",
+         form: {grant: "${env:FORM_VALUE}"}}
+    routes: [{sink: out, topic: "t/${env:TOPIC}"}]
+"""
+SECRET_PLACES = {"MQTT_PW": "mqtt-pw-value", "WS_TOKEN": "ws-token-value",
+                 "LISTEN_KEY": "listen-key-value", "STREAM": "stream-value",
+                 "HEADER_KEY": "header-key-value", "AUTH_ARG": "auth-arg-value",
+                 "SIGN_KEY": "sign-key-value", "JWT_KEY": "jwt-key-value-of-32-bytes-at-least",
+                 "FORM_VALUE": "form-value"}
+CONFIG_PLACES = {"HOST": "localhost", "PORT": "8443", "WS_PORT": "9001", "TIMEOUT": "15s",
+                 "REQUEST_ID": "request-id-value", "TOPIC": "topic-value"}
+
+
+def test_env_values_in_secret_places_are_secrets_and_elsewhere_config(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, PLACES), env={**SECRET_PLACES, **CONFIG_PLACES})
+    assert set(SECRET_PLACES.values()) <= config.secrets
+    assert not set(CONFIG_PLACES.values()) & config.secrets, config.secrets
+
+
+def test_check_shows_config_from_the_environment_and_hides_its_secrets(tmp_path: Path) -> None:
+    result = check(write(tmp_path, PLACES), {**SECRET_PLACES, **CONFIG_PLACES, "PORT": "1"})
+    assert result.returncode == 0, result.stderr
+    assert "OK (1 sources, 2 sinks)" in result.stdout  # PORT=1 masks no count
+    assert "wss://localhost:1/ws/***" in result.stdout, result.stdout
+    output = result.stdout + result.stderr
+    assert [value for value in SECRET_PLACES.values() if value in output] == []

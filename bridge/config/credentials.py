@@ -15,26 +15,43 @@ _RUN_TIME = re.compile(r"\{(http|sign|jwt|var)\.[^{}]*\}|\{(nonce|uuid|now_\w+)(
 
 
 def find_secrets(doc: Any) -> set[str]:
-    """Credentials written literally: MQTT passwords, auth-like headers, URL tokens, auth fields."""
+    """Credentials in the config's secret places: MQTT passwords, auth-like headers, URL user info
+    and tokens, auth and preset fields, sign and jwt keys, HTTP steps' credentials. Run on the
+    resolved document, it finds the ``${env:}`` values that land there too."""
     found: set[str] = set()
     for _, sink in entries(doc.get("sinks") if isinstance(doc, dict) else None):
         if isinstance(sink, dict):
-            found |= {str(sink.get("password") or "")} | _url_secrets(sink.get("url"))
+            found |= {str(sink.get(k) or "") for k in ("password", "token")}
+            found |= _url_secrets(sink.get("url"))
     metrics = doc.get("metrics") if isinstance(doc, dict) else None
     found.add(str(metrics.get("tap_token") or "") if isinstance(metrics, dict) else "")
     for _, source in records(doc.get("sources") if isinstance(doc, dict) else None):
         found |= _url_secrets(source.get("url")) | _url_secrets(source.get("proxy"))
-        for name, value in entries(source.get("headers")):
-            if _SENSITIVE.search(str(name)) and isinstance(value, str):
-                found |= {value, value.partition(" ")[2]}  # "Bearer abc": the token alone too
+        found |= _header_secrets(source.get("headers"))
         auth = source.get("auth")
-        for path, value in leaves(auth.get("send") if isinstance(auth, dict) else None, ()):
-            if path and _SENSITIVE.search(str(path[-1])) and isinstance(value, str):
-                found.add(value)
-        for path, value in leaves(source.get("protocol"), ()):  # a preset's token, passcode
-            if path and _SENSITIVE.search(str(path[-1])) and isinstance(value, str):
-                found.add(value)
+        found |= _named_secrets(auth.get("send") if isinstance(auth, dict) else None)
+        found |= _named_secrets(source.get("protocol"))  # a preset's token, passcode
+        for kind in ("sign", "jwt"):  # the HMAC key, the JWT secret or private key
+            specs = [spec for _, spec in entries(source.get(kind)) if isinstance(spec, dict)]
+            found |= {str(spec.get("key") or "") for spec in specs}
+        for _, step in records(source.get("http")):  # a token request's credentials
+            found |= _url_secrets(step.get("url")) | _header_secrets(step.get("headers"))
+            found |= _named_secrets([step.get(k) for k in ("json", "form", "body")])
     return {s for s in found if isinstance(s, str) and s and not _RUN_TIME.search(s)}
+
+
+def _header_secrets(headers: Any) -> set[str]:
+    found: set[str] = set()
+    for name, value in entries(headers):
+        if _SENSITIVE.search(str(name)) and isinstance(value, str):
+            found |= {value, value.partition(" ")[2]}  # "Bearer abc": the token alone too
+    return found
+
+
+def _named_secrets(tree: Any) -> set[str]:
+    """The strings under a key that names a credential (``access_token``, ``passcode``...)."""
+    return {value for path, value in leaves(tree, ())
+            if path and _SENSITIVE.search(str(path[-1])) and isinstance(value, str)}
 
 
 def split_url(url: Any) -> SplitResult | None:

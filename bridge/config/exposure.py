@@ -1,5 +1,6 @@
 """Where a config would expose its credentials: sent over plain ws:// to another host (refused
-unless ``allow_insecure``), or written in a file that other users can read (a warning)."""
+unless ``allow_insecure``), or written in a file that other users can read (a warning), be it
+the config file or a file read by ``${file:}``."""
 
 from __future__ import annotations
 
@@ -39,7 +40,21 @@ def exposure_warnings(file: str, mode: int, found: set[str]) -> tuple[str, ...]:
     """A warning when ``file`` (``found``: find_secrets before resolving) is readable by others."""
     if not mode & 0o044 or not {s for s in found if "${" not in s}:
         return ()
-    who = "everyone" if mode & 0o004 else "its group"
+    who = _readers(mode)
     return (f"{file} holds credentials written in it and is readable by {who}: run chmod 600"
             f" {file}, or move them out with ${{env:NAME}}, ${{file:PATH}} or systemd credentials"
             " (LoadCredential=, then ${file:/run/credentials/<unit>/<name>})",)
+
+
+def secret_file_warnings(files: dict[str, int]) -> tuple[str, ...]:
+    """A warning for each file read by ``${file:}`` (name: mode) that others can read."""
+    return tuple(
+        f"{name}, read by ${{file:{name}}}, holds a secret and is readable by {_readers(mode)}:"
+        f" run chmod 600 {name}, or use systemd credentials (LoadCredential=, then"
+        " ${file:/run/credentials/<unit>/<name>})"
+        for name, mode in sorted(files.items()) if mode & 0o044
+    )
+
+
+def _readers(mode: int) -> str:
+    return "everyone" if mode & 0o004 else "its group"

@@ -16,18 +16,18 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator
 
-from bridge.config import placeholders
 from bridge.config.build_config import build_config
 from bridge.config.checks import check, reject_warnings
 from bridge.config.collect import Collector
 from bridge.config.credentials import find_secrets
 from bridge.config.explain import explain
-from bridge.config.exposure import exposure_warnings
+from bridge.config.exposure import exposure_warnings, secret_file_warnings
 from bridge.config.keypaths import KeyPath, dotted
 from bridge.config.marks import MarkedDict, MarkedList, RecursiveAlias, containers, locate, plain
 from bridge.config.model import Config
-from bridge.config.template_paths import is_template_path, literal
+from bridge.config.resolve_doc import resolve_document
 from bridge.errors import ConfigError, ConfigIssue
+from bridge.redaction import redact
 
 _MERGE = "tag:yaml.org,2002:merge"
 _BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
@@ -138,9 +138,10 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
             c.add((*where, key), message)
             failed.add((*where, key))
     env = os.environ if env is None else env
-    inline = find_secrets(doc)  # before _resolve, so that ${...} texts tell placeholders apart
-    secrets = _resolve(nodes, env, Path(path).parent, c, failed)
-    secrets |= {s for s in find_secrets(doc) if "${" not in s}  # not a failed placeholder
+    inline = find_secrets(doc)  # before resolving, so that ${...} texts tell placeholders apart
+    modes: dict[str, int] = {}  # each file read by ${file:}, and who may read it
+    secrets = resolve_document(
+        doc, nodes, env, _reader(base, modes), report=c.add, failed=failed)
     invalid = {p: m for error in _validator().iter_errors(doc) for p, m in explain(error)}
     for where, message in invalid.items():
         if where not in failed:
@@ -153,44 +154,24 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
     if c.found:
         issues = set()
         for where, message in c.found:
-            text = placeholders.redact(message, secrets)
+            text = redact(message, secrets)
             issues.add(ConfigIssue(file, *locate(doc, where), dotted(where), text))
         raise ConfigError(sorted(issues, key=lambda i: (i.line, i.column, i.path, i.message)))
     exposed = exposure_warnings(file, Path(file).stat().st_mode, inline)
+    exposed += secret_file_warnings(modes)
     return replace(config, warnings=exposed + reject_warnings(doc))
 
 
-def _reader(base: Path) -> Callable[[str], str]:
-    """Reads a file the config names; a relative path is read from the config's directory."""
+def _reader(base: Path, modes: dict[str, int] | None = None) -> Callable[[str], str]:
+    """Reads a file the config names; a relative path is read from the config's directory.
+    With ``modes``, notes each file's permission bits there (by the name it was given)."""
 
     def read(name: str) -> str:
-        return (base / Path(name).expanduser()).read_text(encoding="utf-8")
+        path = base / Path(name).expanduser()
+        text = path.read_text(encoding="utf-8")
+        if modes is not None:
+            modes[name] = path.stat().st_mode
+        return text
 
     return read
 
-
-def _resolve(
-    nodes: list[tuple[KeyPath, Any]], env: Mapping[str, str], base: Path, c: Collector,
-    failed: set[KeyPath],
-) -> frozenset[str]:
-    """Resolve ``${env:}``/``${file:}`` in every string value in place; returns the secrets."""
-
-    read = _reader(base)
-    secrets: frozenset[str] = frozenset()
-    done: set[int] = set()  # an aliased node is reached twice but resolved once
-    for path, node in nodes:
-        if id(node) in done:
-            continue
-        done.add(id(node))
-        for key, value in list(node.items() if isinstance(node, dict) else enumerate(node)):
-            if isinstance(value, str) and "${" in value:
-                where = (*path, key)
-                # In a run-time template, a secret's braces must stay literal text.
-                quote: Callable[[str], str] | None = literal if is_template_path(where) else None
-                try:
-                    node[key], found = placeholders.resolve(value, env, read, quote)
-                    secrets |= found
-                except placeholders.PlaceholderError as exc:
-                    c.add(where, str(exc))
-                    failed.add(where)
-    return secrets

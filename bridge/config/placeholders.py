@@ -1,18 +1,23 @@
 """Load-time placeholders ``${env:NAME}``, ``${env:NAME:-default}``, ``${file:PATH}``; redaction.
 
-Resolved values are secrets by nature (tokens, passwords from systemd credentials), so every
-resolved value is returned for redaction and no error message ever contains one.
+A ``${file:}`` value is a secret by nature (a token, a password from systemd credentials), and so
+is a value put into a URL's path or query (a listen key, a token); an ``${env:}`` value elsewhere
+is a secret only where it lands in a secret place (a password, a credential header...), which
+the loader finds after resolving. No error message ever contains a resolved value;
+``bridge.redaction`` masks the secrets in what is shown.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 
 # `$${` is a literal `${`; a `${` with no closing brace is an error rather than silently kept.
 _TOKEN = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
 _ENV = re.compile(r"env:([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?", re.DOTALL)
 _FILE = re.compile(r"file:(.+)", re.DOTALL)
+# What comes before a value put in a URL's path or query (a listen key, a token), not its host
+_URL_REST = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*[/?]")
 HELP = "write ${env:NAME}, ${env:NAME:-default} or ${file:PATH} ($${ for a literal ${)"
 
 
@@ -25,8 +30,11 @@ def resolve(
     env: Mapping[str, str],
     read_file: Callable[[str], str],
     quote: Callable[[str], str] | None = None,
+    *,
+    secret: bool = False,
 ) -> tuple[str, frozenset[str]]:
-    """``text`` with every placeholder replaced, and the set of values substituted.
+    """``text`` with every placeholder replaced, and the secrets among the values substituted:
+    every ``${file:}`` value, any value in a URL's path or query, every value when ``secret``.
 
     ``quote`` is applied to each substituted value (e.g. to escape braces when ``text`` is a
     run-time template, so a secret containing ``{x}`` is never read as a placeholder).
@@ -40,7 +48,8 @@ def resolve(
         if body is None:
             raise PlaceholderError(f"unterminated placeholder '${{'; {HELP}")
         value = _lookup(body, env, read_file)
-        found.add(value)
+        if secret or body.startswith("file:") or _URL_REST.match(text, 0, match.start()):
+            found.add(value)
         return quote(value) if quote else value
 
     return _TOKEN.sub(substitute, text), frozenset(found)
@@ -73,11 +82,3 @@ def _lookup(body: str, env: Mapping[str, str], read_file: Callable[[str], str]) 
                 return content[: -len(newline)]
         return content
     raise PlaceholderError(f"unknown placeholder '${{{body}}}'; {HELP}")
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret replaced by ``***``; longer secrets win over their substrings."""
-    ordered = sorted({s for s in secrets if s}, key=len, reverse=True)
-    if not ordered:
-        return text
-    return re.sub("|".join(map(re.escape, ordered)), "***", text)

@@ -28,6 +28,7 @@ slow reader never delays the others; a client whose outbox overflows is closed w
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import random
@@ -176,7 +177,9 @@ class FeedServer(Served):
             self._error(client, msg_id, f"unknown type {kind!r}"[:100])
 
     def _on_auth(self, client: _Client, msg_id: Any, data: Json) -> None:
-        client.authenticated = data.get("token") == self.token
+        offered = data.get("token")  # compared in constant time, as a real upstream must
+        client.authenticated = isinstance(offered, str) and hmac.compare_digest(
+            offered.encode(), self.token.encode())
         if client.authenticated:
             self._reply(client, "auth_ok", msg_id)
         else:

@@ -6,13 +6,17 @@ with a bounded timeout; nothing sleeps in place of an event.
 Daemon
 ------
 ``await Daemon.spawn(*args, env=None, cwd=None, python_code=None)``
-    Starts ``.venv/bin/python -m bridge ARGS`` (or ``python -c python_code ARGS``) with a
-    clean environment: the test's own, minus systemd and proxy variables, plus ``env``.
+    Starts ``python -m bridge ARGS`` (or ``python -c python_code ARGS``) with the interpreter
+    running the tests and a clean environment: the test's own, minus systemd and proxy
+    variables, plus ``env``.
 ``pid``, ``returncode`` (None while running), ``stderr`` / ``stdout`` (lines so far),
 ``log_text`` (all of stderr as one string).
 ``await wait_log(text, timeout=5.0, start=0) -> str``
     The first stderr line at index >= ``start`` containing ``text``; AssertionError on timeout.
 ``signal(sig)``, ``await wait_exit(timeout=10.0) -> int``, ``await kill()`` (teardown).
+Every daemon spawned is listed in ``SPAWNED`` (with its ``args`` and ``env``), and ``seen(text)``
+records other output a test read from one (a metrics page, an HTTP answer) in ``SEEN``:
+tests/support/leaks.py greps them all for the secrets of their configs after each test.
 
 NotifySocket
 ------------
@@ -43,13 +47,22 @@ from pathlib import Path
 from typing import TypeVar
 
 REPO = Path(__file__).resolve().parents[2]
-PYTHON = str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv").is_dir() else sys.executable
+# The interpreter running the tests, so a second venv (the [fast] extras) runs its own daemon.
+PYTHON = sys.executable
 # The child must not inherit a service manager or a proxy from whoever runs the tests.
 _SCRUBBED = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM",
              "LISTEN_FDS", "LISTEN_PID", "http_proxy", "https_proxy", "all_proxy",
              "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "ws_proxy", "wss_proxy")
 
 T = TypeVar("T")
+SPAWNED: list[Daemon] = []  # every daemon of the current test (tests/support/leaks.py)
+SEEN: list[str] = []  # what else a test read from them: metrics pages, HTTP answers
+
+
+def seen(text: str) -> str:
+    """Record ``text``, output read from a daemon, for the leak check; returns it."""
+    SEEN.append(text)
+    return text
 
 
 class _Signal:
@@ -74,8 +87,10 @@ class _Signal:
 class Daemon:
     """One ``ws-bridge`` subprocess, its output recorded line by line."""
 
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+    def __init__(self, proc: asyncio.subprocess.Process, args: tuple[str, ...] = (),
+                 env: Mapping[str, str] | None = None, cwd: Path | None = None) -> None:
         self.proc = proc
+        self.args, self.env, self.cwd = args, dict(env or {}), cwd or REPO
         self.stderr: list[str] = []
         self.stdout: list[str] = []
         self._changed = _Signal()
@@ -96,7 +111,9 @@ class Daemon:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )
-        return cls(proc)
+        daemon = cls(proc, args, full_env, cwd)
+        SPAWNED.append(daemon)
+        return daemon
 
     @property
     def pid(self) -> int:
