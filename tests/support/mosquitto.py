@@ -52,7 +52,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
-import signal
 import socket
 import ssl
 import subprocess
@@ -65,6 +64,8 @@ from typing import Any
 import gmqtt
 import pytest
 import pytest_asyncio
+
+from tests.support.process import ServerProcess
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 HOST = "127.0.0.1"
@@ -105,7 +106,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class Broker:
+class Broker(ServerProcess):
     """One mosquitto process and its config; see the module docstring."""
 
     def __init__(self, workdir: Path, *, users: dict[str, str] | None = None,
@@ -156,17 +157,6 @@ class Broker:
             lines.append(f"acl_file {self.workdir / 'acl'}")
         self.config_file.write_text("\n".join(lines) + "\n")
 
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    def log(self) -> str:
-        return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
-
     def start(self, timeout: float = 10.0) -> None:
         assert not self.running, "broker already running"
         with (self.workdir / "mosquitto.out").open("ab") as out:
@@ -186,16 +176,6 @@ class Broker:
                     raise RuntimeError(f"mosquitto not listening after {timeout}s:\n{self.log()}"
                                        ) from exc
                 time.sleep(0.01)
-
-    def stop(self, timeout: float = 10.0) -> None:
-        if self.running and self._proc is not None:
-            self._proc.send_signal(signal.SIGTERM)
-            self._proc.wait(timeout)
-
-    def kill(self) -> None:
-        if self.running and self._proc is not None:
-            self._proc.kill()
-            self._proc.wait(10)
 
     def client_ssl(self) -> ssl.SSLContext | bool:
         return ssl.create_default_context(cafile=self.ca_file) if self.tls else False

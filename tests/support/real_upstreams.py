@@ -59,6 +59,7 @@ import pytest
 import websockets
 
 from tests.support.mosquitto import HOST, free_port
+from tests.support.process import ServerProcess
 
 REPO = Path(__file__).resolve().parents[2]
 NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
@@ -79,7 +80,7 @@ def _wait_port(port: int, alive: Callable[[], bool], timeout: float, what: str) 
             time.sleep(0.02)
 
 
-class _Process:
+class _Process(ServerProcess):
     """One server process started here, its output in a file; see the module docstring."""
 
     what = "server"
@@ -93,17 +94,6 @@ class _Process:
     def command(self) -> list[str]:
         raise NotImplementedError
 
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    def log(self) -> str:
-        return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
-
     def start(self, timeout: float = 10.0) -> None:
         assert not self.running, f"{self.what} already running"
         with self.log_file.open("ab") as out:
@@ -114,16 +104,6 @@ class _Process:
         except RuntimeError as exc:
             self.kill()
             raise RuntimeError(f"{exc}:\n{self.log()}") from None
-
-    def stop(self, timeout: float = 10.0) -> None:
-        if self.running and self._proc is not None:
-            self._proc.send_signal(signal.SIGTERM)
-            self._proc.wait(timeout)
-
-    def kill(self) -> None:
-        if self.running and self._proc is not None:
-            self._proc.kill()
-            self._proc.wait(10)
 
     async def wait_log(self, text: str, timeout: float = 5.0, count: int = 1) -> str:
         """The log once ``text`` is in ``count`` of its lines; AssertionError on timeout."""
