@@ -54,6 +54,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import websockets
@@ -228,25 +229,23 @@ def graphql_server(tmp_path: Path) -> Iterator[Callable[..., AppServer]]:
 
 
 def _apps(tmp_path: Path, module: str, path: str) -> Iterator[Callable[..., AppServer]]:
-    started: list[AppServer] = []
-
-    def make(token: str = "s3cret") -> AppServer:
-        server = AppServer(tmp_path / f"{module}-{len(started)}", module, token, path)
-        started.append(server)
-        server.start()
-        return server
-
-    yield make
-    for server in started:
-        server.kill()
+    yield from _servers(lambda n, token: AppServer(tmp_path / f"{module}-{n}", module, token, path))
 
 
 @pytest.fixture
 def nats_server(tmp_path: Path) -> Iterator[Callable[..., NatsServer]]:
-    started: list[NatsServer] = []
+    yield from _servers(lambda n, token: NatsServer(tmp_path / f"nats-{n}", token))
 
-    def make(token: str = "s3cret") -> NatsServer:
-        server = NatsServer(tmp_path / f"nats-{len(started)}", token)
+
+S = TypeVar("S", bound=_Process)
+
+
+def _servers(build: Callable[[int, str], S]) -> Iterator[Callable[..., S]]:
+    """A fixture's ``make(token)``: the n-th server built and started; all killed at the end."""
+    started: list[S] = []
+
+    def make(token: str = "s3cret") -> S:
+        server = build(len(started), token)
         started.append(server)
         server.start()
         return server
