@@ -25,7 +25,7 @@ from bridge.errors import (
     MessageTooBig,
     SessionTimeout,
 )
-from bridge.tls import client_context
+from bridge.tls import source_context
 from bridge.upstream.connection import Connection, open_connection
 from bridge.upstream.urls import safe_url
 from tests.support.upstream import Upstream, UpstreamConn
@@ -55,13 +55,9 @@ async def opened() -> AsyncIterator[list[Connection]]:
         await conn.close()
 
 
-def tls_for(cfg: SourceConfig) -> ssl.SSLContext | None:
-    """What the client organism hands the adapter: its one TLS context, for wss:// only."""
-    return client_context(cfg.tls) if cfg.url.startswith("wss://") else None
-
 
 async def connect(opened: list[Connection], cfg: SourceConfig) -> Connection:
-    conn = await open_connection(cfg, tls_for(cfg))
+    conn = await open_connection(cfg, source_context(cfg))
     opened.append(conn)
     return conn
 
@@ -361,7 +357,7 @@ async def test_wss_fails_verification_without_the_ca(
 ) -> None:
     secure: Upstream = await upstream_factory(ssl=pki.server_context())
     with pytest.raises(ConnectFailed, match="certificate verif"):
-        await open_connection(source(secure.url), tls_for(source(secure.url)))
+        await open_connection(source(secure.url), source_context(source(secure.url)))
     assert secure.connections == []
 
 
@@ -386,7 +382,7 @@ async def test_wss_presents_the_configured_client_certificate(
     await secure.wait_connections(1)
     with pytest.raises(ConnectFailed):
         cfg = source(secure.url, tls=TLSConfig(ca_file=str(pki.ca)))
-        await open_connection(cfg, tls_for(cfg))
+        await open_connection(cfg, source_context(cfg))
 
 
 # --- proxies ---------------------------------------------------------------------------------

@@ -10,14 +10,12 @@ import asyncio
 import contextlib
 import logging
 import random
-import ssl
 import time
-import urllib.parse
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, TypeVar
 
 from bridge.config.model import SourceConfig
-from bridge.errors import ConnectFailed, HandshakeRejected, SourceError
+from bridge.errors import HandshakeRejected, SourceError
 from bridge.frames import FrameDecoder
 from bridge.inflate import Undecodable
 from bridge.logs import add_secrets
@@ -25,7 +23,7 @@ from bridge.messages import INVALID, Message, byte_size
 from bridge.protocols.wire import Frames, PresetFrames
 from bridge.routing.template import Template
 from bridge.stats.source import SourceStats
-from bridge.tls import client_context
+from bridge.tls import source_context
 from bridge.upstream.actions import (
     Action,
     Answer,
@@ -65,18 +63,6 @@ AnswerFn = Callable[[str | bytes], None]  # an RPC's reply frame, or {"error": .
 StateFn = Callable[[str, ConnState], None]
 RefusedFn = Callable[[tuple[str, ...], str], None]  # pool items the upstream refused, its reply
 _T = TypeVar("_T")
-
-
-def tls_for(cfg: SourceConfig, url: str | None = None) -> ssl.SSLContext | None:
-    """The TLS context for a ``wss://`` or ``https://`` URL (None for plain ones); an
-    unreadable certificate or key file is a failed connection attempt, retried like one."""
-    url = cfg.url if url is None else url
-    if urllib.parse.urlsplit(url).scheme not in ("wss", "https"):
-        return None
-    try:
-        return client_context(cfg.tls)
-    except OSError as exc:  # ssl.SSLError included
-        raise ConnectFailed(cfg.name, f"{safe_url(url)}: TLS settings: {exc}") from exc
 
 
 class SourceClient:
@@ -127,7 +113,7 @@ class SourceClient:
             FrameDecoder(frames, cfg.name, cfg.max_message_size)
         if cfg.protocol is not None:  # a preset's wire format, read after ``frames``
             self._frames = PresetFrames(cfg.protocol.type, cfg.name, self._frames)
-        self._http = Fetcher(cfg.name, cfg.proxy, lambda: tls_for(self.cfg, "https:"),
+        self._http = Fetcher(cfg.name, cfg.proxy, lambda: source_context(self.cfg, "https:"),
                              self._fetched)
         self._overlap: Overlap[Connection] = Overlap(  # a successor (rollover: overlap)
             cfg.name, self.stats, clock, wall=wall, dial=self._dial, fetch=self._http.fetch,
@@ -212,7 +198,7 @@ class SourceClient:
     async def _dial(self, dial: Dial) -> Connection:
         """Open one connection of the source at ``dial``'s URL and headers, through the
         pool's gate (``connect_every``) when the source is one connection of a pool."""
-        tls = tls_for(self.cfg, dial.url)
+        tls = source_context(self.cfg, dial.url)
         if self._gate is None:
             return await open_connection(self.cfg, tls, dial.url, dial.headers)
         await self._gate.admit()
