@@ -15,7 +15,7 @@ FAST_TESTS ?= tests/test_daemon.py tests/test_hostile.py tests/test_decoding.py
 # `check` of the shipped configs decodes no frame: eleven cold starts once are enough.
 FAST_SKIP  ?= not test_check_accepts_every_shipped_config
 
-.PHONY: demo test test-fast lint check-config bench soak schema clean
+.PHONY: demo test test-fast lint check-config bench soak chaos schema clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,12 @@ bench: $(STAMP)
 soak: $(STAMP)
 	sh tests/support/ensure-tools.sh
 	$(PY) bench/soak.py
+
+# Faults at random from a seed for 10 minutes (CHAOS_MINUTES, CHAOS_SEED): nothing lost
+# (bench/CHAOS.md). Needs root (network namespaces); not part of make test.
+chaos: $(STAMP)
+	sh tests/support/ensure-tools.sh
+	$(PY) bench/chaos.py
 
 schema: $(STAMP)
 	$(VENV)/bin/ws-bridge schema > ws-bridge.schema.json

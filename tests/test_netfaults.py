@@ -11,7 +11,6 @@ ping and keepalive timeouts.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ import yaml
 from tests.support.daemon import Daemon
 from tests.support.mosquitto import Broker, Received, Subscriber
 from tests.support.netns import NetNs
-from tests.support.upstream import Upstream, UpstreamConn
+from tests.support.upstream import NumberedStream, Upstream
 
 N = 100  # numbers in the stream
 EVERY = 0.01  # seconds between two numbers: the stream lasts ~1 s
@@ -38,35 +37,6 @@ STATE, STATUS = "ws-bridge/feed/state", "ws-bridge/status"
 Make = Callable[..., Broker]
 Subscribe = Callable[..., Awaitable[Subscriber]]
 MakeUpstream = Callable[..., Awaitable[Upstream]]
-
-
-class NumberedStream:
-    """An exchange-like upstream: numbers ``{"n": 1}`` .. ``{"n": N}``; every new connection gets
-    the whole history first (a replay, as exchanges offer), then each number as it is made."""
-
-    def __init__(self) -> None:
-        self.sent: list[int] = []
-        self._more = asyncio.Condition()
-
-    async def handler(self, conn: UpstreamConn) -> None:
-        """Runs until the connection closes (the upstream cancels it then)."""
-        cursor = 0
-        while True:
-            while cursor < len(self.sent):
-                await conn.send_json({"n": self.sent[cursor]})
-                cursor += 1
-            async with self._more:
-                await self._more.wait_for(functools.partial(self.more_than, cursor))
-
-    def more_than(self, count: int) -> bool:
-        return len(self.sent) > count
-
-    async def produce(self) -> None:
-        for n in range(1, N + 1):
-            async with self._more:
-                self.sent.append(n)
-                self._more.notify_all()
-            await asyncio.sleep(EVERY)  # the upstream's own pace, not a wait for an event
 
 
 @dataclass
@@ -88,7 +58,7 @@ class Rig:
 
     async def stream_started(self, seen: int) -> asyncio.Task[None]:
         """Starts the stream; returns once ``seen`` numbers arrived (the fault comes mid-flight)."""
-        producing = asyncio.create_task(self.stream.produce())
+        producing = asyncio.create_task(self.stream.produce(N, EVERY))
         await self.sub.wait_for(lambda ms: len(numbers(ms)) >= seen, timeout=10)
         return producing
 

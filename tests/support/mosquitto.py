@@ -15,6 +15,7 @@ Fixtures
     ``netns="NAME", host=ADDR`` runs it inside that network namespace (``ip netns exec``),
     listening on all of its addresses; ``host`` is where the test and its subscribers reach it
     (see tests/support/netns.py). Every broker is killed at teardown.
+    ``Broker(workdir, ..., options=[...])`` adds mosquitto.conf lines (the chaos soak's).
 ``mqtt_subscriber``
     ``await mqtt_subscriber(broker, *topics, persistent=False, username=None, password=None,
     client_id=None) -> Subscriber``: a connected gmqtt subscriber (default topic ``#``),
@@ -40,6 +41,8 @@ Subscriber
 in arrival order; ``retain`` is the flag as published (subscribed with Retain As Published),
 ``properties`` the MQTT 5 properties as gmqtt parses them (values are lists, e.g.
 ``{"content_type": ["application/json"], "user_property": [("k", "v")]}``).
+``listeners``: callables each message is handed to as it arrives (for oracles that keep
+their own running account rather than rescanning ``messages``).
 ``on(topic)`` / ``payloads(topic)``: the messages (payloads) on one topic.
 ``await wait_for(want, timeout=5.0, topic=None)``: until ``want`` messages arrived (on
 ``topic`` if given) or ``want(messages)`` is true; returns the messages; fails the test with
@@ -111,7 +114,7 @@ class Broker(ServerProcess):
 
     def __init__(self, workdir: Path, *, users: dict[str, str] | None = None,
                  ca: TestCA | None = None, deny: Sequence[str] = (), host: str = HOST,
-                 netns: str | None = None) -> None:
+                 netns: str | None = None, options: Sequence[str] = ()) -> None:
         self.workdir = workdir
         self.host = host
         self.netns = netns  # run inside this network namespace, listening on all its addresses
@@ -121,6 +124,7 @@ class Broker(ServerProcess):
         self.tls = ca is not None
         self.ca_file = ca.ca_file if ca else None
         self.deny = tuple(deny)
+        self.options = tuple(options)  # more mosquitto.conf lines
         self.config_file = workdir / "mosquitto.conf"
         self.log_file = workdir / "mosquitto.log"
         self._proc: subprocess.Popen[bytes] | None = None
@@ -139,6 +143,7 @@ class Broker(ServerProcess):
             f"log_dest file {self.log_file}",
             *(f"log_type {t}" for t in ("error", "warning", "notice", "information")),
             f"user {getpass.getuser()}",  # as root, do not switch to a 'mosquitto' user
+            *self.options,
         ]
         if ca is not None:
             lines += [f"cafile {ca.ca_file}", f"certfile {ca.cert_file}", f"keyfile {ca.key_file}"]
@@ -202,6 +207,7 @@ class Subscriber:
         self.client_id = client_id or f"test-sub-{id(self):x}"
         self.credentials = (username, password)
         self.messages: list[Received] = []
+        self.listeners: list[Callable[[Received], None]] = []  # called with each message
         self._changed = asyncio.Event()
         self._subacked = asyncio.Event()
         self._session_present = False
@@ -245,7 +251,10 @@ class Subscriber:
         props = dict(properties)
         retain = bool(props.pop("retain", 0))
         props.pop("dup", None)
-        self.messages.append(Received(topic, payload, qos, retain, props))
+        received = Received(topic, payload, qos, retain, props)
+        self.messages.append(received)
+        for listener in self.listeners:
+            listener(received)
         self._changed.set()
         return 0
 

@@ -88,6 +88,15 @@ it closes; ``produce`` begins once a first connection has subscribed. The server
 connection ``max_age`` seconds after it opened (close 1001, listed in ``cut``), as Binance
 does after 24 h. ``subscribed`` lists the subscribed ones.
 
+NumberedStream (an exchange's numbered stream with history)
+-----------------------------------------------------------
+``stream = NumberedStream(replay=None)``; ``upstream.handler = stream.handler``. Numbers
+``{"n": 1}``, ``{"n": 2}`` ... made by ``await stream.produce(count, every)`` or
+``await stream.produce_until(stop, every)`` (an ``asyncio.Event``); every new connection first
+gets the history (the last ``replay`` numbers, all of them when ``None``), as exchanges replay
+after a reconnect, then each number as it is made. ``sent`` lists the numbers made,
+``replayed_from`` the first number each connection was sent.
+
 Waits never sleep: they wake on recorded events and raise ``AssertionError`` on timeout.
 """
 
@@ -95,6 +104,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import socket
 import ssl as ssl_module
@@ -434,6 +444,51 @@ class NumberedFeed:
             await asyncio.sleep(every)
 
 
+class NumberedStream:
+    """An exchange-like numbered stream with a history; see the module docstring."""
+
+    def __init__(self, replay: int | None = None) -> None:
+        self.sent: list[int] = []
+        self.replay = replay
+        self.replayed_from: list[int] = []
+        self._more = asyncio.Condition()
+
+    async def handler(self, conn: UpstreamConn) -> None:
+        """Runs until the connection closes (the upstream cancels it then)."""
+        cursor = 0 if self.replay is None else max(0, len(self.sent) - self.replay)
+        self.replayed_from.append(cursor + 1)
+        while True:
+            while cursor < len(self.sent):
+                await conn.send_json({"n": self.sent[cursor]})
+                cursor += 1
+            async with self._more:
+                await self._more.wait_for(functools.partial(self.more_than, cursor))
+
+    def more_than(self, count: int) -> bool:
+        return len(self.sent) > count
+
+    async def _make(self) -> None:
+        async with self._more:
+            self.sent.append(len(self.sent) + 1)
+            self._more.notify_all()
+
+    async def produce(self, count: int, every: float) -> None:
+        for _ in range(count):
+            await self._make()
+            await asyncio.sleep(every)  # the upstream's own pace, not a wait for an event
+
+    async def produce_until(self, stop: asyncio.Event, every: float) -> None:
+        """One number each ``every`` seconds on the loop's clock (late ones catch up) until
+        ``stop`` is set."""
+        loop = asyncio.get_running_loop()
+        due = loop.time()
+        while not stop.is_set():
+            await self._make()
+            due += every
+            with contextlib.suppress(TimeoutError):  # the pace, or the stop, whichever first
+                await asyncio.wait_for(stop.wait(), max(0.0, due - loop.time()))
+
+
 @pytest_asyncio.fixture
 async def upstream_factory() -> AsyncIterator[Callable[..., Awaitable[Upstream]]]:
     started: list[Upstream] = []
@@ -461,4 +516,4 @@ async def upstream(
     yield await upstream_factory()
 
 
-__all__ = ["Handshake", "NumberedFeed", "PeerClosed", "Upstream", "UpstreamConn"]
+__all__ = ["Handshake", "NumberedFeed", "NumberedStream", "PeerClosed", "Upstream", "UpstreamConn"]
