@@ -17,7 +17,8 @@ time, each followed by a random pause (the draw is the seed's):
 - ``upstream_restart``: one upstream stops listening for 0.5-3 s (connects refused), then
   starts again on the same port (its history survives, as an exchange's does);
 - ``broker_kill``: SIGKILL, down 0.2-2 s, started again; the subscriber reconnects;
-- ``bridge_kill``: SIGKILL, started again within a second;
+- ``bridge_kill``: SIGKILL, started again within a second; one time in three the new process
+  is SIGKILLed again 0.05-1.5 s into its start-up, and started once more;
 - ``partition_upstream`` / ``partition_broker``: every packet on the link dropped both ways for
   ``partition`` seconds (30 s in the ten-minute run); it runs in the background, so the next
   fault may land inside it;
@@ -121,6 +122,8 @@ class Fault:
     at: float  # seconds into the run
     detail: str = ""
     recovered: float | None = None  # seconds from the fault's end to every source delivering
+    duplicates_before: int = 0  # the subscriber's duplicates when the fault began
+    duplicates: int = 0  # those that came between this fault and the next one (or the end)
 
 
 class Oracle:
@@ -137,6 +140,10 @@ class Oracle:
         self._last = dict.fromkeys(SOURCES, 0.0)
         self.event = asyncio.Event()  # set, and replaced, at each message
 
+
+    @property
+    def duplicates(self) -> int:
+        return sum(self.copies.values()) - sum(len(v) for v in self.seen.values())
 
     def start(self, at: float) -> None:
         self._last = dict.fromkeys(SOURCES, at)
@@ -197,6 +204,10 @@ class Result:
 
     def kinds(self) -> dict[str, int]:
         return {k: sum(f.kind == k for f in self.faults) for k in KINDS}
+
+    def duplicates_by_kind(self) -> dict[str, int]:
+        """Duplicates that came between a fault of each kind and the next fault."""
+        return {k: sum(f.duplicates for f in self.faults if f.kind == k) for k in KINDS}
 
     def summary(self) -> str:
         sent, got = sum(self.sent.values()), sum(self.delivered.values())
@@ -406,7 +417,7 @@ class ChaosRun:
             self.say(str(exc))  # the loss is reported below, number by number
 
     async def _fault(self, kind: str) -> None:
-        fault = Fault(kind, self.clock())
+        fault = Fault(kind, self.clock(), duplicates_before=self.oracle.duplicates)
         self.result.faults.append(fault)
         if kind in ("upstream_drop", "upstream_restart"):
             name = self.rng.choice(SOURCES)
@@ -428,13 +439,17 @@ class ChaosRun:
             await self._resubscribe()
             fault.detail = f"down {down:.1f} s"
         elif kind == "bridge_kill":
-            pid, self._killing = self.daemon.pid, True
-            self.daemon.signal(signal.SIGKILL)
-            await self.daemon.wait_exit()
-            self._killing = False
-            await asyncio.sleep(self.rng.uniform(0.0, 1.0))  # the supervisor's restart delay
-            await self._spawn()
-            fault.detail = f"pid {pid} killed, {self.daemon.pid} started"
+            # One time in three the restarted bridge is killed again while it starts (its
+            # outbox opening, its sources connecting and being replayed to), then restarted.
+            again = self.rng.uniform(0.05, 1.5) if self.rng.random() < 1 / 3 else None
+            pids = [self.daemon.pid]
+            await self._kill_bridge()
+            if again is not None:
+                await asyncio.sleep(again)  # how far into its start-up the second kill lands
+                pids.append(self.daemon.pid)
+                await self._kill_bridge()
+            fault.detail = (f"pid {' then '.join(map(str, pids))} killed"
+                            + (f" (the second {again:.2f} s after its start)" if again else ""))
         elif kind == "reload":
             fault.detail = await self._reload()
         else:
@@ -446,6 +461,15 @@ class ChaosRun:
         await self._recovered(fault)
         self.say(f"[{fault.at:6.1f}s] {kind}: {fault.detail}; recovered in"
                  f" {fault.recovered:.1f} s")
+
+    async def _kill_bridge(self) -> None:
+        """SIGKILL, then a new bridge process on the same config and outbox."""
+        self._killing = True
+        self.daemon.signal(signal.SIGKILL)
+        await self.daemon.wait_exit()
+        self._killing = False
+        await asyncio.sleep(self.rng.uniform(0.0, 1.0))  # the supervisor's restart delay
+        await self._spawn()
 
     async def _partition(self, kind: str, link: str, fault: Fault) -> None:
         ns = self.up_ns if link == "upstream" else self.br_ns
@@ -523,3 +547,6 @@ class ChaosRun:
         src = max(SOURCES, key=lambda s: o.gap[s][0])
         r.gap = (*o.gap[src], src)
         r.replays = sum(len(self.streams[s].replayed_from) for s in SOURCES)
+        marks = [f.duplicates_before for f in r.faults] + [o.duplicates]
+        for fault, after in zip(r.faults, marks[1:], strict=True):
+            fault.duplicates = after - fault.duplicates_before
