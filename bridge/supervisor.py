@@ -42,6 +42,7 @@ from bridge.systemd import Notifier
 from bridge.tap import Tap
 from bridge.upstream.client import DeliverFn, SourceClient
 from bridge.upstream.pool import Pool
+from bridge.upstream.recovery import Recovery
 from bridge.upstream.state import ConnState
 
 log = logging.getLogger("bridge.supervisor")
@@ -204,7 +205,9 @@ class Supervisor:
                                                       name=f"sink:{name}")
         return sink
 
-    def _start_source(self, src: SourceConfig, previous: Router | None = None) -> None:
+    def _start_source(self, src: SourceConfig, previous: Router | None = None,
+                      before: SourceClient | Pool | None = None) -> None:
+        """``previous``/``before``: the router and client of the source a reload restarts."""
         assert self._tg is not None
         router = Router(src, self.sinks, hostname=self.hostname, previous=previous)
         entry = self.sources[src.name] = _Source(router)
@@ -216,8 +219,9 @@ class Supervisor:
             entry.client = Pool(src, self._routed(router), make=self._member,
                                 on_state=on_state)
         else:
+            kept = before.recovery if isinstance(before, SourceClient) else None
             entry.client = SourceClient(src, self._routed(router), hostname=self.hostname,
-                                        on_state=on_state)
+                                        on_state=on_state, recovery=Recovery(src, kept))
         entry.task = self._tg.create_task(entry.client.run(), name=f"source:{src.name}")
         if previous is not None:  # its client, still stopping, may feed the routes carried over
             previous.wake = entry.wake.set
@@ -329,7 +333,7 @@ class Supervisor:
             resinked = any(r.sink in {n for n, *_ in stale} for r in src.routes)
             if changed - SUBSCRIPTION_FIELDS - ROUTING_FIELDS:
                 stopping.append(self._stop_source(src.name))
-                self._start_source(src, previous=entry.router)
+                self._start_source(src, previous=entry.router, before=entry.client)
                 log.info("reload: source %s reconnects (changed: %s)", src.name,
                          ", ".join(sorted(changed)))
                 continue

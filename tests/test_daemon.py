@@ -29,7 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bridge.shard import owner
 from tests.support.daemon import REPO, Daemon, NotifySocket, assignments, eventually, seen
-from tests.support.upstream import Upstream, UpstreamConn
+from tests.support.upstream import NumberedStream, Upstream, UpstreamConn
 from tests.test_config import EXAMPLE_ENV
 
 Spawn = Callable[..., Awaitable[Daemon]]
@@ -317,6 +317,34 @@ async def test_reload_keeps_unchanged_source_connected_and_reconnects_changed_on
     assert await file_has(tmp_path / "out" / "keep.txt", 1) == ['{"still":"flowing"}']
     assert len(conns(upstream, "keep")) == 1
     await stop(daemon)
+
+
+async def test_a_reload_that_reconnects_a_source_keeps_its_dedup_window(
+    spawn: Spawn, notify: NotifySocket, upstream: Upstream, tmp_path: Path
+) -> None:
+    """The upstream replays its whole history to every connection, as exchanges do. A reload
+    that changes a connection setting reconnects the source; its dedup settings unchanged, the
+    window keeps what it remembers, so the replay adds nothing to the file (before, the new
+    connection began with an empty window and wrote the history again: the chaos soak's
+    duplicates after a reload)."""
+    stream = NumberedStream()
+    upstream.handler = stream.handler
+    await stream.produce(5, 0)  # the history the first connection is sent
+    cfg = config(tmp_path, [source("feed", upstream, dedup={"key": "{msg.n}"})])
+    path = write(tmp_path / "bridge.yaml", cfg)
+    daemon = await run_ready(spawn, path, notify)
+    out = tmp_path / "out" / "feed.txt"
+    await file_has(out, 5)
+
+    cfg["sources"][0]["connect_timeout"] = "3s"  # a connection setting: the source reconnects
+    write(path, cfg)
+    await reload(daemon, notify)
+    await upstream.wait_connections(2)
+    await stream.produce(1, 0)  # number 6 comes after the replay of 1-5 on the new connection
+    await file_has(out, 6)
+    await stop(daemon)
+    assert [json.loads(line)["n"] for line in lines(out)] == [1, 2, 3, 4, 5, 6]
+    assert stream.replayed_from == [1, 1]  # the new connection was sent the whole history
 
 
 async def test_reload_of_subscriptions_only_resubscribes_on_the_live_socket(

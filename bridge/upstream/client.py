@@ -129,6 +129,11 @@ class SourceClient:
             self._reconnect.ended(error, self._connected_at)
         self._perform(self._session.stopped())
 
+    @property
+    def recovery(self) -> Recovery:
+        """What the source remembers across connections (dedup window, counts)."""
+        return self._session.recovery
+
     def retarget(self, deliver: DeliverFn) -> None:
         """A reload changed the routes or sinks: deliver from now on through ``deliver``."""
         self._deliver = deliver

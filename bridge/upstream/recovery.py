@@ -42,14 +42,18 @@ DROP: Final = Check(keep=False)
 class Recovery:
     """One source's dedup window (it survives reconnects: that is when upstreams replay),
     sequence tracker (reset on every (re)subscribe) and recovery counts, by reason:
-    duplicate, no_key, gap, no_seq, resubscribe. The client builds it; each Session uses it."""
+    duplicate, no_key, gap, no_seq, resubscribe. The client builds it; each Session uses it.
+    ``previous``: the one a reload's restart of the source replaces; its window is kept when
+    the dedup settings are the same, since the upstream replays to the new connection too."""
 
-    def __init__(self, cfg: SourceConfig) -> None:
+    def __init__(self, cfg: SourceConfig, previous: Recovery | None = None) -> None:
         self.source, self.dedup, self.sequence = cfg.name, cfg.dedup, cfg.sequence
         self.active = cfg.dedup is not None or cfg.sequence is not None
         self.counts: Counter[str] = Counter()
         self.limit = LogLimit()
         self._window = DedupWindow(cfg.dedup.window) if cfg.dedup else None
+        if previous is not None and cfg.dedup is not None and previous.dedup == cfg.dedup:
+            self._window = previous._window
         self._tracker = SequenceTracker(cfg.sequence) if cfg.sequence else None
         self._ctx = Context(cfg.name)  # refilled per message: rendering keeps no reference
 
