@@ -140,7 +140,7 @@ def main() -> int:
     rate = float(os.environ.get("CHAOS_RATE") or 20)
     command = (f"CHAOS_SEED={seed} CHAOS_MINUTES={minutes:g}"
                f"{f' CHAOS_RATE={rate:g}' if rate != 20 else ''} make chaos")
-    logging.getLogger("gmqtt").setLevel(logging.ERROR)  # the subscriber's reconnects, known
+    logging.getLogger("gmqtt").setLevel(logging.CRITICAL)  # its reconnects give up: known
     workdir = Path(tempfile.mkdtemp(prefix="ws-bridge-chaos-"))
     print(f"chaos: seed {seed}; replay with: {command}; work dir {workdir}", flush=True)
 
