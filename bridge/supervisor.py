@@ -215,13 +215,13 @@ class Supervisor:
         def on_state(name: str, state: ConnState) -> None:
             self._on_state(entry, name, state)
 
+        recovery = Recovery(src, before.recovery if before is not None else None)
         if src.pool is not None:  # a connection per share of the items, made as any source's
             entry.client = Pool(src, self._routed(router), make=self._member,
-                                on_state=on_state)
+                                on_state=on_state, recovery=recovery)
         else:
-            kept = before.recovery if isinstance(before, SourceClient) else None
             entry.client = SourceClient(src, self._routed(router), hostname=self.hostname,
-                                        on_state=on_state, recovery=Recovery(src, kept))
+                                        on_state=on_state, recovery=recovery)
         entry.task = self._tg.create_task(entry.client.run(), name=f"source:{src.name}")
         if previous is not None:  # its client, still stopping, may feed the routes carried over
             previous.wake = entry.wake.set

@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import pytest_asyncio
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
@@ -319,18 +320,23 @@ async def test_reload_keeps_unchanged_source_connected_and_reconnects_changed_on
     await stop(daemon)
 
 
+@pytest.mark.parametrize("pooled", [False, True], ids=["plain", "pooled"])
 async def test_a_reload_that_reconnects_a_source_keeps_its_dedup_window(
-    spawn: Spawn, notify: NotifySocket, upstream: Upstream, tmp_path: Path
+    spawn: Spawn, notify: NotifySocket, upstream: Upstream, tmp_path: Path, pooled: bool
 ) -> None:
     """The upstream replays its whole history to every connection, as exchanges do. A reload
-    that changes a connection setting reconnects the source; its dedup settings unchanged, the
-    window keeps what it remembers, so the replay adds nothing to the file (before, the new
-    connection began with an empty window and wrote the history again: the chaos soak's
-    duplicates after a reload)."""
+    that changes a connection setting reconnects the source (a pooled one too); its dedup
+    settings unchanged, the window keeps what it remembers, so the replay adds nothing to the
+    file (before, the new connection began with an empty window and wrote the history again:
+    the chaos soak's duplicates after a reload)."""
     stream = NumberedStream()
     upstream.handler = stream.handler
     await stream.produce(5, 0)  # the history the first connection is sent
-    cfg = config(tmp_path, [source("feed", upstream, dedup={"key": "{msg.n}"})])
+    feed = source("feed", upstream, dedup={"key": "{msg.n}"})
+    if pooled:  # one item, in the URL: a pool of one connection
+        feed |= {"url": feed["url"] + "&items={items}",
+                 "pool": {"each": ["a"], "per_connection": 1}}
+    cfg = config(tmp_path, [feed])
     path = write(tmp_path / "bridge.yaml", cfg)
     daemon = await run_ready(spawn, path, notify)
     out = tmp_path / "out" / "feed.txt"

@@ -105,15 +105,16 @@ class PoolView:
 class Pool:
     """Runs one pooled source until ``stop()``; the same face to the supervisor as a
     ``SourceClient`` (``run``, ``stop``, ``retarget``, ``resubscribe``, ``publish``, ``call``,
-    ``state``, ``stats``, ``cfg``)."""
+    ``state``, ``stats``, ``cfg``, ``recovery``)."""
 
     def __init__(self, cfg: SourceConfig, deliver: DeliverFn, *, make: MakeMember,
                  on_state: StateFn | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 recovery: Recovery | None = None) -> None:
         assert cfg.pool is not None
         self.cfg, self.state = cfg, ConnState.CONNECTING
         self._deliver, self._make, self._on_state = deliver, make, on_state
-        self._recovery = Recovery(cfg)  # shared: dedup and sequence span the pool
+        self.recovery = recovery or Recovery(cfg)  # shared: dedup and sequence span the pool
         self._gate: Gate = _Gate(cfg.pool.connect_every, clock)
         self._assign = Assignment(cfg.pool.per_connection, cfg.pool.max_connections)
         self._assign.place(cfg.pool.items)
@@ -193,7 +194,7 @@ class Pool:
     def stats(self) -> SourceStats:
         """The pool's counters: every connection's, those of closed ones included."""
         total = replace(self._gone, reconnects=self._gone.reconnects.copy(),
-                        outgoing=self._gone.outgoing.copy(), recovery=self._recovery.counts)
+                        outgoing=self._gone.outgoing.copy(), recovery=self.recovery.counts)
         for share in self._shares.values():
             _add(total, share.member.stats)
         return total
@@ -217,7 +218,7 @@ class Pool:
         holder: list[_Share] = []
         member = self._make(
             share_config(self.cfg, items), self._deliver, label=f"{name}#{slot}",
-            recovery=self._recovery, gate=self._gate,
+            recovery=self.recovery, gate=self._gate,
             on_state=lambda _, state: self._member_state(holder[0], state),
             on_refused=lambda refused, reply: self._refused(holder[0], refused, reply))
         share = _Share(slot, items, member)
@@ -261,7 +262,7 @@ class Pool:
         fresh = [item for item in items if item not in share.refused]
         share.refused.update(items)
         if fresh:
-            self._recovery.counts["item_error"] += len(fresh)
+            self.recovery.counts["item_error"] += len(fresh)
             self._log.warning("source %s: connection %d: subscribe refused for %s: %s",
                               self.cfg.name, share.slot, ", ".join(fresh), reply[:200])
 
