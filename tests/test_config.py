@@ -13,9 +13,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
 from bridge.config import durations
-from bridge.config.collect import SIZE_PATTERN
 from bridge.config.load import load_config, load_schema
 from bridge.config.model import Config
+from bridge.config.sizes import PATTERN as SIZE_PATTERN
 from bridge.config.specs import TLSConfig
 from bridge.errors import ConfigError, ConfigIssue
 from bridge.routing.context import Context
