@@ -25,9 +25,10 @@ from typing import Any
 import gmqtt
 import yaml
 
+from tests.support.daemon import Spawn
 from tests.support.mosquitto import Broker, Subscriber
 from tests.support.upstream import Upstream, UpstreamConn
-from tests.test_crashes import STARTUP, Make, Spawn, Subscribe, spawn  # noqa: F401
+from tests.test_crashes import STARTUP, Make, Subscribe
 
 WAIT = 10.0  # a cap on one step on a loaded host, not an expected time
 _NEVER = -2  # gmqtt's reconnect off: the requester reconnects explicitly after the restart
@@ -172,7 +173,7 @@ def states(sub: Subscriber, src: str) -> list[bytes]:
 
 async def test_commands_and_rpc_wait_for_the_subscribe_ack_keep_order_and_survive_a_broker_restart(
     mosquitto: Make, mqtt_subscriber: Subscribe, upstream: Upstream,
-    upstream_factory: Callable[..., Awaitable[Upstream]], spawn: Spawn,  # noqa: F811
+    upstream_factory: Callable[..., Awaitable[Upstream]], spawn: Spawn,
     tmp_path: Path,
 ) -> None:
     """``home`` and ``brief`` authenticate and subscribe (ack awaited); ``home`` is rate

@@ -19,7 +19,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -27,32 +27,24 @@ import pytest_asyncio
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.daemon import REPO, Daemon, NotifySocket, assignments, eventually, seen
+from tests.support.daemon import (
+    REPO,
+    Daemon,
+    NotifySocket,
+    Spawn,
+    assignments,
+    eventually,
+    seen,
+)
 from tests.support.upstream import Upstream, UpstreamConn
 from tests.test_config import EXAMPLE_ENV
 
-Spawn = Callable[..., Awaitable[Daemon]]
 # Caps on event waits, not expected durations: a cold start of the daemon (imports included) on
 # a loaded 2-core host can take seconds, and a cap costs nothing when the event comes sooner.
 STARTUP = 20.0
 
 
 # -- fixtures and helpers -----------------------------------------------------------------------
-
-
-@pytest_asyncio.fixture
-async def spawn() -> AsyncIterator[Spawn]:
-    """Starts daemons; every one still alive at teardown is killed."""
-    started: list[Daemon] = []
-
-    async def make(*args: str | Path, **kwargs: Any) -> Daemon:
-        daemon = await Daemon.spawn(*map(str, args), **kwargs)
-        started.append(daemon)
-        return daemon
-
-    yield make
-    for daemon in started:
-        await daemon.kill()
 
 
 @pytest_asyncio.fixture

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 import yaml
 
 from bridge.cli import main
@@ -27,7 +26,7 @@ from bridge.sinks.outbox_report import describe_outbox
 from bridge.sinks.outbox_rows import FILE, StoredDelivery
 from bridge.sinks.settings import MqttSinkConfig, QueueConfig
 from bridge.upstream.backoff import BackoffPolicy
-from tests.support.daemon import Daemon, eventually
+from tests.support.daemon import Spawn, eventually
 from tests.support.mosquitto import Broker, Received, Subscriber
 from tests.support.upstream import Upstream, UpstreamConn
 
@@ -36,7 +35,6 @@ FAST = BackoffPolicy(initial_delay=0.05, max_delay=0.2, jitter=0.0)
 RSS_BOUND_MB = 100  # draining a 200k-row, ~100 MB outbox; measured peak: 38 MB
 Make = Callable[..., Broker]
 Subscribe = Callable[..., Awaitable[Subscriber]]
-Spawn = Callable[..., Awaitable[Daemon]]
 
 
 def delivery(data: str | bytes, topic: str | None = "feeds/seq", at: float | None = None,
@@ -374,19 +372,6 @@ def logged(caplog: pytest.LogCaptureFixture, text: str) -> Callable[[], Awaitabl
 
 
 # -- the real daemon ----------------------------------------------------------------------------
-
-
-@pytest_asyncio.fixture
-async def spawn() -> AsyncIterator[Spawn]:
-    started: list[Daemon] = []
-
-    async def make(*args: str) -> Daemon:
-        started.append(await Daemon.spawn(*args))
-        return started[-1]
-
-    yield make
-    for daemon in started:
-        await daemon.kill()
 
 
 def daemon_config(tmp_path: Path, broker: Broker, upstream: Upstream, **queue: Any) -> Path:
