@@ -89,7 +89,10 @@ def _config(b: Bridge, e: Entity, source: str | None, device: dict[str, Any],
                                    "payload_not_available": av.offline}]
     if e.value is not None:
         config["state_topic"] = b.metrics_topic(source)
-        config["value_template"] = f"{{{{ value_json.{e.value} }}}}"
+        # '' (ignored) when the payload is no JSON: the empty one a removal clears it with
+        # reaches the sensors before Home Assistant removes them, and would log an error
+        config["value_template"] = (
+            f"{{{{ value_json.{e.value} if value_json is defined else '' }}}}")
     if e.rate:
         config["expire_after"] = math.ceil(3 * b.interval)  # three missed publishes
     return f"{b.discovery_prefix}/{e.component}/{b.node}/{uid}/config", dumps(config)
