@@ -372,17 +372,22 @@ class Supervisor:
             sink.listen(wanted.get(name, []))
 
     def _control(self, action: str, source: str) -> str | None:
-        """A control request (Home Assistant's buttons): ``reconnect`` restarts the source as a
-        reload does; ``resubscribe`` subscribes again on its live connection."""
-        if self._stop.is_set() or self._reloading or self._tg is None:
-            return "the bridge is stopping or reloading; try again"
+        """A control request (Home Assistant's buttons) for a running source, its counters
+        going on: ``reconnect`` closes its connections and opens new ones (a reconnect
+        ``requested``), ``resubscribe`` sends its subscribe steps again on each of them."""
+        if self._stop.is_set() or self._tg is None:
+            return "the bridge is stopping"
         if (entry := self.sources.get(source)) is None:
             return f"no source {source!r}"
-        if action == "resubscribe":
-            entry.client.resubscribe(entry.client.cfg)
+        client = entry.client
+        if action == "reconnect":
+            client.reconnect()
+        elif not client.cfg.subscribe:
+            return f"source {source!r} has no subscribe steps to send again; reconnect it instead"
+        elif isinstance(client, Pool):
+            client.subscribe_again()
         else:
-            self._tg.create_task(self._stop_source(source))
-            self._start_source(entry.client.cfg, previous=entry.router)
+            client.resubscribe(client.cfg)
         return None
 
     def _publisher(self, source: str, send: Template) -> Listener:

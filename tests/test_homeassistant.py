@@ -92,15 +92,29 @@ def test_health_values_rate_since_the_previous_snapshot_and_queue_of_the_sources
                       "messages_per_second": 10.0, "config": "/c.yaml"}
 
 
-def write_config(path: Path, url: str, port: int, sources: list[str],
-                 controls: bool = False) -> None:
+def write_config(path: Path, url: str, port: int, sources: list[str], controls: bool = False,
+                 ha: str = "", prefix: str = "ws-bridge", pooled: str = "") -> None:
+    """``sources`` each subscribing once; ``ha``: more of ``homeassistant`` (``none``: none);
+    ``pooled``: one more source, its items a, b, c, d over two connections."""
     listed = "".join(f"""
   - name: {name}
     url: {url}
     subscribe: [{{send: {{op: sub}}}}]
     routes:
       - sink: broker
+        topic: data/{{source}}
 """ for name in sources)
+    if pooled:
+        listed += f"""
+  - name: {pooled}
+    url: {url}
+    reconnect: {{initial_delay: 10ms, max_delay: 50ms}}
+    subscribe: [{{each: [a, b, c, d], batch: 2, send: {{op: sub, items: "{{items}}"}}}}]
+    pool: {{per_connection: 2}}
+    routes: [{{sink: broker, topic: "data/{{source}}"}}]
+"""
+    settings = "" if ha == "none" else \
+        f"homeassistant: {{interval: 1s, controls: {str(controls).lower()}{ha}}}"
     path.write_text(f"""
 version: 1
 sinks:
@@ -108,7 +122,8 @@ sinks:
     type: mqtt
     url: mqtt://127.0.0.1:{port}
     client_id: ha-test
-    homeassistant: {{interval: 1s, controls: {str(controls).lower()}}}
+    topic_prefix: {prefix}
+    {settings}
 sources:{listed}""")
 
 
@@ -180,7 +195,7 @@ def test_control_requests_are_read_and_answered_with_their_transaction() -> None
     assert json.loads(payload) == {"status": "error", "error": "no source 'x'", "transaction": 7}
 
 
-async def test_buttons_reconnect_and_resubscribe_a_source_and_health_answers(
+async def test_buttons_reconnect_and_resubscribe_a_source_which_keeps_its_counts(
     upstream: Upstream, tmp_path: Path, mosquitto: Callable[..., Broker],
     mqtt_subscriber: Callable[..., Awaitable[Subscriber]],
 ) -> None:
@@ -188,11 +203,15 @@ async def test_buttons_reconnect_and_resubscribe_a_source_and_health_answers(
     path = tmp_path / "bridge.yaml"
     write_config(path, upstream.url, broker.port, ["feed"], controls=True)
     sub = await mqtt_subscriber(broker, "homeassistant/button/#", "ws-bridge/bridge/response/#")
+    seen = await mqtt_subscriber(broker, "data/#", "ws-bridge/feed/metrics")
     async with bridge(path, broker) as (_, ha):
         buttons = configs(await sub.wait_for(2))
         press = {json.loads(c)["unique_id"]: json.loads(c) for c in buttons.values()}
         first = (await upstream.wait_connections(1))[0]
         await first.wait_received(1)  # subscribed
+        for n in range(3):
+            await first.send_json({"n": n})
+        await seen.wait_for(3, topic="data/feed")
 
         button = press["ws-bridge_feed_resubscribe"]  # again on the live connection
         ha.publish(button["command_topic"], button["payload_press"].encode(), qos=1)
@@ -200,8 +219,12 @@ async def test_buttons_reconnect_and_resubscribe_a_source_and_health_answers(
 
         button = press["ws-bridge_feed_reconnect"]  # the upstream sees a new connection
         ha.publish(button["command_topic"], button["payload_press"].encode(), qos=1)
-        await upstream.wait_connections(2)
+        second = (await upstream.wait_connections(2))[1]
         await first.wait_closed()
+        await second.wait_received(1)  # subscribed again on it
+        # Home Assistant's Reconnects sensor counts it: the source's counts went on
+        await seen.wait_for(lambda ms: any(json.loads(m.payload)["reconnects"] == 1 for m in ms),
+                            topic="ws-bridge/feed/metrics")
 
         ha.publish("ws-bridge/bridge/request/health", b'{"transaction": "t1"}', qos=1)
         ha.publish("ws-bridge/bridge/request/reconnect", b'{"source": "nope"}', qos=1)
@@ -214,4 +237,93 @@ async def test_buttons_reconnect_and_resubscribe_a_source_and_health_answers(
                                     {"status": "error", "error": "no source 'nope'"}]
         (health,) = got["health"]
         assert health["transaction"] == "t1" and health["status"] == "ok"
-        assert [s["name"] for s in health["data"]["sources"]] == ["feed"]
+        (feed,) = health["data"]["sources"]
+        assert feed["name"] == "feed" and feed["reconnects"] == {"requested": 1}
+        assert feed["received"] == 3 and feed["forwarded"] == {"broker": 3}
+
+
+async def test_a_pool_resubscribes_and_reconnects_every_connection(
+    upstream: Upstream, tmp_path: Path, mosquitto: Callable[..., Broker],
+    mqtt_subscriber: Callable[..., Awaitable[Subscriber]],
+) -> None:
+    broker = mosquitto()
+    path = tmp_path / "bridge.yaml"
+    write_config(path, upstream.url, broker.port, [], controls=True, pooled="pool")
+    sub = await mqtt_subscriber(broker, "homeassistant/button/#", "ws-bridge/bridge/response/#")
+    async with bridge(path, broker) as (_, ha):
+        await sub.wait_for(2)  # its buttons: the bridge listens to the request topics
+        first = (await upstream.wait_connections(2))[:2]
+        shares = [[json.loads(f)["items"] for f in await c.wait_received(1)] for c in first]
+        assert sorted(shares) == [[["a", "b"]], [["c", "d"]]]
+
+        ha.publish("ws-bridge/bridge/request/resubscribe", b'{"source": "pool"}', qos=1)
+        for conn, share in zip(first, shares, strict=True):  # each its own share, again
+            assert [json.loads(f)["items"] for f in await conn.wait_received(2)] == share * 2
+
+        ha.publish("ws-bridge/bridge/request/reconnect", b'{"source": "pool"}', qos=1)
+        fresh = (await upstream.wait_connections(4))[2:]
+        for conn in first:
+            await conn.wait_closed()
+        again = [[json.loads(f)["items"] for f in await c.wait_received(1)] for c in fresh]
+        assert sorted(again) == [[["a", "b"]], [["c", "d"]]]
+
+        ha.publish("ws-bridge/bridge/request/health", b"{}", qos=1)
+        answers = (await sub.wait_for(2 + 3))[2:]
+        assert [json.loads(m.payload)["status"] for m in answers] == ["ok"] * 3
+        (pool,) = json.loads(answers[2].payload)["data"]["sources"]
+        assert pool["reconnects"] == {"requested": 2}
+        assert pool["connection_reconnects"] == {"0": 1, "1": 1}
+        assert len(upstream.connections) == 4  # one new connection each, no restart of the pool
+
+
+async def test_resubscribe_without_subscribe_steps_is_refused_with_the_reason(
+    upstream: Upstream, tmp_path: Path, mosquitto: Callable[..., Broker],
+    mqtt_subscriber: Callable[..., Awaitable[Subscriber]],
+) -> None:
+    broker = mosquitto()
+    path = tmp_path / "bridge.yaml"
+    path.write_text(f"""
+version: 1
+sinks:
+  broker: {{type: mqtt, url: "mqtt://127.0.0.1:{broker.port}", homeassistant: {{controls: true}}}}
+sources:
+  - name: bare
+    url: {upstream.url}
+    routes: [{{sink: broker}}]
+""")
+    sub = await mqtt_subscriber(broker, "homeassistant/button/#", "ws-bridge/bridge/response/#")
+    async with bridge(path, broker) as (_, ha):
+        await sub.wait_for(2)  # its buttons: the bridge listens to the request topics
+        ha.publish("ws-bridge/bridge/request/resubscribe", b'{"source": "bare"}', qos=1)
+        answer = (await sub.wait_for(3))[2]
+        assert json.loads(answer.payload) == {
+            "status": "error",
+            "error": "source 'bare' has no subscribe steps to send again; reconnect it instead"}
+
+
+async def test_reconnect_between_connections_cuts_the_backoff_wait_short(
+    upstream: Upstream, tmp_path: Path, mosquitto: Callable[..., Broker],
+    mqtt_subscriber: Callable[..., Awaitable[Subscriber]],
+) -> None:
+    broker = mosquitto()
+    await upstream.stop()  # refused: the source waits an hour before trying again
+    path = tmp_path / "bridge.yaml"
+    path.write_text(f"""
+version: 1
+sinks:
+  broker: {{type: mqtt, url: "mqtt://127.0.0.1:{broker.port}", homeassistant: {{controls: true}}}}
+sources:
+  - name: late
+    url: {upstream.url}
+    reconnect: {{initial_delay: 1h, max_delay: 1h}}
+    routes: [{{sink: broker}}]
+""")
+    sub = await mqtt_subscriber(broker, "ws-bridge/late/state", "ws-bridge/bridge/response/#")
+    async with bridge(path, broker) as (_, ha):
+        await sub.wait_for(lambda ms: bool(ms) and ms[-1].payload == b"reconnecting",
+                           topic="ws-bridge/late/state")
+        await upstream.start()
+        ha.publish("ws-bridge/bridge/request/reconnect", b'{"source": "late"}', qos=1)
+        await upstream.wait_connections(1)
+        await sub.wait_for(lambda ms: bool(ms) and ms[-1].payload == b"connected",
+                           topic="ws-bridge/late/state")
