@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -13,8 +15,9 @@ import gmqtt
 import pytest
 
 from bridge.config.load import load_config
-from bridge.ha.discovery import Bridge, bridge_configs, removal, source_configs
+from bridge.ha.discovery import bridge_configs, removal, source_configs
 from bridge.ha.health import Health
+from bridge.ha.ids import Bridge, configuration_url, entity_id
 from bridge.ha.requests import read, response
 from bridge.sinks.presence_settings import Availability
 from bridge.stats.snapshot import SinkSnapshot, Snapshot, SourceSnapshot
@@ -27,20 +30,62 @@ pytestmark = pytest.mark.mqtt
 BRIDGE = Bridge("ws-bridge", "homeassistant", Availability("ws-bridge/bridge/availability"),
                 30.0, "1.2.3", "/etc/ws-bridge.yaml")
 REQUIRED = {"name", "unique_id", "object_id", "default_entity_id", "device", "origin"}
+# Home Assistant's MQTT discovery, as its docs and schemas state them (not run here): the topic,
+# the entity id rule (valid_entity_id), the keys each platform takes (any other is dropped),
+# the device and origin keys, the state classes and the button device classes.
+TOPIC = re.compile(r"(?P<component>\w+)/(?:[a-zA-Z0-9_-]+/)?[a-zA-Z0-9_-]+/config")
+ENTITY_ID = re.compile(r"(?!.+__)(?!_)[\da-z_]+(?<!_)\.(?!_)[\da-z_]+(?<!_)")
+COMMON = REQUIRED | {"availability", "availability_mode", "entity_category", "icon",
+                     "json_attributes_topic", "json_attributes_template", "qos",
+                     "enabled_by_default", "encoding", "entity_picture", "platform"}
+KEYS = {
+    "sensor": COMMON | {"state_topic", "value_template", "device_class", "state_class",
+                        "unit_of_measurement", "suggested_display_precision", "expire_after",
+                        "force_update", "options", "last_reset_value_template"},
+    "binary_sensor": COMMON | {"state_topic", "value_template", "device_class", "payload_on",
+                               "payload_off", "expire_after", "force_update", "off_delay"},
+    "button": COMMON | {"command_topic", "command_template", "payload_press", "device_class",
+                        "retain"},
+}
+DEVICE = {"identifiers", "connections", "name", "manufacturer", "model", "model_id",
+          "serial_number", "sw_version", "hw_version", "suggested_area", "via_device",
+          "configuration_url"}
+ORIGIN = {"name", "sw_version", "support_url"}
+STATE_CLASSES = {"measurement", "measurement_angle", "total", "total_increasing"}
 
 
-def check_config(topic: str, payload: str) -> dict[str, Any]:
-    """One discovery config as Home Assistant reads it: the fields it needs, ids it accepts."""
+def check_config(topic: str, payload: str, prefix: str = "homeassistant") -> dict[str, Any]:
+    """One discovery config as Home Assistant reads it: the fields it needs, the keys and
+    values it accepts, ids it allows."""
     config = json.loads(payload)
-    state = "command_topic" if topic.startswith("homeassistant/button/") else "state_topic"
+    assert topic.startswith(f"{prefix}/"), topic
+    match = TOPIC.fullmatch(topic.removeprefix(f"{prefix}/"))
+    assert match is not None, topic
+    component = match["component"]
+    assert config.keys() <= KEYS[component], (topic, config.keys() - KEYS[component])
+    state = "command_topic" if component == "button" else "state_topic"
     assert config.keys() >= REQUIRED | {state}, (topic, config)
-    component = topic.split("/")[1]
-    assert topic == f"homeassistant/{component}/ws-bridge/{config['unique_id']}/config"
-    assert config["default_entity_id"] == f"{component}.{config['unique_id']}"
-    assert config["object_id"] == config["unique_id"]
-    assert config["device"]["identifiers"] and config["origin"]["name"] == "ws-bridge"
+    assert topic.split("/")[-2] == config["unique_id"]
+    assert ENTITY_ID.fullmatch(config["default_entity_id"]), config["default_entity_id"]
+    assert config["default_entity_id"] == f"{component}.{config['object_id']}"
+    device, origin = config["device"], config["origin"]
+    assert device.keys() <= DEVICE and device["identifiers"] and device["name"]
+    assert origin.keys() <= ORIGIN and origin["name"] == "ws-bridge"
+    assert str(device.get("configuration_url", "http://")).startswith(("http://", "https://"))
+    for link in config.get("availability", []):
+        assert link.keys() <= {"topic", "payload_available", "payload_not_available",
+                               "value_template"} and link["topic"]
+    if component == "sensor":
+        assert config.get("entity_category") in (None, "diagnostic")  # never config
+        if config.get("device_class") == "enum":
+            assert config["options"] and not {"state_class", "unit_of_measurement"} & set(config)
+        else:
+            assert "options" not in config and config["state_class"] in STATE_CLASSES
     if component == "binary_sensor":
         assert {"payload_on", "payload_off"} <= config.keys()
+    if component == "button":
+        assert config.get("device_class") in (None, "identify", "restart", "update")
+        assert "expire_after" not in config and isinstance(config["payload_press"], str)
     return dict(config)
 
 
@@ -66,6 +111,28 @@ def test_every_entity_has_ids_a_device_an_origin_and_rates_expire() -> None:
         "connecting", "authenticating", "subscribing", "connected", "reconnecting", "stopped",
         "failed"]
     assert removal(BRIDGE, "feed") == [(t, "") for t, _ in source_configs(BRIDGE, "feed")]
+    assert by_id["ws-bridge_feed_state"]["default_entity_id"] == "sensor.ws_bridge_feed_state"
+    assert "payload_on" not in by_id["ws-bridge_bridge_uptime"]  # the connectivity's own
+    assert "configuration_url" not in bridge_device
+
+
+def test_ids_and_the_device_link_as_home_assistant_allows_them() -> None:
+    assert entity_id("sensor", "ws-bridge_my-feed_state") == "sensor.ws_bridge_my_feed_state"
+    assert entity_id("sensor", "A--b__c_") == "sensor.a_b_c"  # no double or edge underscores
+    assert configuration_url(None, "box") is None  # no metrics endpoint
+    for loopback in ("127.0.0.1:9108", "[::1]:9108", "localhost:9108"):
+        assert configuration_url(loopback, "box") is None
+    assert configuration_url("0.0.0.0:9108", "box") == "http://box:9108/status"
+    assert configuration_url("[::]:9108", "box") == "http://box:9108/status"
+    assert configuration_url("192.0.2.5:9108", "box") == "http://192.0.2.5:9108/status"
+    assert configuration_url("[fd00::5]:9108", "box") == "http://[fd00::5]:9108/status"
+    linked = dataclasses.replace(BRIDGE, controls=True,
+                                 configuration_url="http://box:9108/status")
+    configs = bridge_configs(linked) + source_configs(linked, "my-feed")
+    parsed = [check_config(topic, payload) for topic, payload in configs]
+    assert parsed[0]["device"]["configuration_url"] == "http://box:9108/status"
+    ids = {c["unique_id"]: c["default_entity_id"] for c in parsed}
+    assert ids["ws-bridge_my-feed_reconnect"] == "button.ws_bridge_my_feed_reconnect"
 
 
 def source(name: str, received: int, **more: Any) -> SourceSnapshot:
@@ -327,3 +394,73 @@ sources:
         await upstream.wait_connections(1)
         await sub.wait_for(lambda ms: bool(ms) and ms[-1].payload == b"connected",
                            topic="ws-bridge/late/state")
+
+
+async def retained_now(broker: Broker, ha: gmqtt.Client, *filters: str,
+                       subscribe: Callable[..., Awaitable[Subscriber]]) -> dict[str, bytes]:
+    """What the broker retains under ``filters`` now: a fresh subscriber's retained messages,
+    all of them sent to it before the marker published after it subscribed."""
+    fresh = await subscribe(broker, *filters, "marker/ha-test")
+    ha.publish("marker/ha-test", b"", qos=1)
+    await fresh.wait_for(1, topic="marker/ha-test")
+    return {m.topic: m.payload for m in fresh.messages if m.retain and m.payload}
+
+
+async def test_a_reload_that_moves_or_ends_discovery_leaves_no_ghost_entities(
+    upstream: Upstream, tmp_path: Path, mosquitto: Callable[..., Broker],
+    mqtt_subscriber: Callable[..., Awaitable[Subscriber]],
+) -> None:
+    broker = mosquitto()
+    path = tmp_path / "bridge.yaml"
+    write_config(path, upstream.url, broker.port, ["feed"])
+    watched = ("homeassistant/#", "ha2/#", "+/+/metrics")
+    sub = await mqtt_subscriber(broker, *watched)
+    async with bridge(path, broker) as (supervisor, ha):
+        first = configs(await sub.wait_for(lambda ms: len(configs(ms)) == 4 + 7))
+        await sub.wait_for(1, topic="ws-bridge/feed/metrics")
+
+        # another discovery_prefix and topic_prefix: every config moves, none stays behind
+        write_config(path, upstream.url, broker.port, ["feed"], ha=", discovery_prefix: ha2",
+                     prefix="wb2")
+        assert await supervisor.reload() is True
+        old = set(first) | {"ws-bridge/bridge/metrics", "ws-bridge/feed/metrics"}
+        await sub.wait_for(lambda ms: {m.topic for m in ms if not m.payload} >= old)
+        moved = configs([m for m in await sub.wait_for(lambda ms: len(configs(
+            [m for m in ms if m.topic.startswith("ha2/")])) == 11) if m.topic.startswith("ha2/")])
+        for topic, payload in moved.items():
+            assert check_config(topic, payload.decode(), "ha2")["state_topic"].startswith("wb2/")
+        await sub.wait_for(1, topic="wb2/feed/metrics")
+        kept = await retained_now(broker, ha, *watched, subscribe=mqtt_subscriber)
+        assert {t for t in kept if t.endswith("/config")} == set(moved)
+        assert {t for t in kept if not t.endswith("/config")} == {"wb2/bridge/metrics",
+                                                                 "wb2/feed/metrics"}
+
+        # homeassistant: removed: its entities go
+        seen = len(sub.messages)
+        write_config(path, upstream.url, broker.port, ["feed"], ha="none", prefix="wb2")
+        assert await supervisor.reload() is True
+        ending = set(moved) | {"wb2/bridge/metrics", "wb2/feed/metrics"}
+        await sub.wait_for(lambda ms: {m.topic for m in ms[seen:] if not m.payload} >= ending)
+        assert await retained_now(broker, ha, *watched, subscribe=mqtt_subscriber) == {}
+
+
+async def test_a_reload_onto_another_broker_empties_the_first_one(
+    upstream: Upstream, tmp_path: Path, mosquitto: Callable[..., Broker],
+    mqtt_subscriber: Callable[..., Awaitable[Subscriber]],
+) -> None:
+    first, second = mosquitto(), mosquitto()
+    path = tmp_path / "bridge.yaml"
+    write_config(path, upstream.url, first.port, ["feed"])
+    sub = await mqtt_subscriber(first, "homeassistant/#", "+/+/metrics")
+    there = await mqtt_subscriber(second, "homeassistant/#")
+    async with bridge(path, first) as (supervisor, ha):
+        announced = configs(await sub.wait_for(lambda ms: len(configs(ms)) == 11))
+        await sub.wait_for(1, topic="ws-bridge/feed/metrics")
+        write_config(path, upstream.url, second.port, ["feed"])
+        assert await supervisor.reload() is True
+        assert set(configs(await there.wait_for(lambda ms: len(configs(ms)) == 11))) == \
+            set(announced)  # the same entities, from the other broker
+        gone = set(announced) | {"ws-bridge/bridge/metrics", "ws-bridge/feed/metrics"}
+        await sub.wait_for(lambda ms: {m.topic for m in ms if not m.payload} >= gone)
+        assert await retained_now(first, ha, "homeassistant/#", "+/+/metrics",
+                                  subscribe=mqtt_subscriber) == {}
