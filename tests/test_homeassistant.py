@@ -464,3 +464,31 @@ async def test_a_reload_onto_another_broker_empties_the_first_one(
         await sub.wait_for(lambda ms: {m.topic for m in ms if not m.payload} >= gone)
         assert await retained_now(first, ha, "homeassistant/#", "+/+/metrics",
                                   subscribe=mqtt_subscriber) == {}
+
+
+async def test_reconnect_starts_a_source_that_gave_up_anew(
+    upstream: Upstream, tmp_path: Path, mosquitto: Callable[..., Broker],
+    mqtt_subscriber: Callable[..., Awaitable[Subscriber]],
+) -> None:
+    broker = mosquitto()
+    await upstream.stop()  # refused: the source gives up after one attempt
+    path = tmp_path / "bridge.yaml"
+    write_config(path, upstream.url, broker.port, [], controls=True)
+    path.write_text(path.read_text() + f"""
+  - name: once
+    url: {upstream.url}
+    reconnect: {{max_attempts: 1}}
+    routes: [{{sink: broker}}]
+  - {{name: other, url: "ws://127.0.0.1:{broker.port}/never", routes: [{{sink: broker}}]}}
+""")
+    sub = await mqtt_subscriber(broker, "ws-bridge/once/state", "ws-bridge/bridge/response/#")
+    async with bridge(path, broker) as (_, ha):
+        await sub.wait_for(lambda ms: bool(ms) and ms[-1].payload == b"failed",
+                           topic="ws-bridge/once/state")
+        await upstream.start()
+        ha.publish("ws-bridge/bridge/request/reconnect", b'{"source": "once"}', qos=1)
+        await upstream.wait_connections(1)
+        await sub.wait_for(lambda ms: bool(ms) and ms[-1].payload == b"connected",
+                           topic="ws-bridge/once/state")
+        (answer,) = sub.on("ws-bridge/bridge/response/reconnect")
+        assert json.loads(answer.payload) == {"status": "ok", "data": {"source": "once"}}
