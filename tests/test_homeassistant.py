@@ -30,9 +30,12 @@ pytestmark = pytest.mark.mqtt
 BRIDGE = Bridge("ws-bridge", "homeassistant", Availability("ws-bridge/bridge/availability"),
                 30.0, "1.2.3", "/etc/ws-bridge.yaml")
 REQUIRED = {"name", "unique_id", "object_id", "default_entity_id", "device", "origin"}
-# Home Assistant's MQTT discovery, as its docs and schemas state them (not run here): the topic,
-# the entity id rule (valid_entity_id), the keys each platform takes (any other is dropped),
-# the device and origin keys, the state classes and the button device classes.
+# Home Assistant's MQTT discovery as its own schemas state it (homeassistant/components/mqtt,
+# read in the 2025.12.5 and 2026.11.0 sources, not run here: it needs Python 3.13): the topic
+# (TOPIC_MATCHER), the entity id rule (valid_entity_id), the keys each platform takes (its
+# DISCOVERY_SCHEMA drops any other), the device and origin keys, the sensor rules
+# (validate_sensor_state_and_device_class_config: options only on an enum sensor, without
+# state_class or unit), no config category on a sensor or binary sensor, button device classes.
 TOPIC = re.compile(r"(?P<component>\w+)/(?:[a-zA-Z0-9_-]+/)?[a-zA-Z0-9_-]+/config")
 ENTITY_ID = re.compile(r"(?!.+__)(?!_)[\da-z_]+(?<!_)\.(?!_)[\da-z_]+(?<!_)")
 COMMON = REQUIRED | {"availability", "availability_mode", "entity_category", "icon",
@@ -83,6 +86,7 @@ def check_config(topic: str, payload: str, prefix: str = "homeassistant") -> dic
             assert "options" not in config and config["state_class"] in STATE_CLASSES
     if component == "binary_sensor":
         assert {"payload_on", "payload_off"} <= config.keys()
+        assert config.get("entity_category") in (None, "diagnostic")
     if component == "button":
         assert config.get("device_class") in (None, "identify", "restart", "update")
         assert "expire_after" not in config and isinstance(config["payload_press"], str)
