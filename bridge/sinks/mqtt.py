@@ -42,6 +42,7 @@ from bridge.sinks.mqtt_presence import Presence
 from bridge.sinks.mqtt_properties import PropertyBuilder
 from bridge.sinks.mqtt_window import Sent, Window
 from bridge.sinks.outbox import Outbox
+from bridge.sinks.outbox_file import open_outbox
 from bridge.sinks.queue import BoundedQueue
 from bridge.sinks.settings import MqttSinkConfig
 from bridge.sinks.way_back import Listener
@@ -62,7 +63,9 @@ class MqttSink:
     def __init__(self, cfg: MqttSinkConfig) -> None:
         self.name, self.config = cfg.name, cfg
         host = socket.gethostname()
-        self.outbox = Outbox(cfg.queue, cfg.name) if cfg.queue.path else None
+        self.outbox = None
+        if cfg.queue.path:
+            self.outbox = Outbox(cfg.queue, cfg.name, open_outbox(cfg.queue.path, cfg.name))
         self.queue: BoundedQueue[Delivery] | Outbox
         if self.outbox is None:
             self.queue = BoundedQueue[Delivery](cfg.queue.max_messages, cfg.queue.overflow,
@@ -74,6 +77,8 @@ class MqttSink:
         self.stats = MqttStats(self.queue, dropped=self.queue.dropped)
         self._client_id = cfg.client_id.replace("{hostname}", host)
         self._wake, self._stop, self._room = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        if self.outbox is not None:  # rows held while the disk was full, now stored: to send
+            self.outbox.on_written = self._wake.set
         # The pump waits for work: send() fires at the end of the loop turn instead of waking it
         self._idle, self._flush_due = False, False
         self._loop: asyncio.AbstractEventLoop | None = None
