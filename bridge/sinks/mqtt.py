@@ -27,6 +27,7 @@ import functools
 import logging
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 from bridge.errors_sink import SinkUnavailable
@@ -60,7 +61,8 @@ CLOSE_TIMEOUT = 5.0  # for close(): flushing the queue, then DISCONNECT
 class MqttSink:
     """The ``Sink`` publishing to one MQTT broker; see the module docstring for reconnects."""
 
-    def __init__(self, cfg: MqttSinkConfig) -> None:
+    def __init__(self, cfg: MqttSinkConfig, *, wall: Callable[[], float] = time.time) -> None:
+        """``wall``: the clock messages are received by (their expiry is counted on it)."""
         self.name, self.config = cfg.name, cfg
         host = socket.gethostname()
         self.outbox = None
@@ -92,7 +94,7 @@ class MqttSink:
         self._listeners = Listeners()  # MQTT -> upstream
         self._firing = Firing(cfg, PropertyBuilder(cfg.message_expiry, cfg.user_properties, host),
                               self.stats, self.queue.dropped,
-                              self.outbox.settle if self.outbox is not None else None)
+                              self.outbox.settle if self.outbox is not None else None, wall=wall)
         self._deadline = 0.0
         self._outage = ""  # the reason of the last failed connect, logged once per outage
 
