@@ -83,6 +83,7 @@ async def test_a_full_disk_is_named_and_outlived_with_every_accepted_message_del
         path = small_disk / "ob" / "outbox.sqlite3"
         await eventually(logged(caplog, f"sink 'broker': cannot write the outbox {path}"), 5,
                          "the error naming the sink and the path")
+        assert sink.snapshot().queue_depth == 2 * BATCH  # the depth shown counts those held
         filler.unlink()  # space returns
         for text in after:
             sink.send(delivery(text))

@@ -108,7 +108,9 @@ class MqttSink:
 
     def snapshot(self) -> SinkSnapshot:
         stats = self.stats
-        return SinkSnapshot(name=self.name, type="mqtt", up=self.up, queue_depth=len(self.queue),
+        # an outbox's depth counts what a full disk holds in memory, not yet takeable
+        depth = len(self.queue) if self.outbox is None else max(0, self.outbox.waiting())
+        return SinkSnapshot(name=self.name, type="mqtt", up=self.up, queue_depth=depth,
                             published=stats.published, errors=sum(stats.errors.values()),
                             dropped=dict(self.queue.dropped),
                             publish_latency=stats.publish_latency,

@@ -31,7 +31,7 @@ from bridge.sinks.outbox_rows import StoredDelivery
 from bridge.sinks.settings import QueueConfig
 
 log = logging.getLogger("bridge.sinks.outbox")
-FLUSH_ROWS, FLUSH_DELAY, CHUNK = 1024, 0.005, 256
+FLUSH_ROWS, FLUSH_DELAY = 1024, 0.005
 RETRY = 1.0  # seconds between writes tried while the file cannot be written
 
 
@@ -116,7 +116,7 @@ class Outbox(Bounds):
             self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany(rows.INSERT, buf)
             self.written()
-            self._drop_oldest()
+            self.drop_oldest(lambda after, n: self._db.execute(rows.OLDEST, (after, n)).fetchall())
             done, self.done = self.done, []
             self._db.executemany(rows.DELETE, done)
             self._db.execute("COMMIT")
@@ -143,18 +143,6 @@ class Outbox(Bounds):
         if self._timer is not None:
             self._timer.cancel()
         self._db.close()
-
-    def _drop_oldest(self) -> None:
-        """Delete the oldest rows not in flight: those counted at put, then bytes over max_bytes."""
-        after = self.cursor
-        while self.excess > 0 or (self.trim and self.size > self.max_bytes):
-            found = self._db.execute(rows.OLDEST, (after, self.excess or CHUNK)).fetchall()
-            if not (found := self.to_drop(found)):
-                break
-            after, self.excess = found[-1][0], max(0, self.excess - len(found))
-            for rid, size in found:
-                self.forget(rid, size)
-        self.excess, self.trim = 0, False
 
     def _schedule(self) -> None:
         if self._timer is None:

@@ -10,10 +10,13 @@ on ``full`` either way."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 from bridge.sinks.outbox_ledger import Ledger
 from bridge.sinks.outbox_rows import Row
 from bridge.sinks.settings import QueueConfig
+
+CHUNK = 256  # rows read at a time when trimming to max_bytes
 
 
 class Bounds(Ledger):
@@ -60,7 +63,20 @@ class Bounds(Ledger):
                 self.dropped["queue_full_oldest"] += 1
             over_bytes = self.trim and self.size + self.buffered_size > self.max_bytes
 
-    def to_drop(self, oldest: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    def drop_oldest(self, oldest: Callable[[int, int], list[tuple[int, int]]]) -> None:
+        """Forget the oldest rows not in flight, for the flush to delete: those counted at puts,
+        then as many as bring the bytes under max_bytes. ``oldest(after, n)``: the file's first
+        ``n`` rows with an id above ``after``, as (id, payload bytes)."""
+        after = self.cursor
+        while self.excess > 0 or (self.trim and self.size > self.max_bytes):
+            if not (found := self._to_drop(oldest(after, self.excess or CHUNK))):
+                break
+            after, self.excess = found[-1][0], max(0, self.excess - len(found))
+            for rid, size in found:
+                self.forget(rid, size)
+        self.excess, self.trim = 0, False
+
+    def _to_drop(self, oldest: list[tuple[int, int]]) -> list[tuple[int, int]]:
         """Of the oldest rows not in flight (id, payload bytes), those ``drop_oldest`` deletes
         now: all of them for the rows counted at puts, else as many as bring the payload bytes
         under ``max_bytes`` (counted here)."""
