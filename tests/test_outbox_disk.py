@@ -130,3 +130,31 @@ def test_while_the_disk_is_full_the_queue_bounds_count_what_is_held_in_memory(
     assert payloads(drain(box)) == batch(0) + batch(BATCH)[50:100]
     newest.close()
     box.close()
+
+
+async def test_a_sink_rebuilt_by_a_reload_while_the_disk_is_full_takes_over_what_is_held(
+    small_disk: Path, mosquitto: Make,
+) -> None:
+    """The old sink's puts held in memory go to its successor on the same file (the supervisor's
+    ``_hand_over``), after the rows already stored; nothing is lost when the old one closes."""
+    broker = mosquitto(start=False)  # down: the rows stay in the file, which is the oracle
+    old = MqttSink(sink_config(broker, small_disk))
+    for text in batch(0):
+        old.send(delivery(text))
+    assert old.outbox is not None
+    old.outbox.flush()
+    filler = fill(small_disk)
+    for text in batch(BATCH):
+        old.send(delivery(text))
+    old.outbox.flush()  # fails: held
+    assert old.outbox.spilling
+    new = MqttSink(sink_config(broker, small_disk))
+    for d in old.hand_over():
+        new.send(d)
+    old.outbox.close()
+    assert old.outbox.dropped == {}
+    filler.unlink()
+    assert new.outbox is not None
+    new.outbox.flush(retry=True)
+    assert payloads(drain(new.outbox)) == batch(0) + batch(BATCH)
+    new.outbox.close()

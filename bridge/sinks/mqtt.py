@@ -122,8 +122,10 @@ class MqttSink:
 
     def hand_over(self) -> list[Delivery]:
         """The in-memory queue, taken; an outbox's rows stay on disk, for a successor with the
-        same ``queue.path`` to send."""
-        return [] if self.outbox is not None else self.queue.take(len(self.queue))
+        same ``queue.path`` to send, and its puts not yet written (a full disk's too) go to it."""
+        if self.outbox is not None:
+            return self.outbox.hand_over()
+        return self.queue.take(len(self.queue))
 
     def rpc_topic(self, source: str) -> str | None:
         return mt.source_topic(self.config.topic_prefix, source, "rpc")

@@ -132,6 +132,13 @@ class Outbox(Bounds):
                         " are stored", self.sink, self.path, len(buf))
             self.on_written()
 
+    def hand_over(self) -> list[Delivery]:
+        """The puts not yet written, taken (held in memory by a full disk, or waiting for the
+        next flush): a successor on the same file stores them after the rows already there."""
+        buf, self.buf = self.buf, deque()
+        self.buffered = self.buffered_size = 0
+        return [rows.from_row((0, *row), self.tag) for row in buf]  # no row id yet
+
     def close(self) -> None:
         """Flush and close (the WAL is folded into the file); the rows wait for the next start.
         What a full disk still keeps in memory is lost, and said so."""
