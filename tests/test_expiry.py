@@ -21,7 +21,7 @@ from bridge.sinks.mqtt import MqttSink
 from bridge.sinks.mqtt_expiry import Expiry
 from bridge.sinks.mqtt_properties import PropertyBuilder
 from bridge.sinks.mqtt_property_list import properties
-from tests.support.daemon import Daemon, eventually
+from tests.support.daemon import Spawn, eventually
 from tests.support.mosquitto import Broker, Received, Subscriber
 from tests.support.upstream import Upstream
 from tests.test_outbox import daemon_config, delivery, depth, logged, outbox, running
@@ -76,7 +76,8 @@ async def test_a_subscriber_gets_the_expiry_less_the_wait_and_never_an_expired_m
 
 
 async def test_the_daemon_publishes_an_outbox_row_with_the_expiry_left_after_its_wait(
-    mosquitto: Make, mqtt_subscriber: Subscribe, upstream: Upstream, tmp_path: Path,
+    mosquitto: Make, mqtt_subscriber: Subscribe, upstream: Upstream, spawn: Spawn,
+    tmp_path: Path,
 ) -> None:
     box = outbox(tmp_path)
     now = time.time()  # rows received before a restart, one of them longer ago than the expiry
@@ -89,14 +90,11 @@ async def test_the_daemon_publishes_an_outbox_row_with_the_expiry_left_after_its
     cfg = yaml.safe_load(path.read_text())
     cfg["sinks"]["broker"]["properties"] = {"message_expiry": "60s"}
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    daemon = await Daemon.spawn("run", str(path))
-    try:
-        (got,) = await sub.wait_for(1, timeout=15)
-        await eventually(depth(tmp_path, 0), 10, "the outbox emptied")
-        await eventually(in_log(lambda: daemon.log_text, "dropping messages (expired)"), 5,
-                         "the drop line")
-    finally:
-        await daemon.kill()
+    daemon = await spawn("run", str(path))
+    (got,) = await sub.wait_for(1, timeout=15)
+    await eventually(depth(tmp_path, 0), 10, "the outbox emptied")
+    await eventually(in_log(lambda: daemon.log_text, "dropping messages (expired)"), 5,
+                     "the drop line")
     assert got.payload == b"waited"
     assert 0 < expiry(got) <= 30  # 60 s less the 30 s it waited in the outbox, and the start
     assert [m.payload for m in sub.messages] == [b"waited"]
