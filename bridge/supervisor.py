@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from bridge.config.changes import ROUTING_FIELDS, SUBSCRIPTION_FIELDS, changed_fields
 from bridge.config.load import load_config
 from bridge.config.model import Config, SourceConfig
 from bridge.errors import ConfigError
@@ -47,8 +48,6 @@ from bridge.upstream.state import ConnState
 
 log = logging.getLogger("bridge.supervisor")
 SHUTDOWN_BUDGET = 10.0  # seconds for sources to unsubscribe and for sinks to flush, each
-SUBSCRIPTION_FIELDS = frozenset({"subscribe", "unsubscribe", "items"})
-ROUTING_FIELDS = frozenset({"routes"})
 
 
 def build_sink(cfg: SinkConfig, hostname: str) -> Sink:
@@ -62,18 +61,6 @@ def build_sink(cfg: SinkConfig, hostname: str) -> Sink:
     if isinstance(cfg, WebSocketSinkConfig):
         return WebSocketSink(cfg)
     raise TypeError(f"unknown sink config {type(cfg).__name__}")
-
-
-def changed_fields(old: SourceConfig, new: SourceConfig) -> set[str]:
-    """The names of the source settings a reload changed; a pool whose items alone changed
-    counts as a change of its subscriptions (``items``), applied on the live connections."""
-    changed = {
-        f.name for f in dataclasses.fields(SourceConfig)
-        if getattr(old, f.name) != getattr(new, f.name)
-    }
-    if "pool" in changed and old.pool and new.pool and old.pool.same_but_items(new.pool):
-        changed = changed - {"pool"} | {"items"}
-    return changed
 
 
 class _Source:
@@ -376,17 +363,26 @@ class Supervisor:
             sink.listen(wanted.get(name, []))
 
     def _control(self, action: str, source: str) -> str | None:
-        """A control request (Home Assistant's buttons): ``reconnect`` restarts the source as a
-        reload does; ``resubscribe`` subscribes again on its live connection."""
+        """A control request (Home Assistant's buttons) for a running source, its counters
+        going on: ``reconnect`` closes its connections and opens new ones (a reconnect
+        ``requested``), ``resubscribe`` sends its subscribe steps again on each of them. A
+        source that gave up (``max_attempts``) is started anew, as a reload that changes it."""
         if self._stop.is_set() or self._reloading or self._tg is None:
             return "the bridge is stopping or reloading; try again"
         if (entry := self.sources.get(source)) is None:
             return f"no source {source!r}"
-        if action == "resubscribe":
-            entry.client.resubscribe(entry.client.cfg)
-        else:
+        client = entry.client
+        if action == "reconnect" and client.state is ConnState.FAILED:
             self._tg.create_task(self._stop_source(source))
-            self._start_source(entry.client.cfg, previous=entry.router)
+            self._start_source(client.cfg, previous=entry.router)
+        elif action == "reconnect":
+            client.reconnect()
+        elif not client.cfg.subscribe:
+            return f"source {source!r} has no subscribe steps to send again; reconnect it instead"
+        elif isinstance(client, Pool):
+            client.subscribe_again()
+        else:
+            client.resubscribe(client.cfg)
         return None
 
     def _publisher(self, source: str, send: Template) -> Listener:
@@ -467,7 +463,8 @@ def _source_snapshot(entry: _Source, now: float, wall: float, grace: float) -> S
         reconnects=dict(stats.reconnects),
         last_message_age=None if last is None else max(0.0, wall - last),
         handshake_seconds=stats.handshake_seconds,
-        grace_until=None if connected else entry.since + grace,
+        grace_until=None if connected else entry.since + grace, grace_seconds=grace,
+        down_seconds=0.0 if connected else max(0.0, now - entry.since),
         recovery=dict(stats.recovery), sent=stats.sent, outgoing_dropped=dict(stats.outgoing),
         undecodable=dict(stats.undecodable), rejected=stats.rejected,
         last_error=None if connected else stats.last_error, rollovers=stats.rollovers,
