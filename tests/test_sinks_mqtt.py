@@ -24,7 +24,7 @@ from bridge.routing.template import Template
 from bridge.sinks.mqtt import MqttSink
 from bridge.sinks.mqtt_answers import Answers
 from bridge.sinks.mqtt_drops import DropLog
-from bridge.sinks.mqtt_incoming import Incoming
+from bridge.sinks.mqtt_incoming import Incoming, connect_failure
 from bridge.sinks.mqtt_listeners import Listeners
 from bridge.sinks.mqtt_presence import Presence
 from bridge.sinks.mqtt_topics import source_topic, topic_problem
@@ -439,6 +439,16 @@ async def test_with_an_outbox_the_sink_keeps_to_one_connection_and_says_so(
     assert [int(m.payload) for m in got] == list(range(200))
     assert " as boxed " in broker.log()
     assert " as boxed-1 " not in broker.log()
+
+
+def test_a_connect_that_timed_out_says_so() -> None:
+    """A TimeoutError's text is empty: the chaos soak's logs read ``cannot reach broker ...
+    ()`` after a connect that hung for the whole connect timeout."""
+    assert connect_failure("10.0.0.1:1883", TimeoutError(), None) == (
+        "connect", "cannot reach broker 10.0.0.1:1883 (timed out)")
+    refused = ConnectionRefusedError(111, "Connect call failed")
+    assert connect_failure("h:1", refused, None)[1] == (
+        "cannot reach broker h:1 ([Errno 111] Connect call failed)")
 
 
 async def _down_with_persistent_subscriber(mosquitto: Make, subscribe: Subscribe,

@@ -45,4 +45,4 @@ def connect_failure(at: str, exc: BaseException, refused: int | None,
     if tls:
         reason = getattr(exc, "verify_message", None) or exc
         return "tls", f"TLS with {at} failed ({reason}): check tls.ca_file (and the port)"
-    return "connect", f"cannot reach broker {at} ({exc or 'timed out'})"
+    return "connect", f"cannot reach broker {at} ({str(exc) or 'timed out'})"  # TimeoutError: ""
