@@ -451,6 +451,34 @@ def test_a_connect_that_timed_out_says_so() -> None:
         "cannot reach broker h:1 ([Errno 111] Connect call failed)")
 
 
+async def test_a_connection_dropped_before_its_connack_fails_the_attempt_at_once(
+    watch_log: Callable[[str], LogWatch]
+) -> None:
+    """A broker that accepts TCP and drops it before any CONNACK (one dying or starting: the
+    chaos soak's broker SIGKILLs hit this): the attempt fails at once and the next one follows
+    (before, gmqtt waited for the CONNACK until the 10 s connect timeout, a 10 s stall)."""
+    accepted: list[int] = []
+
+    async def drop(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(1)
+        writer.transport.abort()
+
+    server = await asyncio.start_server(drop, "127.0.0.1", 0)
+    dropped = watch_log("before its CONNACK")
+    port = server.sockets[0].getsockname()[1]
+    sink = MqttSink(MqttSinkConfig(name="broker", host="127.0.0.1", port=port, reconnect=FAST,
+                                   client_id="bridge-dropped"))
+    try:
+        async with running(sink):
+            record = await dropped.wait()
+            await until(lambda: sink.stats.errors["connect"] >= 3)  # each well within 10 s
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert len(accepted) >= 3
+    assert f"cannot reach broker 127.0.0.1:{port} (the broker closed" in record.getMessage()
+
+
 async def _down_with_persistent_subscriber(mosquitto: Make, subscribe: Subscribe,
                                            ) -> tuple[Broker, Subscriber]:
     """A broker that knows a persistent subscriber, then stopped: the sink starts unreachable."""

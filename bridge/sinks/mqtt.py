@@ -237,7 +237,7 @@ class MqttSink:
             raise unavailable(cfg, exc, tls=True) from exc
         conn = MqttClient(cfg, self._client_id, on_ack=self._acked, on_lost=self._lost,
                           on_message=self._listeners, tls=tls)
-        await conn.connect()
+        await _connected(conn, cfg)
         try:
             self._lanes = await self._connect_lanes()
         except BaseException:
@@ -258,7 +258,7 @@ class MqttSink:
                 lanes.append(MqttClient(cfg, lane_client_id(self._client_id, k),
                                         on_ack=functools.partial(self._acked, sent=sent),
                                         on_lost=self._lost))
-                await lanes[-1].connect()
+                await _connected(lanes[-1], cfg)
         except BaseException:
             for lane in lanes:
                 lane.abort()
@@ -411,3 +411,20 @@ class MqttSink:
 def _payload_size(d: Delivery) -> int:
     return byte_size(d.payload)
 
+
+async def _connected(conn: MqttClient, cfg: MqttSinkConfig) -> None:
+    """``conn.connect()``, failing at once when the broker drops the connection before its
+    CONNACK (a broker dying or starting): gmqtt would wait for it until the connect timeout."""
+    connecting = asyncio.ensure_future(conn.connect())
+    gone = asyncio.ensure_future(conn.gone.wait())
+    try:
+        await asyncio.wait((connecting, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not connecting.done():
+            connecting.cancel()
+    if not connecting.done():
+        conn.abort()
+        raise unavailable(cfg, ConnectionResetError(
+            "the broker closed the connection before its CONNACK"))
+    connecting.result()

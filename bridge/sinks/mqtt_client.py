@@ -47,6 +47,7 @@ class MqttClient:
         self._on_message = on_message
         self._tls = tls
         self._open = False
+        self.gone = asyncio.Event()  # the connection dropped (before its CONNACK too)
         self._answers = answers = Answers()
         self._refusals = answers.refusals  # popped once per QoS 1/2 answer
         self._topics = packet.Topics()
@@ -176,6 +177,7 @@ class MqttClient:
         return 0  # PUBACK: success
 
     def _lost(self) -> None:
+        self.gone.set()
         if self._open:
             self._open = False
             self._on_lost()
