@@ -40,8 +40,9 @@ from bridge.sinks.websocket import WebSocketSink
 from bridge.stats.snapshot import Snapshot, SourceSnapshot
 from bridge.systemd import Notifier
 from bridge.tap import Tap
-from bridge.upstream.client import DeliverFn, SourceClient
+from bridge.upstream.client import SourceClient
 from bridge.upstream.pool import Pool
+from bridge.upstream.pump import DeliverFn
 from bridge.upstream.state import ConnState
 
 log = logging.getLogger("bridge.supervisor")

@@ -481,3 +481,25 @@ async def test_async_deliver_is_awaited_in_order(upstream: Upstream) -> None:
     client.stop()
     await asyncio.wait_for(task, 5.0)
     assert got == list(range(20))
+
+
+async def test_an_error_in_deliver_ends_run_with_that_error(upstream: Upstream) -> None:
+    # Messages are delivered in websockets' data callback while the task waits: an error there
+    # (a bug in a route) must still end the source's task with it, as one raised in the task.
+    async def handler(conn: UpstreamConn) -> None:
+        for n in range(5):
+            await conn.send_json({"n": n})
+        await conn.wait_closed()
+
+    upstream.handler = handler
+    got: list[int] = []
+
+    def deliver(msg: Message) -> None:
+        got.append(json.loads(msg.data)["n"])
+        if len(got) == 3:
+            raise RuntimeError("a route's bug")
+
+    client = SourceClient(source(upstream.url), deliver)
+    with pytest.raises(RuntimeError, match="a route's bug"):
+        await asyncio.wait_for(client.run(), 5.0)
+    assert got == [0, 1, 2]

@@ -137,6 +137,70 @@ async def test_messages_that_come_one_at_a_time_arrive_whole_after_a_cancelled_w
     assert received == ["".join(r) if isinstance(r, list) else r for r in replies]
 
 
+async def test_a_consumer_is_handed_whole_messages_and_recv_gets_the_rest_in_order(
+    upstream: Upstream, opened: Opened,
+) -> None:
+    # Whole messages go to the consumer in websockets' data callback while none waits in the
+    # buffer; fragmented ones, and everything after a consumer steps down (returns False), wait
+    # for recv. Whoever gets them, they arrive in order, and invalid UTF-8 still fails with 1007.
+    first = [f'{{"n":{n}}}' for n in range(12)]
+    mixed: list[str | bytes | list[str]] = []
+    for n in range(12, 60):
+        mixed.append(f'{{"n":{n}}}' if n % 7 else [f'{{"n":{n},', '"frag":true}'])
+        if n % 20 == 3:
+            mixed.append(b"\x00bin" + bytes([n]))
+    mixed.append(['{"last":', "true}"])  # fragmented: recv's, so the loop below ends
+    seen: list[str | bytes] = []
+    taken: list[str | bytes] = []
+
+    def stepping_down(data: str | bytes) -> bool:
+        taken.append(data)
+        seen.append(data)
+        return len(taken) < 10  # the 10th is kept, then the consumer is called no more
+
+    def staying(data: str | bytes) -> bool:
+        taken.append(data)
+        seen.append(data)
+        return True
+
+    async def blast(server: UpstreamConn) -> None:
+        await server.recv()
+        for message in first:
+            await server.ws.send(message)
+        await server.recv()
+        for part in mixed:
+            await server.ws.send(part)
+        await server.recv()
+        await server.ws.send(b"\xff not UTF-8", text=True)
+        await server.wait_closed()
+
+    upstream.handler = blast
+    conn = await connect(opened, source(upstream.url))
+    assert conn.consume(stepping_down)
+    await conn.send("go")
+    seen.append(await conn.recv())
+    seen.append(await conn.recv())
+    assert seen == first and len(taken) == 10
+    assert conn.consume(staying)
+    await conn.send("go")
+    expected = [*first, *("".join(m) if isinstance(m, list) else m for m in mixed)]
+    while seen[-1] != '{"last":true}':
+        seen.append(await conn.recv())
+    assert seen == expected
+    assert 10 < len(taken) < len(expected) - 7  # the consumer had some; fragments went to recv
+    await conn.send("go")
+    with pytest.raises(ConnectionLost) as lost:
+        await conn.recv()
+    assert lost.value.code == 1007
+
+
+async def test_the_upstream_socket_has_nagle_disabled(upstream: Upstream, opened: Opened) -> None:
+    # Set by the event loop itself (asyncio's and uvloop's transports both do), not by us.
+    conn = await connect(opened, source(upstream.url))
+    sock = conn._ws.transport.get_extra_info("socket")
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
 async def test_messages_reach_the_server_in_order(upstream: Upstream, opened: Opened) -> None:
     async def ack(server: UpstreamConn) -> None:
         request = await server.recv_json()

@@ -1,0 +1,103 @@
+"""One connection's frames in, the hot path: each frame counted, decoded (the source's
+``frames``), screened by the session or passed on unread, and delivered to the routes.
+
+A frame goes as far as it can without waiting. When the connection hands frames over in
+websockets' data callback (``Connection.consume``), that is all the way for an ordinary data
+message, and no task is woken for it. What needs waiting (a sink's back-pressure, the session's
+actions, a frame decoded into several messages) is left as a ``Rest`` for the driver's task,
+which ``wake`` rouses; the callback then hands over no more frames, so the ones that come
+meanwhile wait in websockets' buffer behind the rest, in order. The session's rules stay the
+session's: this only feeds it frames (``screen``) and carries out what it says."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from bridge.inflate import Undecodable
+from bridge.messages import INVALID, Message, byte_size
+from bridge.protocols.wire import Frames
+from bridge.stats.source import SourceStats
+from bridge.upstream.actions import UNREAD, Action
+
+DeliverFn = Callable[[Message], Awaitable[None] | None]
+
+
+class Screens(Protocol):
+    """What the pump asks of the session (``Session`` has it)."""
+
+    def screen(self, msg: Message, now: float) -> list[Action] | None: ...
+
+    def unread_invalid(self, now: float) -> list[Action]: ...
+
+
+class Rest:
+    """What is left of one frame for the task: ``pending`` back-pressure to await, then
+    ``actions`` to perform; or ``items`` decoded from ``frame``, to screen one by one."""
+
+    __slots__ = ("actions", "frame", "items", "now", "pending")
+
+    def __init__(self, now: float, pending: Awaitable[None] | None = None,
+                 actions: list[Action] | None = None,
+                 items: list[Message | Undecodable] | None = None,
+                 frame: str | bytes = "") -> None:
+        self.now, self.pending, self.actions, self.items, self.frame = \
+            now, pending, actions, items, frame
+
+
+class Pump:
+    """``step`` takes one frame as far as it goes without waiting; ``take`` is ``step`` as a
+    ``Connection.consume`` consumer. Per run of the driver it is told ``deliver`` and
+    ``unread`` (the session's ``Unread``: frames pass without ``screen``); it keeps ``heard``,
+    when the last of those came, for the session's ``tick``."""
+
+    __slots__ = ("_clock", "_frames", "_name", "_session", "_stats", "_wall", "deliver",
+                 "heard", "rest", "unread", "wake")
+
+    def __init__(self, name: str, stats: SourceStats, session: Screens, *,
+                 frames: Frames | None, clock: Callable[[], float],
+                 wall: Callable[[], float], deliver: DeliverFn,
+                 wake: Callable[[], None]) -> None:
+        self._name, self._stats, self._session, self._frames = name, stats, session, frames
+        self._clock, self._wall = clock, wall
+        self.deliver, self.wake = deliver, wake
+        self.unread = False
+        self.heard = 0.0
+        self.rest: Rest | Exception | None = None  # what ``take`` left the task, or its error
+
+    def take(self, data: str | bytes) -> bool:
+        """``step`` in websockets' data callback: False once the frame left a rest (or an
+        error, raised in the task as if it had read the frame); the task is woken for it."""
+        try:
+            if (rest := self.step(data)) is None:
+                return True
+        except Exception as exc:  # noqa: BLE001 - not lost: raised again in the task
+            self.rest = exc
+        else:
+            self.rest = rest
+        self.wake()
+        return False
+
+    def step(self, data: str | bytes) -> Rest | None:
+        """One frame in: None once delivered with nothing to wait for, else its ``Rest``."""
+        now, stats = self._clock(), self._stats
+        stats.received += 1
+        stats.bytes += byte_size(data)
+        if (frames := self._frames) is None:
+            msg = Message(self._name, data, self._wall())
+        elif len(items := frames.decode(data, self._wall())) == 1 and \
+                not isinstance(first := items[0], Undecodable):
+            msg = first  # one message: on as any other
+        else:  # several, or one that could not be decoded: one by one, by the task
+            return Rest(now, items=items, frame=data)
+        if self.unread:
+            self.heard = now
+            actions: list[Action] | None = UNREAD
+        elif (actions := self._session.screen(msg, now)) is not None and actions is not UNREAD:
+            return Rest(now, actions=actions)
+        pending = self.deliver(msg)
+        if actions is UNREAD and msg.parsed is INVALID and not msg.is_binary:  # by a route
+            actions = self._session.unread_invalid(now) or None
+        else:
+            actions = None
+        return None if pending is None and actions is None else Rest(now, pending, actions)
