@@ -165,17 +165,19 @@ def _run_ws_bridge(ctx: Ctx, config: dict[str, object], name: str,
     return spawn(cmd, _log(ctx, name), cwd=ctx.workdir)
 
 
-def start_ws_bridge_fleet(ctx: Ctx, connections: int = 1) -> list[subprocess.Popen[bytes]]:
+def start_ws_bridge_fleet(ctx: Ctx, connections: int = 1, linger: str | None = None,
+                          launcher: list[str] | None = None) -> list[subprocess.Popen[bytes]]:
     """The fleet: ``ctx.sources`` sources, each its own connection to the same upstream."""
     config = {
         "version": 1,
         "sinks": {"broker": {"type": "mqtt", "url": f"mqtt://127.0.0.1:{ctx.broker_port}",
-                             "qos": ctx.qos, "connections": connections}},
+                             "qos": ctx.qos, "connections": connections,
+                             **({"linger": linger} if linger else {})}},
         "sources": [{"name": f"fleet-{i:03d}", "url": ctx.ws_url,
                      "routes": [{"sink": "broker", "topic": TOPIC}]}
                     for i in range(ctx.sources)],
     }
-    return [_run_ws_bridge(ctx, config, "ws-bridge-fleet")]
+    return [_run_ws_bridge(ctx, config, "ws-bridge-fleet", launcher)]
 
 
 def start_ws_bridge_pool(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
@@ -199,6 +201,16 @@ def start_ws_bridge_pool(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
 
 def start_ws_bridge_fleet4(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
     return start_ws_bridge_fleet(ctx, connections=4)
+
+
+def start_ws_bridge_fleet_linger(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
+    return start_ws_bridge_fleet(ctx, linger="1ms")
+
+
+def start_ws_bridge_fleet_base(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
+    """The fleet from BENCH_BASE (only when named): before and after in one pass."""
+    return start_ws_bridge_fleet(ctx, launcher=launcher_from(os.environ.get("BENCH_BASE", ""),
+                                                             "BENCH_BASE"))
 
 
 def start_ws_idle(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
@@ -311,6 +323,10 @@ AB_PIPELINES = [
 FLEET_PIPELINES = [
     Pipeline("ws-bridge-fleet", "**ws-bridge** (100 sources)", "fleet", start_ws_bridge_fleet),
     Pipeline("ws-bridge-fleet-c4", "ws-bridge, `connections: 4`", "fleet", start_ws_bridge_fleet4),
+    Pipeline("ws-bridge-fleet-linger", "ws-bridge, `linger: 1ms`", "fleet",
+             start_ws_bridge_fleet_linger),
+    Pipeline("ws-bridge-fleet-base", "ws-bridge from BENCH_BASE", "fleet",
+             start_ws_bridge_fleet_base),
     Pipeline("node-red-fleet", "Node-RED 4 (100 websocket-in → 1 mqtt-out)", "fleet",
              start_node_red),
 ]

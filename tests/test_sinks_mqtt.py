@@ -701,3 +701,23 @@ async def test_giving_up_after_max_attempts_raises_sink_unavailable(mosquitto: M
         await asyncio.wait_for(sink.run(), 5)
     assert sink.stats.errors["connect"] == 4
     assert sink.stats.dropped["shutdown"] == 1
+
+
+@pytest.mark.parametrize("qos", [0, 1])
+async def test_with_linger_messages_one_per_loop_turn_and_a_burst_all_arrive_in_order(
+    mosquitto: Make, mqtt_subscriber: Subscribe, qos: int
+) -> None:
+    # linger: the idle sink's write waits for others to share it; nothing is held for good.
+    broker = mosquitto()
+    sub = await mqtt_subscriber(broker)
+    sink = MqttSink(config(broker, qos=qos, linger=0.02))
+    async with running(sink):
+        await until(lambda: sink.up)
+        for n in range(5):  # one per loop turn, as many sources at a steady rate send them
+            sink.send(delivery(f'{{"n":{n}}}'))
+            await asyncio.sleep(0)
+        await sub.wait_for(5)
+        for n in range(5, 305):  # a burst: the first write lingers, the pump takes the rest
+            sink.send(delivery(f'{{"n":{n}}}'))
+        await sub.wait_for(305)
+    assert sub.payloads("ws-bridge/src") == [f'{{"n":{n}}}'.encode() for n in range(305)]
