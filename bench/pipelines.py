@@ -64,13 +64,14 @@ def _log(ctx: Ctx, name: str) -> Path:
 
 
 def start_ws_bridge(ctx: Ctx, launcher: list[str] | None = None,
-                    frames: dict[str, str] | None = None) -> list[subprocess.Popen[bytes]]:
+                    frames: dict[str, str] | None = None,
+                    sink: dict[str, str] | None = None) -> list[subprocess.Popen[bytes]]:
     names = ["bench"] if ctx.sources == 1 else [f"idle-{i:04d}" for i in range(ctx.sources)]
     decoding = {"frames": frames} if frames else {}
     config = {
         "version": 1,
         "sinks": {"broker": {"type": "mqtt", "url": f"mqtt://127.0.0.1:{ctx.broker_port}",
-                             "qos": ctx.qos}},
+                             "qos": ctx.qos, **(sink or {})}},
         "sources": [{"name": name, "url": ctx.ws_url, **decoding,
                      "routes": [{"sink": "broker", "topic": TOPIC}]} for name in names],
     }
@@ -80,6 +81,11 @@ def start_ws_bridge(ctx: Ctx, launcher: list[str] | None = None,
 def start_ws_bridge_gzip(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
     """The blaster's frames gzip-compressed as binary (HTX, OKX): what decoding them costs."""
     return start_ws_bridge(ctx, frames={"binary": "gzip"})
+
+
+def start_ws_bridge_311(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
+    """The sink speaking MQTT 3.1.1, which has no Receive Maximum: the broker sets no window."""
+    return start_ws_bridge(ctx, sink={"protocol": "3.1.1"})
 
 
 # ws-bridge with the optional speed-ups (uvloop, orjson) hidden: `import uvloop` raises ImportError.
@@ -306,6 +312,8 @@ PIPELINES = [
 # Mosquitto sends to MQTT 5 clients as the Receive Maximum in its CONNACK (3.1.1 has no window).
 DEFAULT_BROKER_PIPELINES = [
     Pipeline("ws-bridge-rm20", "**ws-bridge**", "mqtt", start_ws_bridge, default_window=True),
+    Pipeline("ws-bridge-311-rm20", "ws-bridge, `protocol: 3.1.1`", "mqtt", start_ws_bridge_311,
+             default_window=True),
     Pipeline("node-red-rm20", "Node-RED 4 (MQTT 3.1.1)", "mqtt", start_node_red,
              default_window=True),
     Pipeline("minimal-rm20", "minimal Python: websockets + gmqtt (MQTT 5)", "mqtt",

@@ -114,8 +114,7 @@ class SourceClient:
         if cfg.protocol is not None:  # a preset's wire format, read after ``frames``
             self._frames = PresetFrames(cfg.protocol.type, cfg.name, self._frames)
         self._pump = Pump(cfg.name, self.stats, self._session, frames=self._frames,
-                          clock=clock, wall=wall, deliver=deliver, wake=self._wake)
-        self._consuming: Connection | None = None  # the connection handing the pump frames
+                          clock=clock, wall=wall, deliver=deliver)
         self._http = Fetcher(cfg.name, cfg.proxy, lambda: source_context(self.cfg, "https:"),
                              self._fetched)
         self._overlap: Overlap[Connection] = Overlap(  # a successor (rollover: overlap)
@@ -165,7 +164,7 @@ class SourceClient:
         self._wake()
 
     def _wake(self) -> None:
-        self._halt()  # the frames that come before the loop wakes wait for it, in order
+        self._pump.halt()  # the frames that come before the loop wakes wait for it, in order
         wakeup = self._wakeup
         if wakeup is not None and not wakeup.expired():
             wakeup.reschedule(asyncio.get_running_loop().time())
@@ -342,11 +341,13 @@ class SourceClient:
                         await asyncio.sleep(0)  # the sinks get their turn, queues stay short
                         due = session.deadline()  # other tasks ran: the session may have moved
                     if (data := take()) is None:  # nothing buffered whole: the pump's turn
-                        self._consuming = conn if conn.consume(pump.take) else None
-                        try:
-                            data = await conn.recv()
-                        finally:
-                            self._halt()
+                        data = await pump.next(conn)
+                        if (rest := pump.rest) is not None:  # before any frame after it
+                            pump.rest = None
+                            await self._finish(conn, rest)
+                            due, pump.unread = session.deadline(), self._unread
+                        if data is None:
+                            continue
                     if (rest := step(data)) is not None:
                         await self._finish(conn, rest)
                         due, pump.unread = session.deadline(), self._unread
@@ -356,12 +357,6 @@ class SourceClient:
                         return
             finally:
                 self._wakeup = None
-
-    def _halt(self) -> None:
-        """The pump is handed no more frames: the task reads them (an event came)."""
-        if (conn := self._consuming) is not None:
-            self._consuming = None
-            conn.consume(None)
 
     async def _finish(self, conn: Connection, rest: Rest | Exception) -> None:
         """What a frame left for the task (``Pump.step``): back-pressure, then actions, or the

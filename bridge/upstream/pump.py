@@ -1,16 +1,17 @@
 """One connection's frames in, the hot path: each frame counted, decoded (the source's
 ``frames``), screened by the session or passed on unread, and delivered to the routes.
 
-A frame goes as far as it can without waiting. When the connection hands frames over in
-websockets' data callback (``Connection.consume``), that is all the way for an ordinary data
-message, and no task is woken for it. What needs waiting (a sink's back-pressure, the session's
-actions, a frame decoded into several messages) is left as a ``Rest`` for the driver's task,
-which ``wake`` rouses; the callback then hands over no more frames, so the ones that come
-meanwhile wait in websockets' buffer behind the rest, in order. The session's rules stay the
+A frame goes as far as it can without waiting. While the driver's task waits (``next``), the
+connection hands frames over in websockets' data callback (``Connection.consume``), and for an
+ordinary data message that is all the way: no task is woken for it. What needs waiting (a
+sink's back-pressure, the session's actions, a frame decoded into several messages) is left as
+a ``Rest``, and the wait ends; the callback then hands over no more frames, so the ones that
+come meanwhile wait in websockets' buffer behind the rest, in order. The session's rules stay the
 session's: this only feeds it frames (``screen``) and carries out what it says."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -31,6 +32,14 @@ class Screens(Protocol):
     def unread_invalid(self, now: float) -> list[Action]: ...
 
 
+class Feed(Protocol):
+    """What the pump asks of a connection (``Connection`` has it)."""
+
+    def consume(self, consumer: Callable[[str | bytes], bool] | None) -> bool: ...
+
+    async def recv(self) -> str | bytes: ...
+
+
 class Rest:
     """What is left of one frame for the task: ``pending`` back-pressure to await, then
     ``actions`` to perform; or ``items`` decoded from ``frame``, to screen one by one."""
@@ -46,28 +55,54 @@ class Rest:
 
 
 class Pump:
-    """``step`` takes one frame as far as it goes without waiting; ``take`` is ``step`` as a
-    ``Connection.consume`` consumer. Per run of the driver it is told ``deliver`` and
-    ``unread`` (the session's ``Unread``: frames pass without ``screen``); it keeps ``heard``,
-    when the last of those came, for the session's ``tick``."""
+    """``step`` takes one frame as far as it goes without waiting; ``next`` waits while the
+    connection hands frames to ``take`` (``step`` as its consumer). Per run of the driver it is
+    told ``deliver`` and ``unread`` (the session's ``Unread``: frames pass without ``screen``);
+    it keeps ``heard``, when the last of those came, for the session's ``tick``."""
 
-    __slots__ = ("_clock", "_frames", "_name", "_session", "_stats", "_wall", "deliver",
-                 "heard", "rest", "unread", "wake")
+    __slots__ = ("_clock", "_feed", "_frames", "_name", "_roused", "_session", "_stats",
+                 "_wall", "deliver", "heard", "rest", "unread")
 
     def __init__(self, name: str, stats: SourceStats, session: Screens, *,
                  frames: Frames | None, clock: Callable[[], float],
-                 wall: Callable[[], float], deliver: DeliverFn,
-                 wake: Callable[[], None]) -> None:
+                 wall: Callable[[], float], deliver: DeliverFn) -> None:
         self._name, self._stats, self._session, self._frames = name, stats, session, frames
         self._clock, self._wall = clock, wall
-        self.deliver, self.wake = deliver, wake
+        self.deliver = deliver
         self.unread = False
         self.heard = 0.0
         self.rest: Rest | Exception | None = None  # what ``take`` left the task, or its error
+        self._feed: Feed | None = None  # the connection handing frames over, during ``next``
+        self._roused: asyncio.Future[None] | None = None  # done once ``take`` left a rest
+
+    async def next(self, feed: Feed) -> str | bytes | None:
+        """Wait while ``feed`` hands its frames to ``take``: the next one it does not hand over
+        (fragments: ``recv``'s), or None once ``take`` left a ``rest``. A frame may come with
+        a rest: the rest goes first."""
+        if not feed.consume(self.take):
+            return await feed.recv()
+        self._feed = feed
+        self._roused = roused = asyncio.get_running_loop().create_future()
+        recv = asyncio.ensure_future(feed.recv())
+        try:
+            await asyncio.wait((recv, roused), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self.halt()
+            self._roused = None
+            if not recv.done():
+                recv.cancel()  # websockets' recv may be cancelled: its frames stay buffered
+                await asyncio.wait((recv,))  # over before the next recv starts
+        return None if recv.cancelled() else recv.result()
+
+    def halt(self) -> None:
+        """No more frames handed over: the task reads them (it has an event to serve first)."""
+        if (feed := self._feed) is not None:
+            self._feed = None
+            feed.consume(None)
 
     def take(self, data: str | bytes) -> bool:
         """``step`` in websockets' data callback: False once the frame left a rest (or an
-        error, raised in the task as if it had read the frame); the task is woken for it."""
+        error, raised in the task as if it had read the frame), which ends ``next``."""
         try:
             if (rest := self.step(data)) is None:
                 return True
@@ -75,7 +110,8 @@ class Pump:
             self.rest = exc
         else:
             self.rest = rest
-        self.wake()
+        if (roused := self._roused) is not None and not roused.done():
+            roused.set_result(None)
         return False
 
     def step(self, data: str | bytes) -> Rest | None:
