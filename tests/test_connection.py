@@ -26,7 +26,7 @@ from bridge.errors import (
     SessionTimeout,
 )
 from bridge.tls import source_context
-from bridge.upstream.connection import Connection, open_connection
+from bridge.upstream.connection import HAND_OVER, Connection, open_connection
 from bridge.upstream.urls import safe_url
 from tests.support.upstream import Upstream, UpstreamConn
 
@@ -141,8 +141,8 @@ async def test_a_consumer_is_handed_whole_messages_and_recv_gets_the_rest_in_ord
     upstream: Upstream, opened: Opened,
 ) -> None:
     # Whole messages go to the consumer in websockets' data callback while none waits in the
-    # buffer; fragmented ones, and everything after a consumer steps down (returns False), wait
-    # for recv. Whoever gets them, they arrive in order, and invalid UTF-8 still fails with 1007.
+    # buffer; fragmented ones, and everything after the consumer is taken off, wait for recv.
+    # Whoever gets them, they arrive in order, and invalid UTF-8 still fails with 1007.
     first = [f'{{"n":{n}}}' for n in range(12)]
     mixed: list[str | bytes | list[str]] = []
     for n in range(12, 60):
@@ -153,15 +153,15 @@ async def test_a_consumer_is_handed_whole_messages_and_recv_gets_the_rest_in_ord
     seen: list[str | bytes] = []
     taken: list[str | bytes] = []
 
-    def stepping_down(data: str | bytes) -> bool:
+    def stepping_down(data: str | bytes) -> None:
         taken.append(data)
         seen.append(data)
-        return len(taken) < 10  # the 10th is kept, then the consumer is called no more
+        if len(taken) == 10:  # the 10th is kept, then the consumer is called no more
+            conn.consume(None)
 
-    def staying(data: str | bytes) -> bool:
+    def staying(data: str | bytes) -> None:
         taken.append(data)
         seen.append(data)
-        return True
 
     async def blast(server: UpstreamConn) -> None:
         await server.recv()
@@ -192,6 +192,34 @@ async def test_a_consumer_is_handed_whole_messages_and_recv_gets_the_rest_in_ord
     with pytest.raises(ConnectionLost) as lost:
         await conn.recv()
     assert lost.value.code == 1007
+
+
+async def test_a_burst_in_one_read_is_handed_over_in_part_and_the_rest_read_in_order(
+    upstream: Upstream, opened: Opened,
+) -> None:
+    # At most HAND_OVER messages of one socket read go to the consumer; the rest of the burst
+    # waits in websockets' buffer (its flow control bounds the memory a burst takes) for recv.
+    burst = [f'{{"n":{n}}}'.encode() for n in range(200)]
+    seen: list[str | bytes] = []
+    taken: list[str | bytes] = []
+
+    def consumer(data: str | bytes) -> None:
+        taken.append(data)
+        seen.append(data)
+
+    async def blast(server: UpstreamConn) -> None:
+        await server.recv()
+        server.ws.transport.write(b"".join(b"\x81" + bytes([len(m)]) + m for m in burst))
+        await server.wait_closed()
+
+    upstream.handler = blast
+    conn = await connect(opened, source(upstream.url))
+    assert conn.consume(consumer)
+    await conn.send("go")
+    while len(seen) < len(burst):
+        seen.append(await conn.recv())
+    assert seen == [m.decode() for m in burst]
+    assert 0 < len(taken) <= HAND_OVER  # one read, one loopback write of 2 KB
 
 
 async def test_the_upstream_socket_has_nagle_disabled(upstream: Upstream, opened: Opened) -> None:

@@ -7,7 +7,7 @@ import contextlib
 import ssl
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import (
@@ -29,21 +29,29 @@ from bridge.upstream.closing import lost
 from bridge.upstream.dial_options import MAX_CLOSE_TIMEOUT, connect_options
 from bridge.upstream.urls import safe_url
 
-Consumer = Callable[[str | bytes], bool]  # one whole message; False: call me no more
+Consumer = Callable[[str | bytes], None]  # one whole message, taken
+# Messages handed over per socket read at most: the rest of a burst waits in websockets' buffer,
+# whose flow control (reading paused while it is full) bounds what a burst holds in memory.
+HAND_OVER: Final = 64
 
 
 class _Client(ClientConnection):
     """websockets' client connection, which can hand each whole message to a ``consumer``
     in its data callback, while no frame waits in its buffer (so order holds): no task is
-    woken for it. Anything else (fragments, invalid UTF-8, control frames, no consumer) goes
-    to websockets' buffer, for ``recv``."""
+    woken for it. Anything else (fragments, invalid UTF-8, control frames, no consumer, a read
+    past ``HAND_OVER``) goes to websockets' buffer, for ``recv``."""
 
     consumer: Consumer | None = None
     buffered: deque[Any] | None = None  # websockets' frame buffer, when it has that shape
+    handed = 0  # messages handed over from the current read
+
+    def data_received(self, data: bytes) -> None:
+        self.handed = 0
+        super().data_received(data)
 
     def process_event(self, event: Event) -> None:
         if (take := self.consumer) is not None and isinstance(event, Frame) and event.fin \
-                and not self.buffered:
+                and not self.buffered and self.handed < HAND_OVER:
             data: str | bytes | None = None
             if event.opcode is TEXT:
                 with contextlib.suppress(UnicodeDecodeError):  # recv fails it with 1007
@@ -51,8 +59,8 @@ class _Client(ClientConnection):
             elif event.opcode is BINARY:
                 data = bytes(event.data)
             if data is not None:
-                if not take(data):
-                    self.consumer = None
+                self.handed += 1
+                take(data)
                 return
         super().process_event(event)
 
@@ -75,9 +83,8 @@ class Connection:
 
     def consume(self, consumer: Consumer | None) -> bool:
         """Hand each whole message to ``consumer`` as it arrives, in websockets' data callback,
-        until it returns False (it keeps the message it was handed) or ``consume(None)``;
-        meanwhile ``recv`` waits for the rest (fragments, the end of the stream). False: this
-        connection cannot, read it with ``recv``."""
+        until ``consume(None)``; meanwhile ``recv`` waits for the rest (fragments, a burst's
+        tail, the end of the stream). False: this connection cannot, read it with ``recv``."""
         ws = self._ws
         if not isinstance(ws, _Client) or ws.buffered is None:
             return False

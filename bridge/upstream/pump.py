@@ -35,7 +35,7 @@ class Screens(Protocol):
 class Feed(Protocol):
     """What the pump asks of a connection (``Connection`` has it)."""
 
-    def consume(self, consumer: Callable[[str | bytes], bool] | None) -> bool: ...
+    def consume(self, consumer: Callable[[str | bytes], None] | None) -> bool: ...
 
     async def recv(self) -> str | bytes: ...
 
@@ -100,19 +100,19 @@ class Pump:
             self._feed = None
             feed.consume(None)
 
-    def take(self, data: str | bytes) -> bool:
-        """``step`` in websockets' data callback: False once the frame left a rest (or an
-        error, raised in the task as if it had read the frame), which ends ``next``."""
+    def take(self, data: str | bytes) -> None:
+        """``step`` in websockets' data callback. A frame that leaves a rest (or an error,
+        raised in the task as if it had read the frame) ends the hand-over and ``next``."""
         try:
             if (rest := self.step(data)) is None:
-                return True
+                return
         except Exception as exc:  # noqa: BLE001 - not lost: raised again in the task
             self.rest = exc
         else:
             self.rest = rest
+        self.halt()
         if (roused := self._roused) is not None and not roused.done():
             roused.set_result(None)
-        return False
 
     def step(self, data: str | bytes) -> Rest | None:
         """One frame in: None once delivered with nothing to wait for, else its ``Rest``."""
