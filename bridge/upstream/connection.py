@@ -47,7 +47,7 @@ class _Client(ClientConnection):
 
     def data_received(self, data: bytes) -> None:
         self.handed = 0
-        super().data_received(data)
+        ClientConnection.data_received(self, data)  # not super(): this runs once per read
 
     def process_event(self, event: Event) -> None:
         if (take := self.consumer) is not None and isinstance(event, Frame) and event.fin \
@@ -62,7 +62,7 @@ class _Client(ClientConnection):
                 self.handed += 1
                 take(data)
                 return
-        super().process_event(event)
+        ClientConnection.process_event(self, event)  # not super(): this runs once per frame
 
 
 class Connection:
