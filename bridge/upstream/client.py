@@ -327,8 +327,7 @@ class SourceClient:
         when the deadline does."""
         loop, clock, session, pump = asyncio.get_running_loop(), self._clock, self._session, \
             self._pump
-        pump.deliver, pump.unread, step, take, turn = self._deliver, self._unread, \
-            self._pump.step, conn.take, 0
+        step, take, turn = pump.arm(self._deliver, self._unread), conn.take, 0
         async with asyncio.timeout(None) as wakeup:
             self._wakeup, armed = wakeup, None
             try:
@@ -345,12 +344,12 @@ class SourceClient:
                         if (rest := pump.rest) is not None:  # before any frame after it
                             pump.rest = None
                             await self._finish(conn, rest)
-                            due, pump.unread = session.deadline(), self._unread
+                            due, step = session.deadline(), pump.arm(self._deliver, self._unread)
                         if data is None:
                             continue
                     if (rest := step(data)) is not None:
                         await self._finish(conn, rest)
-                        due, pump.unread = session.deadline(), self._unread
+                        due, step = session.deadline(), pump.arm(self._deliver, self._unread)
                         if due is not None and due <= rest.now:
                             return
                     elif due is not None and due <= clock():

@@ -22,6 +22,7 @@ from bridge.stats.source import SourceStats
 from bridge.upstream.actions import UNREAD, Action
 
 DeliverFn = Callable[[Message], Awaitable[None] | None]
+Step = Callable[[str | bytes], "Rest | None"]  # one frame in (``Pump.arm``)
 
 
 class Screens(Protocol):
@@ -55,22 +56,21 @@ class Rest:
 
 
 class Pump:
-    """``step`` takes one frame as far as it goes without waiting; ``next`` waits while the
-    connection hands frames to ``take`` (``step`` as its consumer). Per run of the driver it is
-    told ``deliver`` and ``unread`` (the session's ``Unread``: frames pass without ``screen``);
-    it keeps ``heard``, when the last of those came, for the session's ``tick``."""
+    """``step`` takes one frame as far as it goes without waiting (``arm`` makes it for each run
+    of the driver); ``next`` waits while the connection hands frames to ``take`` (``step`` as
+    its consumer). It keeps ``heard``, when the last frame passed unread came, for the
+    session's ``tick``."""
 
     __slots__ = ("_clock", "_feed", "_frames", "_name", "_roused", "_session", "_stats",
-                 "_wall", "deliver", "heard", "rest", "unread")
+                 "_wall", "heard", "rest", "step")
 
     def __init__(self, name: str, stats: SourceStats, session: Screens, *,
                  frames: Frames | None, clock: Callable[[], float],
                  wall: Callable[[], float], deliver: DeliverFn) -> None:
         self._name, self._stats, self._session, self._frames = name, stats, session, frames
         self._clock, self._wall = clock, wall
-        self.deliver = deliver
-        self.unread = False
         self.heard = 0.0
+        self.step = self.arm(deliver, False)
         self.rest: Rest | Exception | None = None  # what ``take`` left the task, or its error
         self._feed: Feed | None = None  # the connection handing frames over, during ``next``
         self._roused: asyncio.Future[None] | None = None  # done once ``take`` left a rest
@@ -114,26 +114,37 @@ class Pump:
         if (roused := self._roused) is not None and not roused.done():
             roused.set_result(None)
 
-    def step(self, data: str | bytes) -> Rest | None:
-        """One frame in: None once delivered with nothing to wait for, else its ``Rest``."""
-        now, stats = self._clock(), self._stats
-        stats.received += 1
-        stats.bytes += byte_size(data)
-        if (frames := self._frames) is None:
-            msg = Message(self._name, data, self._wall())
-        elif len(items := frames.decode(data, self._wall())) == 1 and \
-                not isinstance(first := items[0], Undecodable):
-            msg = first  # one message: on as any other
-        else:  # several, or one that could not be decoded: one by one, by the task
-            return Rest(now, items=items, frame=data)
-        if self.unread:
-            self.heard = now
-            actions: list[Action] | None = UNREAD
-        elif (actions := self._session.screen(msg, now)) is not None and actions is not UNREAD:
-            return Rest(now, actions=actions)
-        pending = self.deliver(msg)
-        if actions is UNREAD and msg.parsed is INVALID and not msg.is_binary:  # by a route
-            actions = self._session.unread_invalid(now) or None
-        else:
-            actions = None
-        return None if pending is None and actions is None else Rest(now, pending, actions)
+    def arm(self, deliver: DeliverFn, unread: bool) -> Step:
+        """``step`` for one run of the driver, with ``deliver`` and ``unread`` (the session's
+        ``Unread``: frames pass without ``screen``) bound, and the rest in local names: it runs
+        once per frame."""
+        name, stats, session, frames, clock, wall = \
+            self._name, self._stats, self._session, self._frames, self._clock, self._wall
+        screen, pump = session.screen, self
+
+        def step(data: str | bytes) -> Rest | None:
+            """One frame in: None once delivered with nothing to wait for, else its rest."""
+            now = clock()
+            stats.received += 1
+            stats.bytes += byte_size(data)
+            if frames is None:
+                msg = Message(name, data, wall())
+            elif len(items := frames.decode(data, wall())) == 1 and \
+                    not isinstance(first := items[0], Undecodable):
+                msg = first  # one message: on as any other
+            else:  # several, or one that could not be decoded: one by one, by the task
+                return Rest(now, items=items, frame=data)
+            if unread:
+                pump.heard = now
+                actions: list[Action] | None = UNREAD
+            elif (actions := screen(msg, now)) is not None and actions is not UNREAD:
+                return Rest(now, actions=actions)
+            pending = deliver(msg)
+            if actions is UNREAD and msg.parsed is INVALID and not msg.is_binary:  # by a route
+                actions = session.unread_invalid(now) or None
+            else:
+                actions = None
+            return None if pending is None and actions is None else Rest(now, pending, actions)
+
+        self.step = step
+        return step
