@@ -222,6 +222,31 @@ async def test_a_burst_in_one_read_is_handed_over_in_part_and_the_rest_read_in_o
     assert 0 < len(taken) <= HAND_OVER  # one read, one loopback write of 2 KB
 
 
+async def test_a_read_of_a_burst_is_left_whole_to_recv(upstream: Upstream, opened: Opened) -> None:
+    # A read of BURST bytes or more hands nothing over: recv reads all of it, in order, and the
+    # connection declines a consumer until a smaller read comes.
+    burst = [f'{{"n":{n},"pad":"{"x" * 100}"}}'.encode() for n in range(100)]  # 12 KB
+    taken: list[str | bytes] = []
+
+    async def blast(server: UpstreamConn) -> None:
+        await server.recv()
+        server.ws.transport.write(b"".join(b"\x81" + bytes([len(m)]) + m for m in burst))
+        await server.recv()
+        await server.ws.send('{"after":true}')
+        await server.wait_closed()
+
+    upstream.handler = blast
+    conn = await connect(opened, source(upstream.url))
+    assert conn.consume(taken.append)
+    await conn.send("go")
+    got = [await conn.recv() for _ in burst]  # one loopback write of 12 KB: one read
+    assert (got, taken) == ([m.decode() for m in burst], [])
+    assert not conn.consume(taken.append)  # the last read was a burst
+    await conn.send("go")
+    assert await conn.recv() == '{"after":true}'
+    assert conn.consume(taken.append)
+
+
 async def test_the_upstream_socket_has_nagle_disabled(upstream: Upstream, opened: Opened) -> None:
     # Set by the event loop itself (asyncio's and uvloop's transports both do), not by us.
     conn = await connect(opened, source(upstream.url))

@@ -33,20 +33,25 @@ Consumer = Callable[[str | bytes], None]  # one whole message, taken
 # Messages handed over per socket read at most: the rest of a burst waits in websockets' buffer,
 # whose flow control (reading paused while it is full) bounds what a burst holds in memory.
 HAND_OVER: Final = 64
+# A read of this many bytes or more is a burst: none of it is handed over, the task reads it all
+# from websockets' buffer (which costs less per frame when a read holds hundreds of them).
+BURST: Final = 8192
 
 
 class _Client(ClientConnection):
     """websockets' client connection, which can hand each whole message to a ``consumer``
     in its data callback, while no frame waits in its buffer (so order holds): no task is
     woken for it. Anything else (fragments, invalid UTF-8, control frames, no consumer, a read
-    past ``HAND_OVER``) goes to websockets' buffer, for ``recv``."""
+    past ``HAND_OVER`` or a ``BURST``) goes to websockets' buffer, for ``recv``."""
 
     consumer: Consumer | None = None
     buffered: deque[Any] | None = None  # websockets' frame buffer, when it has that shape
     handed = 0  # messages handed over from the current read
+    bursting = False  # the last read was a BURST
 
     def data_received(self, data: bytes) -> None:
-        self.handed = 0
+        self.bursting = len(data) >= BURST
+        self.handed = HAND_OVER if self.bursting else 0
         ClientConnection.data_received(self, data)  # not super(): this runs once per read
 
     def process_event(self, event: Event) -> None:
@@ -84,12 +89,12 @@ class Connection:
     def consume(self, consumer: Consumer | None) -> bool:
         """Hand each whole message to ``consumer`` as it arrives, in websockets' data callback,
         until ``consume(None)``; meanwhile ``recv`` waits for the rest (fragments, a burst's
-        tail, the end of the stream). False: this connection cannot, read it with ``recv``."""
+        tail, the end of the stream). False: not now (a burst) or never; read with ``recv``."""
         ws = self._ws
         if not isinstance(ws, _Client) or ws.buffered is None:
             return False
-        ws.consumer = consumer
-        return True
+        ws.consumer = None if ws.bursting else consumer  # a burst: recv reads it all, as before
+        return ws.consumer is consumer
 
     def take(self) -> str | bytes | None:
         """The next message if websockets holds it whole, in one frame; else None (``recv``).
