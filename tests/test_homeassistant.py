@@ -216,6 +216,10 @@ def configs(messages: list[Received]) -> dict[str, bytes]:
     return {m.topic: m.payload for m in messages if m.topic.endswith("/config")}
 
 
+def configs_of(retained: dict[str, bytes]) -> set[str]:
+    return {topic for topic in retained if topic.endswith("/config")}
+
+
 @contextlib.asynccontextmanager
 async def bridge(path: Path, broker: Broker) -> AsyncIterator[tuple[Supervisor, gmqtt.Client]]:
     """The bridge running ``path``, and a client publishing as Home Assistant would."""
@@ -256,17 +260,33 @@ async def test_discovery_follows_the_config_and_home_assistant_restarts(
         again = await sub.wait_for(lambda ms: len(configs(ms[seen:])) == every)
         assert configs(again[seen:]) == first
 
-        seen = len(sub.messages)  # a reload removes a source: its entities go
-        write_config(path, upstream.url, broker.port, ["feed"])
-        assert await supervisor.reload() is True
+        await sub.wait_for(lambda ms: any(m.topic == "ws-bridge/spare/availability"
+                                          and m.payload == b"online" for m in ms))
+        seen = len(sub.messages)  # a reload removes a source: its entities go, and no ghost
+        write_config(path, upstream.url, broker.port, ["feed"])  # stays connected: its state
+        assert await supervisor.reload() is True  # and availability are deleted
         spare = {t for t in first if "_spare_" in t}
+        presence = {"ws-bridge/spare/state", "ws-bridge/spare/availability"}
         gone = await sub.wait_for(lambda ms: {m.topic for m in ms[seen:] if not m.payload}
-                                  >= spare)
-        assert not any(m.payload == b"" for m in gone[seen:] if "_feed_" in m.topic)
-        fresh = await mqtt_subscriber(broker, "homeassistant/#")  # what the broker retains,
-        ha.publish("homeassistant/marker", b"", qos=1)  # sent to it before this marker
-        await fresh.wait_for(1, topic="homeassistant/marker")
-        assert set(configs(fresh.messages)) == set(first) - spare
+                                  >= spare | presence)
+        assert not any(m.payload == b"" for m in gone[seen:] if "feed" in m.topic)
+        kept = await retained_now(broker, ha, "homeassistant/#", "ws-bridge/+/state",
+                                  "ws-bridge/+/availability", subscribe=mqtt_subscriber)
+        assert set(configs_of(kept)) == set(first) - spare
+        assert {t: p for t, p in kept.items() if not t.endswith("/config")} == {
+            "ws-bridge/feed/state": b"connected", "ws-bridge/feed/availability": b"online",
+            "ws-bridge/bridge/availability": b"online"}
+
+        seen = len(sub.messages)  # added again: it starts from its own state, not a ghost's
+        write_config(path, upstream.url, broker.port, ["feed", "spare"])
+        assert await supervisor.reload() is True
+        await sub.wait_for(lambda ms: [(m.topic, m.payload) for m in ms[seen:]][-1:] == [
+            ("ws-bridge/spare/availability", b"online")])
+    stopped = await retained_now(broker, None, "ws-bridge/+/state", "ws-bridge/+/availability",
+                                 subscribe=mqtt_subscriber)  # a plain stop: its final values
+    assert stopped == {"ws-bridge/bridge/availability": b"offline"} | {
+        f"ws-bridge/{name}/{topic}": value for name in ("feed", "spare")
+        for topic, value in (("state", b"stopped"), ("availability", b"offline"))}
 
 
 def test_control_requests_are_read_and_answered_with_their_transaction() -> None:
@@ -414,13 +434,21 @@ sources:
                            topic="ws-bridge/late/state")
 
 
-async def retained_now(broker: Broker, ha: gmqtt.Client, *filters: str,
+async def retained_now(broker: Broker, ha: gmqtt.Client | None, *filters: str,
                        subscribe: Callable[..., Awaitable[Subscriber]]) -> dict[str, bytes]:
     """What the broker retains under ``filters`` now: a fresh subscriber's retained messages,
-    all of them sent to it before the marker published after it subscribed."""
+    all of them sent to it before the marker published after it subscribed (by ``ha``, else
+    by a client of its own)."""
     fresh = await subscribe(broker, *filters, "marker/ha-test")
-    ha.publish("marker/ha-test", b"", qos=1)
-    await fresh.wait_for(1, topic="marker/ha-test")
+    if ha is None:
+        marker = gmqtt.Client("marker")
+        await marker.connect(broker.host, broker.port)
+        marker.publish("marker/ha-test", b"", qos=1)
+        await fresh.wait_for(1, topic="marker/ha-test")
+        await marker.disconnect()
+    else:
+        ha.publish("marker/ha-test", b"", qos=1)
+        await fresh.wait_for(1, topic="marker/ha-test")
     return {m.topic: m.payload for m in fresh.messages if m.retain and m.payload}
 
 

@@ -145,6 +145,13 @@ class MqttSink:
             if self._conn is not None:
                 self._conn.publish(topic, payload, retain=True)
 
+    def source_removed(self, source: str) -> None:
+        """Empty the source's retained state and availability (now when connected, else at the
+        next connect) and forget them: a reload removed it."""
+        for topic, payload in self._presence.gone(source):
+            if self._conn is not None:
+                self._conn.publish(topic, payload, retain=True)
+
     def retain(self, topic: str, payload: str) -> None:
         """Publish ``payload`` retained now when connected, and again after every reconnect
         (an empty one, deleting the retained message, at the next connect only)."""

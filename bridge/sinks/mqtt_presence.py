@@ -3,7 +3,9 @@ seven) and each source's plain availability (``online`` while connected, else ``
 
 The broker keeps both as retained messages, but a sink that reconnects cleanly starts a new
 session, so the sink remembers the last state of every source and publishes all of it again
-after each connect. Pure: it says what to publish; the sink publishes it."""
+after each connect. A source a reload removed is forgotten and both its topics emptied (an
+empty retained message deletes the retained one): no ghost stays ``connected``. Pure: it says
+what to publish; the sink publishes it."""
 
 from __future__ import annotations
 
@@ -24,7 +26,16 @@ class Presence:
     def state(self, source: str, state: str) -> list[Retained]:
         """Remember ``state`` for every later connect; what to publish now."""
         self._states[source] = state
-        return self._told(source, state)
+        told = self._told(source, state)
+        for topic, _ in told:  # a source added again: not emptied at the next connect
+            self._kept.pop(topic, None)
+        return told
+
+    def gone(self, source: str) -> list[Retained]:
+        """A reload removed ``source``: forgotten, its state and availability emptied now and
+        at the next connect (whichever reaches the broker)."""
+        self._states.pop(source, None)
+        return [self.keep(topic, "") for topic, _ in self._told(source, "stopped")]
 
     def keep(self, topic: str, payload: str) -> Retained:
         """Remember a retained message for every later connect; what to publish now. An empty
