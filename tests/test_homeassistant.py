@@ -23,7 +23,7 @@ from bridge.sinks.presence_settings import Availability
 from bridge.stats.snapshot import SinkSnapshot, Snapshot, SourceSnapshot
 from bridge.supervisor import Supervisor
 from tests.support.mosquitto import Broker, Received, Subscriber
-from tests.support.upstream import Upstream
+from tests.support.upstream import Upstream, UpstreamConn
 
 pytestmark = pytest.mark.mqtt
 
@@ -488,6 +488,57 @@ async def test_a_reload_that_moves_or_ends_discovery_leaves_no_ghost_entities(
         ending = set(moved) | {"wb2/bridge/metrics", "wb2/feed/metrics"}
         await sub.wait_for(lambda ms: {m.topic for m in ms[seen:] if not m.payload} >= ending)
         assert await retained_now(broker, ha, *watched, subscribe=mqtt_subscriber) == {}
+
+
+async def test_a_reload_that_turns_controls_off_removes_the_buttons(
+    upstream: Upstream, tmp_path: Path, mosquitto: Callable[..., Broker],
+    mqtt_subscriber: Callable[..., Awaitable[Subscriber]],
+) -> None:
+    """The sink is rebuilt (its settings changed) and a source removed whose route holds a
+    batch: flushed into the replaced sink as it closes, the batch has it connect once more
+    (taking the shared client id from its successor) and publish what it kept, buttons
+    included; the successor, connecting last, deletes them again."""
+    async def one_message(conn: UpstreamConn) -> None:
+        await conn.send_json({"n": 1})
+
+    upstream.handler = one_message
+    broker = mosquitto()
+    path = tmp_path / "bridge.yaml"
+
+    def configure(sources: list[str], controls: bool) -> None:
+        write_config(path, upstream.url, broker.port, sources, controls=controls)
+        path.write_text(path.read_text().replace("client_id: ha-test", (
+            "client_id: ha-test\n    reconnect: {initial_delay: 10ms, max_delay: 20ms}")
+        ).replace("topic: data/spare", "topic: data/spare\n        batch: {max: 9, within: 1h}"))
+    configure(["feed", "spare"], controls=True)
+    sub = await mqtt_subscriber(broker, "homeassistant/#", "ws-bridge/bridge/#", "data/#")
+    async with bridge(path, broker) as (supervisor, ha):
+        announced = configs(await sub.wait_for(lambda ms: len(configs(ms)) == 4 + 2 * (7 + 2)))
+        buttons = {topic for topic in announced if topic.startswith("homeassistant/button/")}
+        gone = buttons | {topic for topic in announced if "_spare_" in topic}
+        assert len(buttons) == 4 and len(gone) == 11
+        await sub.wait_for(1, topic="data/feed")
+        configure(["feed"], controls=False)
+        assert await supervisor.reload() is True  # the replaced sink has closed
+        await sub.wait_for(1, topic="data/spare")  # the batch, sent by the replaced sink
+
+        def settled(ms: list[Received]) -> bool:
+            """Since the last connect (what the broker keeps is what that connection said):
+            online, then every one of ``gone`` emptied."""
+            ups = [i for i, m in enumerate(ms) if m.topic == "ws-bridge/bridge/availability"]
+            since = ms[ups[-1]:] if ups else []
+            return bool(since) and since[0].payload == b"online" and \
+                {m.topic for m in since if not m.payload} >= gone
+        await sub.wait_for(settled)
+        kept = await retained_now(broker, ha, "homeassistant/#", subscribe=mqtt_subscriber)
+        assert configs_of(kept) == set(announced) - gone
+
+        seen = len(sub.messages)  # nothing answers a button now, and none comes back
+        ha.publish("ws-bridge/bridge/request/reconnect", b'{"source": "feed"}', qos=1)
+        ha.publish("homeassistant/status", b"online", qos=1)
+        again = await sub.wait_for(lambda ms: len(configs(ms[seen:])) == 4 + 7)
+        assert not [m.topic for m in again[seen:] if "/response/" in m.topic or (
+            m.topic in buttons and m.payload)]
 
 
 async def test_a_reload_onto_another_broker_empties_the_first_one(
