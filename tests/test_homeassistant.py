@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -138,6 +139,20 @@ def test_ids_and_the_device_link_as_home_assistant_allows_them() -> None:
     assert parsed[0]["device"]["configuration_url"] == "http://box:9108/status"
     ids = {c["unique_id"]: c["default_entity_id"] for c in parsed}
     assert ids["ws-bridge_my-feed_reconnect"] == "button.ws_bridge_my_feed_reconnect"
+
+
+def test_device_names_read_well_and_tell_two_bridges_apart() -> None:
+    """Home Assistant names an entity '<device name> <entity name>' (has_entity_name)."""
+    def friendly(b: Bridge) -> set[str]:
+        parsed = [json.loads(payload) for _, payload in
+                  bridge_configs(b) + source_configs(b, "alpha")]
+        return {f"{c['device']['name']} {c['name']}" for c in parsed
+                if c["name"] in ("Uptime", "Connectivity")}
+    assert friendly(BRIDGE) == {"ws-bridge Uptime", "ws-bridge Connectivity",
+                                "alpha Connectivity"}
+    other = dataclasses.replace(BRIDGE, prefix="site-b")  # a second bridge on the broker
+    assert friendly(other) == {"ws-bridge site-b Uptime", "ws-bridge site-b Connectivity",
+                               "site-b alpha Connectivity"}
 
 
 def test_every_template_tolerates_a_metrics_topic_that_is_no_json() -> None:
@@ -302,11 +317,12 @@ def test_control_requests_are_read_and_answered_with_their_transaction() -> None
 
 async def test_buttons_reconnect_and_resubscribe_a_source_which_keeps_its_counts(
     upstream: Upstream, tmp_path: Path, mosquitto: Callable[..., Broker],
-    mqtt_subscriber: Callable[..., Awaitable[Subscriber]],
+    mqtt_subscriber: Callable[..., Awaitable[Subscriber]], caplog: pytest.LogCaptureFixture,
 ) -> None:
     broker = mosquitto()
     path = tmp_path / "bridge.yaml"
     write_config(path, upstream.url, broker.port, ["feed"], controls=True)
+    caplog.set_level(logging.INFO, logger="bridge.upstream")
     sub = await mqtt_subscriber(broker, "homeassistant/button/#", "ws-bridge/bridge/response/#")
     seen = await mqtt_subscriber(broker, "data/#", "ws-bridge/feed/metrics")
     async with bridge(path, broker) as (_, ha):
@@ -345,6 +361,11 @@ async def test_buttons_reconnect_and_resubscribe_a_source_which_keeps_its_counts
         (feed,) = health["data"]["sources"]
         assert feed["name"] == "feed" and feed["reconnects"] == {"requested": 1}
         assert feed["received"] == 3 and feed["forwarded"] == {"broker": 3}
+        # an operator's action, logged as such: no warning
+        said = [(r.levelname, r.getMessage()) for r in caplog.records
+                if r.name.startswith("bridge.upstream") and "reconnecting" in r.getMessage()]
+        assert [level for level, _ in said] == ["INFO"]
+        assert said[0][1].startswith("source feed: reconnecting on request in ")
 
 
 async def test_a_pool_resubscribes_and_reconnects_every_connection(
