@@ -305,7 +305,7 @@ class Supervisor:
             log.info("reload: sink %s %s", name, "rebuilt" if previous else "added")
         removed_sinks = [n for n in old.sinks if n not in new.sinks]
         new_names = {s.name for s in new.sources}
-        stopping = [self._stop_source(n) for n in list(self.sources) if n not in new_names]
+        stopping = [self._remove_source(n) for n in list(self.sources) if n not in new_names]
         for src in new.sources:
             entry = self.sources.get(src.name)
             if entry is None:
@@ -398,6 +398,19 @@ class Supervisor:
                     sink.respond(to, payload, reply_properties(msg))
             entry.client.call(mqtt_value(msg.topic, msg.payload), answer)
         return call
+
+    def _remove_source(self, name: str) -> Coroutine[Any, Any, None]:
+        """Stop a source a reload removed; the coroutine returned waits until it has closed,
+        then has the sinks delete its retained state and availability (no ghost stays
+        ``connected``)."""
+        closing = self._stop_source(name)
+
+        async def removed() -> None:
+            await closing
+            for sink in self.sinks.values():
+                sink.source_removed(name)
+
+        return removed()
 
     def _stop_source(self, name: str) -> Coroutine[Any, Any, None]:
         """Stop a source now; the coroutine returned waits until it has closed, then sends

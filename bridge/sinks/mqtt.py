@@ -156,9 +156,16 @@ class MqttSink:
             if self._conn is not None:
                 self._conn.publish(topic, payload, retain=True)
 
+    def source_removed(self, source: str) -> None:
+        """Empty the source's retained state and availability (now when connected, and after
+        every reconnect) and forget them: a reload removed it."""
+        for topic, payload in self._presence.gone(source):
+            if self._conn is not None:
+                self._conn.publish(topic, payload, retain=True)
+
     def retain(self, topic: str, payload: str) -> None:
         """Publish ``payload`` retained now when connected, and again after every reconnect
-        (an empty one, deleting the retained message, at the next connect only)."""
+        (an empty one, deleting the retained message, too: see ``Presence.keep``)."""
         topic, payload = self._presence.keep(topic, payload)
         if self._conn is not None:
             self._conn.publish(topic, payload, retain=True)
