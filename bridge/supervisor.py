@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import signal
 import socket
@@ -23,6 +22,7 @@ from bridge.metrics import MetricsServer
 from bridge.routing.context import mqtt_value
 from bridge.routing.router import Router
 from bridge.routing.template import Template
+from bridge.running import RunningSource
 from bridge.shard import shard_config
 from bridge.sinks.base import Sink
 from bridge.sinks.file import FileSink
@@ -38,7 +38,7 @@ from bridge.sinks.settings import (
 from bridge.sinks.stdout import StdoutSink
 from bridge.sinks.way_back import Listener
 from bridge.sinks.websocket import WebSocketSink
-from bridge.stats.snapshot import Snapshot, SourceSnapshot
+from bridge.stats.snapshot import Snapshot
 from bridge.systemd import Notifier
 from bridge.tap import Tap
 from bridge.upstream.client import DeliverFn, SourceClient
@@ -62,20 +62,6 @@ def build_sink(cfg: SinkConfig, hostname: str) -> Sink:
     raise TypeError(f"unknown sink config {type(cfg).__name__}")
 
 
-class _Source:
-    """One running source: its client, its router and its task."""
-
-    client: SourceClient | Pool
-
-    def __init__(self, router: Router) -> None:
-        self.router = router
-        self.task: asyncio.Task[None] | None = None
-        self.timers: asyncio.Task[None] | None = None  # releases what its routes hold, when due
-        self.wake = asyncio.Event()  # the router has a sooner deadline
-        self.was_connected = False
-        self.since = time.monotonic()  # when it last became connected, or stopped being so
-
-
 class Supervisor:
     """Owns the sinks and sources of one config and their lifecycle."""
 
@@ -86,7 +72,7 @@ class Supervisor:
         self.notifier = notifier or Notifier()
         self.hostname = socket.gethostname()
         self.sinks: dict[str, Sink] = {}
-        self.sources: dict[str, _Source] = {}
+        self.sources: dict[str, RunningSource] = {}
         self._sink_tasks: dict[str, asyncio.Task[None]] = {}
         self._tg: asyncio.TaskGroup | None = None
         self._stop = asyncio.Event()
@@ -100,7 +86,7 @@ class Supervisor:
 
     # -- state -----------------------------------------------------------------------------
 
-    def _on_state(self, entry: _Source, source: str, state: ConnState) -> None:
+    def _on_state(self, entry: RunningSource, source: str, state: ConnState) -> None:
         if self.sources.get(source) is not entry:
             return  # a replaced client saying goodbye: its successor owns the state topic now
         if (state is ConnState.CONNECTED) != entry.was_connected:
@@ -124,7 +110,7 @@ class Supervisor:
         """Counters of every source and sink, read now (metrics, /readyz, ``ws-bridge status``)."""
         now, wall = time.monotonic(), time.time()
         return Snapshot(
-            sources=tuple(_source_snapshot(e, now, wall, self.config.ready_grace)
+            sources=tuple(e.snapshot(now, wall, self.config.ready_grace)
                           for e in self.sources.values()),
             sinks=tuple(s.snapshot() for s in self.sinks.values()),
             taken_at=now,
@@ -194,7 +180,7 @@ class Supervisor:
     def _start_source(self, src: SourceConfig, previous: Router | None = None) -> None:
         assert self._tg is not None
         router = Router(src, self.sinks, hostname=self.hostname, previous=previous)
-        entry = self.sources[src.name] = _Source(router)
+        entry = self.sources[src.name] = RunningSource(router)
 
         def on_state(name: str, state: ConnState) -> None:
             self._on_state(entry, name, state)
@@ -208,18 +194,11 @@ class Supervisor:
         entry.task = self._tg.create_task(entry.client.run(), name=f"source:{src.name}")
         if previous is not None:  # its client, still stopping, may feed the routes carried over
             previous.wake = entry.wake.set
-        self._time_routes(entry, src.name)
+        entry.time_routes(self._tg, src.name)
 
     def _routed(self, router: Router) -> DeliverFn:
         """The router's route function; with ``metrics.tap``, one the tap sees first."""
         return router.route if self.tap is None else self.tap.wrap(router.route)
-
-    def _time_routes(self, entry: _Source, name: str) -> None:
-        """Start the source's route timer when its routes hold values (throttle, batch)."""
-        entry.router.wake = entry.wake.set
-        entry.wake.set()  # a new router: read its deadline
-        if entry.timers is None and entry.router.timed and self._tg is not None:
-            entry.timers = self._tg.create_task(_route_timer(entry), name=f"routes:{name}")
 
     def _member(self, cfg: SourceConfig, deliver: DeliverFn, **options: Any) -> SourceClient:
         """One connection of a pool: a source client for its share (see ``Pool``)."""
@@ -242,7 +221,7 @@ class Supervisor:
             entry.client.stop()
         await _bounded([e.task for e in self.sources.values() if e.task], "sources")
         for entry in self.sources.values():  # what routes hold (batches, throttled values)
-            _stop_timer(entry)
+            entry.stop_timer()
             entry.router.flush()
         for sink in self.sinks.values():
             sink.close()
@@ -324,7 +303,7 @@ class Supervisor:
                 entry.router = Router(src, self.sinks, hostname=self.hostname,
                                       previous=entry.router)
                 entry.client.retarget(self._routed(entry.router))
-                self._time_routes(entry, src.name)
+                entry.time_routes(self._tg, src.name)
             if changed & SUBSCRIPTION_FIELDS:
                 entry.client.resubscribe(src)
                 log.info("reload: source %s resubscribes on its live connection", src.name)
@@ -417,7 +396,7 @@ class Supervisor:
         what its routes still hold (a successor's router took over the unchanged ones)."""
         entry = self.sources.pop(name)
         entry.client.stop()
-        _stop_timer(entry)
+        entry.stop_timer()
 
         async def closed() -> None:
             await _bounded([entry.task] if entry.task else [], f"source {name}")
@@ -427,63 +406,10 @@ class Supervisor:
         return closed()
 
 
-async def _route_timer(entry: _Source) -> None:
-    """Release what a source's routes hold when it is due; ``wake`` says the router has a
-    sooner deadline (or is a new router). The router keeps the time, this task only waits."""
-    while True:
-        entry.wake.clear()
-        deadline = entry.router.deadline()
-        delay = None if deadline is None else deadline - time.monotonic()
-        if delay is not None and delay <= 0:
-            if (wait := entry.router.tick()) is not None:
-                await wait
-            continue
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(delay):
-                await entry.wake.wait()
-
-
-def _stop_timer(entry: _Source) -> None:
-    if entry.timers is not None:
-        entry.timers.cancel()
-        entry.timers = None
-
-
 def _hand_over(old: Sink, new: Sink) -> None:
     """Move what a replaced sink still holds into its successor, in order, losing nothing."""
     for delivery in old.hand_over():
         new.send(delivery)
-
-
-def _source_snapshot(entry: _Source, now: float, wall: float, grace: float) -> SourceSnapshot:
-    """``grace``: how long a source that is down still counts as ready (metrics.ready_grace)."""
-    client, stats = entry.client, entry.client.stats
-    connected = client.state is ConnState.CONNECTED
-    last = entry.router.last_received
-    pool = client.view() if isinstance(client, Pool) else None
-    snap = SourceSnapshot(
-        name=client.cfg.name, state=client.state.value,
-        connected_since=entry.since if connected else None,
-        received=stats.received, bytes=stats.bytes, invalid=stats.invalid,
-        forwarded=dict(entry.router.stats.forwarded),
-        dropped={"render_error": sum(entry.router.stats.render_errors.values()),
-                 "duplicate": stats.recovery["duplicate"]},
-        held=dict(entry.router.held()),
-        reconnects=dict(stats.reconnects),
-        last_message_age=None if last is None else max(0.0, wall - last),
-        handshake_seconds=stats.handshake_seconds,
-        grace_until=None if connected else entry.since + grace, grace_seconds=grace,
-        down_seconds=0.0 if connected else max(0.0, now - entry.since),
-        recovery=dict(stats.recovery), sent=stats.sent, outgoing_dropped=dict(stats.outgoing),
-        undecodable=dict(stats.undecodable), rejected=stats.rejected,
-        last_error=None if connected else stats.last_error, rollovers=stats.rollovers,
-    )
-    if pool is None:
-        return snap
-    return dataclasses.replace(
-        snap, last_error=pool.problem, connection_reconnects=pool.reconnects,
-        connections_up={k: int(v == "connected") for k, v in pool.connections.items()},
-        items=pool.items, items_up=pool.items_up)
 
 
 async def _bounded(tasks: list[asyncio.Task[None]], what: str) -> None:
