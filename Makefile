@@ -15,7 +15,13 @@ FAST_TESTS ?= tests/test_daemon.py tests/test_hostile.py tests/test_decoding.py
 # `check` of the shipped configs decodes no frame: eleven cold starts once are enough.
 FAST_SKIP  ?= not test_check_accepts_every_shipped_config
 
-.PHONY: demo test test-fast lint check-config bench soak schema clean
+# Home Assistant for make ha-verify, in a venv of its own outside the checkout (never a project
+# dependency). 2024.3.3 is the last release for Python 3.11; its acme needs josepy 1.x, and its
+# MQTT integration paho-mqtt 1.6.1 (installed here rather than by Home Assistant at run time).
+HA_VENV ?= $(HOME)/.cache/ws-bridge/ha-venv
+HA_PIP  ?= homeassistant==2024.3.3 'josepy<2' paho-mqtt==1.6.1
+
+.PHONY: demo test test-fast lint check-config bench soak schema clean ha-verify
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +63,14 @@ bench: $(STAMP)
 soak: $(STAMP)
 	sh tests/support/ensure-tools.sh
 	$(PY) bench/soak.py
+
+# ws-bridge's discovery against a real Home Assistant (contrib/ha-verify/verify.py); not in the
+# suite: it needs a 500 MB install.
+ha-verify: $(STAMP)
+	sh tests/support/ensure-tools.sh
+	test -x $(HA_VENV)/bin/hass || { $(PYTHON) -m venv $(HA_VENV) && \
+		$(HA_VENV)/bin/pip install --quiet $(HA_PIP); }
+	$(PY) contrib/ha-verify/verify.py --hass $(HA_VENV)/bin/hass
 
 schema: $(STAMP)
 	$(VENV)/bin/ws-bridge schema > ws-bridge.schema.json

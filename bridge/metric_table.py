@@ -35,6 +35,10 @@ SOURCE_FAMILIES: tuple[Family, ...] = (
      "items_up", None),
     (False, "source_last_message_age_seconds", "Since the last frame", "last_message_age", None),
     (False, "source_handshake_seconds", "Latency of the last handshake", "handshake_seconds", None),
+    (False, "source_down_seconds", "Since the source stopped being connected; 0 while connected",
+     "down_seconds", None),
+    (False, "source_grace_seconds", "How long the source may be down and still count as ready "
+     "(metrics.ready_grace)", "grace_seconds", None),
 )
 SINK_FAMILIES: tuple[Family, ...] = (
     (False, "sink_queue_depth", "Messages waiting in the queue", "queue_depth", None),

@@ -13,15 +13,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
 from bridge.config import durations
-from bridge.config.collect import SIZE_PATTERN
+from bridge.config.changes import SUBSCRIPTION_FIELDS, changed_fields
 from bridge.config.load import load_config, load_schema
 from bridge.config.model import Config
+from bridge.config.sizes import PATTERN as SIZE_PATTERN
 from bridge.config.specs import TLSConfig
 from bridge.errors import ConfigError, ConfigIssue
 from bridge.routing.context import Context
 from bridge.sinks.presence_settings import Availability, HomeAssistant
 from bridge.sinks.settings import FileSinkConfig, MqttSinkConfig, StdoutSinkConfig
-from bridge.supervisor import SUBSCRIPTION_FIELDS, changed_fields
 
 
 def ec_pem() -> str:

@@ -15,35 +15,19 @@ import signal
 import socket
 import sqlite3
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import pytest_asyncio
 import yaml
 
-from tests.support.daemon import Daemon, NotifySocket, eventually
+from tests.support.daemon import NotifySocket, Spawn, eventually
 from tests.support.mosquitto import Broker, Received, Subscriber
 from tests.support.upstream import Upstream, UpstreamConn
 
-Spawn = Callable[..., Awaitable[Daemon]]
 Make = Callable[..., Broker]
 Subscribe = Callable[..., Awaitable[Subscriber]]
 STARTUP = 20.0  # a cap on a cold start of the daemon on a loaded host, not an expected time
-
-
-@pytest_asyncio.fixture
-async def spawn() -> AsyncIterator[Spawn]:
-    """Starts daemons; every one still alive at teardown is killed."""
-    started: list[Daemon] = []
-
-    async def make(*args: str | Path, **kwargs: Any) -> Daemon:
-        started.append(await Daemon.spawn(*map(str, args), **kwargs))
-        return started[-1]
-
-    yield make
-    for daemon in started:
-        await daemon.kill()
 
 
 def mqtt_config(tmp_path: Path, broker: Broker, upstream: Upstream, names: list[str],

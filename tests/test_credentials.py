@@ -14,6 +14,7 @@ from typing import Any
 import jwt
 import pytest
 
+from bridge.config.changes import ROUTING_FIELDS, SUBSCRIPTION_FIELDS, changed_fields
 from bridge.config.http_specs import HttpStep, JwtSpec, SignSpec
 from bridge.config.model import SourceConfig
 from bridge.config.specs import HeartbeatSpec, Step
@@ -23,7 +24,6 @@ from bridge.messages import Message
 from bridge.routing.context import Context, TemplateError
 from bridge.routing.pattern import Pattern
 from bridge.routing.template import Template
-from bridge.supervisor import ROUTING_FIELDS, SUBSCRIPTION_FIELDS, changed_fields
 from bridge.upstream.actions import Deliver, Fail, Notice, Send, Unread
 from bridge.upstream.attempt import Dial, Fetch, Redact
 from bridge.upstream.handoff import Handover, Rollover

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 import yaml
 
 from bridge.cli import main
@@ -23,11 +22,12 @@ from bridge.config.load import load_config
 from bridge.messages import Delivery, Message
 from bridge.sinks.mqtt import MqttSink
 from bridge.sinks.outbox import Outbox
+from bridge.sinks.outbox_file import open_outbox
 from bridge.sinks.outbox_report import describe_outbox
 from bridge.sinks.outbox_rows import FILE, StoredDelivery
 from bridge.sinks.settings import MqttSinkConfig, QueueConfig
 from bridge.upstream.backoff import BackoffPolicy
-from tests.support.daemon import Daemon, eventually
+from tests.support.daemon import Spawn, eventually
 from tests.support.mosquitto import Broker, Received, Subscriber
 from tests.support.upstream import Upstream, UpstreamConn
 
@@ -36,7 +36,6 @@ FAST = BackoffPolicy(initial_delay=0.05, max_delay=0.2, jitter=0.0)
 RSS_BOUND_MB = 100  # draining a 200k-row, ~100 MB outbox; measured peak: 38 MB
 Make = Callable[..., Broker]
 Subscribe = Callable[..., Awaitable[Subscriber]]
-Spawn = Callable[..., Awaitable[Daemon]]
 
 
 def delivery(data: str | bytes, topic: str | None = "feeds/seq", at: float | None = None,
@@ -46,8 +45,8 @@ def delivery(data: str | bytes, topic: str | None = "feeds/seq", at: float | Non
 
 
 def outbox(tmp_path: Path, **queue: Any) -> Outbox:
-    return Outbox(QueueConfig(**({"max_messages": 1_000_000, "path": str(tmp_path / "ob")}
-                                 | queue)), "broker")
+    cfg = QueueConfig(**({"max_messages": 1_000_000, "path": str(tmp_path / "ob")} | queue))
+    return Outbox(cfg, "broker", open_outbox(str(tmp_path / "ob"), "broker"))
 
 
 def payloads(items: list[Delivery]) -> list[str | bytes]:
@@ -171,27 +170,6 @@ def test_expired_rows_are_dropped_on_take_and_counted(tmp_path: Path) -> None:
     box.close()
 
 
-def test_a_corrupt_file_is_moved_aside_and_a_fresh_outbox_works(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    box = outbox(tmp_path)
-    box.put(delivery("lost"))
-    old_tag = box.tag
-    box.close()
-    (tmp_path / "ob" / FILE).write_bytes(b"this is not an SQLite database" * 100)
-    assert describe_outbox(str(tmp_path / "ob"))["integrity"].startswith("unreadable")
-    with caplog.at_level(logging.ERROR, "bridge.sinks.outbox"):
-        fresh = outbox(tmp_path)
-    assert "is corrupt" in caplog.text and "moved aside" in caplog.text
-    aside = list((tmp_path / "ob").glob(f"{FILE}.corrupt-*"))
-    assert len(aside) == 1 and aside[0].read_bytes().startswith(b"this is not")
-    assert fresh.tag != old_tag  # msg_ids of the new file never collide with the old ones
-    fresh.put(delivery("new"))
-    assert payloads(drain(fresh)) == ["new"]
-    fresh.close()
-    assert describe_outbox(str(tmp_path / "ob"))["integrity"] == "ok"
-
-
 def test_a_torn_wal_tail_loses_only_the_last_commit(tmp_path: Path) -> None:
     box = outbox(tmp_path)
     for batch in range(3):
@@ -205,7 +183,8 @@ def test_a_torn_wal_tail_loses_only_the_last_commit(tmp_path: Path) -> None:
     box.close()
     wal = crashed / f"{FILE}-wal"
     wal.write_bytes(wal.read_bytes()[:-100])  # the last frame was being written
-    again = Outbox(QueueConfig(100, path=str(crashed)), "broker")
+    again = Outbox(QueueConfig(100, path=str(crashed)), "broker",
+                   open_outbox(str(crashed), "broker"))
     assert payloads(drain(again)) == [f"{b}-{i}" for b in range(2) for i in range(10)]
     again.close()
 
@@ -374,19 +353,6 @@ def logged(caplog: pytest.LogCaptureFixture, text: str) -> Callable[[], Awaitabl
 
 
 # -- the real daemon ----------------------------------------------------------------------------
-
-
-@pytest_asyncio.fixture
-async def spawn() -> AsyncIterator[Spawn]:
-    started: list[Daemon] = []
-
-    async def make(*args: str) -> Daemon:
-        started.append(await Daemon.spawn(*args))
-        return started[-1]
-
-    yield make
-    for daemon in started:
-        await daemon.kill()
 
 
 def daemon_config(tmp_path: Path, broker: Broker, upstream: Upstream, **queue: Any) -> Path:

@@ -27,7 +27,6 @@ from tests.test_daemon import (
     run_ready,
     sample,
     source,
-    spawn,  # noqa: F401 - the fixture
     stop,
     write,
 )
@@ -56,7 +55,7 @@ async def home_assistant(conn: UpstreamConn, events: list[dict[str, Any]]) -> No
 
 async def test_the_home_assistant_example_publishes_one_retained_topic_per_entity_on_change(
     mosquitto: Callable[..., Broker], mqtt_subscriber: Subscribe, upstream: Upstream,
-    spawn: Spawn, tmp_path: Path,  # noqa: F811
+    spawn: Spawn, tmp_path: Path,
 ) -> None:
     events = [
         state_changed("sensor.t", "21.5"), state_changed("light.k", "on", brightness=10),
@@ -87,7 +86,7 @@ async def test_the_home_assistant_example_publishes_one_retained_topic_per_entit
 
 async def test_throttle_and_batch_release_on_their_timers_one_publish_per_batch(
     mosquitto: Callable[..., Broker], mqtt_subscriber: Subscribe, upstream: Upstream,
-    spawn: Spawn, tmp_path: Path,  # noqa: F811
+    spawn: Spawn, tmp_path: Path,
 ) -> None:
     async def feed(conn: UpstreamConn) -> None:
         for i in range(1, 4):

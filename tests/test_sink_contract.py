@@ -72,14 +72,21 @@ def test_a_replaced_sink_hands_over_what_it_queued_in_order(kind: str, tmp_path:
     assert sink.snapshot().queue_depth == 0
 
 
-def test_an_outbox_hands_over_nothing_its_rows_stay_on_disk(tmp_path: Path) -> None:
+def test_an_outbox_hands_over_only_its_unwritten_puts_its_rows_stay_on_disk(
+    tmp_path: Path,
+) -> None:
+    """The successor opens the same file: it stores the puts not yet written after the rows
+    already there (written at the old sink's close, they could land after the new one's)."""
     queue = QueueConfig(max_messages=100, path=str(tmp_path / "ob"))
     sink = MqttSink(MqttSinkConfig("broker", "127.0.0.1", 1, queue=queue))
     for n in range(3):
         sink.send(delivery(n))
-    assert sink.hand_over() == []
-    assert sink.snapshot().queue_depth == 3
     assert sink.outbox is not None
+    sink.outbox.flush()  # stored
+    for n in range(3, 5):
+        sink.send(delivery(n))  # waiting for the next flush
+    assert [d.payload for d in sink.hand_over()] == ["3", "4"]
+    assert sink.snapshot().queue_depth == 3
     sink.outbox.close()
 
 

@@ -187,6 +187,23 @@ def test_presence_republishes_online_and_every_source_state_after_a_connect() ->
     assert Presence(None, "p").offline() == [] and Presence(None, "p").online() == []
 
 
+def test_presence_empties_a_removed_source_after_every_connect_until_it_comes_back() -> None:
+    presence = Presence(None, "p")
+    presence.state("a", "connected")
+    presence.state("b", "connected")
+    emptied = [("p/a/state", ""), ("p/a/availability", "")]
+    assert presence.gone("a") == emptied
+    for _ in range(2):  # each connect: a rebuilt sink's predecessor may have said otherwise
+        assert presence.online() == [("p/b/state", "connected"), ("p/b/availability", "online"),
+                                     *emptied]
+    presence.state("a", "connecting")  # added again: its state, no longer emptied
+    assert presence.online() == [("p/b/state", "connected"), ("p/b/availability", "online"),
+                                 ("p/a/state", "connecting"), ("p/a/availability", "offline")]
+    presence.keep("x/config", "")
+    presence.keep("x/config", "{}")  # a deleted retained message given a value again
+    assert presence.online()[-1] == ("x/config", "{}")
+
+
 def test_listeners_hand_a_message_to_each_matching_handler_and_name_only_new_filters() -> None:
     got: list[tuple[str, str]] = []
     listeners = Listeners()

@@ -23,14 +23,13 @@ from bridge.upstream.state import ConnState
 from tests.support.daemon import Daemon, NotifySocket
 from tests.support.upstream import NumberedFeed, Upstream, UpstreamConn
 from tests.test_client import FAST, Running, source
-from tests.test_daemon import (  # noqa: F401 - the spawn and notify fixtures
+from tests.test_daemon import (  # noqa: F401 - the notify fixture
     config,
     file_has,
     lines,
     metrics_port,
     notify,
     run_ready,
-    spawn,
     stop,
     write,
 )

@@ -26,7 +26,6 @@ from tests.test_daemon import (
     config,
     notify,  # noqa: F401 - the fixture
     source,
-    spawn,  # noqa: F401 - the fixture
     stop,
     write,
 )

@@ -7,8 +7,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import SplitResult, unquote, urlsplit
 
-from bridge.config.collect import Collector, parse_size, queue
+from bridge.config.collect import Collector, queue
 from bridge.config.keypaths import KeyPath
+from bridge.config.sizes import parse_size
 from bridge.config.specs import TLSConfig
 from bridge.routing.context import Context
 from bridge.sinks.presence_settings import Availability, HomeAssistant

@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from bridge.config.build_mqtt import build_mqtt
-from bridge.config.collect import Collector, parse_size, queue
+from bridge.config.collect import Collector, queue
 from bridge.config.keypaths import KeyPath
+from bridge.config.sizes import parse_size
 from bridge.sinks.settings import (
     FileSinkConfig,
     SinkConfig,

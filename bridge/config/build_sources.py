@@ -10,11 +10,12 @@ from bridge.config.build_outbound import build_outbound
 from bridge.config.build_pool import build_pool
 from bridge.config.build_routes import build_route
 from bridge.config.build_session import build_session
-from bridge.config.collect import Collector, parse_size, tls
+from bridge.config.collect import Collector, tls
 from bridge.config.items import Read
 from bridge.config.keypaths import KeyPath
 from bridge.config.model import SourceConfig
 from bridge.config.presets import expand_preset
+from bridge.config.sizes import parse_size
 
 _TIMING = {"connect_timeout": "connect_timeout", "idle_timeout": "idle_timeout"}
 _PING = {"interval": "ping_interval", "timeout": "ping_timeout"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -17,21 +16,8 @@ from bridge.routing.template import Template
 from bridge.sinks.settings import QueueConfig
 from bridge.upstream.backoff import BackoffPolicy
 
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$")
-_UNITS = {"B": 1, "KB": 10**3, "KiB": 2**10, "MB": 10**6, "MiB": 2**20, "GB": 10**9, "GiB": 2**30}
-SIZE_PATTERN = r"^\s*\d+(\.\d+)?\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$"
 _DELAYS = {"initial_delay": "initial_delay", "max_delay": "max_delay", "reset_after": "reset_after"}
 _NUMBERS: dict[str, Any] = {"multiplier": float, "jitter": float, "max_attempts": int}
-
-
-def parse_size(value: int | float | str) -> int:
-    """Bytes for ``1048576``, ``"1MiB"`` or ``"100MB"`` (``1024.0`` is an integer to JSON)."""
-    if isinstance(value, int | float):
-        return int(value)
-    match = _SIZE.match(value)
-    if not match:
-        raise ValueError(f"not a size: {value!r} (write e.g. 65536, 512KiB, 1MiB)")
-    return int(float(match.group(1)) * _UNITS[match.group(2) or "B"])
 
 
 class Collector:

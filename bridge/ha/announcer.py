@@ -12,8 +12,9 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 
 from bridge.encoding import dumps
-from bridge.ha.discovery import Bridge, bridge_configs, removal, source_configs
+from bridge.ha.discovery import bridge_configs, removal, source_configs
 from bridge.ha.health import Health
+from bridge.ha.ids import Bridge
 from bridge.sinks.mqtt_incoming import Incoming
 from bridge.stats.snapshot import Snapshot
 
@@ -52,6 +53,24 @@ class Announcer:
         self._send(bridge_configs(self.bridge))
         for name in sorted(self._sources):
             self._send(source_configs(self.bridge, name))
+
+    def retained(self) -> set[str]:
+        """Every topic it keeps retained: the configs, the health values."""
+        configs = bridge_configs(self.bridge) + [
+            c for name in self._sources for c in source_configs(self.bridge, name)]
+        health = [self.bridge.metrics_topic(name) for name in (None, *self._sources)]
+        return {topic for topic, _ in configs} | set(health)
+
+    def retire(self, keep: set[str], via: Retain | None = None) -> None:
+        """This announcer is replaced (another ``discovery_prefix`` or ``topic_prefix``, no
+        ``homeassistant`` any more, its sink gone): what it kept retained is emptied (through
+        ``via`` if given), but for ``keep``, the topics its successors on the broker publish."""
+        gone = sorted(self.retained() - keep)
+        for topic in gone:
+            (via or self._retain)(topic, "")
+        if gone:
+            log.info("homeassistant: %d retained topics under %s removed", len(gone),
+                     self.bridge.discovery_prefix)
 
     def heard(self, msg: Incoming) -> None:
         """On ``status_topic``: Home Assistant (re)started and wants the configs again."""

@@ -61,6 +61,7 @@ SOURCE = (
 )
 
 BUTTONS = (  # with controls: true
-    Entity("button", "reconnect", "Reconnect", None, {"entity_category": "config"}),
+    Entity("button", "reconnect", "Reconnect", None,
+           {"entity_category": "config", "device_class": "restart"}),
     Entity("button", "resubscribe", "Resubscribe", None, {"entity_category": "config"}),
 )

@@ -28,6 +28,7 @@ import functools
 import logging
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 from bridge.errors_sink import SinkUnavailable
@@ -43,6 +44,7 @@ from bridge.sinks.mqtt_presence import Presence
 from bridge.sinks.mqtt_properties import PropertyBuilder
 from bridge.sinks.mqtt_window import Sent, Window
 from bridge.sinks.outbox import Outbox
+from bridge.sinks.outbox_file import open_outbox
 from bridge.sinks.queue import BoundedQueue
 from bridge.sinks.settings import MqttSinkConfig
 from bridge.sinks.way_back import Listener
@@ -60,10 +62,13 @@ CLOSE_TIMEOUT = 5.0  # for close(): flushing the queue, then DISCONNECT
 class MqttSink:
     """The ``Sink`` publishing to one MQTT broker; see the module docstring for reconnects."""
 
-    def __init__(self, cfg: MqttSinkConfig) -> None:
+    def __init__(self, cfg: MqttSinkConfig, *, wall: Callable[[], float] = time.time) -> None:
+        """``wall``: the clock messages are received by (their expiry is counted on it)."""
         self.name, self.config = cfg.name, cfg
         host = socket.gethostname()
-        self.outbox = Outbox(cfg.queue, cfg.name) if cfg.queue.path else None
+        self.outbox = None
+        if cfg.queue.path:
+            self.outbox = Outbox(cfg.queue, cfg.name, open_outbox(cfg.queue.path, cfg.name))
         self.queue: BoundedQueue[Delivery] | Outbox
         if self.outbox is None:
             self.queue = BoundedQueue[Delivery](cfg.queue.max_messages, cfg.queue.overflow,
@@ -75,6 +80,8 @@ class MqttSink:
         self.stats = MqttStats(self.queue, dropped=self.queue.dropped)
         self._client_id = cfg.client_id.replace("{hostname}", host)
         self._wake, self._stop, self._room = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        if self.outbox is not None:  # rows held while the disk was full, now stored: to send
+            self.outbox.on_written = self._wake.set
         # The pump waits for work: send() fires at the end of the loop turn instead of waking it
         self._idle, self._flush_due = False, False
         self._linger = cfg.linger  # how long that end-of-turn write may wait for more
@@ -89,7 +96,7 @@ class MqttSink:
         self._listeners = Listeners()  # MQTT -> upstream
         self._firing = Firing(cfg, PropertyBuilder(cfg.message_expiry, cfg.user_properties, host),
                               self.stats, self.queue.dropped,
-                              self.outbox.settle if self.outbox is not None else None)
+                              self.outbox.settle if self.outbox is not None else None, wall=wall)
         self._deadline = 0.0
         self._outage = ""  # the reason of the last failed connect, logged once per outage
 
@@ -103,7 +110,9 @@ class MqttSink:
 
     def snapshot(self) -> SinkSnapshot:
         stats = self.stats
-        return SinkSnapshot(name=self.name, type="mqtt", up=self.up, queue_depth=len(self.queue),
+        # an outbox's depth counts what a full disk holds in memory, not yet takeable
+        depth = len(self.queue) if self.outbox is None else max(0, self.outbox.waiting())
+        return SinkSnapshot(name=self.name, type="mqtt", up=self.up, queue_depth=depth,
                             published=stats.published, errors=sum(stats.errors.values()),
                             dropped=dict(self.queue.dropped),
                             publish_latency=stats.publish_latency,
@@ -115,8 +124,10 @@ class MqttSink:
 
     def hand_over(self) -> list[Delivery]:
         """The in-memory queue, taken; an outbox's rows stay on disk, for a successor with the
-        same ``queue.path`` to send."""
-        return [] if self.outbox is not None else self.queue.take(len(self.queue))
+        same ``queue.path`` to send, and its puts not yet written (a full disk's too) go to it."""
+        if self.outbox is not None:
+            return self.outbox.hand_over()
+        return self.queue.take(len(self.queue))
 
     def rpc_topic(self, source: str) -> str | None:
         return mt.source_topic(self.config.topic_prefix, source, "rpc")
@@ -150,9 +161,16 @@ class MqttSink:
             if self._conn is not None:
                 self._conn.publish(topic, payload, retain=True)
 
+    def source_removed(self, source: str) -> None:
+        """Empty the source's retained state and availability (now when connected, and after
+        every reconnect) and forget them: a reload removed it."""
+        for topic, payload in self._presence.gone(source):
+            if self._conn is not None:
+                self._conn.publish(topic, payload, retain=True)
+
     def retain(self, topic: str, payload: str) -> None:
         """Publish ``payload`` retained now when connected, and again after every reconnect
-        (an empty one, deleting the retained message, at the next connect only)."""
+        (an empty one, deleting the retained message, too: see ``Presence.keep``)."""
         topic, payload = self._presence.keep(topic, payload)
         if self._conn is not None:
             self._conn.publish(topic, payload, retain=True)

@@ -3,7 +3,9 @@
 The sink's pump and its end-of-turn flush fire each lane's share of a batch through ``Firing``:
 corked into one socket write, in order, until the broker's window is full. A topic is checked
 once, a delivery that can never be published (invalid topic, over MQTT's size limit) is counted
-and settled, and each such topic is logged once. The connection is any object with ``cork``,
+and settled, and each such topic is logged once. Under MQTT 5 with ``message_expiry``, each
+publish carries what is left of it (``mqtt_expiry``); one whose expiry passed while it waited is
+not published, counted as ``expired`` and settled. The connection is any object with ``cork``,
 ``uncork`` and ``publish`` (the sink passes its ``MqttClient``), so this molecule imports no
 other."""
 
@@ -44,8 +46,10 @@ class Firing:
     one into ``sent`` (its lane's window, at most ``cap``); how many of them left."""
 
     def __init__(self, cfg: MqttSinkConfig, props: PropertyBuilder, stats: MqttStats,
-                 dropped: Counter[str], settle: Callable[[Delivery], None] | None) -> None:
+                 dropped: Counter[str], settle: Callable[[Delivery], None] | None, *,
+                 wall: Callable[[], float] = time.time) -> None:
         self._cfg = cfg
+        self._wall = wall  # the clock messages are received by: their expiry is counted on it
         self._stats = stats
         self._dropped = dropped  # the queue's drop counters
         self._props = props if cfg.protocol == 5 else None
@@ -73,7 +77,9 @@ class Firing:
         cfg, props, stats = self._cfg, self._props, self._stats
         settle, outbox_settle = self._settle, self._outbox_settle
         now = time.monotonic()  # once per batch: the start of each publish's latency
-        written = 0  # QoS 0 publishes: counted once per batch
+        expiry = props.expiry if props is not None and props.expiry.interval else None
+        wall = self._wall() if expiry is not None else 0.0
+        written, left = 0, 0  # QoS 0 publishes: counted once per batch
         for i, d in enumerate(batch):
             topic = d.topic if d.topic is not None else f"{cfg.topic_prefix}/{d.message.source}"
             if topic not in self._good:  # checked once per topic, not once per message
@@ -88,14 +94,13 @@ class Firing:
             if qos and len(sent) >= cap:  # the broker's window is full: this and the rest wait
                 stats.published += written
                 return i
+            if expiry is not None and not (left := expiry.left(d.message, wall)):
+                self._dropped["expired"] += 1  # expired while it waited: nobody may get it now
+                settle(d)
+                continue
             retain = cfg.retain if d.retain is None else d.retain
-            # msg_id: the outbox's key, stable across restarts, for consumers to dedupe
-            if props is None:
-                properties = None
-            else:
-                properties = props(d, d.msg_id if isinstance(d, StoredDelivery) else None)
             try:
-                mid = conn.publish(topic, d.payload, qos, retain, properties)
+                mid = conn.publish(topic, d.payload, qos, retain, self._properties(d, left))
             except PublishRefused:  # over MQTT's 256 MB limit
                 self._dropped["too_large"] += 1
                 settle(d)
@@ -112,6 +117,13 @@ class Firing:
                     outbox_settle(d)  # QoS 0 is settled once written: at most once, as promised
         stats.published += written
         return len(batch)
+
+    def _properties(self, d: Delivery, left: int) -> bytes | None:
+        """MQTT 5 properties (None under 3.1.1); msg_id: the outbox's key, stable across
+        restarts, for consumers to dedupe; ``left``: the seconds of expiry left."""
+        if self._props is None:
+            return None
+        return self._props(d, d.msg_id if isinstance(d, StoredDelivery) else None, left)
 
 
 def _keep(_: Delivery) -> None:

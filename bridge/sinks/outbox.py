@@ -7,54 +7,60 @@ reconnect or a restart (cursor 0) unsettled rows go again, in order. Memory neve
 backlog. WAL with synchronous=NORMAL: a commit survives kill -9 without an fsync in the loop
 (FULL would add one). Puts commit together FLUSH_DELAY later, at FLUSH_ROWS or before a take:
 kill -9 loses at most that tail. SQLite runs inline, not in a thread: every statement is small
-and bounded (ARCHITECTURE.md, "Durable outbox", has the measurements)."""
+and bounded (ARCHITECTURE.md, "Durable outbox", has the measurements).
+
+A write that fails (a full disk) leaves the file as it was and its puts held in memory, within
+the queue's bounds (``outbox_bounds``), retried every RETRY seconds and written in order once it
+works. The file is opened (and a corrupt one salvaged) by ``outbox_file``, by the sink."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import secrets
 import sqlite3
 import time
+from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
-from bridge.errors_sink import SinkUnavailable
 from bridge.messages import Delivery
 from bridge.sinks import outbox_rows as rows
-from bridge.sinks.outbox_ledger import Ledger
+from bridge.sinks.outbox_bounds import Bounds
 from bridge.sinks.outbox_rows import StoredDelivery
 from bridge.sinks.settings import QueueConfig
 
 log = logging.getLogger("bridge.sinks.outbox")
-FLUSH_ROWS, FLUSH_DELAY, CHUNK = 1024, 0.005, 256
+FLUSH_ROWS, FLUSH_DELAY = 1024, 0.005
+RETRY = 1.0  # seconds between writes tried while the file cannot be written
 
 
-class Outbox(Ledger):
+class Outbox(Bounds):
     """A ``SinkQueue`` on disk; its bounds count every row, in flight or not."""
 
-    def __init__(self, cfg: QueueConfig, sink: str) -> None:
+    def __init__(self, cfg: QueueConfig, sink: str, opened: tuple[sqlite3.Connection, str]
+                 ) -> None:
+        """``opened``: the file and its tag, from ``outbox_file.open_outbox(cfg.path, sink)``."""
         super().__init__(cfg)
         self.path, self.sink, self.max_age = Path(cfg.path or ".", rows.FILE), sink, cfg.max_age
-        self._buf: list[rows.Row] = []
         self._timer: asyncio.TimerHandle | None = None
         self._noted = ""
-        self._db, self.tag = _open(self.path, sink)
+        self._db, self.tag = opened
         self.rows, self.size = self._db.execute(rows.COUNT).fetchall()[0]
+        self.on_written: Callable[[], None] = _nothing  # a spill written: the sink's pump wakes
 
     def put(self, d: Delivery) -> bool:
         """Store ``d``; False when the policy dropped one (the oldest or this one), as counted."""
-        row = rows.to_row(d)
-        if (admitted := self.admit(len(row[2]))) is None:
+        if (admitted := self.admit(rows.to_row(d))) is None:
             return False
-        self._buf.append(row)
-        self.flush() if len(self._buf) >= FLUSH_ROWS else self._schedule()
+        self.flush() if len(self.buf) >= FLUSH_ROWS else self._schedule()
         return admitted
 
     def oldest_age(self) -> float | None:
-        """Seconds the oldest stored row has waited (its receive time), None when empty."""
+        """Seconds the oldest row has waited (its receive time), None when empty."""
         oldest = self._db.execute(rows.SELECT, (0, 1)).fetchall()
-        return max(0.0, time.time() - oldest[0][7]) if oldest else 0.0 if self._buf else None
+        at = oldest[0][7] if oldest else self.buf[0][6] if self.buf else None
+        return None if at is None else max(0.0, time.time() - at)
 
     def take(self, most: int) -> list[Delivery]:
         """Up to ``most`` rows after the cursor, oldest first; expired ones are dropped here."""
@@ -94,103 +100,88 @@ class Outbox(Ledger):
             if isinstance(d, StoredDelivery) and self.inflight.pop(d.row, None) is not None:
                 self.cursor = min(self.cursor, d.row - 1)
 
-    def flush(self) -> None:
-        """Commit buffered puts, settled deletes and drop_oldest's deletes in one transaction."""
+    def flush(self, retry: bool = False) -> None:
+        """Commit buffered puts, settled deletes and drop_oldest's deletes in one transaction;
+        while spilling, only the retry (``retry``: its timer, or closing) writes."""
+        if self.spilling and not retry:
+            return
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if not (self._buf or self.done or self.excess or self.trim):
+        if not (self.buf or self.done or self.excess or self.trim):
             return
-        buf, self._buf = self._buf, []
+        buf, self.buf = self.buf, deque()
         done: list[tuple[int]] = []
         try:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany(rows.INSERT, buf)
             self.written()
-            self._drop_oldest()
+            self.drop_oldest(lambda after, n: self._db.execute(rows.OLDEST, (after, n)).fetchall())
             done, self.done = self.done, []
             self._db.executemany(rows.DELETE, done)
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
                 self._db.rollback()
-            self.dropped["outbox_error"] += len(buf)
-            self._rolled_back(done)
+            self._rolled_back(buf, done)
             self._failed("write", exc)
+            return
+        if self.spilling:
+            self.spilling, self._noted = False, ""
+            log.warning("sink %r: the outbox %s is written again; the %d messages held in memory"
+                        " are stored", self.sink, self.path, len(buf))
+            self.on_written()
+
+    def hand_over(self) -> list[Delivery]:
+        """The puts not yet written, taken (held in memory by a full disk, or waiting for the
+        next flush): a successor on the same file stores them after the rows already there."""
+        buf, self.buf = self.buf, deque()
+        self.buffered = self.buffered_size = 0
+        return [rows.from_row((0, *row), self.tag) for row in buf]  # no row id yet
 
     def close(self) -> None:
-        """Flush and close (the WAL is folded into the file); the rows wait for the next start."""
-        self.flush()
+        """Flush and close (the WAL is folded into the file); the rows wait for the next start.
+        What a full disk still keeps in memory is lost, and said so."""
+        self.flush(retry=True)
+        if self.spilling and self.buf:
+            self.dropped["outbox_error"] += len(self.buf)
+            log.error("sink %r: %d messages held in memory are lost: the outbox %s still cannot "
+                      "be written", self.sink, len(self.buf), self.path)
+        if self._timer is not None:
+            self._timer.cancel()
         self._db.close()
-
-    def _drop_oldest(self) -> None:
-        """Delete the oldest rows not in flight: those counted at put, then bytes over max_bytes."""
-        after = self.cursor
-        while self.excess > 0 or (self.trim and self.size > self.max_bytes):
-            found = self._db.execute(rows.OLDEST, (after, self.excess or CHUNK)).fetchall()
-            if not self.excess:  # trimming bytes: only as many rows as it takes
-                over, k = self.size - self.max_bytes, 0
-                while k < len(found) and over > 0:
-                    over, k = over - found[k][1], k + 1
-                found = found[:k]
-                self.dropped["queue_full_oldest"] += k
-            if not found:
-                break
-            after, self.excess = found[-1][0], max(0, self.excess - len(found))
-            for rid, size in found:
-                self.forget(rid, size)
-        self.excess, self.trim = 0, False
 
     def _schedule(self) -> None:
         if self._timer is None:
             with contextlib.suppress(RuntimeError):  # no loop: the next take or close flushes
-                self._timer = asyncio.get_running_loop().call_later(FLUSH_DELAY, self.flush)
+                self._timer = asyncio.get_running_loop().call_later(
+                    RETRY if self.spilling else FLUSH_DELAY, self._due)
 
-    def _rolled_back(self, settled: list[tuple[int]]) -> None:
-        """A failed write (a full disk) left the file as it was: count what it holds again, so
-        the rows already stored are still taken, and delete the settled ones at the next flush."""
-        self.done = settled + self.done
-        self.buffered = self.buffered_size = self.excess = 0
-        self.trim = False
+    def _due(self) -> None:
+        self._timer = None
+        self.flush(retry=True)
+
+    def _rolled_back(self, buf: deque[rows.Row], settled: list[tuple[int]]) -> None:
+        """A failed write (a full disk) left the file as it was: its puts are held in memory,
+        retried later; the rows it holds, counted again, are still taken."""
+        stored = self.rows, self.size
         with contextlib.suppress(sqlite3.Error):
-            self.rows, self.size = self._db.execute(rows.COUNT).fetchall()[0]
-        self.rows -= len(self.done)
+            stored = self._db.execute(rows.COUNT).fetchall()[0]
+        self.held(buf, settled, stored)
+        self.shed()
+        self._schedule()
 
     def _failed(self, what: str, exc: sqlite3.Error) -> None:
         if what == "read":
             self.settled()  # as if nothing waits (no spinning pump); the next put's take reads on
         if str(exc) != self._noted:  # once per distinct failure, not once per flush
             self._noted = str(exc)
-            log.error("sink %r: cannot %s the outbox %s: %s", self.sink, what, self.path, exc)
+            held = (f"; what arrives is held in memory (within the queue's bounds) and the write"
+                    f" retried every {RETRY:g}s") if what == "write" else ""
+            log.error("sink %r: cannot %s the outbox %s: %s%s", self.sink, what, self.path, exc,
+                      held)
 
 
-def _open(path: Path, sink: str) -> tuple[sqlite3.Connection, str]:
-    """Open (WAL replay is SQLite's own); a corrupt file is moved aside and replaced."""
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return _connect(path, check=True)
-    except (OSError, sqlite3.OperationalError) as exc:  # locked, read-only, unreachable, full
-        raise SinkUnavailable(sink, f"cannot open the outbox {path}: {exc}") from exc
-    except sqlite3.DatabaseError as exc:
-        aside = f"{path}.corrupt-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
-        for suffix in ("", "-wal", "-shm"):
-            if (part := Path(f"{path}{suffix}")).exists():
-                part.replace(aside + suffix)
-        log.error("sink %r: outbox %s is corrupt (%s): moved aside to %s (`sqlite3 FILE "
-                  ".recover` salvages what is readable); starting a fresh outbox", sink, path,
-                  exc, aside)
-        return _connect(path, check=False)
+def _nothing() -> None:
+    """No sink listening for a written spill."""
 
-
-def _connect(path: Path, *, check: bool) -> tuple[sqlite3.Connection, str]:
-    db = sqlite3.connect(path, isolation_level=None)  # transactions are ours: see flush()
-    try:
-        db.executescript(rows.SCHEMA)
-        if check and (result := db.execute("PRAGMA quick_check").fetchall()) != [("ok",)]:
-            raise sqlite3.DatabaseError(f"quick_check: {result[0][0]}")
-        # A fresh file's own tag: its msg_ids never repeat those of a file moved aside.
-        db.execute("INSERT OR IGNORE INTO meta VALUES ('tag', ?)", (secrets.token_hex(4),))
-        return db, str(db.execute("SELECT value FROM meta WHERE key = 'tag'").fetchall()[0][0])
-    except BaseException:
-        db.close()
-        raise

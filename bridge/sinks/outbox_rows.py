@@ -18,6 +18,10 @@ INSERT = ("INSERT INTO outbox (source, topic, payload, is_text, qos, retain, rec
           "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
 SELECT = ("SELECT id, source, topic, payload, is_text, qos, retain, received_at, frame "
           "FROM outbox WHERE id > ? ORDER BY id LIMIT ?")
+SELECT_FROM = ("SELECT id, source, topic, payload, is_text, qos, retain, received_at, frame "
+               "FROM outbox WHERE id >= ? ORDER BY id LIMIT ?")  # salvage: a range read
+INSERT_ROW = ("INSERT INTO outbox (id, source, topic, payload, is_text, qos, retain, received_at,"
+              " frame) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")  # salvage: a row kept with its id
 OLDEST = "SELECT id, length(payload) FROM outbox WHERE id > ? ORDER BY id LIMIT ?"
 DELETE = "DELETE FROM outbox WHERE id = ?"
 COUNT = "SELECT count(*), coalesce(sum(length(payload)), 0) FROM outbox"

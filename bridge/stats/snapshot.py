@@ -37,6 +37,8 @@ class SourceSnapshot:
     items: int | None = None
     items_up: int | None = None  # carried by connected connections, not refused
     rollovers: int = 0  # connections replaced by a successor subscribed first
+    down_seconds: float = 0.0  # since it stopped being connected (or started); 0 while connected
+    grace_seconds: float | None = None  # how long it may be down and still count as ready
 
 @dataclass(frozen=True)
 class SinkSnapshot:

@@ -17,7 +17,7 @@ from bridge.errors import (
     SessionTimeout,
     SourceError,
 )
-from bridge.errors_renewal import Renewed
+from bridge.errors_renewal import Renewed, Requested
 
 REASONS: Final = {
     "auth_rejected": "auth rejected",
@@ -29,6 +29,7 @@ REASONS: Final = {
     "rejected": "rejected",
     "gap": "sequence gap",
     "renewed": "connection renewed",
+    "requested": "reconnect requested",
 }
 
 # Most specific first: HandshakeRejected is a ConnectFailed, MessageTooBig a ConnectionLost.
@@ -40,6 +41,7 @@ _KINDS: Final = (
     (SessionTimeout, "timeout"),
     (MessageTooBig, "too_big"),
     (SequenceGap, "gap"),
+    (Requested, "requested"),
     (Renewed, "renewed"),
 )
 

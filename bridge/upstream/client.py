@@ -102,6 +102,7 @@ class SourceClient:
         self._log = logging.LoggerAdapter(logger, {"source": cfg.name})
         self._announced: ConnState | None = None  # the state last logged and reported
         self._stopping = False
+        self._hurry = False  # reconnect() came between connections: the backoff's wait is cut
         self._wakeup: asyncio.Timeout | None = None  # the wait that stop() and events cut short
         self._connected_at: float | None = None
         # new subscriptions from a reload, and what a pool moved (None: all of them again)
@@ -147,6 +148,13 @@ class SourceClient:
             self.cfg = cfg  # not connected: the next connection subscribes with it
             self._perform(self._session.resubscribe(cfg, self._clock(), change))
 
+    def reconnect(self) -> None:
+        """An operator asked for a new connection: the live one is closed and the next opens
+        as after a failure, the counters going on; between connections, now."""
+        self._backlog += self._session.reconnect(self._clock())  # a Fail, when live
+        self._hurry = self.state is ConnState.RECONNECTING
+        self._wake()
+
     def publish(self, send: Template, mqtt: Any) -> None:
         """Send ``send`` upstream, rendered with ``mqtt`` (see ``mqtt_value``), once CONNECTED:
         in order, after auth and subscribe, kept (``cfg.outbox``) while the upstream is down."""
@@ -181,7 +189,7 @@ class SourceClient:
 
     async def _open(self) -> Connection | None:
         """One attempt to open the socket; None when ``stop()`` came first."""
-        self._connected_at = None
+        self._connected_at, self._hurry = None, False
         actions = self._session.connecting(self._clock())
         while True:  # the attempt's HTTP steps, in order, until the session says Dial
             self._apply_idle(actions)
@@ -242,7 +250,7 @@ class SourceClient:
                                                loop.time() + until - clock()) as wakeup:
                         self._wakeup = wakeup
                         return await asyncio.shield(task) if task else await loop.create_future()
-                if end is not None and clock() >= end:
+                if end is not None and (clock() >= end or self._hurry):
                     return None
                 self._apply_idle(self._session.tick(clock(), self._pump.heard))
             if task is not None and task.done() and not task.cancelled() and \

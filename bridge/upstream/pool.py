@@ -49,6 +49,7 @@ class Member(Protocol):
     async def run(self) -> None: ...
     def stop(self) -> None: ...
     def retarget(self, deliver: DeliverFn) -> None: ...
+    def reconnect(self) -> None: ...
     def resubscribe(self, cfg: SourceConfig, change: Change | None = None) -> None: ...
     def publish(self, send: Template, mqtt: Any) -> None: ...
     def call(self, mqtt: Any, answer: Callable[[str | bytes], None]) -> None: ...
@@ -104,8 +105,8 @@ class PoolView:
 
 class Pool:
     """Runs one pooled source until ``stop()``; the same face to the supervisor as a
-    ``SourceClient`` (``run``, ``stop``, ``retarget``, ``resubscribe``, ``publish``, ``call``,
-    ``state``, ``stats``, ``cfg``)."""
+    ``SourceClient`` (``run``, ``stop``, ``retarget``, ``resubscribe``, ``reconnect``,
+    ``publish``, ``call``, ``state``, ``stats``, ``cfg``); and ``subscribe_again``."""
 
     def __init__(self, cfg: SourceConfig, deliver: DeliverFn, *, make: MakeMember,
                  on_state: StateFn | None = None,
@@ -177,6 +178,18 @@ class Pool:
                 if slot not in changes:
                     share.member.resubscribe(share_config(cfg, share.items))
         self._settle()
+
+    def reconnect(self) -> None:
+        """An operator asked for new connections: every member closes its own and opens the
+        next (through the gate, ``connect_every`` apart), its counters going on."""
+        for share in self._shares.values():
+            share.member.reconnect()
+
+    def subscribe_again(self) -> None:
+        """An operator asked: every connection sends its share's subscribe steps again (after
+        its unsubscribe steps, once connected), as a reload that changed them would."""
+        for share in self._shares.values():
+            share.member.resubscribe(share_config(self.cfg, share.items))
 
     def publish(self, send: Template, mqtt: Any) -> None:
         """MQTT to upstream: through one connection, a connected one if there is one."""

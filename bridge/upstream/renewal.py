@@ -9,7 +9,7 @@ from typing import Any
 
 from bridge.config.stateful import RenewSpec
 from bridge.errors import SourceError
-from bridge.errors_renewal import Renewed
+from bridge.errors_renewal import Renewed, Requested
 from bridge.upstream.actions import Action, Fail, Notice
 from bridge.upstream.conversation import Conversation
 from bridge.upstream.handoff import Rollover
@@ -65,6 +65,10 @@ class Renewal:
         leg = Successor(fresh, self._life.recovery, self, self._pacer.twin(), http)
         self.leg, self.why = leg, why
         return [Rollover(self.leg)]
+
+    def requested(self) -> list[Action | Event]:
+        """An operator asked for a new connection: the live one ends (never rolled over)."""
+        return [Fail(Requested(self._life.talk.cfg.name))]
 
     def handover(self, leg: Successor, now: float) -> list[Action]:
         """``leg`` is subscribed: its conversation is the live one from now on (the source

@@ -170,6 +170,11 @@ class Session:
         Not connected: the next connection subscribes with ``cfg``."""
         return self._emit(self._life.resubscribe(cfg, self._live, now, change), now)
 
+    def reconnect(self, now: float) -> list[Action]:
+        """An operator asked for a new connection: the live one ends (a ``Fail``) and the next
+        opens as after any failure, counted as a reconnect ``requested``; not live: nothing."""
+        return self._emit(self._renew.requested(), now) if self._live else []
+
     def _emit(self, out: Sequence[Action | Event], now: float) -> list[Action]:
         """``out`` as the driver performs it: states entered through the table, sends paced
         (held ones go out from ``tick``), then the outgoing queue's turn."""

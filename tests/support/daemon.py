@@ -27,6 +27,12 @@ NotifySocket
     The index of the first message at index >= ``start`` for which ``predicate(text)`` holds.
 ``close()`` removes the socket and its directory.
 
+Fixture
+-------
+``spawn``
+    ``await spawn(*args, **kwargs) -> Daemon``: ``Daemon.spawn`` (arguments may be paths);
+    every daemon still alive at teardown is killed.
+
 ``await eventually(check, timeout=5.0, what="", interval=0.02)``
     Polls a cheap async ``check`` (a file's lines, an HTTP answer) until it returns something
     other than None, and returns that; for facts that announce nothing.
@@ -42,9 +48,11 @@ import signal as signal_module
 import socket
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
+
+import pytest_asyncio
 
 REPO = Path(__file__).resolve().parents[2]
 # The interpreter running the tests, so a second venv (the [fast] extras) runs its own daemon.
@@ -231,3 +239,20 @@ async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 
             return last
     except TimeoutError:
         raise AssertionError(f"timed out after {timeout}s waiting for {what}") from None
+
+
+Spawn = Callable[..., Awaitable[Daemon]]
+
+
+@pytest_asyncio.fixture
+async def spawn() -> AsyncIterator[Spawn]:
+    """Starts daemons; every one still alive at teardown is killed."""
+    started: list[Daemon] = []
+
+    async def make(*args: str | Path, **kwargs: Any) -> Daemon:
+        started.append(await Daemon.spawn(*map(str, args), **kwargs))
+        return started[-1]
+
+    yield make
+    for daemon in started:
+        await daemon.kill()
