@@ -64,13 +64,14 @@ def _log(ctx: Ctx, name: str) -> Path:
 
 
 def start_ws_bridge(ctx: Ctx, launcher: list[str] | None = None,
-                    frames: dict[str, str] | None = None) -> list[subprocess.Popen[bytes]]:
+                    frames: dict[str, str] | None = None,
+                    sink: dict[str, str] | None = None) -> list[subprocess.Popen[bytes]]:
     names = ["bench"] if ctx.sources == 1 else [f"idle-{i:04d}" for i in range(ctx.sources)]
     decoding = {"frames": frames} if frames else {}
     config = {
         "version": 1,
         "sinks": {"broker": {"type": "mqtt", "url": f"mqtt://127.0.0.1:{ctx.broker_port}",
-                             "qos": ctx.qos}},
+                             "qos": ctx.qos, **(sink or {})}},
         "sources": [{"name": name, "url": ctx.ws_url, **decoding,
                      "routes": [{"sink": "broker", "topic": TOPIC}]} for name in names],
     }
@@ -80,6 +81,11 @@ def start_ws_bridge(ctx: Ctx, launcher: list[str] | None = None,
 def start_ws_bridge_gzip(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
     """The blaster's frames gzip-compressed as binary (HTX, OKX): what decoding them costs."""
     return start_ws_bridge(ctx, frames={"binary": "gzip"})
+
+
+def start_ws_bridge_311(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
+    """The sink speaking MQTT 3.1.1, which has no Receive Maximum: the broker sets no window."""
+    return start_ws_bridge(ctx, sink={"protocol": "3.1.1"})
 
 
 # ws-bridge with the optional speed-ups (uvloop, orjson) hidden: `import uvloop` raises ImportError.
@@ -165,17 +171,19 @@ def _run_ws_bridge(ctx: Ctx, config: dict[str, object], name: str,
     return spawn(cmd, _log(ctx, name), cwd=ctx.workdir)
 
 
-def start_ws_bridge_fleet(ctx: Ctx, connections: int = 1) -> list[subprocess.Popen[bytes]]:
+def start_ws_bridge_fleet(ctx: Ctx, connections: int = 1, linger: str | None = None,
+                          launcher: list[str] | None = None) -> list[subprocess.Popen[bytes]]:
     """The fleet: ``ctx.sources`` sources, each its own connection to the same upstream."""
     config = {
         "version": 1,
         "sinks": {"broker": {"type": "mqtt", "url": f"mqtt://127.0.0.1:{ctx.broker_port}",
-                             "qos": ctx.qos, "connections": connections}},
+                             "qos": ctx.qos, "connections": connections,
+                             **({"linger": linger} if linger else {})}},
         "sources": [{"name": f"fleet-{i:03d}", "url": ctx.ws_url,
                      "routes": [{"sink": "broker", "topic": TOPIC}]}
                     for i in range(ctx.sources)],
     }
-    return [_run_ws_bridge(ctx, config, "ws-bridge-fleet")]
+    return [_run_ws_bridge(ctx, config, "ws-bridge-fleet", launcher)]
 
 
 def start_ws_bridge_pool(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
@@ -199,6 +207,16 @@ def start_ws_bridge_pool(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
 
 def start_ws_bridge_fleet4(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
     return start_ws_bridge_fleet(ctx, connections=4)
+
+
+def start_ws_bridge_fleet_linger(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
+    return start_ws_bridge_fleet(ctx, linger="1ms")
+
+
+def start_ws_bridge_fleet_base(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
+    """The fleet from BENCH_BASE (only when named): before and after in one pass."""
+    return start_ws_bridge_fleet(ctx, launcher=launcher_from(os.environ.get("BENCH_BASE", ""),
+                                                             "BENCH_BASE"))
 
 
 def start_ws_idle(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
@@ -294,6 +312,8 @@ PIPELINES = [
 # Mosquitto sends to MQTT 5 clients as the Receive Maximum in its CONNACK (3.1.1 has no window).
 DEFAULT_BROKER_PIPELINES = [
     Pipeline("ws-bridge-rm20", "**ws-bridge**", "mqtt", start_ws_bridge, default_window=True),
+    Pipeline("ws-bridge-311-rm20", "ws-bridge, `protocol: 3.1.1`", "mqtt", start_ws_bridge_311,
+             default_window=True),
     Pipeline("node-red-rm20", "Node-RED 4 (MQTT 3.1.1)", "mqtt", start_node_red,
              default_window=True),
     Pipeline("minimal-rm20", "minimal Python: websockets + gmqtt (MQTT 5)", "mqtt",
@@ -311,6 +331,10 @@ AB_PIPELINES = [
 FLEET_PIPELINES = [
     Pipeline("ws-bridge-fleet", "**ws-bridge** (100 sources)", "fleet", start_ws_bridge_fleet),
     Pipeline("ws-bridge-fleet-c4", "ws-bridge, `connections: 4`", "fleet", start_ws_bridge_fleet4),
+    Pipeline("ws-bridge-fleet-linger", "ws-bridge, `linger: 1ms`", "fleet",
+             start_ws_bridge_fleet_linger),
+    Pipeline("ws-bridge-fleet-base", "ws-bridge from BENCH_BASE", "fleet",
+             start_ws_bridge_fleet_base),
     Pipeline("node-red-fleet", "Node-RED 4 (100 websocket-in → 1 mqtt-out)", "fleet",
              start_node_red),
 ]

@@ -511,8 +511,10 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [p for p in [*PIPELINES, *DEFAULT_BROKER_PIPELINES, *AB_PIPELINES]
               if p.name in plan.only or (not plan.only and p not in AB_PIPELINES)]
     with_file = not plan.only or FILE_PIPELINE.name in plan.only
+    fleet = [p for p in FLEET_PIPELINES if p.name in plan.only or (
+        (not plan.only or "fleet" in plan.only) and p.name != "ws-bridge-fleet-base")]
     try:
-        prepare([*chosen, FILE_PIPELINE], out_dir / "install.log")
+        prepare([*chosen, FILE_PIPELINE, *fleet], out_dir / "install.log")
         print(f"bench: {'quick' if plan.quick else 'full'} pass, {plan.runs} run(s) per cell,"
               f" budget {plan.budget:.0f} s, work dir {workdir}", flush=True)
         for size in SIZES:
@@ -529,8 +531,6 @@ def main(argv: list[str] | None = None) -> int:
             print("file sink:", flush=True)
             for size in SIZES:
                 bench.cell(FILE_PIPELINE, size, 0)
-        fleet = [p for p in FLEET_PIPELINES if not plan.only or p.name in plan.only
-                 or "fleet" in plan.only]
         if fleet:
             print(f"fleet: {FLEET_SOURCES} sources x {FLEET_RATE} msgs/s of {FLEET_SIZE} B,"
                   f" {plan.fleet_seconds:g} s:", flush=True)

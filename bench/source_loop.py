@@ -49,6 +49,9 @@ class Frames:
             return self._frames[i]
         return None
 
+    def consume(self, consumer: object) -> bool:
+        return False  # no data callback here: the loop reads every frame itself
+
     async def recv(self) -> str:
         raise ConnectionLost("s", 1006, "end of the frames")
 

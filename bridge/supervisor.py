@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import signal
 import socket
@@ -23,6 +22,7 @@ from bridge.metrics import MetricsServer
 from bridge.routing.context import mqtt_value
 from bridge.routing.router import Router
 from bridge.routing.template import Template
+from bridge.running import RunningSource
 from bridge.shard import shard_config
 from bridge.sinks.base import Sink
 from bridge.sinks.file import FileSink
@@ -38,11 +38,12 @@ from bridge.sinks.settings import (
 from bridge.sinks.stdout import StdoutSink
 from bridge.sinks.way_back import Listener
 from bridge.sinks.websocket import WebSocketSink
-from bridge.stats.snapshot import Snapshot, SourceSnapshot
+from bridge.stats.snapshot import Snapshot
 from bridge.systemd import Notifier
 from bridge.tap import Tap
-from bridge.upstream.client import DeliverFn, SourceClient
+from bridge.upstream.client import SourceClient
 from bridge.upstream.pool import Pool
+from bridge.upstream.pump import DeliverFn
 from bridge.upstream.recovery import Recovery
 from bridge.upstream.state import ConnState
 
@@ -63,20 +64,6 @@ def build_sink(cfg: SinkConfig, hostname: str) -> Sink:
     raise TypeError(f"unknown sink config {type(cfg).__name__}")
 
 
-class _Source:
-    """One running source: its client, its router and its task."""
-
-    client: SourceClient | Pool
-
-    def __init__(self, router: Router) -> None:
-        self.router = router
-        self.task: asyncio.Task[None] | None = None
-        self.timers: asyncio.Task[None] | None = None  # releases what its routes hold, when due
-        self.wake = asyncio.Event()  # the router has a sooner deadline
-        self.was_connected = False
-        self.since = time.monotonic()  # when it last became connected, or stopped being so
-
-
 class Supervisor:
     """Owns the sinks and sources of one config and their lifecycle."""
 
@@ -87,7 +74,7 @@ class Supervisor:
         self.notifier = notifier or Notifier()
         self.hostname = socket.gethostname()
         self.sinks: dict[str, Sink] = {}
-        self.sources: dict[str, _Source] = {}
+        self.sources: dict[str, RunningSource] = {}
         self._sink_tasks: dict[str, asyncio.Task[None]] = {}
         self._tg: asyncio.TaskGroup | None = None
         self._stop = asyncio.Event()
@@ -101,7 +88,7 @@ class Supervisor:
 
     # -- state -----------------------------------------------------------------------------
 
-    def _on_state(self, entry: _Source, source: str, state: ConnState) -> None:
+    def _on_state(self, entry: RunningSource, source: str, state: ConnState) -> None:
         if self.sources.get(source) is not entry:
             return  # a replaced client saying goodbye: its successor owns the state topic now
         if (state is ConnState.CONNECTED) != entry.was_connected:
@@ -125,7 +112,7 @@ class Supervisor:
         """Counters of every source and sink, read now (metrics, /readyz, ``ws-bridge status``)."""
         now, wall = time.monotonic(), time.time()
         return Snapshot(
-            sources=tuple(_source_snapshot(e, now, wall, self.config.ready_grace)
+            sources=tuple(e.snapshot(now, wall, self.config.ready_grace)
                           for e in self.sources.values()),
             sinks=tuple(s.snapshot() for s in self.sinks.values()),
             taken_at=now,
@@ -194,10 +181,11 @@ class Supervisor:
 
     def _start_source(self, src: SourceConfig, previous: Router | None = None,
                       before: SourceClient | Pool | None = None) -> None:
-        """``previous``/``before``: the router and client of the source a reload restarts."""
+        """``previous``/``before``: the router and client of the source a reload (or a
+        requested reconnect of a failed one) restarts; its dedup window carries over."""
         assert self._tg is not None
         router = Router(src, self.sinks, hostname=self.hostname, previous=previous)
-        entry = self.sources[src.name] = _Source(router)
+        entry = self.sources[src.name] = RunningSource(router)
 
         def on_state(name: str, state: ConnState) -> None:
             self._on_state(entry, name, state)
@@ -212,18 +200,11 @@ class Supervisor:
         entry.task = self._tg.create_task(entry.client.run(), name=f"source:{src.name}")
         if previous is not None:  # its client, still stopping, may feed the routes carried over
             previous.wake = entry.wake.set
-        self._time_routes(entry, src.name)
+        entry.time_routes(self._tg, src.name)
 
     def _routed(self, router: Router) -> DeliverFn:
         """The router's route function; with ``metrics.tap``, one the tap sees first."""
         return router.route if self.tap is None else self.tap.wrap(router.route)
-
-    def _time_routes(self, entry: _Source, name: str) -> None:
-        """Start the source's route timer when its routes hold values (throttle, batch)."""
-        entry.router.wake = entry.wake.set
-        entry.wake.set()  # a new router: read its deadline
-        if entry.timers is None and entry.router.timed and self._tg is not None:
-            entry.timers = self._tg.create_task(_route_timer(entry), name=f"routes:{name}")
 
     def _member(self, cfg: SourceConfig, deliver: DeliverFn, **options: Any) -> SourceClient:
         """One connection of a pool: a source client for its share (see ``Pool``)."""
@@ -246,7 +227,7 @@ class Supervisor:
             entry.client.stop()
         await _bounded([e.task for e in self.sources.values() if e.task], "sources")
         for entry in self.sources.values():  # what routes hold (batches, throttled values)
-            _stop_timer(entry)
+            entry.stop_timer()
             entry.router.flush()
         for sink in self.sinks.values():
             sink.close()
@@ -309,7 +290,7 @@ class Supervisor:
             log.info("reload: sink %s %s", name, "rebuilt" if previous else "added")
         removed_sinks = [n for n in old.sinks if n not in new.sinks]
         new_names = {s.name for s in new.sources}
-        stopping = [self._stop_source(n) for n in list(self.sources) if n not in new_names]
+        stopping = [self._remove_source(n) for n in list(self.sources) if n not in new_names]
         for src in new.sources:
             entry = self.sources.get(src.name)
             if entry is None:
@@ -328,7 +309,7 @@ class Supervisor:
                 entry.router = Router(src, self.sinks, hostname=self.hostname,
                                       previous=entry.router)
                 entry.client.retarget(self._routed(entry.router))
-                self._time_routes(entry, src.name)
+                entry.time_routes(self._tg, src.name)
             if changed & SUBSCRIPTION_FIELDS:
                 entry.client.resubscribe(src)
                 log.info("reload: source %s resubscribes on its live connection", src.name)
@@ -374,7 +355,7 @@ class Supervisor:
         client = entry.client
         if action == "reconnect" and client.state is ConnState.FAILED:
             self._tg.create_task(self._stop_source(source))
-            self._start_source(client.cfg, previous=entry.router)
+            self._start_source(client.cfg, previous=entry.router, before=client)
         elif action == "reconnect":
             client.reconnect()
         elif not client.cfg.subscribe:
@@ -403,12 +384,25 @@ class Supervisor:
             entry.client.call(mqtt_value(msg.topic, msg.payload), answer)
         return call
 
+    def _remove_source(self, name: str) -> Coroutine[Any, Any, None]:
+        """Stop a source a reload removed; the coroutine returned waits until it has closed,
+        then has the sinks delete its retained state and availability (no ghost stays
+        ``connected``)."""
+        closing = self._stop_source(name)
+
+        async def removed() -> None:
+            await closing
+            for sink in self.sinks.values():
+                sink.source_removed(name)
+
+        return removed()
+
     def _stop_source(self, name: str) -> Coroutine[Any, Any, None]:
         """Stop a source now; the coroutine returned waits until it has closed, then sends
         what its routes still hold (a successor's router took over the unchanged ones)."""
         entry = self.sources.pop(name)
         entry.client.stop()
-        _stop_timer(entry)
+        entry.stop_timer()
 
         async def closed() -> None:
             await _bounded([entry.task] if entry.task else [], f"source {name}")
@@ -418,63 +412,10 @@ class Supervisor:
         return closed()
 
 
-async def _route_timer(entry: _Source) -> None:
-    """Release what a source's routes hold when it is due; ``wake`` says the router has a
-    sooner deadline (or is a new router). The router keeps the time, this task only waits."""
-    while True:
-        entry.wake.clear()
-        deadline = entry.router.deadline()
-        delay = None if deadline is None else deadline - time.monotonic()
-        if delay is not None and delay <= 0:
-            if (wait := entry.router.tick()) is not None:
-                await wait
-            continue
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(delay):
-                await entry.wake.wait()
-
-
-def _stop_timer(entry: _Source) -> None:
-    if entry.timers is not None:
-        entry.timers.cancel()
-        entry.timers = None
-
-
 def _hand_over(old: Sink, new: Sink) -> None:
     """Move what a replaced sink still holds into its successor, in order, losing nothing."""
     for delivery in old.hand_over():
         new.send(delivery)
-
-
-def _source_snapshot(entry: _Source, now: float, wall: float, grace: float) -> SourceSnapshot:
-    """``grace``: how long a source that is down still counts as ready (metrics.ready_grace)."""
-    client, stats = entry.client, entry.client.stats
-    connected = client.state is ConnState.CONNECTED
-    last = entry.router.last_received
-    pool = client.view() if isinstance(client, Pool) else None
-    snap = SourceSnapshot(
-        name=client.cfg.name, state=client.state.value,
-        connected_since=entry.since if connected else None,
-        received=stats.received, bytes=stats.bytes, invalid=stats.invalid,
-        forwarded=dict(entry.router.stats.forwarded),
-        dropped={"render_error": sum(entry.router.stats.render_errors.values()),
-                 "duplicate": stats.recovery["duplicate"]},
-        held=dict(entry.router.held()),
-        reconnects=dict(stats.reconnects),
-        last_message_age=None if last is None else max(0.0, wall - last),
-        handshake_seconds=stats.handshake_seconds,
-        grace_until=None if connected else entry.since + grace, grace_seconds=grace,
-        down_seconds=0.0 if connected else max(0.0, now - entry.since),
-        recovery=dict(stats.recovery), sent=stats.sent, outgoing_dropped=dict(stats.outgoing),
-        undecodable=dict(stats.undecodable), rejected=stats.rejected,
-        last_error=None if connected else stats.last_error, rollovers=stats.rollovers,
-    )
-    if pool is None:
-        return snap
-    return dataclasses.replace(
-        snap, last_error=pool.problem, connection_reconnects=pool.reconnects,
-        connections_up={k: int(v == "connected") for k, v in pool.connections.items()},
-        items=pool.items, items_up=pool.items_up)
 
 
 async def _bounded(tasks: list[asyncio.Task[None]], what: str) -> None:

@@ -481,3 +481,65 @@ async def test_async_deliver_is_awaited_in_order(upstream: Upstream) -> None:
     client.stop()
     await asyncio.wait_for(task, 5.0)
     assert got == list(range(20))
+
+
+async def test_an_error_in_deliver_ends_run_with_that_error(upstream: Upstream) -> None:
+    # Messages are delivered in websockets' data callback while the task waits: an error there
+    # (a bug in a route) must still end the source's task with it, as one raised in the task.
+    async def handler(conn: UpstreamConn) -> None:
+        for n in range(5):
+            await conn.send_json({"n": n})
+        await conn.wait_closed()
+
+    upstream.handler = handler
+    got: list[int] = []
+
+    def deliver(msg: Message) -> None:
+        got.append(json.loads(msg.data)["n"])
+        if len(got) == 3:
+            raise RuntimeError("a route's bug")
+
+    client = SourceClient(source(upstream.url), deliver)
+    with pytest.raises(RuntimeError, match="a route's bug"):
+        await asyncio.wait_for(client.run(), 5.0)
+    assert got == [0, 1, 2]
+
+
+async def test_a_message_waiting_for_room_holds_back_the_messages_after_it(
+    upstream: Upstream,
+) -> None:
+    # Back-pressure found in websockets' data callback: the frames that come with it or after
+    # it wait in order until the task has awaited the room, as when the task read them.
+    sent = asyncio.Event()
+
+    async def handler(conn: UpstreamConn) -> None:
+        for n in range(30):
+            await conn.send_json({"n": n})
+        sent.set()
+        await conn.wait_closed()
+
+    upstream.handler = handler
+    got: list[int] = []
+    room: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    early: list[int] = []
+    done = asyncio.Event()
+
+    def deliver(msg: Message) -> asyncio.Future[None] | None:
+        n = json.loads(msg.data)["n"]
+        if got and not room.done():
+            early.append(n)  # delivered while the first still waits for room
+        got.append(n)
+        if len(got) == 30:
+            done.set()
+        return room if n == 0 else None
+
+    client = SourceClient(source(upstream.url), deliver)
+    task = asyncio.create_task(client.run())
+    await asyncio.wait_for(sent.wait(), 5.0)
+    for _ in range(20):  # loop turns for the frames to come in behind the first
+        await asyncio.sleep(0)
+    room.set_result(None)
+    await asyncio.wait_for(done.wait(), 5.0)
+    client.stop()
+    await asyncio.wait_for(task, 5.0)
+    assert (got, early) == (list(range(30)), [])

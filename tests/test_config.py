@@ -570,6 +570,7 @@ console: {type: stdout}
     assert (broker.protocol, broker.qos, broker.keepalive, broker.queue.max_messages) == (
         5, 0, 30.0, 100_000
     )
+    assert broker.linger == seconds(defs["mqtt_sink"]["properties"]["linger"]["default"]) == 0
 
 
 @pytest.mark.parametrize(

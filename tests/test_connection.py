@@ -26,7 +26,7 @@ from bridge.errors import (
     SessionTimeout,
 )
 from bridge.tls import source_context
-from bridge.upstream.connection import Connection, open_connection
+from bridge.upstream.connection import HAND_OVER, Connection, open_connection
 from bridge.upstream.urls import safe_url
 from tests.support.upstream import Upstream, UpstreamConn
 
@@ -135,6 +135,123 @@ async def test_messages_that_come_one_at_a_time_arrive_whole_after_a_cancelled_w
         await conn.send("next")
         received.append(await conn.recv())
     assert received == ["".join(r) if isinstance(r, list) else r for r in replies]
+
+
+async def test_a_consumer_is_handed_whole_messages_and_recv_gets_the_rest_in_order(
+    upstream: Upstream, opened: Opened,
+) -> None:
+    # Whole messages go to the consumer in websockets' data callback while none waits in the
+    # buffer; fragmented ones, and everything after the consumer is taken off, wait for recv.
+    # Whoever gets them, they arrive in order, and invalid UTF-8 still fails with 1007.
+    first = [f'{{"n":{n}}}' for n in range(12)]
+    mixed: list[str | bytes | list[str]] = []
+    for n in range(12, 60):
+        mixed.append(f'{{"n":{n}}}' if n % 7 else [f'{{"n":{n},', '"frag":true}'])
+        if n % 20 == 3:
+            mixed.append(b"\x00bin" + bytes([n]))
+    mixed.append(['{"last":', "true}"])  # fragmented: recv's, so the loop below ends
+    seen: list[str | bytes] = []
+    taken: list[str | bytes] = []
+
+    def stepping_down(data: str | bytes) -> None:
+        taken.append(data)
+        seen.append(data)
+        if len(taken) == 10:  # the 10th is kept, then the consumer is called no more
+            conn.consume(None)
+
+    def staying(data: str | bytes) -> None:
+        taken.append(data)
+        seen.append(data)
+
+    async def blast(server: UpstreamConn) -> None:
+        await server.recv()
+        for message in first:
+            await server.ws.send(message)
+        await server.recv()
+        for part in mixed:
+            await server.ws.send(part)
+        await server.recv()
+        await server.ws.send(b"\xff not UTF-8", text=True)
+        await server.wait_closed()
+
+    upstream.handler = blast
+    conn = await connect(opened, source(upstream.url))
+    assert conn.consume(stepping_down)
+    await conn.send("go")
+    seen.append(await conn.recv())
+    seen.append(await conn.recv())
+    assert seen == first and len(taken) == 10
+    assert conn.consume(staying)
+    await conn.send("go")
+    expected = [*first, *("".join(m) if isinstance(m, list) else m for m in mixed)]
+    while seen[-1] != '{"last":true}':
+        seen.append(await conn.recv())
+    assert seen == expected
+    assert 10 < len(taken) < len(expected) - 7  # the consumer had some; fragments went to recv
+    await conn.send("go")
+    with pytest.raises(ConnectionLost) as lost:
+        await conn.recv()
+    assert lost.value.code == 1007
+
+
+async def test_a_burst_in_one_read_is_handed_over_in_part_and_the_rest_read_in_order(
+    upstream: Upstream, opened: Opened,
+) -> None:
+    # At most HAND_OVER messages of one socket read go to the consumer; the rest of the burst
+    # waits in websockets' buffer (its flow control bounds the memory a burst takes) for recv.
+    burst = [f'{{"n":{n}}}'.encode() for n in range(200)]
+    seen: list[str | bytes] = []
+    taken: list[str | bytes] = []
+
+    def consumer(data: str | bytes) -> None:
+        taken.append(data)
+        seen.append(data)
+
+    async def blast(server: UpstreamConn) -> None:
+        await server.recv()
+        server.ws.transport.write(b"".join(b"\x81" + bytes([len(m)]) + m for m in burst))
+        await server.wait_closed()
+
+    upstream.handler = blast
+    conn = await connect(opened, source(upstream.url))
+    assert conn.consume(consumer)
+    await conn.send("go")
+    while len(seen) < len(burst):
+        seen.append(await conn.recv())
+    assert seen == [m.decode() for m in burst]
+    assert 0 < len(taken) <= HAND_OVER  # one read, one loopback write of 2 KB
+
+
+async def test_a_read_of_a_burst_is_left_whole_to_recv(upstream: Upstream, opened: Opened) -> None:
+    # A read of BURST bytes or more hands nothing over: recv reads all of it, in order, and the
+    # connection declines a consumer until a smaller read comes.
+    burst = [f'{{"n":{n},"pad":"{"x" * 100}"}}'.encode() for n in range(100)]  # 12 KB
+    taken: list[str | bytes] = []
+
+    async def blast(server: UpstreamConn) -> None:
+        await server.recv()
+        server.ws.transport.write(b"".join(b"\x81" + bytes([len(m)]) + m for m in burst))
+        await server.recv()
+        await server.ws.send('{"after":true}')
+        await server.wait_closed()
+
+    upstream.handler = blast
+    conn = await connect(opened, source(upstream.url))
+    assert conn.consume(taken.append)
+    await conn.send("go")
+    got = [await conn.recv() for _ in burst]  # one loopback write of 12 KB: one read
+    assert (got, taken) == ([m.decode() for m in burst], [])
+    assert not conn.consume(taken.append)  # the last read was a burst
+    await conn.send("go")
+    assert await conn.recv() == '{"after":true}'
+    assert conn.consume(taken.append)
+
+
+async def test_the_upstream_socket_has_nagle_disabled(upstream: Upstream, opened: Opened) -> None:
+    # Set by the event loop itself (asyncio's and uvloop's transports both do), not by us.
+    conn = await connect(opened, source(upstream.url))
+    sock = conn._ws.transport.get_extra_info("socket")
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
 
 
 async def test_messages_reach_the_server_in_order(upstream: Upstream, opened: Opened) -> None:

@@ -144,7 +144,10 @@ async def test_sigkill_mid_ingest_and_mid_drain_then_restart_delivers_all_accept
     for name in names:
         top = max(accepted[name])
         assert accepted[name] == set(range(top + 1)), f"{name}: a hole in what was accepted"
-        assert top + 1 > 500 and len(sent[name]) > top + 1  # the upstream was still sending
+        # The upstream streams until its connection drops, so the kill is mid-ingest by
+        # construction; the bridge may have taken every frame written by then (it reads each in
+        # websockets' data callback as it comes), so accepted can equal sent, never exceed it.
+        assert top + 1 > 500 and len(sent[name]) >= top + 1
 
     await spawn("run", cfg)
     got = await sub.wait_for(

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -23,7 +24,7 @@ from bridge.sinks.presence_settings import Availability
 from bridge.stats.snapshot import SinkSnapshot, Snapshot, SourceSnapshot
 from bridge.supervisor import Supervisor
 from tests.support.mosquitto import Broker, Received, Subscriber
-from tests.support.upstream import Upstream
+from tests.support.upstream import Upstream, UpstreamConn
 
 pytestmark = pytest.mark.mqtt
 
@@ -140,6 +141,20 @@ def test_ids_and_the_device_link_as_home_assistant_allows_them() -> None:
     assert ids["ws-bridge_my-feed_reconnect"] == "button.ws_bridge_my_feed_reconnect"
 
 
+def test_device_names_read_well_and_tell_two_bridges_apart() -> None:
+    """Home Assistant names an entity '<device name> <entity name>' (has_entity_name)."""
+    def friendly(b: Bridge) -> set[str]:
+        parsed = [json.loads(payload) for _, payload in
+                  bridge_configs(b) + source_configs(b, "alpha")]
+        return {f"{c['device']['name']} {c['name']}" for c in parsed
+                if c["name"] in ("Uptime", "Connectivity")}
+    assert friendly(BRIDGE) == {"ws-bridge Uptime", "ws-bridge Connectivity",
+                                "alpha Connectivity"}
+    other = dataclasses.replace(BRIDGE, prefix="site-b")  # a second bridge on the broker
+    assert friendly(other) == {"ws-bridge site-b Uptime", "ws-bridge site-b Connectivity",
+                               "site-b alpha Connectivity"}
+
+
 def test_every_template_tolerates_a_metrics_topic_that_is_no_json() -> None:
     """A removed source's metrics topic is cleared (an empty retained payload) while Home
     Assistant still has its sensors: 2024.3 logged 'Template variable error: value_json is
@@ -216,6 +231,10 @@ def configs(messages: list[Received]) -> dict[str, bytes]:
     return {m.topic: m.payload for m in messages if m.topic.endswith("/config")}
 
 
+def configs_of(retained: dict[str, bytes]) -> set[str]:
+    return {topic for topic in retained if topic.endswith("/config")}
+
+
 @contextlib.asynccontextmanager
 async def bridge(path: Path, broker: Broker) -> AsyncIterator[tuple[Supervisor, gmqtt.Client]]:
     """The bridge running ``path``, and a client publishing as Home Assistant would."""
@@ -256,17 +275,33 @@ async def test_discovery_follows_the_config_and_home_assistant_restarts(
         again = await sub.wait_for(lambda ms: len(configs(ms[seen:])) == every)
         assert configs(again[seen:]) == first
 
-        seen = len(sub.messages)  # a reload removes a source: its entities go
-        write_config(path, upstream.url, broker.port, ["feed"])
-        assert await supervisor.reload() is True
+        await sub.wait_for(lambda ms: any(m.topic == "ws-bridge/spare/availability"
+                                          and m.payload == b"online" for m in ms))
+        seen = len(sub.messages)  # a reload removes a source: its entities go, and no ghost
+        write_config(path, upstream.url, broker.port, ["feed"])  # stays connected: its state
+        assert await supervisor.reload() is True  # and availability are deleted
         spare = {t for t in first if "_spare_" in t}
+        presence = {"ws-bridge/spare/state", "ws-bridge/spare/availability"}
         gone = await sub.wait_for(lambda ms: {m.topic for m in ms[seen:] if not m.payload}
-                                  >= spare)
-        assert not any(m.payload == b"" for m in gone[seen:] if "_feed_" in m.topic)
-        fresh = await mqtt_subscriber(broker, "homeassistant/#")  # what the broker retains,
-        ha.publish("homeassistant/marker", b"", qos=1)  # sent to it before this marker
-        await fresh.wait_for(1, topic="homeassistant/marker")
-        assert set(configs(fresh.messages)) == set(first) - spare
+                                  >= spare | presence)
+        assert not any(m.payload == b"" for m in gone[seen:] if "feed" in m.topic)
+        kept = await retained_now(broker, ha, "homeassistant/#", "ws-bridge/+/state",
+                                  "ws-bridge/+/availability", subscribe=mqtt_subscriber)
+        assert set(configs_of(kept)) == set(first) - spare
+        assert {t: p for t, p in kept.items() if not t.endswith("/config")} == {
+            "ws-bridge/feed/state": b"connected", "ws-bridge/feed/availability": b"online",
+            "ws-bridge/bridge/availability": b"online"}
+
+        seen = len(sub.messages)  # added again: it starts from its own state, not a ghost's
+        write_config(path, upstream.url, broker.port, ["feed", "spare"])
+        assert await supervisor.reload() is True
+        await sub.wait_for(lambda ms: [(m.topic, m.payload) for m in ms[seen:]][-1:] == [
+            ("ws-bridge/spare/availability", b"online")])
+    stopped = await retained_now(broker, None, "ws-bridge/+/state", "ws-bridge/+/availability",
+                                 subscribe=mqtt_subscriber)  # a plain stop: its final values
+    assert stopped == {"ws-bridge/bridge/availability": b"offline"} | {
+        f"ws-bridge/{name}/{topic}": value for name in ("feed", "spare")
+        for topic, value in (("state", b"stopped"), ("availability", b"offline"))}
 
 
 def test_control_requests_are_read_and_answered_with_their_transaction() -> None:
@@ -282,11 +317,12 @@ def test_control_requests_are_read_and_answered_with_their_transaction() -> None
 
 async def test_buttons_reconnect_and_resubscribe_a_source_which_keeps_its_counts(
     upstream: Upstream, tmp_path: Path, mosquitto: Callable[..., Broker],
-    mqtt_subscriber: Callable[..., Awaitable[Subscriber]],
+    mqtt_subscriber: Callable[..., Awaitable[Subscriber]], caplog: pytest.LogCaptureFixture,
 ) -> None:
     broker = mosquitto()
     path = tmp_path / "bridge.yaml"
     write_config(path, upstream.url, broker.port, ["feed"], controls=True)
+    caplog.set_level(logging.INFO, logger="bridge.upstream")
     sub = await mqtt_subscriber(broker, "homeassistant/button/#", "ws-bridge/bridge/response/#")
     seen = await mqtt_subscriber(broker, "data/#", "ws-bridge/feed/metrics")
     async with bridge(path, broker) as (_, ha):
@@ -325,6 +361,11 @@ async def test_buttons_reconnect_and_resubscribe_a_source_which_keeps_its_counts
         (feed,) = health["data"]["sources"]
         assert feed["name"] == "feed" and feed["reconnects"] == {"requested": 1}
         assert feed["received"] == 3 and feed["forwarded"] == {"broker": 3}
+        # an operator's action, logged as such: no warning
+        said = [(r.levelname, r.getMessage()) for r in caplog.records
+                if r.name.startswith("bridge.upstream") and "reconnecting" in r.getMessage()]
+        assert [level for level, _ in said] == ["INFO"]
+        assert said[0][1].startswith("source feed: reconnecting on request in ")
 
 
 async def test_a_pool_resubscribes_and_reconnects_every_connection(
@@ -414,13 +455,21 @@ sources:
                            topic="ws-bridge/late/state")
 
 
-async def retained_now(broker: Broker, ha: gmqtt.Client, *filters: str,
+async def retained_now(broker: Broker, ha: gmqtt.Client | None, *filters: str,
                        subscribe: Callable[..., Awaitable[Subscriber]]) -> dict[str, bytes]:
     """What the broker retains under ``filters`` now: a fresh subscriber's retained messages,
-    all of them sent to it before the marker published after it subscribed."""
+    all of them sent to it before the marker published after it subscribed (by ``ha``, else
+    by a client of its own)."""
     fresh = await subscribe(broker, *filters, "marker/ha-test")
-    ha.publish("marker/ha-test", b"", qos=1)
-    await fresh.wait_for(1, topic="marker/ha-test")
+    if ha is None:
+        marker = gmqtt.Client("marker")
+        await marker.connect(broker.host, broker.port)
+        marker.publish("marker/ha-test", b"", qos=1)
+        await fresh.wait_for(1, topic="marker/ha-test")
+        await marker.disconnect()
+    else:
+        ha.publish("marker/ha-test", b"", qos=1)
+        await fresh.wait_for(1, topic="marker/ha-test")
     return {m.topic: m.payload for m in fresh.messages if m.retain and m.payload}
 
 
@@ -460,6 +509,57 @@ async def test_a_reload_that_moves_or_ends_discovery_leaves_no_ghost_entities(
         ending = set(moved) | {"wb2/bridge/metrics", "wb2/feed/metrics"}
         await sub.wait_for(lambda ms: {m.topic for m in ms[seen:] if not m.payload} >= ending)
         assert await retained_now(broker, ha, *watched, subscribe=mqtt_subscriber) == {}
+
+
+async def test_a_reload_that_turns_controls_off_removes_the_buttons(
+    upstream: Upstream, tmp_path: Path, mosquitto: Callable[..., Broker],
+    mqtt_subscriber: Callable[..., Awaitable[Subscriber]],
+) -> None:
+    """The sink is rebuilt (its settings changed) and a source removed whose route holds a
+    batch: flushed into the replaced sink as it closes, the batch has it connect once more
+    (taking the shared client id from its successor) and publish what it kept, buttons
+    included; the successor, connecting last, deletes them again."""
+    async def one_message(conn: UpstreamConn) -> None:
+        await conn.send_json({"n": 1})
+
+    upstream.handler = one_message
+    broker = mosquitto()
+    path = tmp_path / "bridge.yaml"
+
+    def configure(sources: list[str], controls: bool) -> None:
+        write_config(path, upstream.url, broker.port, sources, controls=controls)
+        path.write_text(path.read_text().replace("client_id: ha-test", (
+            "client_id: ha-test\n    reconnect: {initial_delay: 10ms, max_delay: 20ms}")
+        ).replace("topic: data/spare", "topic: data/spare\n        batch: {max: 9, within: 1h}"))
+    configure(["feed", "spare"], controls=True)
+    sub = await mqtt_subscriber(broker, "homeassistant/#", "ws-bridge/bridge/#", "data/#")
+    async with bridge(path, broker) as (supervisor, ha):
+        announced = configs(await sub.wait_for(lambda ms: len(configs(ms)) == 4 + 2 * (7 + 2)))
+        buttons = {topic for topic in announced if topic.startswith("homeassistant/button/")}
+        gone = buttons | {topic for topic in announced if "_spare_" in topic}
+        assert len(buttons) == 4 and len(gone) == 11
+        await sub.wait_for(1, topic="data/feed")
+        configure(["feed"], controls=False)
+        assert await supervisor.reload() is True  # the replaced sink has closed
+        await sub.wait_for(1, topic="data/spare")  # the batch, sent by the replaced sink
+
+        def settled(ms: list[Received]) -> bool:
+            """Since the last connect (what the broker keeps is what that connection said):
+            online, then every one of ``gone`` emptied."""
+            ups = [i for i, m in enumerate(ms) if m.topic == "ws-bridge/bridge/availability"]
+            since = ms[ups[-1]:] if ups else []
+            return bool(since) and since[0].payload == b"online" and \
+                {m.topic for m in since if not m.payload} >= gone
+        await sub.wait_for(settled)
+        kept = await retained_now(broker, ha, "homeassistant/#", subscribe=mqtt_subscriber)
+        assert configs_of(kept) == set(announced) - gone
+
+        seen = len(sub.messages)  # nothing answers a button now, and none comes back
+        ha.publish("ws-bridge/bridge/request/reconnect", b'{"source": "feed"}', qos=1)
+        ha.publish("homeassistant/status", b"online", qos=1)
+        again = await sub.wait_for(lambda ms: len(configs(ms[seen:])) == 4 + 7)
+        assert not [m.topic for m in again[seen:] if "/response/" in m.topic or (
+            m.topic in buttons and m.payload)]
 
 
 async def test_a_reload_onto_another_broker_empties_the_first_one(

@@ -21,12 +21,12 @@ from bridge.routing.pattern import Pattern
 from bridge.routing.template import Template
 from bridge.stats.source import reason_of
 from bridge.supervisor import Supervisor
-from bridge.upstream.actions import Action, Deliver, Fail, Notice, Send, SetState
+from bridge.upstream.actions import UNREAD, Action, Deliver, Fail, Notice, Send, SetState
 from bridge.upstream.dedup import DedupWindow
 from bridge.upstream.liveness import Quiet
 from bridge.upstream.recovery import Recovery
 from bridge.upstream.sequence import LogLimit
-from bridge.upstream.session import UNREAD, Session
+from bridge.upstream.session import Session
 from bridge.upstream.state import ConnState
 from tests.support.upstream import Upstream, UpstreamConn
 from tests.test_client import FAST, Running

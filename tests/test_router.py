@@ -45,6 +45,9 @@ class Recorder:
     def source_state(self, source: str, state: str) -> None:
         return None
 
+    def source_removed(self, source: str) -> None:
+        return None
+
 
 class NeverParsed(Message):
     """A message whose JSON must not be looked at."""

@@ -13,8 +13,18 @@ from bridge.errors import AuthRejected, Rejected, SessionTimeout
 from bridge.messages import INVALID, Message
 from bridge.routing.pattern import Pattern
 from bridge.routing.template import Template
-from bridge.upstream.actions import Action, Close, Deliver, Fail, Notice, Send, SetState, Unread
-from bridge.upstream.session import UNREAD, Session
+from bridge.upstream.actions import (
+    UNREAD,
+    Action,
+    Close,
+    Deliver,
+    Fail,
+    Notice,
+    Send,
+    SetState,
+    Unread,
+)
+from bridge.upstream.session import Session
 from bridge.upstream.state import ConnState
 
 HA_AUTH = AuthSpec(

@@ -187,6 +187,23 @@ def test_presence_republishes_online_and_every_source_state_after_a_connect() ->
     assert Presence(None, "p").offline() == [] and Presence(None, "p").online() == []
 
 
+def test_presence_empties_a_removed_source_after_every_connect_until_it_comes_back() -> None:
+    presence = Presence(None, "p")
+    presence.state("a", "connected")
+    presence.state("b", "connected")
+    emptied = [("p/a/state", ""), ("p/a/availability", "")]
+    assert presence.gone("a") == emptied
+    for _ in range(2):  # each connect: a rebuilt sink's predecessor may have said otherwise
+        assert presence.online() == [("p/b/state", "connected"), ("p/b/availability", "online"),
+                                     *emptied]
+    presence.state("a", "connecting")  # added again: its state, no longer emptied
+    assert presence.online() == [("p/b/state", "connected"), ("p/b/availability", "online"),
+                                 ("p/a/state", "connecting"), ("p/a/availability", "offline")]
+    presence.keep("x/config", "")
+    presence.keep("x/config", "{}")  # a deleted retained message given a value again
+    assert presence.online()[-1] == ("x/config", "{}")
+
+
 def test_listeners_hand_a_message_to_each_matching_handler_and_name_only_new_filters() -> None:
     got: list[tuple[str, str]] = []
     listeners = Listeners()
@@ -739,3 +756,23 @@ async def test_giving_up_after_max_attempts_raises_sink_unavailable(mosquitto: M
         await asyncio.wait_for(sink.run(), 5)
     assert sink.stats.errors["connect"] == 4
     assert sink.stats.dropped["shutdown"] == 1
+
+
+@pytest.mark.parametrize("qos", [0, 1])
+async def test_with_linger_messages_one_per_loop_turn_and_a_burst_all_arrive_in_order(
+    mosquitto: Make, mqtt_subscriber: Subscribe, qos: int
+) -> None:
+    # linger: the idle sink's write waits for others to share it; nothing is held for good.
+    broker = mosquitto()
+    sub = await mqtt_subscriber(broker)
+    sink = MqttSink(config(broker, qos=qos, linger=0.02))
+    async with running(sink):
+        await until(lambda: sink.up)
+        for n in range(5):  # one per loop turn, as many sources at a steady rate send them
+            sink.send(delivery(f'{{"n":{n}}}'))
+            await asyncio.sleep(0)
+        await sub.wait_for(5)
+        for n in range(5, 305):  # a burst: the first write lingers, the pump takes the rest
+            sink.send(delivery(f'{{"n":{n}}}'))
+        await sub.wait_for(305)
+    assert sub.payloads("ws-bridge/src") == [f'{{"n":{n}}}'.encode() for n in range(305)]

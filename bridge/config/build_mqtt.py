@@ -38,7 +38,7 @@ def build_mqtt(name: str, raw: dict[str, Any], c: Collector, hostname: str) -> M
     options: dict[str, Any] = {k: raw[k] for k in _OPTIONS if k in raw}
     options.setdefault("username", unquote(url.username) if url.username else None)
     options.setdefault("password", unquote(url.password) if url.password else None)
-    options |= c.seconds(raw, path, {"keepalive": "keepalive"})
+    options |= c.seconds(raw, path, {"keepalive": "keepalive", "linger": "linger"})
     options |= c.seconds(props, (*path, "properties"), {"message_expiry": "message_expiry"})
     if "availability" in raw:
         options["availability"] = Availability(**raw["availability"])

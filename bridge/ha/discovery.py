@@ -12,7 +12,7 @@ from typing import Any
 
 from bridge.encoding import dumps
 from bridge.ha.entities import BRIDGE, BUTTONS, SOURCE, Entity
-from bridge.ha.ids import Bridge, entity_id
+from bridge.ha.ids import PRODUCT, Bridge, entity_id
 from bridge.ha.requests import request_topic
 from bridge.sinks import mqtt_topics as mt
 
@@ -24,9 +24,9 @@ def bridge_configs(b: Bridge) -> list[Retained]:
     av = b.availability
     own = {"state_topic": av.topic, "payload_on": av.online, "payload_off": av.offline,
            "json_attributes_topic": b.metrics_topic()}
-    device = {"identifiers": [b.node], "name": f"ws-bridge {b.prefix}",
-              "manufacturer": "ws-bridge", "model": "WebSocket to MQTT bridge",
-              "sw_version": b.version, "hw_version": b.config_path}
+    device = {"identifiers": [b.node], "name": b.name, "manufacturer": PRODUCT,
+              "model": "WebSocket to MQTT bridge", "sw_version": b.version,
+              "hw_version": b.config_path}
     if b.configuration_url:
         device["configuration_url"] = b.configuration_url
     return [_config(b, e, None, device, own if e.value is None else {}) for e in BRIDGE]
@@ -40,8 +40,8 @@ def source_configs(b: Bridge, source: str) -> list[Retained]:
     for e in BUTTONS:
         own[e.key] = {"command_topic": request_topic(b.prefix, e.key),
                       "payload_press": dumps({"source": source})}
-    device = {"identifiers": [f"{b.node}_{source}"], "name": source,
-              "manufacturer": "ws-bridge", "model": "WebSocket source",
+    device = {"identifiers": [f"{b.node}_{source}"], "name": b.source_name(source),
+              "manufacturer": PRODUCT, "model": "WebSocket source",
               "sw_version": b.version, "via_device": b.node}
     entities = SOURCE + (BUTTONS if b.controls else ())
     return [_config(b, e, source, device, own.get(e.key, {})) for e in entities]
@@ -60,7 +60,7 @@ def _config(b: Bridge, e: Entity, source: str | None, device: dict[str, Any],
     config: dict[str, Any] = {
         "name": e.name, "unique_id": uid, "object_id": default.split(".", 1)[1],
         "default_entity_id": default, "device": device,
-        "origin": {"name": "ws-bridge", "sw_version": b.version},
+        "origin": {"name": PRODUCT, "sw_version": b.version},
         **e.fields, **own,
     }
     if source is not None or e.value is not None:  # the bridge's connectivity is its own

@@ -15,6 +15,7 @@ from bridge.sinks import mqtt_topics as mt
 from bridge.sinks.presence_settings import Availability
 
 WILDCARDS = ("", "0.0.0.0", "::")  # noqa: S104 - read from metrics.listen, never bound here
+PRODUCT = "ws-bridge"  # the manufacturer and origin, and the default topic_prefix
 
 
 
@@ -30,6 +31,17 @@ class Bridge:
     config_path: str
     controls: bool = False  # buttons to reconnect and resubscribe each source
     configuration_url: str | None = None  # the bridge's /status, when others can reach it
+
+    @property
+    def name(self) -> str:
+        """The bridge's device name: ``ws-bridge``, and its ``topic_prefix`` when that is not
+        ``ws-bridge`` too (two bridges on one broker have different prefixes)."""
+        return PRODUCT if self.prefix == PRODUCT else f"{PRODUCT} {self.prefix}"
+
+    def source_name(self, source: str) -> str:
+        """A source's device name: the source's, after the ``topic_prefix`` unless that is
+        ``ws-bridge`` (so the same source name under two bridges gives two device names)."""
+        return source if self.prefix == PRODUCT else f"{self.prefix} {source}"
 
     @property
     def node(self) -> str:

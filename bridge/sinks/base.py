@@ -78,6 +78,10 @@ class Sink(WayBack, Protocol):
     def source_state(self, source: str, state: str) -> None:
         """A source's connection state changed (published by sinks that record it)."""
 
+    def source_removed(self, source: str) -> None:
+        """A reload removed the source: sinks that recorded its state delete what they
+        published of it (a plain stop leaves its last state, ``stopped``, instead)."""
+
     def retain(self, topic: str, payload: str) -> None:
         """Keep ``payload`` retained on ``topic``, again after every reconnect; empty deletes
         it (Home Assistant discovery). Sinks without retained messages ignore it."""

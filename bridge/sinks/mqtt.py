@@ -1,7 +1,8 @@
 """MQTT sink: one reconnecting broker connection, publishes fired from the queue, acks counted.
 
 A pump task fires the queue a batch at a time. While it is idle, ``send`` fires by itself at
-the end of the loop turn (``_flush``), which at a steady rate saves a task wake-up per read.
+the end of the loop turn (``_flush``), which at a steady rate saves a task wake-up per read, or
+``linger`` later, so that messages from many sources share a socket write.
 
 Reconnects are ours, each a fresh ``MqttClient`` (clean start; see ``mqtt_client`` for why not
 gmqtt's). Deliveries unacked when a connection dies return to the front of the queue, in order.
@@ -83,6 +84,7 @@ class MqttSink:
             self.outbox.on_written = self._wake.set
         # The pump waits for work: send() fires at the end of the loop turn instead of waking it
         self._idle, self._flush_due = False, False
+        self._linger = cfg.linger  # how long that end-of-turn write may wait for more
         self._loop: asyncio.AbstractEventLoop | None = None
         self._conn: MqttClient | None = None
         # connections: N: lanes 1..N-1 publish only, each source pinned to one (mqtt_lanes). The
@@ -137,7 +139,10 @@ class MqttSink:
             self._wake.set()
         elif not self._flush_due:  # a call_soon costs less than waking the pump's task
             self._flush_due = True
-            self._loop.call_soon(self._flush)
+            if self._linger:  # others may share the write (linger)
+                self._loop.call_later(self._linger, self._flush)
+            else:
+                self._loop.call_soon(self._flush)
 
     async def drain(self) -> None:
         while self.queue.full and not self._room.is_set():  # set for good once run() ends
@@ -156,9 +161,16 @@ class MqttSink:
             if self._conn is not None:
                 self._conn.publish(topic, payload, retain=True)
 
+    def source_removed(self, source: str) -> None:
+        """Empty the source's retained state and availability (now when connected, and after
+        every reconnect) and forget them: a reload removed it."""
+        for topic, payload in self._presence.gone(source):
+            if self._conn is not None:
+                self._conn.publish(topic, payload, retain=True)
+
     def retain(self, topic: str, payload: str) -> None:
         """Publish ``payload`` retained now when connected, and again after every reconnect
-        (an empty one, deleting the retained message, at the next connect only)."""
+        (an empty one, deleting the retained message, too: see ``Presence.keep``)."""
         topic, payload = self._presence.keep(topic, payload)
         if self._conn is not None:
             self._conn.publish(topic, payload, retain=True)

@@ -3,7 +3,9 @@ seven) and each source's plain availability (``online`` while connected, else ``
 
 The broker keeps both as retained messages, but a sink that reconnects cleanly starts a new
 session, so the sink remembers the last state of every source and publishes all of it again
-after each connect. Pure: it says what to publish; the sink publishes it."""
+after each connect. A source a reload removed is forgotten and both its topics emptied (an
+empty retained message deletes the retained one): no ghost stays ``connected``. Pure: it says
+what to publish; the sink publishes it."""
 
 from __future__ import annotations
 
@@ -24,11 +26,24 @@ class Presence:
     def state(self, source: str, state: str) -> list[Retained]:
         """Remember ``state`` for every later connect; what to publish now."""
         self._states[source] = state
-        return self._told(source, state)
+        told = self._told(source, state)
+        for topic, _ in told:  # a source added again: no longer emptied at each connect
+            self._kept.pop(topic, None)
+        return told
+
+    def gone(self, source: str) -> list[Retained]:
+        """A reload removed ``source``: forgotten, its state and availability emptied now and
+        after every connect."""
+        self._states.pop(source, None)
+        return [self.keep(topic, "") for topic, _ in self._told(source, "stopped")]
 
     def keep(self, topic: str, payload: str) -> Retained:
         """Remember a retained message for every later connect; what to publish now. An empty
-        one (it deletes the retained message) is published again at the next connect only."""
+        one (it deletes the retained message) is kept too, until the topic is given a value:
+        a sink rebuilt by a reload shares its client id with the one it replaces, and until
+        that one has closed each connect of one takes the connection from the other, the old
+        one publishing again what it kept (what the new one deletes); the new one connects
+        last, so what it says, deletions included, is what stays retained."""
         self._kept[topic] = payload
         return topic, payload
 
@@ -39,9 +54,7 @@ class Presence:
         told = [(av.topic, av.online)] if av else []
         for source, state in self._states.items():
             told += self._told(source, state)
-        told += self._kept.items()
-        self._kept = {topic: payload for topic, payload in self._kept.items() if payload}
-        return told
+        return told + list(self._kept.items())
 
     def _told(self, source: str, state: str) -> list[Retained]:
         """A source's state, and its availability: online only while connected."""

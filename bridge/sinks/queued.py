@@ -78,6 +78,9 @@ class QueuedSink:
     def source_state(self, source: str, state: str) -> None:
         """Nothing to do: states are logged, not sent to this sink."""
 
+    def source_removed(self, source: str) -> None:
+        """Nothing to delete: no state was sent to this sink."""
+
     def retain(self, topic: str, payload: str) -> None:
         """Nothing to keep: this sink has no retained messages."""
 

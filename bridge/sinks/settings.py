@@ -70,6 +70,7 @@ class MqttSinkConfig:
     reconnect: BackoffPolicy = BackoffPolicy()
     queue: QueueConfig = QueueConfig(max_messages=100_000)
     connections: int = 1  # broker connections, each source pinned to one (sinks.mqtt_lanes)
+    linger: float = 0.0  # seconds a publish may wait for others to share its socket write
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from bridge.errors import SourceError
 from bridge.messages import INVALID, Message
@@ -86,3 +86,7 @@ class Unread:
 # over.
 Action = (Send | Deliver | SetState | Fail | Close | Notice | Answer | Unread | Refused | Fetch
           | Dial | Redact | Rollover | Handover)
+
+# What ``Session.screen`` returns for a frame it passed on unread: deliver it, and if a route
+# then finds it is not JSON, say so with ``unread_invalid``. Shared and never mutated.
+UNREAD: Final[list[Action]] = []

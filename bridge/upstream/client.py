@@ -19,12 +19,13 @@ from bridge.errors import HandshakeRejected, SourceError
 from bridge.frames import FrameDecoder
 from bridge.inflate import Undecodable
 from bridge.logs import add_secrets
-from bridge.messages import INVALID, Message, byte_size
+from bridge.messages import Message, byte_size
 from bridge.protocols.wire import Frames, PresetFrames
 from bridge.routing.template import Template
 from bridge.stats.source import SourceStats
 from bridge.tls import source_context
 from bridge.upstream.actions import (
+    UNREAD,
     Action,
     Answer,
     Close,
@@ -43,9 +44,10 @@ from bridge.upstream.handoff import Rollover
 from bridge.upstream.http import Fetcher
 from bridge.upstream.http_result import HttpRequest, HttpResult
 from bridge.upstream.overlap import Overlap
+from bridge.upstream.pump import DeliverFn, Pump, Rest
 from bridge.upstream.reconnect import Reconnect
 from bridge.upstream.recovery import Recovery
-from bridge.upstream.session import UNREAD, Session
+from bridge.upstream.session import Session
 from bridge.upstream.spacing import Gate
 from bridge.upstream.state import ConnState
 from bridge.upstream.urls import safe_url
@@ -58,7 +60,6 @@ CLOSE_GRACE: Final = 3.0
 # After a failure the peer is suspect: send a close frame but do not wait long for its answer.
 FAILED_CLOSE_GRACE: Final = 1.0
 
-DeliverFn = Callable[[Message], Awaitable[None] | None]
 AnswerFn = Callable[[str | bytes], None]  # an RPC's reply frame, or {"error": ...} as JSON text
 StateFn = Callable[[str, ConnState], None]
 RefusedFn = Callable[[tuple[str, ...], str], None]  # pool items the upstream refused, its reply
@@ -108,12 +109,13 @@ class SourceClient:
         self._pending: tuple[SourceConfig, Change | None] | None = None
         self._backlog: list[Action] = []  # sends from events fed between two frames
         self._unread = False  # the session said frames may pass without screen() (Unread)
-        self._heard = 0.0  # when the last of them came: told to the session with tick()
         frames = cfg.frames  # decoding beyond JSON text, done here, before the session
         self._frames: Frames | None = None if frames is None else \
             FrameDecoder(frames, cfg.name, cfg.max_message_size)
         if cfg.protocol is not None:  # a preset's wire format, read after ``frames``
             self._frames = PresetFrames(cfg.protocol.type, cfg.name, self._frames)
+        self._pump = Pump(cfg.name, self.stats, self._session, frames=self._frames,
+                          clock=clock, wall=wall, deliver=deliver)
         self._http = Fetcher(cfg.name, cfg.proxy, lambda: source_context(self.cfg, "https:"),
                              self._fetched)
         self._overlap: Overlap[Connection] = Overlap(  # a successor (rollover: overlap)
@@ -175,6 +177,7 @@ class SourceClient:
         self._wake()
 
     def _wake(self) -> None:
+        self._pump.halt()  # the frames that come before the loop wakes wait for it, in order
         wakeup = self._wakeup
         if wakeup is not None and not wakeup.expired():
             wakeup.reschedule(asyncio.get_running_loop().time())
@@ -254,7 +257,7 @@ class SourceClient:
                         return await asyncio.shield(task) if task else await loop.create_future()
                 if end is not None and (clock() >= end or self._hurry):
                     return None
-                self._apply_idle(self._session.tick(clock(), self._heard))
+                self._apply_idle(self._session.tick(clock(), self._pump.heard))
             if task is not None and task.done() and not task.cancelled() and \
                     task.exception() is None:
                 return task.result()  # done just as stop() came: the caller decides
@@ -295,6 +298,10 @@ class SourceClient:
             await self._apply(conn, session.start(self._clock()))
             while not self._stopping:
                 now = self._clock()
+                if (rest := self._pump.rest) is not None:  # left by the data callback
+                    self._pump.rest = None
+                    await self._finish(conn, rest)
+                    continue
                 if self._overlap.end is not None:
                     conn = await self._took_over(conn, now)
                     continue
@@ -308,7 +315,7 @@ class SourceClient:
                     continue
                 due = session.deadline()
                 if due is not None and due <= now:
-                    await self._apply(conn, session.tick(now, self._heard))
+                    await self._apply(conn, session.tick(now, self._pump.heard))
                     continue
                 with contextlib.suppress(TimeoutError):
                     await self._receive(conn, due)
@@ -323,65 +330,57 @@ class SourceClient:
             await self._overlap.drop()
         return None
 
-    async def _receive(  # noqa: PLR0912 - the hot path: branches unrolled, a call saved
-        self, conn: Connection, due: float | None
-    ) -> None:
+    async def _receive(self, conn: Connection, due: float | None) -> None:
         """Read frames until a deadline is due, ``stop()``, a reload or an event: the hot path.
 
-        One timer serves the whole run and moves only when the deadline does. A frame the
-        session need not see (``Unread``) is delivered without asking it; for any other, the
-        session says None (or ``UNREAD``) when it is data to deliver and nothing else."""
-        loop, clock, wall, stats = asyncio.get_running_loop(), self._clock, self._wall, self.stats
-        name, deliver, session, turn = self.cfg.name, self._deliver, self._session, 0
-        take, screen, unread, heard = conn.take, self._session.screen, self._unread, None
-        frames = self._frames
+        Frames already buffered whole are taken here. While none is, the connection hands each
+        one to the pump in its data callback (``consume``), and this task sleeps in ``recv``
+        (for what the pump is not handed: fragments, the end of the stream) until the pump
+        wakes it with a rest, or an event does. One timer serves the whole run and moves only
+        when the deadline does."""
+        loop, clock, session, pump = asyncio.get_running_loop(), self._clock, self._session, \
+            self._pump
+        step, take, turn = pump.arm(self._deliver, self._unread), conn.take, 0
         async with asyncio.timeout(None) as wakeup:
             self._wakeup, armed = wakeup, None
             try:
                 while not self._stopping and self._pending is None and not self._backlog \
-                        and self._overlap.end is None:
+                        and self._overlap.end is None and pump.rest is None:
                     if due != armed:
                         wakeup.reschedule(None if due is None else loop.time() + due - clock())
                         armed = due
                     if (turn := turn + 1) & 255 == 0:  # one read can hold thousands of frames:
                         await asyncio.sleep(0)  # the sinks get their turn, queues stay short
                         due = session.deadline()  # other tasks ran: the session may have moved
-                    if (data := take()) is None:  # nothing buffered whole: wait for it
-                        data = await conn.recv()
-                    now = clock()
-                    stats.received += 1
-                    stats.bytes += byte_size(data)
-                    if frames is None:
-                        msg = Message(name, data, wall())
-                    elif len(items := frames.decode(data, wall())) == 1 and \
-                            not isinstance(first := items[0], Undecodable):
-                        msg = first  # one message: on as any other
-                    else:  # several, or one that could not be decoded: one by one
-                        await self._decoded(conn, items, data, now)
-                        due, unread = session.deadline(), self._unread
-                        if due is not None and due <= now:
+                    if (data := take()) is None:  # nothing buffered whole: the pump's turn
+                        data = await pump.next(conn)
+                        if (rest := pump.rest) is not None:  # before any frame after it
+                            pump.rest = None
+                            await self._finish(conn, rest)
+                            due, step = session.deadline(), pump.arm(self._deliver, self._unread)
+                        if data is None:
+                            continue
+                    if (rest := step(data)) is not None:
+                        await self._finish(conn, rest)
+                        due, step = session.deadline(), pump.arm(self._deliver, self._unread)
+                        if due is not None and due <= rest.now:
                             return
-                        continue
-                    if unread:
-                        heard = now
-                        if (pending := deliver(msg)) is not None:
-                            await pending
-                        if msg.parsed is INVALID and not msg.is_binary:  # found by a route
-                            await self._apply(conn, session.unread_invalid(now))
-                    elif (actions := screen(msg, now)) is None or actions is UNREAD:
-                        if (pending := deliver(msg)) is not None:
-                            await pending
-                        if actions is UNREAD and msg.parsed is INVALID and not msg.is_binary:
-                            await self._apply(conn, session.unread_invalid(now))  # by a route
-                    else:
-                        await self._apply(conn, actions)
-                        due, unread = session.deadline(), self._unread
-                    if due is not None and due <= now:
+                    elif due is not None and due <= clock():
                         return
             finally:
                 self._wakeup = None
-                if heard is not None:
-                    self._heard = heard
+
+    async def _finish(self, conn: Connection, rest: Rest | Exception) -> None:
+        """What a frame left for the task (``Pump.step``): back-pressure, then actions, or the
+        messages decoded from it; an error the data callback caught is raised here."""
+        if isinstance(rest, Exception):
+            raise rest
+        if rest.pending is not None:
+            await rest.pending
+        if rest.actions is not None:
+            await self._apply(conn, rest.actions)
+        if rest.items is not None:
+            await self._decoded(conn, rest.items, rest.frame, rest.now)
 
     async def _decoded(self, conn: Connection, items: list[Message | Undecodable],
                        frame: str | bytes, now: float) -> None:
@@ -459,7 +458,7 @@ class SourceClient:
                     if due is None:
                         break
                     await asyncio.sleep(max(0.0, due - self._clock()))
-                    actions = self._session.tick(self._clock(), self._heard)
+                    actions = self._session.tick(self._clock(), self._pump.heard)
                 else:
                     await self._apply(conn, [a for a in actions if not isinstance(a, Close)])
         except (SourceError, TimeoutError) as exc:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import ssl
-import urllib.parse
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Final
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -21,25 +20,54 @@ from websockets.exceptions import (
     InvalidURI,
     WebSocketException,
 )
-from websockets.frames import BINARY, TEXT
-from websockets.typing import Subprotocol
+from websockets.frames import BINARY, TEXT, Frame
+from websockets.protocol import Event
 
 from bridge.config.model import SourceConfig
-from bridge.errors import (
-    AuthRejected,
-    ConnectFailed,
-    ConnectionLost,
-    HandshakeRejected,
-    MessageTooBig,
-    SessionTimeout,
-)
-from bridge.upstream.urls import proxy_for, safe_url
+from bridge.errors import AuthRejected, ConnectFailed, HandshakeRejected
+from bridge.upstream.closing import lost
+from bridge.upstream.dial_options import MAX_CLOSE_TIMEOUT, connect_options
+from bridge.upstream.urls import safe_url
 
-# Waiting longer for a peer's close frame gains nothing: the session reconnects either way.
-MAX_CLOSE_TIMEOUT: Final = 5.0
-_MESSAGE_TOO_BIG: Final = 1009
-_KEEPALIVE_TIMEOUT: Final = 1011  # websockets closes with it when pings go unanswered
-_ABNORMAL_CLOSURE: Final = 1006
+Consumer = Callable[[str | bytes], None]  # one whole message, taken
+# Messages handed over per socket read at most: the rest of a burst waits in websockets' buffer,
+# whose flow control (reading paused while it is full) bounds what a burst holds in memory.
+HAND_OVER: Final = 64
+# A read of this many bytes or more is a burst: none of it is handed over, the task reads it all
+# from websockets' buffer (which costs less per frame when a read holds hundreds of them).
+BURST: Final = 8192
+
+
+class _Client(ClientConnection):
+    """websockets' client connection, which can hand each whole message to a ``consumer``
+    in its data callback, while no frame waits in its buffer (so order holds): no task is
+    woken for it. Anything else (fragments, invalid UTF-8, control frames, no consumer, a read
+    past ``HAND_OVER`` or a ``BURST``) goes to websockets' buffer, for ``recv``."""
+
+    consumer: Consumer | None = None
+    buffered: deque[Any] | None = None  # websockets' frame buffer, when it has that shape
+    handed = 0  # messages handed over from the current read
+    bursting = False  # the last read was a BURST
+
+    def data_received(self, data: bytes) -> None:
+        self.bursting = len(data) >= BURST
+        self.handed = HAND_OVER if self.bursting else 0
+        ClientConnection.data_received(self, data)  # not super(): this runs once per read
+
+    def process_event(self, event: Event) -> None:
+        if (take := self.consumer) is not None and isinstance(event, Frame) and event.fin \
+                and not self.buffered and self.handed < HAND_OVER:
+            data: str | bytes | None = None
+            if event.opcode is TEXT:
+                with contextlib.suppress(UnicodeDecodeError):  # recv fails it with 1007
+                    data = str(event.data, "utf-8")
+            elif event.opcode is BINARY:
+                data = bytes(event.data)
+            if data is not None:
+                self.handed += 1
+                take(data)
+                return
+        ClientConnection.process_event(self, event)  # not super(): this runs once per frame
 
 
 class Connection:
@@ -55,6 +83,18 @@ class Connection:
         self._frames: Any = getattr(getattr(self._got, "frames", None), "queue", None)
         if not hasattr(self._got, "maybe_resume") or not isinstance(self._frames, deque):
             self._frames = None
+        elif isinstance(ws, _Client):
+            ws.buffered = self._frames
+
+    def consume(self, consumer: Consumer | None) -> bool:
+        """Hand each whole message to ``consumer`` as it arrives, in websockets' data callback,
+        until ``consume(None)``; meanwhile ``recv`` waits for the rest (fragments, a burst's
+        tail, the end of the stream). False: not now (a burst) or never; read with ``recv``."""
+        ws = self._ws
+        if not isinstance(ws, _Client) or ws.buffered is None:
+            return False
+        ws.consumer = None if ws.bursting else consumer  # a burst: recv reads it all, as before
+        return ws.consumer is consumer
 
     def take(self) -> str | bytes | None:
         """The next message if websockets holds it whole, in one frame; else None (``recv``).
@@ -81,7 +121,7 @@ class Connection:
         try:
             return await self._ws.recv()
         except ConnectionClosed as exc:
-            raise _lost(self.source, exc) from None
+            raise lost(self.source, exc) from None
         except ConcurrencyError:
             raise RuntimeError(f"source {self.source!r}: recv() called concurrently") from None
 
@@ -90,7 +130,7 @@ class Connection:
         try:
             await self._ws.send(data)
         except ConnectionClosed as exc:
-            raise _lost(self.source, exc) from None
+            raise lost(self.source, exc) from None
         except ConcurrencyError:
             raise RuntimeError(f"source {self.source!r}: send() during a fragmented send") from None
 
@@ -119,7 +159,8 @@ async def open_connection(cfg: SourceConfig, tls: ssl.SSLContext | None = None,
     loop = asyncio.get_running_loop()
     started = loop.time()
     try:
-        ws = await connect(url, **_connect_options(cfg, tls, url, headers))
+        ws = await connect(url, create_connection=_Client,
+                           **connect_options(cfg, tls, url, headers))
     except InvalidStatus as exc:
         status = exc.response.status_code
         detail = f"{where}: handshake rejected with HTTP {status}"
@@ -151,48 +192,7 @@ async def open_connection(cfg: SourceConfig, tls: ssl.SSLContext | None = None,
         raise ConnectFailed(cfg.name, f"{where}: {exc}") from exc
     except (ValueError, ImportError) as exc:
         raise ConnectFailed(cfg.name, f"{where}: cannot connect ({type(exc).__name__})") from None
+    # Both event loops (asyncio's, uvloop) set TCP_NODELAY on the socket: no Nagle delay.
     handshake_seconds = loop.time() - started
-    _set_nodelay(ws)
     return Connection(cfg.name, ws, handshake_seconds)
 
-
-def _connect_options(cfg: SourceConfig, tls: ssl.SSLContext | None, url: str,
-                     headers: dict[str, str] | None) -> dict[str, Any]:
-    ping_interval = cfg.ping_interval if cfg.ping_interval > 0 else None
-    ping_timeout = cfg.ping_timeout if cfg.ping_timeout > 0 else None
-    options: dict[str, Any] = {
-        "additional_headers": dict(cfg.headers if headers is None else headers),
-        "subprotocols": [Subprotocol(p) for p in cfg.subprotocols] or None,
-        "compression": "deflate" if cfg.compression else None,
-        "open_timeout": cfg.connect_timeout if cfg.connect_timeout > 0 else None,
-        "ping_interval": ping_interval,
-        "ping_timeout": ping_timeout,
-        # A half-open peer never answers our close frame; bound the wait by the ping timeout.
-        "close_timeout": min(ping_timeout or MAX_CLOSE_TIMEOUT, MAX_CLOSE_TIMEOUT),
-        "max_size": cfg.max_message_size if cfg.max_message_size > 0 else None,
-        "proxy": proxy_for(url, cfg.proxy),
-    }
-    if tls is not None and urllib.parse.urlsplit(url).scheme == "wss":
-        options["ssl"] = tls
-    return options
-
-
-def _set_nodelay(ws: ClientConnection) -> None:
-    # Feeds are many small frames; Nagle would add latency to every ping and reply.
-    sock = ws.transport.get_extra_info("socket")
-    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-        with contextlib.suppress(OSError):  # the peer may already have gone
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-def _lost(source: str, exc: ConnectionClosed) -> ConnectionLost | SessionTimeout:
-    """The peer's close code, else ours (1009), else 1006; unanswered pings: a ping timeout."""
-    if exc.sent is not None and exc.sent.code == _MESSAGE_TOO_BIG and not exc.rcvd_then_sent:
-        return MessageTooBig(source, exc.sent.code, exc.sent.reason)
-    if exc.rcvd is None and exc.sent is not None and exc.sent.code == _KEEPALIVE_TIMEOUT:
-        return SessionTimeout(source, "ping", "the peer stopped answering pings (half-open)")
-    if exc.rcvd is not None:
-        return ConnectionLost(source, exc.rcvd.code, exc.rcvd.reason)
-    if exc.sent is not None:
-        return ConnectionLost(source, exc.sent.code, exc.sent.reason)
-    return ConnectionLost(source, _ABNORMAL_CLOSURE, "no close frame")

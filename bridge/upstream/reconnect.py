@@ -82,6 +82,9 @@ class Reconnect(Generic[C]):
                 self._log.error("source %s: failed, giving up after %d attempts; last: %s: %s",
                                 self._name, attempts, REASONS[reason], failure.detail)
                 return
-            self._log.warning("source %s: reconnecting in %.2fs after %s: %s",
-                              self._name, delay, REASONS[reason], failure.detail)
+            if reason == "requested":  # an operator's action (a control), not a fault
+                self._log.info("source %s: reconnecting on request in %.2fs", self._name, delay)
+            else:
+                self._log.warning("source %s: reconnecting in %.2fs after %s: %s",
+                                  self._name, delay, REASONS[reason], failure.detail)
             await self._pause(delay)

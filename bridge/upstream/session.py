@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any, Final
+from typing import Any
 
 from bridge.config.model import SourceConfig
 from bridge.errors import SessionTimeout, SourceError
@@ -19,7 +19,7 @@ from bridge.inflate import Undecodable
 from bridge.messages import Message
 from bridge.routing.template import Template
 from bridge.stats.source import SourceStats
-from bridge.upstream.actions import Action, Deliver, Fail, Send
+from bridge.upstream.actions import UNREAD, Action, Deliver, Fail, Send
 from bridge.upstream.conversation import Change, Conversation
 from bridge.upstream.fastpath import FastPath
 from bridge.upstream.http_result import HttpRequest, HttpResult
@@ -34,10 +34,6 @@ from bridge.upstream.screening import DELIVERING, Screening
 from bridge.upstream.state import ConnState, Event
 from bridge.upstream.timers import LiveTimers
 from bridge.upstream.verdict import closed
-
-# What ``screen`` returns for a frame it passed on unread: deliver it, and if a route then
-# finds it is not JSON, say so with ``unread_invalid``. Shared and never mutated.
-UNREAD: Final[list[Action]] = []
 
 
 class Session:

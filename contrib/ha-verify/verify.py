@@ -6,12 +6,16 @@ temporary config dir, onboarded through its onboarding API, the MQTT integration
 its config-flow API) and the real ``ws-bridge run`` daemon with ``homeassistant: {controls:
 true}``. It then checks what Home Assistant shows, through its REST and websocket APIs:
 
-1. the bridge's device and one device per source, with every entity and live states;
+1. the bridge's device and one device per source, with every entity, live states and
+   friendly names that read well (``ws-bridge Uptime``, ``alpha Connectivity``);
 2. a source's upstream stopping turns its connectivity off;
-3. Home Assistant's Resubscribe and Reconnect buttons (``button.press``) reach the upstream;
+3. Home Assistant's Resubscribe and Reconnect buttons (``button.press``) reach the upstream,
+   and the bridge logs the reconnect at INFO, as an operator's action;
 4. ``online`` on ``homeassistant/status`` and a restart of Home Assistant get discovery re-sent;
 5. killing the bridge (its Last Will) and stopping it make the entities unavailable;
-6. home-assistant.log has no warning or error about the discovery payloads.
+6. a reload without a source removes its device, and deletes its retained state and
+   availability; a reload with ``controls: false`` removes the buttons;
+7. home-assistant.log has no warning or error about the discovery payloads.
 
 Usage (Home Assistant in its own venv, never the project's): ``make ha-verify``, or
 ``.venv/bin/python contrib/ha-verify/verify.py --hass /path/to/venv/bin/hass [--keep]``.
@@ -45,10 +49,12 @@ REPO = Path(__file__).resolve().parents[2]
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 HOST = "127.0.0.1"
 PREFIX = "ws-bridge"  # the sink's topic_prefix, and the discovery node id
+BRIDGE_NAME = "ws-bridge"  # the bridge's device name: the default prefix adds nothing to it
 SOURCES = ("alpha", "beta")
 BRIDGE_KEYS = ("connectivity", "uptime", "sources_connected", "messages_per_second")
+BUTTON_KEYS = ("reconnect", "resubscribe")
 SOURCE_KEYS = ("connectivity", "state", "messages_per_second", "last_message_age", "reconnects",
-               "dropped", "queue_depth", "reconnect", "resubscribe")
+               "dropped", "queue_depth", *BUTTON_KEYS)
 EVERY = len(BRIDGE_KEYS) + len(SOURCES) * len(SOURCE_KEYS)
 IGNORED_LOG = (  # warnings of this install, not of ws-bridge's payloads
     "Support for the running Python version",
@@ -317,7 +323,7 @@ async def check_appeared(ha: HomeAssistant) -> dict[str, str]:
     devices, entities = await until(all_there, 120, f"{len(want)} entities in the registry")
     check(len(entities) == EVERY, f"entity registry: {len(entities)} entities (want {EVERY})")
     by_name = {d["name"]: d for d in devices}
-    bridge = by_name.get(f"ws-bridge {PREFIX}")
+    bridge = by_name.get(BRIDGE_NAME)
     check(bridge is not None and len(devices) == 1 + len(SOURCES),
           f"device registry: {sorted(by_name)}")
     for d in devices:
@@ -365,9 +371,10 @@ async def check_live(ha: HomeAssistant, ids: dict[str, str]) -> None:
           f"bridge sources connected: {states[ids[uid(None, 'sources_connected')]]['state']}")
     check(number(states[ids[uid(None, "uptime")]]) is not None,
           f"bridge uptime: {states[ids[uid(None, 'uptime')]]['state']} s")
-    names = sorted(states[ids[uid(s, "connectivity")]]["attributes"]["friendly_name"]
-                   for s in (None, *SOURCES))
-    print(f"      friendly names of the connectivity sensors: {names}")
+    names = sorted(states[ids[uid(s, key)]]["attributes"]["friendly_name"]
+                   for s, key in ((None, "uptime"), *((s, "connectivity") for s in SOURCES)))
+    check(names == sorted([f"{BRIDGE_NAME} Uptime", *(f"{s} Connectivity" for s in SOURCES)]),
+          f"friendly names (device name, then entity name): {names}")
     state = states[ids[uid("alpha", "state")]]["attributes"]  # 2024.3's MQTT sensor drops
     check(state.get("device_class") == "enum",  # options (no list shown, no state checked)
           f"alpha state: device class {state.get('device_class')}, "
@@ -388,7 +395,8 @@ async def state_of(ha: HomeAssistant, entity_id: str, want: Callable[[str], bool
     return await until(probe, timeout, what)
 
 
-async def check_buttons(ha: HomeAssistant, ids: dict[str, str], alpha: Upstream) -> None:
+async def check_buttons(ha: HomeAssistant, ids: dict[str, str], alpha: Upstream,
+                        bridge_log: Path) -> None:
     conns, subs = len(alpha.connections), len(alpha.connections[-1])
     await ha.press(ids[uid("alpha", "resubscribe")])
 
@@ -406,6 +414,10 @@ async def check_buttons(ha: HomeAssistant, ids: dict[str, str], alpha: Upstream)
     await until(reconnected, 30, "a new subscribed connection to alpha")
     check(True, f"Reconnect pressed: alpha got connection #{len(alpha.connections)}, "
           f"subscribed with {alpha.connections[-1][0]}")
+    said = [line for line in bridge_log.read_text(errors="replace").splitlines()
+            if "source alpha: reconnecting" in line]  # written before the new connection
+    check(len(said) == 1 and "reconnecting on request" in said[0] and " INFO " in said[0],
+          f"the bridge logged the reconnect as an operator's action: {said}")
 
 
 async def check_upstream_down(ha: HomeAssistant, ids: dict[str, str], beta: Upstream) -> None:
@@ -441,9 +453,10 @@ async def check_resent(ha: HomeAssistant, watcher: Watcher, mqtt_port: int) -> N
 
 
 async def check_gone(ha: HomeAssistant, ids: dict[str, str], bridge: Process,
-                     sig: int, how: str, sources: tuple[str, ...] = SOURCES) -> None:
+                     sig: int, how: str, sources: tuple[str, ...] = SOURCES,
+                     keys: tuple[str, ...] = SOURCE_KEYS) -> None:
     await bridge.stop(sig)
-    source_ids = [ids[uid(s, k)] for s in sources for k in SOURCE_KEYS]
+    source_ids = [ids[uid(s, k)] for s in sources for k in keys]
     bridge_ids = [ids[uid(None, k)] for k in BRIDGE_KEYS if k != "connectivity"]
 
     async def unavailable() -> dict[str, dict[str, Any]] | None:
@@ -485,10 +498,56 @@ async def check_removed(ha: HomeAssistant, bridge: Process, path: Path, mqtt_por
         devices, entities = await ha.ours()
         return None if any("_beta_" in e["unique_id"] for e in entities) else (devices, entities)
     devices, entities = await until(gone, 60, "beta's entities removed")
-    check(sorted(d["name"] for d in devices) == ["alpha", f"ws-bridge {PREFIX}"]
+    check(sorted(d["name"] for d in devices) == ["alpha", BRIDGE_NAME]
           and len(entities) == len(BRIDGE_KEYS) + len(SOURCE_KEYS),
           f"reload without beta: devices {sorted(d['name'] for d in devices)}, "
           f"{len(entities)} entities left")
+    kept = await retained(mqtt_port, f"{PREFIX}/+/state", f"{PREFIX}/+/availability")
+    check(sorted(kept) == [f"{PREFIX}/{s}/{t}" for s in ("alpha", "bridge") for t in
+                           ("availability", "state") if (s, t) != ("bridge", "state")],
+          f"reload without beta: retained state and availability topics {sorted(kept)}")
+
+
+async def check_controls_off(ha: HomeAssistant, bridge: Process, path: Path, mqtt_port: int,
+                             upstreams: list[Upstream]) -> None:
+    """A reload (SIGHUP) with ``controls: false``: the buttons leave Home Assistant."""
+    bridge_config(path, mqtt_port, upstreams, controls=False)
+    bridge.send(signal.SIGHUP)
+
+    async def gone() -> list[dict[str, Any]] | None:
+        _, entities = await ha.ours()
+        return None if any(e["entity_id"].startswith("button.") for e in entities) else entities
+    entities = await until(gone, 60, "the buttons removed")
+    kept = await retained(mqtt_port, "homeassistant/button/#")
+    check(len(entities) == len(BRIDGE_KEYS) + len(SOURCE_KEYS) - len(BUTTON_KEYS) and not kept,
+          f"reload with controls: false: {len(entities)} entities left, "
+          f"{len(kept)} button configs retained")
+
+
+async def retained(port: int, *filters: str) -> dict[str, bytes]:
+    """What the broker retains under ``filters`` (not empty): the retained messages a fresh
+    client gets, all sent to it before a marker it publishes after subscribing."""
+    got: dict[str, bytes] = {}
+    marked = asyncio.Event()
+    client = gmqtt.Client(f"verify-retained-{os.getpid()}")
+
+    def on_message(client: Any, topic: str, payload: bytes, qos: int, properties: Any) -> int:
+        if topic == "verify/marker":
+            marked.set()
+        elif payload and properties.get("retain"):
+            got[topic] = payload
+        return 0
+    client.on_message = on_message
+    await client.connect(HOST, port)
+    try:
+        for topic_filter in (*filters, "verify/marker"):
+            client.subscribe(topic_filter, qos=1)
+        client.publish("verify/marker", b"", qos=1)  # the broker takes a client's packets in
+        # order: the retained messages of every filter are sent before the marker
+        await asyncio.wait_for(marked.wait(), 30)
+    finally:
+        await client.disconnect()
+    return got
 
 
 def check_log(ha: HomeAssistant) -> None:
@@ -505,7 +564,8 @@ def check_log(ha: HomeAssistant) -> None:
     print(f"      log: {discovered} 'Found new component' lines from MQTT discovery")
 
 
-def bridge_config(path: Path, mqtt_port: int, upstreams: list[Upstream]) -> None:
+def bridge_config(path: Path, mqtt_port: int, upstreams: list[Upstream],
+                  controls: bool = True) -> None:
     sources = "".join(f"""
   - name: {u.name}
     url: {u.url}
@@ -520,7 +580,7 @@ sinks:
     url: mqtt://{HOST}:{mqtt_port}
     client_id: ws-bridge-verify
     topic_prefix: {PREFIX}
-    homeassistant: {{controls: true, interval: 2s}}
+    homeassistant: {{controls: {str(controls).lower()}, interval: 2s}}
 sources:{sources}""")
 
 
@@ -569,7 +629,7 @@ async def main(hass: str, root: Path) -> int:
             bridge.start()
             ids = await check_appeared(ha)
             await check_live(ha, ids)
-            await check_buttons(ha, ids, upstreams[0])
+            await check_buttons(ha, ids, upstreams[0], bridge.log)
             await check_upstream_down(ha, ids, upstreams[1])
             await check_resent(ha, watcher, mqtt_port)
             await check_live(ha, ids)
@@ -577,7 +637,10 @@ async def main(hass: str, root: Path) -> int:
             await check_gone(ha, ids, bridge, signal.SIGKILL, "killed (its Last Will)")
             await check_restarted(ha, ids, bridge, old or 0.0)
             await check_removed(ha, bridge, bridge_yaml, mqtt_port, upstreams)
-            await check_gone(ha, ids, bridge, signal.SIGTERM, "stopped (SIGTERM)", ("alpha",))
+            await check_controls_off(ha, bridge, bridge_yaml, mqtt_port, upstreams[:1])
+            keys = tuple(k for k in SOURCE_KEYS if k not in BUTTON_KEYS)
+            await check_gone(ha, ids, bridge, signal.SIGTERM, "stopped (SIGTERM)", ("alpha",),
+                             keys)
             check_log(ha)
         except (TimeoutError, AssertionError, httpx.HTTPError) as e:
             check(False, f"{type(e).__name__}: {e}")
