@@ -18,7 +18,6 @@ from bridge.errors import ConfigError
 from bridge.errors_sink import SinkError
 from bridge.ha.links import Links
 from bridge.logs import add_secrets
-from bridge.metrics import MetricsServer
 from bridge.routing.context import mqtt_value
 from bridge.routing.router import Router
 from bridge.routing.template import Template
@@ -145,6 +144,9 @@ class Supervisor:
             return 1
         metrics = None
         if self.config.metrics_listen:
+            # Imported here: prometheus_client (about 8 MB resident) loads only with metrics on.
+            from bridge.metrics import MetricsServer  # noqa: PLC0415
+
             metrics = MetricsServer(self.snapshot, self.config.metrics_listen,
                                     tap=self.tap.app if self.tap else None)
             await metrics.start()

@@ -10,7 +10,6 @@ from typing import Any
 from bridge.config.collect import Collector
 from bridge.config.keypaths import KeyPath
 from bridge.frames import FramesSpec, ProtobufSpec
-from bridge.protobuf_frames import protobuf_decoder
 
 
 def build_frames(raw: dict[str, Any] | None, path: KeyPath, c: Collector) -> FramesSpec | None:
@@ -42,6 +41,10 @@ def _extract(spec: str | None, where: KeyPath, c: Collector) -> re.Pattern[str] 
 
 
 def _protobuf(raw: dict[str, Any], where: KeyPath, c: Collector) -> ProtobufSpec | None:
+    # Imported here: the protobuf library (about 6 MB resident) loads only for a config that
+    # decodes protobuf frames.
+    from bridge.protobuf_frames import protobuf_decoder  # noqa: PLC0415
+
     name, message = raw["descriptor"], raw["message"]
     try:
         if c.read is None:
