@@ -446,13 +446,21 @@ sources:
 """)
     sub = await mqtt_subscriber(broker, "ws-bridge/late/state", "ws-bridge/bridge/response/#")
     async with bridge(path, broker) as (_, ha):
-        await sub.wait_for(lambda ms: bool(ms) and ms[-1].payload == b"reconnecting",
-                           topic="ws-bridge/late/state")
-        await upstream.start()
-        ha.publish("ws-bridge/bridge/request/reconnect", b'{"source": "late"}', qos=1)
-        await upstream.wait_connections(1)
-        await sub.wait_for(lambda ms: bool(ms) and ms[-1].payload == b"connected",
-                           topic="ws-bridge/late/state")
+        await reconnect_pressed(sub, ha, upstream, "late", while_in=b"reconnecting")
+
+
+async def reconnect_pressed(sub: Subscriber, ha: gmqtt.Client, upstream: Upstream, source: str,
+                            *, while_in: bytes) -> None:
+    """Once ``source``'s state topic says ``while_in``, the upstream comes up and a reconnect
+    request is published; returns when the upstream has its connection and the state topic
+    says ``connected``."""
+    topic = f"ws-bridge/{source}/state"
+    await sub.wait_for(lambda ms: bool(ms) and ms[-1].payload == while_in, topic=topic)
+    await upstream.start()
+    ha.publish("ws-bridge/bridge/request/reconnect", json.dumps({"source": source}).encode(),
+               qos=1)
+    await upstream.wait_connections(1)
+    await sub.wait_for(lambda ms: bool(ms) and ms[-1].payload == b"connected", topic=topic)
 
 
 async def retained_now(broker: Broker, ha: gmqtt.Client | None, *filters: str,
@@ -601,12 +609,6 @@ async def test_reconnect_starts_a_source_that_gave_up_anew(
 """)
     sub = await mqtt_subscriber(broker, "ws-bridge/once/state", "ws-bridge/bridge/response/#")
     async with bridge(path, broker) as (_, ha):
-        await sub.wait_for(lambda ms: bool(ms) and ms[-1].payload == b"failed",
-                           topic="ws-bridge/once/state")
-        await upstream.start()
-        ha.publish("ws-bridge/bridge/request/reconnect", b'{"source": "once"}', qos=1)
-        await upstream.wait_connections(1)
-        await sub.wait_for(lambda ms: bool(ms) and ms[-1].payload == b"connected",
-                           topic="ws-bridge/once/state")
+        await reconnect_pressed(sub, ha, upstream, "once", while_in=b"failed")
         (answer,) = sub.on("ws-bridge/bridge/response/reconnect")
         assert json.loads(answer.payload) == {"status": "ok", "data": {"source": "once"}}
