@@ -11,8 +11,8 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Final, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, Final
 
 from bridge.config.model import SourceConfig
 from bridge.errors import HandshakeRejected, SourceError
@@ -51,6 +51,7 @@ from bridge.upstream.session import Session
 from bridge.upstream.spacing import Gate
 from bridge.upstream.state import ConnState
 from bridge.upstream.urls import safe_url
+from bridge.upstream.waiting import Waiting
 
 logger = logging.getLogger("bridge.upstream")
 
@@ -63,7 +64,6 @@ FAILED_CLOSE_GRACE: Final = 1.0
 AnswerFn = Callable[[str | bytes], None]  # an RPC's reply frame, or {"error": ...} as JSON text
 StateFn = Callable[[str, ConnState], None]
 RefusedFn = Callable[[tuple[str, ...], str], None]  # pool items the upstream refused, its reply
-_T = TypeVar("_T")
 
 
 class SourceClient:
@@ -102,8 +102,8 @@ class SourceClient:
         self._log = logging.LoggerAdapter(logger, {"source": cfg.name})
         self._announced: ConnState | None = None  # the state last logged and reported
         self._stopping = False
-        self._hurry = False  # reconnect() came between connections: the backoff's wait is cut
-        self._wakeup: asyncio.Timeout | None = None  # the wait that stop() and events cut short
+        self._waiting = Waiting(clock, self._session.deadline, self._tick,
+                                lambda: self._stopping)
         self._connected_at: float | None = None
         # new subscriptions from a reload, and what a pool moved (None: all of them again)
         self._pending: tuple[SourceConfig, Change | None] | None = None
@@ -157,7 +157,7 @@ class SourceClient:
         """An operator asked for a new connection: the live one is closed and the next opens
         as after a failure, the counters going on; between connections, now."""
         self._backlog += self._session.reconnect(self._clock())  # a Fail, when live
-        self._hurry = self.state is ConnState.RECONNECTING
+        self._waiting.hurry = self.state is ConnState.RECONNECTING
         self._wake()
 
     def publish(self, send: Template, mqtt: Any) -> None:
@@ -178,9 +178,7 @@ class SourceClient:
 
     def _wake(self) -> None:
         self._pump.halt()  # the frames that come before the loop wakes wait for it, in order
-        wakeup = self._wakeup
-        if wakeup is not None and not wakeup.expired():
-            wakeup.reschedule(asyncio.get_running_loop().time())
+        self._waiting.wake()
 
     def _perform(self, actions: list[Action]) -> None:
         """Actions of an event fed outside the connection's loop: sends wait for the loop."""
@@ -194,7 +192,7 @@ class SourceClient:
 
     async def _open(self) -> Connection | None:
         """One attempt to open the socket; None when ``stop()`` came first."""
-        self._connected_at, self._hurry = None, False
+        self._connected_at, self._waiting.hurry = None, False
         actions = self._session.connecting(self._clock())
         while True:  # the attempt's HTTP steps, in order, until the session says Dial
             self._apply_idle(actions)
@@ -202,14 +200,14 @@ class SourceClient:
                 raise failed.error
             if (step := next((a for a in actions if isinstance(a, Fetch)), None)) is None:
                 break
-            outcome = await self._serving(lambda s=step: self._http.fetch(s.request), None)  # type: ignore[misc]
+            outcome = await self._waiting.serving(lambda s=step: self._http.fetch(s.request), None)  # type: ignore[misc]
             if outcome is None:
                 return None  # stop() came
             actions = self._session.fetched(step.request, outcome, self._clock())
         dial = next(a for a in actions if isinstance(a, Dial))
         # One that opened just as stop() came is served too: its loop stops at once, with
         # the unsubscribe messages and a close frame, as for any other connection.
-        return await self._serving(lambda: self._dial(dial), None)
+        return await self._waiting.serving(lambda: self._dial(dial), None)
 
     async def _dial(self, dial: Dial) -> Connection:
         """Open one connection of the source at ``dial``'s URL and headers, through the
@@ -236,38 +234,11 @@ class SourceClient:
         self._apply_idle(self._session.lost(error, reason, delay is not None))
 
     async def _pause(self, delay: float) -> None:
-        await self._serving(None, delay)
+        await self._waiting.serving(None, delay)
 
-    async def _serving(self, make: Callable[[], Awaitable[_T]] | None, limit: float | None
-                       ) -> _T | None:
-        """Await ``make()`` (or only time, ``limit`` seconds) while the session's deadlines
-        (an RPC's timeout) are served; None at the end of ``limit`` or on ``stop()``, unless
-        ``make()`` had finished by then: its result, which the caller must not leak."""
-        loop, clock = asyncio.get_running_loop(), self._clock
-        end = None if limit is None else clock() + limit
-        task = asyncio.ensure_future(make()) if make is not None else None
-        try:
-            while not self._stopping:
-                due = self._session.deadline()
-                until = min((t for t in (end, due) if t is not None), default=None)
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout_at(None if until is None else
-                                               loop.time() + until - clock()) as wakeup:
-                        self._wakeup = wakeup
-                        return await asyncio.shield(task) if task else await loop.create_future()
-                if end is not None and (clock() >= end or self._hurry):
-                    return None
-                self._apply_idle(self._session.tick(clock(), self._pump.heard))
-            if task is not None and task.done() and not task.cancelled() and \
-                    task.exception() is None:
-                return task.result()  # done just as stop() came: the caller decides
-            return None
-        finally:
-            self._wakeup = None
-            if task is not None and not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, SourceError):
-                    await task
+    def _tick(self, now: float) -> None:
+        """The session's deadline came while no connection is served (an RPC's timeout)."""
+        self._apply_idle(self._session.tick(now, self._pump.heard))
 
     def _apply_idle(self, actions: Sequence[Action]) -> None:
         """Actions that need no connection: states, log lines, RPC answers."""
@@ -342,7 +313,7 @@ class SourceClient:
             self._pump
         step, take, turn = pump.arm(self._deliver, self._unread), conn.take, 0
         async with asyncio.timeout(None) as wakeup:
-            self._wakeup, armed = wakeup, None
+            self._waiting.wakeup, armed = wakeup, None
             try:
                 while not self._stopping and self._pending is None and not self._backlog \
                         and self._overlap.end is None and pump.rest is None:
@@ -368,7 +339,7 @@ class SourceClient:
                     elif due is not None and due <= clock():
                         return
             finally:
-                self._wakeup = None
+                self._waiting.wakeup = None
 
     async def _finish(self, conn: Connection, rest: Rest | Exception) -> None:
         """What a frame left for the task (``Pump.step``): back-pressure, then actions, or the
