@@ -362,10 +362,8 @@ class Supervisor:
             client.reconnect()
         elif not client.cfg.subscribe:
             return f"source {source!r} has no subscribe steps to send again; reconnect it instead"
-        elif isinstance(client, Pool):
-            client.subscribe_again()
         else:
-            client.resubscribe(client.cfg)
+            client.subscribe_again()
         return None
 
     def _publisher(self, source: str, send: Template) -> Listener:

@@ -153,6 +153,12 @@ class SourceClient:
             self.cfg = cfg  # not connected: the next connection subscribes with it
             self._perform(self._session.resubscribe(cfg, self._clock(), change))
 
+    def subscribe_again(self) -> None:
+        """An operator asked: the subscribe steps again on the live connection (after the
+        unsubscribe steps), as a reload that changed them would; between connections, the next
+        one subscribes as always."""
+        self.resubscribe(self.cfg)
+
     def reconnect(self) -> None:
         """An operator asked for a new connection: the live one is closed and the next opens
         as after a failure, the counters going on; between connections, now."""
