@@ -463,13 +463,16 @@ class ChaosRun:
                  f" {fault.recovered:.1f} s")
 
     async def _kill_bridge(self) -> None:
-        """SIGKILL, then a new bridge process on the same config and outbox."""
+        """SIGKILL, then a new bridge process on the same config and outbox. Until the new one
+        is spawned the dead one is expected: a partition healing meanwhile checks liveness."""
         self._killing = True
-        self.daemon.signal(signal.SIGKILL)
-        await self.daemon.wait_exit()
-        self._killing = False
-        await asyncio.sleep(self.rng.uniform(0.0, 1.0))  # the supervisor's restart delay
-        await self._spawn()
+        try:
+            self.daemon.signal(signal.SIGKILL)
+            await self.daemon.wait_exit()
+            await asyncio.sleep(self.rng.uniform(0.0, 1.0))  # the supervisor's restart delay
+            await self._spawn()
+        finally:
+            self._killing = False
 
     async def _partition(self, kind: str, link: str, fault: Fault) -> None:
         ns = self.up_ns if link == "upstream" else self.br_ns
