@@ -140,7 +140,7 @@ class SourceClient:
     def retarget(self, deliver: DeliverFn) -> None:
         """A reload changed the routes or sinks: deliver from now on through ``deliver``."""
         self._deliver = deliver
-        self._wake()  # the receive run holds the old one: end it, the next run takes this
+        self._wake()  # the receive run ends before its next frame; the next run takes this
 
     def resubscribe(self, cfg: SourceConfig, change: Change | None = None) -> None:
         """A reload changed only the subscriptions: apply them on the live socket, no reconnect;
@@ -317,29 +317,39 @@ class SourceClient:
         when the deadline does."""
         loop, clock, session, pump = asyncio.get_running_loop(), self._clock, self._session, \
             self._pump
-        step, take, turn = pump.arm(self._deliver, self._unread), conn.take, 0
+        deliver, take, turn = self._deliver, conn.take, 0
+        step = pump.arm(deliver, self._unread)
         async with asyncio.timeout(None) as wakeup:
             self._waiting.wakeup, armed = wakeup, None
-            try:
+            try:  # a retarget() ends the run before the next frame: none reaches a replaced sink
                 while not self._stopping and self._pending is None and not self._backlog \
-                        and self._overlap.end is None and pump.rest is None:
+                        and self._overlap.end is None and pump.rest is None \
+                        and self._deliver is deliver:
                     if due != armed:
                         wakeup.reschedule(None if due is None else loop.time() + due - clock())
                         armed = due
                     if (turn := turn + 1) & 255 == 0:  # one read can hold thousands of frames:
                         await asyncio.sleep(0)  # the sinks get their turn, queues stay short
                         due = session.deadline()  # other tasks ran: the session may have moved
-                    if (data := take()) is None:  # nothing buffered whole: the pump's turn
+                        continue  # and a reload may have retargeted: the conditions again
+                    if (data := pump.held) is not None:  # came as the last run was cut short
+                        pump.held = None
+                    elif (data := take()) is None:  # nothing buffered whole: the pump's turn
                         data = await pump.next(conn)
                         if (rest := pump.rest) is not None:  # before any frame after it
                             pump.rest = None
                             await self._finish(conn, rest)
-                            due, step = session.deadline(), pump.arm(self._deliver, self._unread)
+                            due, deliver = session.deadline(), self._deliver
+                            step = pump.arm(deliver, self._unread)
                         if data is None:
                             continue
+                        if self._deliver is not deliver:  # retargeted while it waited
+                            deliver = self._deliver
+                            step = pump.arm(deliver, self._unread)
                     if (rest := step(data)) is not None:
                         await self._finish(conn, rest)
-                        due, step = session.deadline(), pump.arm(self._deliver, self._unread)
+                        due, deliver = session.deadline(), self._deliver
+                        step = pump.arm(deliver, self._unread)
                         if due is not None and due <= rest.now:
                             return
                     elif due is not None and due <= clock():

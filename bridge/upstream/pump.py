@@ -62,7 +62,7 @@ class Pump:
     session's ``tick``."""
 
     __slots__ = ("_clock", "_feed", "_frames", "_name", "_roused", "_session", "_stats",
-                 "_wall", "heard", "rest", "step")
+                 "_wall", "heard", "held", "rest", "step")
 
     def __init__(self, name: str, stats: SourceStats, session: Screens, *,
                  frames: Frames | None, clock: Callable[[], float],
@@ -72,6 +72,7 @@ class Pump:
         self.heard = 0.0
         self.step = self.arm(deliver, False)
         self.rest: Rest | Exception | None = None  # what ``take`` left the task, or its error
+        self.held: str | bytes | None = None  # received as ``next`` was cut short: read it first
         self._feed: Feed | None = None  # the connection handing frames over, during ``next``
         self._roused: asyncio.Future[None] | None = None  # done once ``take`` left a rest
 
@@ -86,6 +87,10 @@ class Pump:
         recv = asyncio.ensure_future(feed.recv())
         try:
             await asyncio.wait((recv, roused), return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # the driver's wait was cut short (an event, a deadline)
+            if recv.done() and not recv.cancelled() and recv.exception() is None:
+                self.held = recv.result()  # it came meanwhile: the driver's next read, not lost
+            raise
         finally:
             self.halt()
             self._roused = None
