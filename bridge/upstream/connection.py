@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 from collections import deque
 from collections.abc import Callable
@@ -20,13 +19,14 @@ from websockets.exceptions import (
     InvalidURI,
     WebSocketException,
 )
-from websockets.frames import BINARY, TEXT, Frame
+from websockets.frames import Frame
 from websockets.protocol import Event
 
 from bridge.config.model import SourceConfig
 from bridge.errors import AuthRejected, ConnectFailed, HandshakeRejected
 from bridge.upstream.closing import lost
 from bridge.upstream.dial_options import MAX_CLOSE_TIMEOUT, connect_options
+from bridge.upstream.frame_message import is_data, whole_message
 from bridge.upstream.urls import safe_url
 
 Consumer = Callable[[str | bytes], None]  # one whole message, taken
@@ -39,13 +39,13 @@ BURST: Final = 8192
 
 
 class _Client(ClientConnection):
-    """websockets' client connection, which can hand each whole message to a ``consumer``
-    in its data callback, while no frame waits in its buffer (so order holds): no task is
-    woken for it. Anything else (fragments, invalid UTF-8, control frames, no consumer, a read
-    past ``HAND_OVER`` or a ``BURST``) goes to websockets' buffer, for ``recv``."""
+    """websockets' client connection, which can hand each whole message to a ``consumer`` in
+    its data callback: no task is woken for it. The first data frame it cannot hand over (a
+    fragment, invalid UTF-8, one past ``HAND_OVER`` in a read) goes to websockets' buffer, for
+    ``recv``, and ends the hand-over: every frame after it waits there too, until the task has
+    read it (``recv`` may have taken it from the buffer already). A ``BURST`` is not handed."""
 
     consumer: Consumer | None = None
-    buffered: deque[Any] | None = None  # websockets' frame buffer, when it has that shape
     handed = 0  # messages handed over from the current read
     bursting = False  # the last read was a BURST
 
@@ -55,18 +55,13 @@ class _Client(ClientConnection):
         ClientConnection.data_received(self, data)  # not super(): this runs once per read
 
     def process_event(self, event: Event) -> None:
-        if (take := self.consumer) is not None and isinstance(event, Frame) and event.fin \
-                and not self.buffered and self.handed < HAND_OVER:
-            data: str | bytes | None = None
-            if event.opcode is TEXT:
-                with contextlib.suppress(UnicodeDecodeError):  # recv fails it with 1007
-                    data = str(event.data, "utf-8")
-            elif event.opcode is BINARY:
-                data = bytes(event.data)
-            if data is not None:
+        if (take := self.consumer) is not None and isinstance(event, Frame):
+            if self.handed < HAND_OVER and (data := whole_message(event)) is not None:
                 self.handed += 1
                 take(data)
                 return
+            if is_data(event):  # it waits for recv: so does every frame after it
+                self.consumer = None
         ClientConnection.process_event(self, event)  # not super(): this runs once per frame
 
 
@@ -83,17 +78,16 @@ class Connection:
         self._frames: Any = getattr(getattr(self._got, "frames", None), "queue", None)
         if not hasattr(self._got, "maybe_resume") or not isinstance(self._frames, deque):
             self._frames = None
-        elif isinstance(ws, _Client):
-            ws.buffered = self._frames
 
     def consume(self, consumer: Consumer | None) -> bool:
         """Hand each whole message to ``consumer`` as it arrives, in websockets' data callback,
-        until ``consume(None)``; meanwhile ``recv`` waits for the rest (fragments, a burst's
-        tail, the end of the stream). False: not now (a burst) or never; read with ``recv``."""
+        until ``consume(None)`` or a frame that must wait in websockets' buffer (for ``recv``:
+        fragments, a burst, the end of the stream). False: not now (frames wait in the buffer,
+        or a burst) or never; read with ``recv``."""
         ws = self._ws
-        if not isinstance(ws, _Client) or ws.buffered is None:
+        if not isinstance(ws, _Client) or self._frames is None:
             return False
-        ws.consumer = None if ws.bursting else consumer  # a burst: recv reads it all, as before
+        ws.consumer = None if ws.bursting or self._frames else consumer  # the buffer goes first
         return ws.consumer is consumer
 
     def take(self) -> str | bytes | None:
@@ -103,15 +97,10 @@ class Connection:
         no future and no reassembly (ARCHITECTURE.md, hot path, has the figures). Waiting,
         fragments and invalid UTF-8 are left to websockets' own ``recv``."""
         frames, got = self._frames, self._got
-        if frames and not got.get_in_progress and (frame := frames[0]).fin:
-            try:  # frame.data is bytes or bytearray
-                data = frame.data.decode() if frame.opcode is TEXT else bytes(frame.data)
-            except UnicodeDecodeError:
-                return None  # websockets' recv fails the connection with 1007, as the RFC wants
-            if frame.opcode is TEXT or frame.opcode is BINARY:
-                frames.popleft()
-                got.maybe_resume()
-                return data
+        if frames and not got.get_in_progress and (data := whole_message(frames[0])) is not None:
+            frames.popleft()
+            got.maybe_resume()
+            return data
         return None
 
     async def recv(self) -> str | bytes:

@@ -139,6 +139,8 @@ class Oracle:
         self.gap = {s: (0.0, 0.0) for s in SOURCES}  # (longest pause, when it ended)
         self._last = dict.fromkeys(SOURCES, 0.0)
         self.event = asyncio.Event()  # set, and replaced, at each message
+        # every copy as it came: (seconds, source, number, the outbox's msg_id, first copy?)
+        self.arrivals: list[tuple[float, str, int, str, bool]] = []
 
 
     @property
@@ -153,6 +155,7 @@ class Oracle:
             return
         src, n, now = m.topic[len("feeds/"):], int(json.loads(m.payload)["n"]), self.clock()
         self.copies[src] += 1
+        self.arrivals.append((now, src, n, _msg_id(m), n not in self.seen[src]))
         if n not in self.seen[src]:
             if n < self.top[src]:
                 self.out_of_order[src].append(n)  # a first copy below one seen before
@@ -165,6 +168,23 @@ class Oracle:
             self._last[src] = now
         self.event.set()
         self.event = asyncio.Event()
+
+    def around(self, src: str, n: int, before: int = 30, after: int = 10) -> list[str]:
+        """The copies of ``src`` that came around the first copy of ``n``, one line each."""
+        mine = [a for a in self.arrivals if a[1] == src]
+        at = next((i for i, a in enumerate(mine) if a[2] == n and a[4]), 0)
+        return [f"{t:9.3f}s n={k:<6} msg_id={mid or '-':<24} {'first' if first else 'copy'}"
+                + ("   <-- late" if i == at else "")
+                for i, (t, _, k, mid, first) in enumerate(mine)
+                if at - before <= i <= at + after]
+
+
+def _msg_id(m: Received) -> str:
+    """The outbox's msg_id user property (``<tag>-<row>``), when the publish carried one."""
+    for key, value in m.properties.get("user_property", []):
+        if key == "msg_id":
+            return str(value)
+    return ""
 
 
 @dataclass
@@ -183,6 +203,7 @@ class Result:
     replays: int = 0  # upstream connections, each replayed to
     exit_code: int | None = None  # of the final SIGTERM
     error: str = ""
+    context: list[str] = field(default_factory=list)  # the copies around each late first one
 
     @property
     def lost(self) -> int:
@@ -232,6 +253,7 @@ class Result:
         ]
         if not self.ok:
             lines += ["FAILED: " + "; ".join(self.failures())]
+        lines += self.context[:2]  # the copies around a late first one: which path it took
         return "\n".join(lines)
 
 
@@ -528,6 +550,11 @@ class ChaosRun:
             await d.kill()
             (self.workdir / f"bridge-{i}.log").write_text(d.log_text + "\n")
         self._account()
+        for src, late in self.result.out_of_order.items():
+            for n in late[:5]:  # what came around each late first copy, with its outbox row
+                self.result.context.append(f"{src} {n}:\n" + "\n".join(self.oracle.around(src, n)))
+        if self.result.context:
+            (self.workdir / "order.txt").write_text("\n\n".join(self.result.context) + "\n")
         if hasattr(self, "sub"):
             await self.sub.close()
         for up in self.upstreams.values():
