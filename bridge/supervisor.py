@@ -174,10 +174,14 @@ class Supervisor:
                 await metrics.close()
         return self.exit_code
 
-    def _start_sink(self, name: str, sink: Sink) -> Sink:
+    def _start_sink(self, name: str, sink: Sink,
+                    after: asyncio.Task[None] | None = None) -> Sink:
+        """``after``: the task of the sink this one replaces, closed by now. This one takes
+        deliveries at once but connects (opens, binds) once that one has finished, so the two
+        never hold the same broker session, file or port at the same time."""
         assert self._tg is not None
         self.sinks[name] = sink
-        self._sink_tasks[name] = self._tg.create_task(self._guard(name, sink.run),
+        self._sink_tasks[name] = self._tg.create_task(self._guard(name, sink.run, after),
                                                       name=f"sink:{name}")
         return sink
 
@@ -235,8 +239,11 @@ class Supervisor:
             sink.close()
         await _bounded(list(self._sink_tasks.values()), "sinks")
 
-    async def _guard(self, name: str, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    async def _guard(self, name: str, run: Callable[[], Coroutine[Any, Any, None]],
+                     after: asyncio.Task[None] | None = None) -> None:
         """A sink's task: an unexpected crash is logged and the sink restarted, never fatal."""
+        if after is not None:
+            await asyncio.wait((after,))  # bounded: a replaced sink is cancelled after its budget
         while True:
             try:
                 await run()
@@ -285,9 +292,10 @@ class Supervisor:
         stale: list[tuple[str, Sink, asyncio.Task[None]]] = []
         for name, fresh in built.items():
             previous, task = self.sinks.get(name), self._sink_tasks.get(name)
-            sink = self._start_sink(name, fresh)
+            sink = self._start_sink(name, fresh, after=task)
             if previous is not None and task is not None:
                 _hand_over(previous, sink)
+                previous.close()  # its successor has what it held; it waits for it to finish
                 stale.append((name, previous, task))
             log.info("reload: sink %s %s", name, "rebuilt" if previous else "added")
         removed_sinks = [n for n in old.sinks if n not in new.sinks]

@@ -17,7 +17,8 @@ from tests.support.upstream import Upstream, UpstreamConn
 COUNT = 20
 
 
-def write_config(path: Path, url: str, port: int, qos: int) -> None:
+def write_config(path: Path, url: str, port: int, qos: int, keepalive: int = 60,
+                 ping: int = 20) -> None:
     path.write_text(
         f"""
 version: 1
@@ -27,11 +28,13 @@ sinks:
     url: mqtt://127.0.0.1:{port}
     client_id: reload-test
     qos: {qos}
+    keepalive: {keepalive}s
     reconnect: {{initial_delay: 50ms, max_delay: 200ms}}
 sources:
   - name: feed
     url: {url}
     reconnect: {{initial_delay: 50ms}}
+    ping: {{interval: {ping}s}}
     routes:
       - sink: broker
         topic: reload/feed
@@ -85,3 +88,42 @@ async def test_a_changed_sink_is_rebuilt_and_keeps_its_queued_messages(
 async def _queued(supervisor: Supervisor, count: int) -> object | None:
     sink = supervisor.sinks.get("broker")
     return sink if sink is not None and len(sink.queue) >= count else None
+
+
+async def test_a_rebuilt_sink_connects_once_its_predecessor_has_left_the_broker(
+    upstream: Upstream,
+    tmp_path: Path,
+    mosquitto: Callable[..., Broker],
+    mqtt_subscriber: Callable[..., Awaitable[Subscriber]],
+) -> None:
+    # A reload that rebuilds the sink and restarts a source that is slow to stop (its upstream
+    # reads nothing more, so the close handshake takes its whole grace). The old sink is
+    # closed at once and the new one connects after it has left: the broker never sees the
+    # two with the same client id at once (before, they knocked each other off, each
+    # reconnecting, until the source had stopped).
+    async def handler(conn: UpstreamConn) -> None:
+        first = len(upstream.connections) == 1
+        for n in range(COUNT) if first else range(COUNT, 2 * COUNT):
+            await conn.send_json({"n": n})
+        if first:
+            conn.ws.transport.pause_reading()  # the bridge's close frame is never read
+        await conn.wait_closed()
+
+    upstream.handler = handler
+    broker = mosquitto()
+    subscriber = await mqtt_subscriber(broker, "reload/#")
+    path = tmp_path / "bridge.yaml"
+    write_config(path, upstream.url, broker.port, qos=1)
+    supervisor = Supervisor(load_config(path))
+    running = asyncio.create_task(supervisor.run())
+    try:
+        await subscriber.wait_for(COUNT, timeout=10.0)
+        write_config(path, upstream.url, broker.port, qos=1, keepalive=7, ping=7)
+        assert await supervisor.reload() is True
+        received = await subscriber.wait_for(2 * COUNT, timeout=10.0)
+        assert [json.loads(m.payload)["n"] for m in received] == list(range(2 * COUNT))
+        log = broker.log_file.read_text()
+        assert "already connected, closing old connection" not in log, log
+    finally:
+        supervisor.request_stop()
+        assert await asyncio.wait_for(running, 20) == 0
