@@ -40,10 +40,8 @@ class Presence:
     def keep(self, topic: str, payload: str) -> Retained:
         """Remember a retained message for every later connect; what to publish now. An empty
         one (it deletes the retained message) is kept too, until the topic is given a value:
-        a sink rebuilt by a reload shares its client id with the one it replaces, and until
-        that one has closed each connect of one takes the connection from the other, the old
-        one publishing again what it kept (what the new one deletes); the new one connects
-        last, so what it says, deletions included, is what stays retained."""
+        a connect after an outage says it again, so a deletion the broker missed (it was
+        down, or restarted from an older save) still happens."""
         self._kept[topic] = payload
         return topic, payload
 
