@@ -39,7 +39,10 @@ class Template:
 
     def bind(self, values: dict[str, str], clean: Clean = None) -> Template:
         """This template with values that never change for its user ({source}, {hostname})
-        filled in once, ``clean``-ed: nothing left to look up for them per message."""
+        filled in once, ``clean``-ed: nothing left to look up for them per message. One that
+        reads none of them is itself (shared: a thousand sources' static topic is one)."""
+        if self.roots.isdisjoint(values):
+            return self
         return Template(self.spec, {k: clean(v) if clean else v for k, v in values.items()})
 
     def render_str(self, ctx: Context, clean: Clean = None) -> str:

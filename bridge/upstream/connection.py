@@ -73,6 +73,9 @@ class Connection:
         self.handshake_seconds = handshake_seconds
         self.subprotocol: str | None = ws.subprotocol
         self._ws = ws
+        for message in (ws.request, ws.response):  # read by nobody once open: about 3 KB (and
+            if message is not None:  # the request's may hold credentials) per idle connection
+                message.headers.clear()
         # websockets' buffer of received frames, when it has the shape ``recv`` reads directly
         self._got: Any = getattr(ws, "recv_messages", None)
         self._frames: Any = getattr(getattr(self._got, "frames", None), "queue", None)

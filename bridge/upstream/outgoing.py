@@ -26,19 +26,20 @@ class OutgoingQueue:
 
     def __init__(self, max_messages: int, max_age: float) -> None:
         self.max_messages, self.max_age = max_messages, max_age
-        self._items: deque[Outgoing] = deque()
+        self._items: deque[Outgoing] | None = None  # made at the first message (most never)
         self.dropped: Counter[str] = Counter()
         self._overflowing = False  # an episode of drops for room: logged once
 
     def __len__(self) -> int:
-        return len(self._items)
+        return 0 if self._items is None else len(self._items)
 
     def put(self, item: Outgoing) -> Outgoing | None:
         """Queue ``item``; returns the oldest message when it had to make room for it."""
-        self._items.append(item)
-        if len(self._items) > self.max_messages:
+        items = self._queue()
+        items.append(item)
+        if len(items) > self.max_messages:
             self.dropped["overflow"] += 1
-            return self._items.popleft()
+            return items.popleft()
         return None
 
     def overflow_notice(self) -> list[Notice]:
@@ -63,11 +64,17 @@ class OutgoingQueue:
 
     def push_front(self, item: Outgoing) -> None:
         """Put back a message the connection could not send: it goes first next time."""
-        self._items.appendleft(item)
+        self._queue().appendleft(item)
 
     def requeue(self, sends: list[Send]) -> None:
         """Sends that never went out: the publishes among them go first again, in order (a
         request does not: its call is answered when the connection ends)."""
         for send in reversed(sends):
             if isinstance(origin := send.origin, Outgoing) and origin.call is None:
-                self._items.appendleft(origin)
+                self._queue().appendleft(origin)
+
+    def _queue(self) -> deque[Outgoing]:
+        """The queue itself, made on first use."""
+        if self._items is None:
+            self._items = deque()
+        return self._items

@@ -46,7 +46,7 @@ class Pacer:
 
     def __init__(self, window: SendWindow | None) -> None:
         self._window = window
-        self._held: deque[tuple[float, Send]] = deque()
+        self._held: deque[tuple[float, Send]] | None = None  # made when a send is first held
         self.next = math.inf
 
     def twin(self) -> Pacer:
@@ -68,6 +68,8 @@ class Pacer:
             if isinstance(action, Send):
                 wait = window.delay(now)
                 if wait > 0 or self._held:
+                    if self._held is None:
+                        self._held = deque()
                     self._held.append((now + wait, action))
                     continue
             kept.append(action)
@@ -84,5 +86,5 @@ class Pacer:
 
     def drop(self) -> list[Send]:
         """The connection ended: the held sends, which never went out."""
-        held, self._held, self.next = [s for _, s in self._held], deque(), math.inf
+        held, self._held, self.next = [s for _, s in self._held or ()], None, math.inf
         return held
