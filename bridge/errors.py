@@ -12,6 +12,7 @@
     │   ├── SequenceGap             a sequence gap under ``on_gap: reconnect``
     │   └── ConnectionLost          the socket closed or went half-open (``code``, ``reason``)
     │       └── MessageTooBig       a frame exceeded ``max_message_size``
+    │           └── OperationTooBig an operation kept across frames (NATS) outgrew its bound
     └── SinkError                   carries ``sink`` (its branch: ``bridge.errors_sink``)
         ├── SinkUnavailable         cannot reach or open the target now (``kind``; retried)
         └── PublishRefused          the target refused one message (an ACL, a topic)
@@ -86,3 +87,10 @@ class SequenceGap(SourceError):
 
 class MessageTooBig(ConnectionLost):
     """A frame exceeded ``max_message_size``; the connection is dropped and re-opened."""
+
+class OperationTooBig(MessageTooBig):
+    """A stream protocol's operation (NATS) kept across frames outgrew its bound (``detail``);
+    its connection is renewed, and the next one's stream starts empty."""
+    def __init__(self, source: str, detail: str) -> None:
+        SourceError.__init__(self, source, detail)
+        self.code, self.reason = None, detail

@@ -49,6 +49,10 @@ class FrameDecoder:
         self._raw, self._split, self._extract = spec.forward == "raw", spec.split, spec.extract
         self._proto = None if spec.protobuf is None else spec.protobuf.decode
 
+    def fresh(self) -> FrameDecoder:
+        """The decoding of a new connection: the same, each frame is read alone."""
+        return self
+
     def decode(self, frame: str | bytes, at: float) -> list[Message | Undecodable]:
         """The messages ``frame`` holds, received at ``at`` (wall time), in order."""
         if isinstance(frame, str):

@@ -16,11 +16,12 @@ from hypothesis import strategies as st
 
 from bridge.config.load import load_config
 from bridge.config.model import SourceConfig
-from bridge.errors import AuthRejected, ConfigError, Rejected
+from bridge.errors import AuthRejected, ConfigError, OperationTooBig, Rejected
 from bridge.frames import FrameDecoder, FramesSpec
 from bridge.inflate import Undecodable
 from bridge.messages import Message
-from bridge.protocols import graphql, nats, socketio, stomp
+from bridge.protocols import graphql, socketio, stomp
+from bridge.protocols.nats_stream import Stream
 from bridge.protocols.wire import PresetFrames
 from bridge.upstream.actions import Action, Deliver, Fail, Send
 from bridge.upstream.session import Session
@@ -107,15 +108,15 @@ def test_stomp_frames() -> None:
 
 def test_nats_frames_several_operations_in_one() -> None:
     frame = b'MSG ticks.a 1 7\r\n{"n":1}\r\nPING\r\nMSG ticks.b 1 _INBOX.x 2\r\nhi\r\n'
-    assert nats.decode(frame) == [
+    assert Stream("src").feed(frame) == [
         ({"subject": "ticks.a", "reply": None, "data": {"n": 1}}, True),
         ({"nats": "PING"}, False),
         ({"subject": "ticks.b", "reply": "_INBOX.x", "data": "hi"}, True),
     ]
-    assert nats.decode(b"-ERR 'Authorization Violation'\r\n") == [
+    assert Stream("src").feed(b"-ERR 'Authorization Violation'\r\n") == [
         ({"nats": "-ERR", "error": "Authorization Violation"}, False)]
     hmsg = b"HMSG s 1 12 14\r\nNATS/1.0\r\n\r\nhi\r\n"
-    assert nats.decode(hmsg) == [({"subject": "s", "reply": None, "data": "hi"}, True)]
+    assert Stream("src").feed(hmsg) == [({"subject": "s", "reply": None, "data": "hi"}, True)]
 
 
 @pytest.mark.parametrize("forward", ["decoded", "raw"])
@@ -131,7 +132,12 @@ def test_a_preset_reads_what_the_sources_frames_settings_decoded(forward: str) -
 @given(st.one_of(st.text(), st.binary()))
 def test_garbage_never_crashes_a_preset_decoder(frame: str | bytes) -> None:
     for kind in ("socketio", "graphql-ws", "stomp", "nats"):
-        for item in PresetFrames(kind, "src").decode(frame, 0.0):
+        try:
+            items = PresetFrames(kind, "src").decode(frame, 0.0)
+        except OperationTooBig:  # NATS: a message too big to keep across frames, renewed
+            assert kind == "nats"
+            continue
+        for item in items:
             if isinstance(item, Undecodable):
                 assert item.reason == kind.removesuffix("-ws")
             else:
@@ -141,7 +147,7 @@ def test_garbage_never_crashes_a_preset_decoder(frame: str | bytes) -> None:
 
 @pytest.mark.parametrize("kind, frame", [
     ("socketio", "9what"), ("socketio", '42{"not":"an array"}'), ("graphql-ws", "[1,2]"),
-    ("stomp", "HELLO\n\n\0"), ("nats", b"MSG a 1 99\r\nshort\r\n"), ("nats", b"WHAT\r\n"),
+    ("stomp", "HELLO\n\n\0"), ("nats", b"MSG a 1 x\r\nshort\r\n"), ("nats", b"WHAT\r\n"),
 ])
 def test_a_frame_that_breaks_the_protocol_is_counted_as_undecodable(
     tmp_path: Path, kind: str, frame: str | bytes

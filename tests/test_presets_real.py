@@ -25,7 +25,9 @@ from tests.support.real_upstreams import (
     AppServer,
     NatsServer,
     RabbitStomp,
+    nats_burst,
     nats_publish,
+    nats_ws_frames,
     publishing,
     stomp_publish,
 )
@@ -206,6 +208,35 @@ async def test_nats_preset_bridges_through_a_restart_and_unsubscribes_on_stop(
     bridge.signal(signal.SIGTERM)
     assert await bridge.wait_exit() == 0
     await server.wait_log("UNSUB 1")  # sent on a clean stop
+
+
+# nats-server frames what it sends a browser in WebSocket messages of 4 KiB, whatever the
+# operations (its websocket.go, wsFrameSizeForBrowsers): a bridge sending a browser's
+# User-Agent (a `headers:` entry some gateways ask for) gets operations split across frames.
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64) ws-bridge-test"
+
+
+async def test_nats_messages_split_across_frames_all_arrive_whole_and_in_order(
+    tmp_path: Path, nats_server: Callable[..., NatsServer], mosquitto: Callable[..., Broker],
+    mqtt_subscriber: Any, daemon: Callable[[Path], Awaitable[Daemon]],
+) -> None:
+    server, broker = nats_server(TOKEN), mosquitto()
+    big = [json.dumps({"n": n, "pad": "x" * 100_000}).encode() for n in range(4)]
+    frames = await nats_ws_frames(server, BROWSER, "probe", big[0])
+    assert len(frames) > 20 and max(map(len, frames)) <= 4096  # the server does split them
+    sub = await mqtt_subscriber(broker, "nats/#")
+    src = source_yaml(server.url, NATS % TOKEN, "{subject: ticks.>}", NATS_ROUTE) + \
+        f'  headers: {{User-Agent: "{BROWSER}"}}\n'
+    bridge = await daemon(write_config(tmp_path, broker, src))
+    await bridge.wait_log("connected", timeout=STARTUP)
+    burst = [("ticks.small", json.dumps({"n": n}).encode()) for n in range(5000)]
+    sent = [("ticks.big", b) for b in big[:3]] + burst + [("ticks.big", big[3])]
+    await nats_burst(server, sent)
+    got = await sub.wait_for(len(sent), timeout=30)
+    assert [(m.topic, json.loads(m.payload)) for m in got] == \
+        [(f"nats/{s}", json.loads(p)) for s, p in sent]  # every one, whole, in order
+    bridge.signal(signal.SIGTERM)
+    assert await bridge.wait_exit() == 0
 
 
 async def test_nats_wrong_token_is_a_rejection_with_growing_backoff(

@@ -15,7 +15,8 @@ is (``\\r\\n`` ends each operation)
     unsubscribe: [{send: "UNSUB 1\\r\\n"}]
     replies: [{when: {nats: PING}, send: "PONG\\r\\n"}]
 
-with frames decoded by ``bridge.protocols.nats``: ``MSG`` is ``{subject, reply, data}``."""
+with a connection's frames read as one stream by ``bridge.protocols.nats_stream`` (an operation
+may span frames): ``MSG`` is ``{subject, reply, data}``."""
 
 from __future__ import annotations
 

@@ -5,7 +5,11 @@ Each protocol atom turns one frame into ``Part``s: a JSON value and whether it i
 ``Undecodable``: what breaks the protocol is counted and handled as ``frames`` does). Data
 goes on as its JSON text (what the sinks receive); a control message keeps the frame's text,
 so a refusal is reported with the server's own words. The preset's decoding comes after the
-source's ``frames`` (decompression, split), when it has any: a composition, not a rival."""
+source's ``frames`` (decompression, split), when it has any: a composition, not a rival.
+
+A protocol that is a byte stream (NATS: an operation may span frames) keeps what an unfinished
+operation has so far: its decoding belongs to one connection, and ``fresh`` makes the next
+one's, starting empty; the others have nothing to keep."""
 
 from __future__ import annotations
 
@@ -15,21 +19,28 @@ from typing import Protocol
 
 from bridge.inflate import Undecodable
 from bridge.messages import Message
-from bridge.protocols import graphql, nats, socketio, stomp
+from bridge.protocols import graphql, socketio, stomp
+from bridge.protocols.nats_stream import Stream
 from bridge.protocols.text import Parts, as_text
 
-_DECODERS: dict[str, Callable[[str | bytes], Parts]] = {
-    "socketio": socketio.decode,
-    "graphql-ws": graphql.decode,
-    "stomp": stomp.decode,
-    "nats": nats.decode,
+Decode = Callable[[str | bytes], Parts]  # one frame's parts
+# Each protocol's decoding for one connection of a source (by its name)
+_DECODERS: dict[str, Callable[[str], Decode]] = {
+    "socketio": lambda _: socketio.decode,
+    "graphql-ws": lambda _: graphql.decode,
+    "stomp": lambda _: stomp.decode,
+    "nats": lambda source: Stream(source).feed,
 }
 
 
 class Frames(Protocol):
-    """What the driver asks of a source's frame decoding: a frame's messages, in order."""
+    """What the driver asks of a source's frame decoding: a frame's messages, in order (of one
+    connection: a stream protocol's operation may span its frames), and the decoding of a new
+    connection (``fresh``: nothing of another's carried over)."""
 
     def decode(self, frame: str | bytes, at: float) -> list[Message | Undecodable]: ...
+
+    def fresh(self) -> Frames: ...
 
 
 class Control(Message):
@@ -43,10 +54,16 @@ class PresetFrames:
     """The frames of a source with ``protocol: {type: ...}``: ``inner`` (its ``frames``, if
     any) first, then each message read by the protocol's atom."""
 
-    __slots__ = ("_inner", "_parts", "_source")
+    __slots__ = ("_inner", "_parts", "_protocol", "_source")
 
     def __init__(self, protocol: str, source: str, inner: Frames | None = None) -> None:
-        self._parts, self._source, self._inner = _DECODERS[protocol], source, inner
+        self._protocol, self._source, self._inner = protocol, source, inner
+        self._parts = _DECODERS[protocol](source)
+
+    def fresh(self) -> PresetFrames:
+        """The decoding of a new connection: an unfinished operation is not carried over."""
+        inner = None if self._inner is None else self._inner.fresh()
+        return PresetFrames(self._protocol, self._source, inner)
 
     def decode(self, frame: str | bytes, at: float) -> list[Message | Undecodable]:
         items = [Message(self._source, frame, at)] if self._inner is None else \

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from bridge.config.model import SourceConfig
-from bridge.errors import HandshakeRejected, SourceError
+from bridge.errors import HandshakeRejected, OperationTooBig, SourceError
 from bridge.frames import FrameDecoder
 from bridge.inflate import Undecodable
 from bridge.logs import add_secrets
@@ -271,6 +271,7 @@ class SourceClient:
         error that ended it, or None when stopped."""
         self.stats.handshake_seconds = conn.handshake_seconds
         session, self._unread = self._session, False
+        self._pump.frames = None if self._frames is None else self._frames.fresh()
         try:
             await self._apply(conn, session.start(self._clock()))
             while not self._stopping:
@@ -424,11 +425,15 @@ class SourceClient:
             return old
         await self._apply(end, leg.handover(now))
         await self._close(old, CLOSE_GRACE)
-        while (data := old.take()) is not None:
+        frames, self._pump.frames = self._pump.frames, self._overlap.frames  # the successor's
+        while (data := old.take()) is not None:  # the old one's last frames, on its own stream
             self.stats.received += 1
             self.stats.bytes += byte_size(data)
-            items: list[Message | Undecodable] = [Message(self.cfg.name, data, self._wall())] \
-                if self._frames is None else self._frames.decode(data, self._wall())
+            try:
+                items: list[Message | Undecodable] = [Message(self.cfg.name, data, self._wall())] \
+                    if frames is None else frames.decode(data, self._wall())
+            except OperationTooBig:  # its last operation outgrew its bound: that one is gone
+                break
             await self._decoded(end, items, data, self._clock())
         self.stats.handshake_seconds = end.handshake_seconds
         return end

@@ -40,10 +40,12 @@ class Overlap(Generic[C]):
     connection's loop to act on; ``drop`` when the live connection goes. ``fetch`` runs an
     HTTP step's request, ``dial`` and ``close`` open and close a socket, ``frames`` decodes
     frames (as for the live connection), ``deliver`` takes data, ``other`` any action that
-    needs no socket, ``wake`` tells the live connection's loop that ``end`` is set."""
+    needs no socket, ``wake`` tells the live connection's loop that ``end`` is set; the
+    successor decodes its frames with ``frames``, made for it (``Frames.fresh``), which the
+    client takes over with its socket."""
 
     __slots__ = ("_clock", "_close", "_deliver", "_dial", "_fetch", "_frames", "_other",
-                 "_source", "_stats", "_wake", "_wall", "end", "task")
+                 "_source", "_stats", "_wake", "_wall", "end", "frames", "task")
 
     def __init__(self, source: str, stats: SourceStats, clock: Callable[[], float], *,
                  wall: Callable[[], float], dial: Callable[[Dial], Awaitable[C]],
@@ -57,8 +59,10 @@ class Overlap(Generic[C]):
         self._wake, self._fetch, self._frames = wake, fetch, frames
         self.task: asyncio.Task[None] | None = None
         self.end: tuple[Successor, C | SourceError] | None = None
+        self.frames: Frames | None = None
 
     def begin(self, leg: Successor) -> None:
+        self.frames = None if self._frames is None else self._frames.fresh()
         self.task = asyncio.create_task(self._run(leg), name=f"source:{self._source}:rollover")
 
     async def drop(self) -> None:
@@ -120,10 +124,10 @@ class Overlap(Generic[C]):
         screened by ``leg``; one that cannot be decoded is the live connection's to count,
         which receives the same stream."""
         msg, clock = Message(self._source, data, self._wall()), self._clock
-        if self._frames is None:
+        if self.frames is None:
             return leg.screen(msg, clock())
         out: list[Action] = []
-        for item in self._frames.decode(data, msg.received_at):
+        for item in self.frames.decode(data, msg.received_at):
             if not isinstance(item, Undecodable):
                 out += leg.screen(item, clock())
         return out

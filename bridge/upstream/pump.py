@@ -58,16 +58,17 @@ class Rest:
 class Pump:
     """``step`` takes one frame as far as it goes without waiting (``arm`` makes it for each run
     of the driver); ``next`` waits while the connection hands frames to ``take`` (``step`` as
-    its consumer). It keeps ``heard``, when the last frame passed unread came, for the
-    session's ``tick``."""
+    its consumer). It keeps ``heard``, when the last frame passed unread (or holding no whole
+    message yet) came, for the session's ``tick``. ``frames``: the live connection's decoding
+    (``Frames.fresh`` for each connection), bound by ``arm``."""
 
-    __slots__ = ("_clock", "_feed", "_frames", "_name", "_roused", "_session", "_stats",
-                 "_wall", "heard", "held", "rest", "step")
+    __slots__ = ("_clock", "_feed", "_name", "_roused", "_session", "_stats", "_wall",
+                 "frames", "heard", "held", "rest", "step")
 
     def __init__(self, name: str, stats: SourceStats, session: Screens, *,
                  frames: Frames | None, clock: Callable[[], float],
                  wall: Callable[[], float], deliver: DeliverFn) -> None:
-        self._name, self._stats, self._session, self._frames = name, stats, session, frames
+        self._name, self._stats, self._session, self.frames = name, stats, session, frames
         self._clock, self._wall = clock, wall
         self.heard = 0.0
         self.step = self.arm(deliver, False)
@@ -124,7 +125,7 @@ class Pump:
         ``Unread``: frames pass without ``screen``) bound, and the rest in local names: it runs
         once per frame."""
         name, stats, session, frames, clock, wall = \
-            self._name, self._stats, self._session, self._frames, self._clock, self._wall
+            self._name, self._stats, self._session, self.frames, self._clock, self._wall
         screen, pump = session.screen, self
 
         def step(data: str | bytes) -> Rest | None:
@@ -137,6 +138,9 @@ class Pump:
             elif len(items := frames.decode(data, wall())) == 1 and \
                     not isinstance(first := items[0], Undecodable):
                 msg = first  # one message: on as any other
+            elif not items:  # a message that goes on in the next frames: heard, nothing yet
+                pump.heard = now
+                return None
             else:  # several, or one that could not be decoded: one by one, by the task
                 return Rest(now, items=items, frame=data)
             if unread:

@@ -38,6 +38,10 @@ Publishers
 an async context manager that publishes ``{"n": 1}``, ``{"n": 2}``, ... every 20 ms while
 it is open, reconnecting across a server restart (a NATS client on the server's plain port,
 a STOMP client over web-stomp).
+``await nats_burst(server, [(subject, payload), ...])``: all of them published at once on
+the plain port, returning once the server has read them (PING answered).
+``await nats_ws_frames(server, user_agent, subject, payload)``: the frames a WebSocket client
+with ``user_agent`` receives for one message (nats-server frames a browser's at 4 KiB).
 """
 
 from __future__ import annotations
@@ -283,6 +287,35 @@ async def nats_publish(server: NatsServer, subject: str) -> AsyncIterator[Publis
         yield publish
     finally:
         writer.close()
+
+
+async def nats_burst(server: NatsServer, messages: list[tuple[str, bytes]]) -> None:
+    """Every message published in one write on the plain port; back once the server read them."""
+    reader, writer = await asyncio.open_connection(HOST, server.client_port)
+    try:
+        await reader.readline()  # INFO
+        token = json.dumps({"auth_token": server.token, "verbose": False, "pedantic": False})
+        ops = [b"PUB %s %d\r\n%s\r\n" % (s.encode(), len(p), p) for s, p in messages]
+        writer.write(f"CONNECT {token}\r\n".encode() + b"".join(ops) + b"PING\r\n")
+        await writer.drain()
+        assert await reader.readline() == b"PONG\r\n"
+    finally:
+        writer.close()
+
+
+async def nats_ws_frames(server: NatsServer, user_agent: str, subject: str, payload: bytes
+                         ) -> list[bytes]:
+    """The frames a WebSocket client sending ``user_agent`` receives for one message."""
+    async with websockets.connect(server.url, user_agent_header=user_agent) as ws:
+        await ws.recv()  # INFO
+        token = json.dumps({"auth_token": server.token, "verbose": False, "pedantic": False})
+        await ws.send(f"CONNECT {token}\r\nSUB {subject} 1\r\nPING\r\n".encode())
+        assert await ws.recv() == b"PONG\r\n"
+        await nats_burst(server, [(subject, payload)])
+        frames, size = [], len(b"MSG %s 1 %d\r\n\r\n" % (subject.encode(), len(payload)))
+        while sum(map(len, frames)) < size + len(payload):
+            frames.append(bytes(await ws.recv()))
+        return frames
 
 
 @contextlib.asynccontextmanager
