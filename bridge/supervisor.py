@@ -294,7 +294,7 @@ class Supervisor:
             previous, task = self.sinks.get(name), self._sink_tasks.get(name)
             sink = self._start_sink(name, fresh, after=task)
             if previous is not None and task is not None:
-                _hand_over(previous, sink)
+                _hand_over(previous, sink, self.sources)
                 previous.close()  # its successor has what it held; it waits for it to finish
                 stale.append((name, previous, task))
             log.info("reload: sink %s %s", name, "rebuilt" if previous else "added")
@@ -420,10 +420,16 @@ class Supervisor:
         return closed()
 
 
-def _hand_over(old: Sink, new: Sink) -> None:
-    """Move what a replaced sink still holds into its successor, in order, losing nothing."""
+def _hand_over(old: Sink, new: Sink, sources: dict[str, RunningSource]) -> None:
+    """Move what a replaced sink still holds into its successor, in order, losing nothing; tell
+    it every source's state; and have it delete the state topics the old one used and it does
+    not (another ``topic_prefix`` or availability topic): no ghost stays retained."""
     for delivery in old.hand_over():
         new.send(delivery)
+    for name, entry in sources.items():
+        new.source_state(name, entry.client.state.value)
+    for topic in sorted(old.state_topics() - new.state_topics()):
+        new.retain(topic, "")
 
 
 async def _bounded(tasks: list[asyncio.Task[None]], what: str) -> None:

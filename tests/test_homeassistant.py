@@ -23,7 +23,7 @@ from bridge.ha.requests import read, response
 from bridge.sinks.presence_settings import Availability
 from bridge.stats.snapshot import SinkSnapshot, Snapshot, SourceSnapshot
 from bridge.supervisor import Supervisor
-from tests.support.mosquitto import Broker, Received, Subscriber
+from tests.support.mosquitto import Broker, Received, Subscriber, retained_now
 from tests.support.upstream import Upstream, UpstreamConn
 
 pytestmark = pytest.mark.mqtt
@@ -461,24 +461,6 @@ async def reconnect_pressed(sub: Subscriber, ha: gmqtt.Client, upstream: Upstrea
                qos=1)
     await upstream.wait_connections(1)
     await sub.wait_for(lambda ms: bool(ms) and ms[-1].payload == b"connected", topic=topic)
-
-
-async def retained_now(broker: Broker, ha: gmqtt.Client | None, *filters: str,
-                       subscribe: Callable[..., Awaitable[Subscriber]]) -> dict[str, bytes]:
-    """What the broker retains under ``filters`` now: a fresh subscriber's retained messages,
-    all of them sent to it before the marker published after it subscribed (by ``ha``, else
-    by a client of its own)."""
-    fresh = await subscribe(broker, *filters, "marker/ha-test")
-    if ha is None:
-        marker = gmqtt.Client("marker")
-        await marker.connect(broker.host, broker.port)
-        marker.publish("marker/ha-test", b"", qos=1)
-        await fresh.wait_for(1, topic="marker/ha-test")
-        await marker.disconnect()
-    else:
-        ha.publish("marker/ha-test", b"", qos=1)
-        await fresh.wait_for(1, topic="marker/ha-test")
-    return {m.topic: m.payload for m in fresh.messages if m.retain and m.payload}
 
 
 async def test_a_reload_that_moves_or_ends_discovery_leaves_no_ghost_entities(

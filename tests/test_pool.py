@@ -6,9 +6,8 @@ that closes for too many subscriptions says so."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from bridge.upstream.state import ConnState
 from tests.support.daemon import eventually
 from tests.support.exchange import Exchange
 from tests.support.mosquitto import Broker, Subscriber
+from tests.support.supervising import running
 from tests.support.upstream import Upstream
 
 ITEMS = [f"s{i:03d}usdt@trade" for i in range(300)]  # 6 connections of 50
@@ -60,17 +60,6 @@ def exchange_and_config(upstream: Upstream, tmp_path: Path, items: list[str] = I
     exchange, path = Exchange(upstream), tmp_path / "bridge.yaml"
     path.write_text(pool_yaml(upstream.url, items, sink=FILE_SINK, **yaml))
     return exchange, path
-
-
-@contextlib.asynccontextmanager
-async def running(path: Path) -> AsyncIterator[Supervisor]:
-    supervisor = Supervisor(load_config(path))
-    task = asyncio.create_task(supervisor.run())
-    try:
-        yield supervisor
-    finally:
-        supervisor.request_stop()
-        assert await asyncio.wait_for(task, 20) == 0
 
 
 async def all_connected(supervisor: Supervisor, connections: int) -> None:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bridge.config.load import load_config
 from bridge.supervisor import Supervisor
 from bridge.upstream.state import ConnState
 from tests.support.daemon import eventually
-from tests.support.mosquitto import Broker, Subscriber
+from tests.support.mosquitto import Broker, Subscriber, retained_now
+from tests.support.supervising import running
 from tests.support.upstream import Upstream, UpstreamConn
 
 COUNT = 20
@@ -60,9 +59,7 @@ async def test_a_changed_sink_is_rebuilt_and_keeps_its_queued_messages(
     broker.stop()  # down: every message now waits in the sink's queue
     path = tmp_path / "bridge.yaml"
     write_config(path, upstream.url, broker.port, qos=0)
-    supervisor = Supervisor(load_config(path))
-    running = asyncio.create_task(supervisor.run())
-    try:
+    async with running(path) as supervisor:
         old = await eventually(
             lambda: _queued(supervisor, COUNT), what=f"{COUNT} messages queued in the sink"
         )
@@ -80,9 +77,6 @@ async def test_a_changed_sink_is_rebuilt_and_keeps_its_queued_messages(
         received = await subscriber.wait_for(COUNT, timeout=10.0)
         assert [json.loads(m.payload)["n"] for m in received] == list(range(COUNT))
         assert {m.qos for m in received} == {1}  # published by the rebuilt sink
-    finally:
-        supervisor.request_stop()
-        assert await asyncio.wait_for(running, 20) == 0
 
 
 async def _queued(supervisor: Supervisor, count: int) -> object | None:
@@ -114,9 +108,7 @@ async def test_a_rebuilt_sink_connects_once_its_predecessor_has_left_the_broker(
     subscriber = await mqtt_subscriber(broker, "reload/#")
     path = tmp_path / "bridge.yaml"
     write_config(path, upstream.url, broker.port, qos=1)
-    supervisor = Supervisor(load_config(path))
-    running = asyncio.create_task(supervisor.run())
-    try:
+    async with running(path) as supervisor:
         await subscriber.wait_for(COUNT, timeout=10.0)
         write_config(path, upstream.url, broker.port, qos=1, keepalive=7, ping=7)
         assert await supervisor.reload() is True
@@ -124,6 +116,35 @@ async def test_a_rebuilt_sink_connects_once_its_predecessor_has_left_the_broker(
         assert [json.loads(m.payload)["n"] for m in received] == list(range(2 * COUNT))
         log = broker.log_file.read_text()
         assert "already connected, closing old connection" not in log, log
-    finally:
-        supervisor.request_stop()
-        assert await asyncio.wait_for(running, 20) == 0
+
+
+async def test_a_reload_that_changes_the_topic_prefix_leaves_no_ghost_state(
+    upstream: Upstream,
+    tmp_path: Path,
+    mosquitto: Callable[..., Broker],
+    mqtt_subscriber: Callable[..., Awaitable[Subscriber]],
+) -> None:
+    # The sink is rebuilt under another prefix: the source's state and availability are
+    # published under the new one at once (the source did not reconnect), and the old
+    # prefix's retained state and availability, and the sink's old availability, are deleted.
+    async def handler(conn: UpstreamConn) -> None:
+        await conn.wait_closed()
+
+    upstream.handler = handler
+    broker = mosquitto()
+    path = tmp_path / "bridge.yaml"
+    write_config(path, upstream.url, broker.port, qos=1)
+    path.write_text(path.read_text().replace(
+        "qos: 1", "qos: 1\n    topic_prefix: old-prefix\n    availability: {topic: old-prefix/up}"))
+    async with running(path) as supervisor:
+        watch = await mqtt_subscriber(broker, "old-prefix/#", "new-prefix/#")
+        await watch.wait_for(lambda ms: b"connected" in {m.payload for m in ms},
+                             topic="old-prefix/feed/state")
+        path.write_text(path.read_text().replace("old-prefix", "new-prefix"))
+        assert await supervisor.reload() is True
+        await watch.wait_for(1, topic="new-prefix/feed/state")
+        retained = await retained_now(broker, None, "old-prefix/#", "new-prefix/#",
+                                      subscribe=mqtt_subscriber)
+        assert retained == {"new-prefix/feed/state": b"connected",
+                            "new-prefix/feed/availability": b"online", "new-prefix/up": b"online"}
+        assert len(upstream.connections) == 1  # the source was not touched

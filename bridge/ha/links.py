@@ -58,9 +58,9 @@ class Links:
     def _retire(self, announcer: Announcer, cfg: MqttSinkConfig, now: SinkConfig | None,
                 successor: Sink | None) -> None:
         """Empty what ``announcer`` kept retained and no announcer on its broker keeps. Through
-        the sink that replaced its own when on the same broker (the old one's last publishes
-        would race the takeover of its client id by the new one's connect: the broker drops
-        them), published when it connects; else through its own, still connected."""
+        the sink that replaced its own when on the same broker (the old one is closing, it may
+        have left the broker already), published when it connects; else through its own,
+        still connected."""
         broker = (cfg.host, cfg.port)
         keep = {topic for new, a, _ in self._links.values() if (new.host, new.port) == broker
                 for topic in a.retained()}

@@ -10,6 +10,7 @@ from collections import Counter
 from typing import Protocol
 
 from bridge.messages import Delivery
+from bridge.sinks.retaining import Retaining
 from bridge.sinks.settings import Overflow
 from bridge.sinks.way_back import WayBack
 from bridge.stats.snapshot import SinkSnapshot
@@ -41,9 +42,10 @@ class SinkQueue(Protocol):
         """Put back deliveries taken but not delivered, first and in order."""
 
 
-class Sink(WayBack, Protocol):
+class Sink(WayBack, Retaining, Protocol):
     """A destination. ``send`` never blocks; ``run`` is the sink's one long-lived task. With
-    ``WayBack``, what it does for messages coming the other way (MQTT -> upstream)."""
+    ``WayBack``, what it does for messages coming the other way (MQTT -> upstream); with
+    ``Retaining``, what it keeps retained about the sources."""
 
     name: str
 
@@ -74,17 +76,6 @@ class Sink(WayBack, Protocol):
 
     def snapshot(self) -> SinkSnapshot:
         """Its health and lifetime counters, read now."""
-
-    def source_state(self, source: str, state: str) -> None:
-        """A source's connection state changed (published by sinks that record it)."""
-
-    def source_removed(self, source: str) -> None:
-        """A reload removed the source: sinks that recorded its state delete what they
-        published of it (a plain stop leaves its last state, ``stopped``, instead)."""
-
-    def retain(self, topic: str, payload: str) -> None:
-        """Keep ``payload`` retained on ``topic``, again after every reconnect; empty deletes
-        it (Home Assistant discovery). Sinks without retained messages ignore it."""
 
     def reopen(self) -> None:
         """SIGHUP: let go of open files so the next write opens them by name (logrotate)."""

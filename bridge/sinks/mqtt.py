@@ -175,6 +175,9 @@ class MqttSink:
         if self._conn is not None:
             self._conn.publish(topic, payload, retain=True)
 
+    def state_topics(self) -> set[str]:
+        return self._presence.topics()
+
     def listen(self, listeners: list[tuple[str, Listener]]) -> None:
         """Subscribe to each (topic filter, handler)'s filter, again after every reconnect; each
         message goes to every handler whose filter matches. Replaces the previous listeners."""

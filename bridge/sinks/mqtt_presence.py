@@ -54,6 +54,12 @@ class Presence:
             told += self._told(source, state)
         return told + list(self._kept.items())
 
+    def topics(self) -> set[str]:
+        """Its availability topic and each known source's state and availability topics."""
+        av = self._availability
+        told = {topic for source in self._states for topic, _ in self._told(source, "")}
+        return told | {av.topic} if av else told
+
     def _told(self, source: str, state: str) -> list[Retained]:
         """A source's state, and its availability: online only while connected."""
         up = "online" if state == "connected" else "offline"

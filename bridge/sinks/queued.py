@@ -84,6 +84,9 @@ class QueuedSink:
     def retain(self, topic: str, payload: str) -> None:
         """Nothing to keep: this sink has no retained messages."""
 
+    def state_topics(self) -> set[str]:
+        return set()
+
     def reopen(self) -> None:
         """Nothing open by name to let go of."""
 

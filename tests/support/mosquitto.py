@@ -48,6 +48,10 @@ their own running account rather than rescanning ``messages``).
 ``topic`` if given) or ``want(messages)`` is true; returns the messages; fails the test with
 a summary on timeout. ``await reconnect()`` after a broker restart (a persistent session
 resumes and gets what was queued for it). ``await close()``.
+
+``await retained_now(broker, client, *filters, subscribe=mqtt_subscriber)``: what the broker
+retains under ``filters`` now (non-empty payloads), read by a fresh subscriber up to a marker
+published after it subscribed (by ``client``, else by a client of its own).
 """
 
 from __future__ import annotations
@@ -282,6 +286,24 @@ class Subscriber:
             pytest.fail(f"subscriber waited {timeout}s for {want!r} on {topic or 'any topic'}; "
                         f"got {len(seen())} (of {len(self.messages)} in all), last: {last}")
         return seen()
+
+
+async def retained_now(broker: Broker, ha: gmqtt.Client | None, *filters: str,
+                       subscribe: Callable[..., Awaitable[Subscriber]]) -> dict[str, bytes]:
+    """What the broker retains under ``filters`` now: a fresh subscriber's retained messages,
+    all of them sent to it before the marker published after it subscribed (by ``ha``, else
+    by a client of its own)."""
+    fresh = await subscribe(broker, *filters, "marker/ha-test")
+    if ha is None:
+        marker = gmqtt.Client("marker")
+        await marker.connect(broker.host, broker.port)
+        marker.publish("marker/ha-test", b"", qos=1)
+        await fresh.wait_for(1, topic="marker/ha-test")
+        await marker.disconnect()
+    else:
+        ha.publish("marker/ha-test", b"", qos=1)
+        await fresh.wait_for(1, topic="marker/ha-test")
+    return {m.topic: m.payload for m in fresh.messages if m.retain and m.payload}
 
 
 @pytest.fixture(scope="session")
