@@ -26,19 +26,26 @@ class Collector:
     def __init__(self, read: Callable[[str], bytes] | None = None) -> None:
         self.found: list[tuple[KeyPath, str]] = []
         self.read = read  # reads a file the config names (a descriptor set); None: cannot
+        self._texts: dict[str, Template] = {}  # one compiled template per text (immutable)
 
     def add(self, path: KeyPath, message: str) -> None:
         self.found.append((path, message))
 
     def template(self, spec: Any, path: KeyPath, consts: dict[str, str] | None = None
                  ) -> Template:
+        """The template ``spec``; the same text twice (a thousand sources' topic) is one."""
+        if isinstance(spec, str) and not consts and (known := self._texts.get(spec)):
+            return known
         try:
-            return Template(spec, consts)
+            made = Template(spec, consts)
         except TemplateError as exc:
             # The semantic checks already reported each bad string at its own key.
             if not any(p[: len(path)] == path for p, _ in self.found):
                 self.add(path, str(exc))
             return Template("")
+        if isinstance(spec, str) and not consts:
+            self._texts[spec] = made
+        return made
 
     def pattern(self, raw: dict[str, Any], key: str, path: KeyPath) -> Pattern | None:
         """The pattern at ``raw[key]``, or None when the key is absent or null (no message is
