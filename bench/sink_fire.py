@@ -45,12 +45,11 @@ def cell(qos: int, lanes: int, count: int) -> float:
     cfg = MqttSinkConfig(name="bench", host="127.0.0.1", port=1, qos=qos, connections=lanes,
                          queue=QueueConfig(max_messages=count + 1))
     sink = MqttSink(cfg)
-    conns = [MqttClient(cfg, f"bench-{k}", on_ack=lambda m, r: None, on_lost=lambda: None)
-             for k in range(lanes)]
-    for k, conn in enumerate(conns):  # wire each as the sink's own connect() does
+    conns = [MqttClient(cfg, f"bench-{k}", on_ack=sink._acked if k == 0 else _lane_ack(sink, k),
+                        on_lost=lambda: None) for k in range(lanes)]
+    for conn in conns:  # wire each as the sink's own connect() does
         conn._client._connection = _Connection()
-        conn._open = True
-        conn._on_ack = sink._acked if k == 0 else _lane_ack(sink, k)
+        conn._answers.open = True
     sink._conn, sink._lanes = conns[0], conns[1:]
     payload = "x" * 100
     deliveries = [Delivery(Message(f"s{i % 8}", payload, time.time()), payload)
@@ -69,15 +68,13 @@ def cell(qos: int, lanes: int, count: int) -> float:
 
 
 def _lane_ack(sink: MqttSink, lane: int) -> Any:
-    return lambda mid, reason: sink._acked(mid, reason, sent=sink._window.lanes[lane])
+    return lambda acks: sink._acked(acks, sent=sink._window.lanes[lane])
 
 
 def _pump_once(sink: MqttSink, conns: list[MqttClient], cap: int) -> None:
     sink._batch(conns[0], cap)
-    for conn in conns:  # the broker answers every QoS 1 publish at once
-        for mid in list(conn._store._messages):
-            conn._ids.free_id(mid)
-            conn._store.remove_message_by_mid(mid)
+    for conn in conns:  # the broker answers every QoS 1 publish at once, in one read
+        conn._answers._acked([(mid, 0) for mid in conn._store._messages])
 
 
 def main() -> None:

@@ -59,7 +59,7 @@ async def _broker(cfg: MqttSinkConfig) -> str | None:
     except OSError as exc:  # ssl.SSLError included
         return f"TLS settings: {exc}"
     client_id = cfg.client_id.replace("{hostname}", socket.gethostname()) + "-check"
-    client = MqttClient(cfg, client_id, on_ack=lambda mid, code: None, on_lost=lambda: None,
+    client = MqttClient(cfg, client_id, on_ack=lambda acks: None, on_lost=lambda: None,
                         tls=tls)
     try:
         await client.connect()

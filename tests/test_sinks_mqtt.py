@@ -161,16 +161,31 @@ def test_a_batch_on_lanes_keeps_each_sources_order_and_a_dead_connection_returns
     assert len(left) == 2 and len(window) == 0 and not window.stalled and window.has_room(1)
 
 
-def test_a_refused_publish_keeps_its_reason_code_until_settled_and_receive_maximum_is_read(
-) -> None:
-    answers = Answers()
+def test_a_read_settles_its_pubacks_a_run_at_a_time_in_order_with_their_reason_codes() -> None:
+    heard: list[object] = []
+    freed: list[int] = []
+    removed: list[int] = []
+    answers = Answers(heard.append, freed.append, removed.append)
     assert answers.receive_maximum == 65534  # no Receive Maximum in the CONNACK
     answers.connack({"receive_maximum": [20]})
     assert answers.receive_maximum == 19  # gmqtt hands out max - 1 packet ids
-    assert answers.read(b"\x00\x07\x87") == b"\x00\x07\x87"  # PUBACK of id 7: not authorized
-    answers.read(b"\x00\x08\x00")  # id 8: success
-    answers.read(b"\x00\x09")  # id 9: a 3.1.1 PUBACK, no reason code
-    assert [answers.refusals.pop(mid, 0) for mid in (7, 8, 9, 7)] == [0x87, 0, 0, 0]
+    answers.open = True
+    suback = b"\x90\x04\x00\x01\x00\x01"  # not an answer to a publish: gmqtt's, in its place
+    read = (b"\x40\x02\x00\x07" + b"\x40\x03\x00\x08\x87" + suback  # 3.1.1; refused 0x87
+            + b"\x40\x04\x01\x00\x00\x00" + b"\x40\x03\x00")  # a 5.0 success; cut short
+    walked = answers.walk(read, lambda first, body: heard.append((first, body)))
+    assert walked == len(read) - 3  # the last PUBACK waits for the rest of it
+    assert heard == [[(7, 0), (8, 0x87)], (0x90, b"\x00\x01\x00\x01"), [(256, 0)]]
+    assert freed == removed == [7, 8, 256]
+    assert answers.walk(b"\x30\xff\xff\xff\xff\x01", heard.append) == -1  # malformed length
+    answers.read(b"\x00\x09\x92")  # a QoS 2 PUBREC refused (0x92), then settled by gmqtt
+    answers.read(b"\x00\x0a")  # a PUBREC of id 10: success
+    answers.settled(9)
+    answers.settled(10)
+    answers.open = False  # closed: answers settle, nobody hears of them
+    answers.walk(b"\x40\x02\x00\x0b", heard.append)
+    assert heard[3:] == [[(9, 0x92)], [(10, 0)]] and removed[3:] == [9, 10, 11]
+
 
 def test_presence_republishes_online_and_every_source_state_after_a_connect() -> None:
     presence = Presence(Availability("bridge/status"), "ws-bridge")
@@ -405,6 +420,33 @@ async def test_connections_pin_each_source_to_one_lane_and_keep_its_order_at_qos
         assert list(dict.fromkeys(seen)) == list(range(each)), name  # QoS 1 may repeat, not skip
     log = broker.log()
     assert all(f" as {cid} " in log for cid in ("lanes", "lanes-1", "lanes-2")), log[-2000:]
+
+
+@pytest.mark.parametrize("setup", ["memory", "outbox", "lanes"])
+async def test_a_steady_qos1_stream_against_the_default_window_arrives_once_each_in_order(
+    setup: str, mosquitto: Make, mqtt_subscriber: Subscribe, tmp_path: Path
+) -> None:
+    """Messages keep coming while the broker's window (Mosquitto's default, 20) is full: the
+    answers of each read make the room the next ones leave through, with the in-memory queue,
+    the outbox and 3 lanes. The subscriber sees every message once, each source's in order."""
+    broker = mosquitto()
+    sub = await mqtt_subscriber(broker, "feeds/#")
+    options: dict[str, Any] = {"outbox": {"queue": QueueConfig(max_messages=10_000,
+                                                               path=str(tmp_path / "outbox"))},
+                               "lanes": {"connections": 3}}.get(setup, {})
+    sink = MqttSink(config(broker, qos=1, **options))
+    names, each = ["a", "b", "c", "d"], 750
+    async with running(sink):
+        for i in range(each):
+            for name in names:
+                sink.send(delivery(f"{i}", topic=f"feeds/{name}", source=name))
+            if i % 2:
+                await asyncio.sleep(0)  # a few at a time, as an upstream's reads bring them
+        got = await sub.wait_for(len(names) * each, timeout=30)
+    for name in names:
+        assert [int(m.payload) for m in got if m.topic == f"feeds/{name}"] == list(range(each))
+    assert len(got) == len(names) * each and sink.stats.published == len(names) * each
+    assert sink.stats.errors["no_packet_id"] == 0  # never beyond the window
 
 
 async def test_a_lane_taken_over_by_its_client_id_reconnects_every_lane_and_loses_nothing(

@@ -42,6 +42,7 @@ from bridge.sinks.mqtt_lanes import lane_client_id
 from bridge.sinks.mqtt_listeners import Listeners
 from bridge.sinks.mqtt_presence import Presence
 from bridge.sinks.mqtt_properties import PropertyBuilder
+from bridge.sinks.mqtt_reading import Answer
 from bridge.sinks.mqtt_window import Sent, Window
 from bridge.sinks.outbox import Outbox
 from bridge.sinks.outbox_file import open_outbox
@@ -84,6 +85,7 @@ class MqttSink:
             self.outbox.on_written = self._wake.set
         # The pump waits for work: send() fires at the end of the loop turn instead of waking it
         self._idle, self._flush_due = False, False
+        self._refill_due = False  # the same for the room answers made (_refill), without linger
         self._linger = cfg.linger  # how long that end-of-turn write may wait for more
         self._loop: asyncio.AbstractEventLoop | None = None
         self._conn: MqttClient | None = None
@@ -293,7 +295,7 @@ class MqttSink:
                 elif self._backlog() and self._window.has_room(cap):
                     await self._writable(conn)  # the broker is not reading: the rest waits here
                     self._batch(conn, cap)
-                    if self._backlog():
+                    if self._backlog() and self._window.has_room(cap):
                         await asyncio.sleep(0)  # let the sources run between batches
                 elif not self._stop.is_set() and self._drops.open:  # summarised once quiet
                     with contextlib.suppress(TimeoutError):
@@ -363,16 +365,29 @@ class MqttSink:
 
     def _flush(self) -> None:
         """At the end of the loop turn of send(): publish one batch if the pump is still idle
-        and the socket takes writes; anything else (more, no room, closing) wakes the pump."""
-        self._flush_due, conn = False, self._conn
+        and the socket takes writes; anything else (more, closing) wakes the pump."""
+        self._flush_due = False
+        self._fire_idle()
+
+    def _refill(self) -> None:
+        """After the answers of one read from the broker: what their room takes, in one write."""
+        self._refill_due = False
+        self._fire_idle()
+
+    def _fire_idle(self) -> None:
+        """One batch while the pump is idle, if the socket takes writes and the window has room;
+        the pump is woken for anything else but a full window."""
+        conn = self._conn
         cap = min(MAX_INFLIGHT, conn.receive_maximum) if conn is not None else 0
-        fired = (self._idle and conn is not None and conn.can_write and self._window.has_room(cap)
+        full = not self._window.has_room(cap)
+        fired = (self._idle and conn is not None and conn.can_write and not full
                  and all(lane.can_write for lane in self._lanes))
         if fired:
             assert conn is not None
             self._batch(conn, cap)
-        # A window left full waits for the next ack, which flushes again: no pump wake-up
-        if self._backlog() and (not fired or self._window.has_room(cap)):
+        # A full window waits for the next answers, which refill it (_acked): no pump wake-up
+        waiting = full and self._idle and conn is not None
+        if self._backlog() and not waiting and (not fired or self._window.has_room(cap)):
             self._wake.set()
 
     def _fire(self, conn: MqttClient, batch: list[Delivery], cap: int) -> None:
@@ -400,27 +415,39 @@ class MqttSink:
         self._conn = None
         self._wake.set()
 
-    def _acked(self, mid: int, reason: int, sent: dict[int, Sent] | None = None) -> None:
-        """The broker answered one QoS 1/2 publish (on lane ``sent``, the primary's if None);
-        codes of 0x80 and above are refusals."""
-        if self._window.stalled:  # room again, even from an answer to an RPC response (unsent)
-            self._window.stalled = False
-            self._wake.set()
-        if (item := (self._sent if sent is None else sent).pop(mid, None)) is None:
-            return
-        self.stats.publish_latency = time.monotonic() - item[2]  # from the write to the answer
-        if self.outbox is not None:  # a refusal too: the broker will not take it later
-            self.outbox.settle(item[1])
-            self._room.set()  # the outbox counts rows in flight: an ack makes room
-            self._room.clear()
-        if reason < 0x80:
-            self.stats.published += 1
-        else:
-            self.stats.refused[topic := item[0]] += 1
-            self._firing.note(topic, f"the broker refused a publish to {topic!r} "
-                              f"(reason 0x{reason:02x}): check the broker's ACL for this client")
-        if self.queue or self._stop.is_set():  # the pump waits for room in flight, or to close
-            self._wake.set()
+    def _acked(self, acks: list[Answer], sent: dict[int, Sent] | None = None) -> None:
+        """The broker answered QoS 1/2 publishes (the PUBACKs of one read, in order; on lane
+        ``sent``, the primary's if None); codes of 0x80 and above are refusals."""
+        window, stats, outbox = self._sent if sent is None else sent, self.stats, self.outbox
+        item, published = None, 0
+        for mid, reason in acks:
+            if (answered := window.pop(mid, None)) is None:
+                continue  # an RPC response's or the offline message's: not in a window
+            item = answered
+            if outbox is not None:  # a refusal too: the broker will not take it later
+                outbox.settle(item[1])
+            if reason < 0x80:
+                published += 1
+            else:
+                self._refused(item[0], reason)
+        stats.published += published
+        if item is not None:
+            stats.publish_latency = time.monotonic() - item[2]  # from the write to the answer
+            if outbox is not None:
+                self._room.set()  # the outbox counts rows in flight: answers make room
+                self._room.clear()
+        self._window.stalled = False  # room again, even from an answer to an RPC response
+        if self._stop.is_set() or not self._idle:  # the pump waits to close, or is busy
+            if self.queue or self._stop.is_set():
+                self._wake.set()
+        elif self._backlog() and not self._refill_due and self._loop is not None:
+            self._refill_due = True  # once per read: its answers' room filled in one write
+            self._loop.call_soon(self._refill)
+
+    def _refused(self, topic: str, reason: int) -> None:
+        self.stats.refused[topic] += 1
+        self._firing.note(topic, f"the broker refused a publish to {topic!r} "
+                          f"(reason 0x{reason:02x}): check the broker's ACL for this client")
 
 
 def _payload_size(d: Delivery) -> int:

@@ -2,8 +2,9 @@
 
 gmqtt's reconnect is off (it never retries a first connect; it resumes with clean_session=False,
 dropping unacked QoS 1/2 when the broker lost the session): the sink makes a fresh MqttClient per
-attempt. Internals used: the PUBACK/PUBREC handlers (gmqtt ignores reason codes: ``mqtt_answers``
-reads them), its store of unacked packets and packet ids, and the transport. PUBLISH packets are
+attempt. Internals used: the protocol's packet reader (each read goes through ``mqtt_answers``,
+which settles the PUBACKs a run at a time and reads the reason codes gmqtt ignores), the PUBREC
+handler, its store of unacked packets and packet ids, and the transport. PUBLISH packets are
 ``mqtt_packet``'s rather than gmqtt's (why: ARCHITECTURE.md, Hot path), written a batch at a time.
 """
 
@@ -17,11 +18,12 @@ from collections.abc import Callable
 from typing import Any, Final, cast
 
 import gmqtt
+from gmqtt.mqtt.package import Package
 from gmqtt.storage import PersistentStorage
 
 from bridge.errors_sink import PublishRefused, SinkUnavailable
 from bridge.sinks import mqtt_packet as packet
-from bridge.sinks.mqtt_answers import Answers
+from bridge.sinks.mqtt_answers import AckFn, Answers
 from bridge.sinks.mqtt_incoming import Incoming, connect_failure, incoming
 from bridge.sinks.settings import MqttSinkConfig
 
@@ -29,33 +31,26 @@ _NEVER: Final = -2  # below gmqtt's "unlimited" (-1) reconnect_retries: its reco
 CONNECT_TIMEOUT: Final = 10.0
 DISCONNECT_TIMEOUT: Final = 1.0  # a broker that does not take our DISCONNECT is cut off
 __all__ = ["AckFn", "MessageFn", "MqttClient", "unavailable"]
-AckFn = Callable[[int, int], None]  # (packet id, reason code); 0x80 and above is a refusal
 MessageFn = Callable[[Incoming], None]
 
 
 class MqttClient:
-    """One broker connection; failures surface as ``SinkError``. ``on_ack(mid, reason)``,
-    ``on_lost()`` and ``on_message(Incoming)`` (of ``subscribe``) fire only between ``connect``
-    returning and ``disconnect`` or ``abort``."""
+    """One broker connection; failures surface as ``SinkError``. ``on_ack`` (the answers of one
+    read: [(mid, reason)], in order), ``on_lost()`` and ``on_message(Incoming)`` (of ``subscribe``)
+    fire only between ``connect`` returning and ``disconnect`` or ``abort``."""
 
     def __init__(self, cfg: MqttSinkConfig, client_id: str, on_ack: AckFn,
                  on_lost: Callable[[], None], on_message: MessageFn | None = None, *,
                  tls: ssl.SSLContext | None = None) -> None:
         self._cfg = cfg
-        self._on_ack = on_ack
         self._on_lost = on_lost
         self._on_message = on_message
         self._tls = tls
-        self._open = False
         self.gone = asyncio.Event()  # the connection dropped (before its CONNACK too)
-        self._answers = answers = Answers()
-        self._refusals = answers.refusals  # popped once per QoS 1/2 answer
         self._topics = packet.Topics()
         self._no_props = packet.NO_PROPERTIES if cfg.protocol == 5 else b""
         self._chunks: list[bytes] | None = None  # between cork() and uncork(): the batch
-        self._store = store = PersistentStorage()  # gmqtt's unacked QoS 1/2: tell when each ends
-        remove = store.remove_message_by_mid
-        store.remove_message_by_mid = lambda mid: self._settled(mid, remove)
+        self._store = store = PersistentStorage()  # gmqtt's unacked QoS 1/2
         av = cfg.availability
         will = gmqtt.Message(av.topic, av.offline, qos=1, retain=True) if av else None
         client = gmqtt.Client(client_id, will_message=will, persistent_storage=store)
@@ -64,9 +59,10 @@ class MqttClient:
             client.set_auth_credentials(cfg.username, cfg.password)
         handler = client._package_handler
         self._ids = handler.id_generator  # created with the client, never replaced
-        for name in ("_handle_puback_packet", "_handle_pubrec_packet"):  # to see reason codes
-            handle = getattr(handler, name)
-            setattr(handler, name, lambda cmd, pkt, h=handle: h(cmd, answers.read(pkt)))
+        self._answers = answers = Answers(on_ack, self._ids.free_id, store.remove_message_by_mid)
+        store.remove_message_by_mid = answers.settled  # gmqtt's QoS 2 flows end there
+        handle = handler._handle_pubrec_packet  # to see its reason code
+        handler._handle_pubrec_packet = lambda cmd, pkt: handle(cmd, answers.read(pkt))
         client.on_connect = lambda _c, _flags, _rc, props: answers.connack(props)
         client.on_disconnect = lambda c, *_: self._lost()
         client.on_message = self._received
@@ -85,7 +81,8 @@ class MqttClient:
         except BaseException:
             self.abort()
             raise
-        self._open = True
+        self._answers.open = True
+        _conn(self._client, "_protocol")._read_packet = self._read  # every read: see _read
 
     @property
     def receive_maximum(self) -> int:
@@ -154,32 +151,34 @@ class MqttClient:
 
     async def disconnect(self) -> None:
         """Send DISCONNECT and close, within DISCONNECT_TIMEOUT; never raises."""
-        self._open = False
+        self._answers.open = False
         with contextlib.suppress(OSError, TimeoutError):
             await asyncio.wait_for(self._client.disconnect(), DISCONNECT_TIMEOUT)
 
     def abort(self) -> None:
         """Drop the connection now, buffered writes and all; never raises."""
-        self._open = False
+        self._answers.open = False
         if (transport := self.transport) is not None:
             transport.abort()
 
-    def _settled(self, mid: int, remove: Callable[[int], None]) -> None:
-        remove(mid)
-        reason = self._refusals.pop(mid, 0)
-        if self._open:
-            self._on_ack(mid, reason)
+    def _read(self, data: bytes) -> int:
+        """gmqtt's reads from the broker: the answers to our publishes settled a run at a time
+        (``mqtt_answers``), every other packet to gmqtt's handler, in order."""
+        connection = self._client._connection
+        connection._last_data_in = time.monotonic()  # for its keepalive, as its handler does
+        return self._answers.walk(
+            data, lambda first, body: connection.put_package(Package(first, body)))
 
     def _received(self, _client: Any, topic: str, payload: bytes, _qos: int,
                   properties: dict[str, Any]) -> int:
-        if self._open and self._on_message is not None:
+        if self._answers.open and self._on_message is not None:
             self._on_message(incoming(topic, payload, properties))
         return 0  # PUBACK: success
 
     def _lost(self) -> None:
         self.gone.set()
-        if self._open:
-            self._open = False
+        if self._answers.open:
+            self._answers.open = False
             self._on_lost()
 
 
