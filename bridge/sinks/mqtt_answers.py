@@ -38,8 +38,8 @@ class Answers:
 
     @property
     def receive_maximum(self) -> int:
-        """QoS 1/2 publishes that may await an answer at once (gmqtt hands out max - 1 ids)."""
-        return max(1, self.broker_max - 1)
+        """QoS 1/2 publishes that may await an answer at once."""
+        return max(1, self.broker_max)
 
     def walk(self, data: bytes, other: Callable[[int, bytes], None]) -> int:
         """One read from the broker: its PUBACKs settled, a run at a time; every other packet

@@ -82,11 +82,12 @@ class MqttClient:
             self.abort()
             raise
         self._answers.open = True
+        self._ids._max = self._answers.receive_maximum + 1  # gmqtt's would leave one id unused
         _conn(self._client, "_protocol")._read_packet = self._read  # every read: see _read
 
     @property
     def receive_maximum(self) -> int:
-        """QoS 1/2 publishes that may await an answer at once (gmqtt hands out max - 1 ids)."""
+        """QoS 1/2 publishes that may await an answer at once: the broker's Receive Maximum."""
         return self._answers.receive_maximum
 
     @property

@@ -319,9 +319,10 @@ def mosquitto(tmp_path: Path, mosquitto_ca: TestCA) -> Iterator[Callable[..., Br
 
     def make(*, users: dict[str, str] | None = None, tls: bool = False,
              deny: Sequence[str] = (), start: bool = True, host: str = HOST,
-             netns: str | None = None) -> Broker:
+             netns: str | None = None, options: Sequence[str] = ()) -> Broker:
         broker = Broker(tmp_path / f"mosquitto-{len(brokers)}", users=users,
-                        ca=mosquitto_ca if tls else None, deny=deny, host=host, netns=netns)
+                        ca=mosquitto_ca if tls else None, deny=deny, host=host, netns=netns,
+                        options=options)
         brokers.append(broker)
         if start:
             broker.start()
