@@ -167,6 +167,10 @@ def test_a_read_settles_its_pubacks_a_run_at_a_time_in_order_with_their_reason_c
     freed: list[int] = []
     removed: list[int] = []
     answers = Answers(heard.append, freed.append, removed.append)
+
+    def other(first: int, body: bytes) -> None:  # any packet but a PUBACK: gmqtt's
+        heard.append((first, body))
+
     assert answers.receive_maximum == 65535  # no Receive Maximum in the CONNACK
     answers.connack({"receive_maximum": [20]})
     assert answers.receive_maximum == 20
@@ -174,17 +178,17 @@ def test_a_read_settles_its_pubacks_a_run_at_a_time_in_order_with_their_reason_c
     suback = b"\x90\x04\x00\x01\x00\x01"  # not an answer to a publish: gmqtt's, in its place
     read = (b"\x40\x02\x00\x07" + b"\x40\x03\x00\x08\x87" + suback  # 3.1.1; refused 0x87
             + b"\x40\x04\x01\x00\x00\x00" + b"\x40\x03\x00")  # a 5.0 success; cut short
-    walked = answers.walk(read, lambda first, body: heard.append((first, body)))
+    walked = answers.walk(read, other)
     assert walked == len(read) - 3  # the last PUBACK waits for the rest of it
     assert heard == [[(7, 0), (8, 0x87)], (0x90, b"\x00\x01\x00\x01"), [(256, 0)]]
     assert freed == removed == [7, 8, 256]
-    assert answers.walk(b"\x30\xff\xff\xff\xff\x01", heard.append) == -1  # malformed length
+    assert answers.walk(b"\x30\xff\xff\xff\xff\x01", other) == -1  # malformed length
     answers.read(b"\x00\x09\x92")  # a QoS 2 PUBREC refused (0x92), then settled by gmqtt
     answers.read(b"\x00\x0a")  # a PUBREC of id 10: success
     answers.settled(9)
     answers.settled(10)
     answers.open = False  # closed: answers settle, nobody hears of them
-    answers.walk(b"\x40\x02\x00\x0b", heard.append)
+    answers.walk(b"\x40\x02\x00\x0b", other)
     assert heard[3:] == [[(9, 0x92)], [(10, 0)]] and removed[3:] == [9, 10, 11]
 
 
@@ -436,10 +440,9 @@ async def test_a_steady_qos1_stream_against_the_default_window_arrives_once_each
     broker = mosquitto(options=["log_type debug"])
     sub = await mqtt_subscriber(broker, "feeds/#")
     lost = watch_log("lost the connection")
-    options: dict[str, Any] = {"outbox": {"queue": QueueConfig(max_messages=10_000,
-                                                               path=str(tmp_path / "outbox"))},
-                               "lanes": {"connections": 3}}.get(setup, {})
-    sink = MqttSink(config(broker, qos=1, **options))
+    outbox = QueueConfig(max_messages=10_000, path=str(tmp_path / "outbox"))
+    options: dict[str, dict[str, Any]] = {"outbox": {"queue": outbox}, "lanes": {"connections": 3}}
+    sink = MqttSink(config(broker, qos=1, **options.get(setup, {})))
     names, each = ["a", "b", "c", "d"], 750
     async with running(sink):
         for i in range(each):
