@@ -65,11 +65,13 @@ def _log(ctx: Ctx, name: str) -> Path:
 
 def start_ws_bridge(ctx: Ctx, launcher: list[str] | None = None,
                     frames: dict[str, str] | None = None,
-                    sink: dict[str, str] | None = None) -> list[subprocess.Popen[bytes]]:
+                    sink: dict[str, str] | None = None,
+                    coalesce: float | None = None) -> list[subprocess.Popen[bytes]]:
     names = ["bench"] if ctx.sources == 1 else [f"idle-{i:04d}" for i in range(ctx.sources)]
     decoding = {"frames": frames} if frames else {}
     config = {
         "version": 1,
+        **({"coalesce": coalesce} if coalesce is not None else {}),
         "sinks": {"broker": {"type": "mqtt", "url": f"mqtt://127.0.0.1:{ctx.broker_port}",
                              "qos": ctx.qos, **(sink or {})}},
         "sources": [{"name": name, "url": ctx.ws_url, **decoding,
@@ -81,6 +83,11 @@ def start_ws_bridge(ctx: Ctx, launcher: list[str] | None = None,
 def start_ws_bridge_gzip(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
     """The blaster's frames gzip-compressed as binary (HTX, OKX): what decoding them costs."""
     return start_ws_bridge(ctx, frames={"binary": "gzip"})
+
+
+def start_ws_bridge_c0(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
+    """Loop turns not held while messages flow (``coalesce: 0``): the lowest latency."""
+    return start_ws_bridge(ctx, coalesce=0)
 
 
 def start_ws_bridge_311(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
@@ -171,14 +178,14 @@ def _run_ws_bridge(ctx: Ctx, config: dict[str, object], name: str,
     return spawn(cmd, _log(ctx, name), cwd=ctx.workdir)
 
 
-def start_ws_bridge_fleet(ctx: Ctx, connections: int = 1, linger: str | None = None,
+def start_ws_bridge_fleet(ctx: Ctx, connections: int = 1, coalesce: float | None = None,
                           launcher: list[str] | None = None) -> list[subprocess.Popen[bytes]]:
     """The fleet: ``ctx.sources`` sources, each its own connection to the same upstream."""
     config = {
         "version": 1,
+        **({"coalesce": coalesce} if coalesce is not None else {}),
         "sinks": {"broker": {"type": "mqtt", "url": f"mqtt://127.0.0.1:{ctx.broker_port}",
-                             "qos": ctx.qos, "connections": connections,
-                             **({"linger": linger} if linger else {})}},
+                             "qos": ctx.qos, "connections": connections}},
         "sources": [{"name": f"fleet-{i:03d}", "url": ctx.ws_url,
                      "routes": [{"sink": "broker", "topic": TOPIC}]}
                     for i in range(ctx.sources)],
@@ -209,8 +216,8 @@ def start_ws_bridge_fleet4(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
     return start_ws_bridge_fleet(ctx, connections=4)
 
 
-def start_ws_bridge_fleet_linger(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
-    return start_ws_bridge_fleet(ctx, linger="1ms")
+def start_ws_bridge_fleet_c0(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
+    return start_ws_bridge_fleet(ctx, coalesce=0)
 
 
 def start_ws_bridge_fleet_base(ctx: Ctx) -> list[subprocess.Popen[bytes]]:
@@ -331,8 +338,8 @@ AB_PIPELINES = [
 FLEET_PIPELINES = [
     Pipeline("ws-bridge-fleet", "**ws-bridge** (100 sources)", "fleet", start_ws_bridge_fleet),
     Pipeline("ws-bridge-fleet-c4", "ws-bridge, `connections: 4`", "fleet", start_ws_bridge_fleet4),
-    Pipeline("ws-bridge-fleet-linger", "ws-bridge, `linger: 1ms`", "fleet",
-             start_ws_bridge_fleet_linger),
+    Pipeline("ws-bridge-fleet-c0", "ws-bridge, `coalesce: 0`", "fleet",
+             start_ws_bridge_fleet_c0),
     Pipeline("ws-bridge-fleet-base", "ws-bridge from BENCH_BASE", "fleet",
              start_ws_bridge_fleet_base),
     Pipeline("node-red-fleet", "Node-RED 4 (100 websocket-in → 1 mqtt-out)", "fleet",
@@ -366,9 +373,11 @@ IDLE_PIPELINES = [
     Pipeline("ws-idle-floor", "floor: a Python process holding idle websockets connections",
              "idle", start_ws_idle),
 ]
+# Latency only: ws-bridge without its turns held while messages flow (the default holds 0.5 ms)
+LATENCY_ONLY = [Pipeline("ws-bridge-c0", "ws-bridge, `coalesce: 0`", "mqtt", start_ws_bridge_c0)]
 BY_NAME = {p.name: p for p in [*PIPELINES, *DEFAULT_BROKER_PIPELINES, *AB_PIPELINES,
                                FILE_PIPELINE, *IDLE_PIPELINES, *FLEET_PIPELINES,
-                               *STEP_PIPELINES, POOL_PIPELINE]}
+                               *STEP_PIPELINES, POOL_PIPELINE, *LATENCY_ONLY]}
 
 
 def node_binary() -> str:

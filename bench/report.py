@@ -20,6 +20,7 @@ from pipelines import (
     FILE_PIPELINE,
     FLEET_PIPELINES,
     IDLE_PIPELINES,
+    LATENCY_ONLY,
     PIPELINES,
     POOL_PIPELINE,
     RED_JS,
@@ -31,7 +32,7 @@ from pipelines import (
 
 SIZES = (100, 1024)
 QOSES = (0, 1)
-LATENCY_PIPELINES = ("ws-bridge", "minimal", "node-red")
+LATENCY_PIPELINES = ("ws-bridge", "ws-bridge-c0", "minimal", "node-red")
 LATENCY_RATE = 10_000
 FLEET_SOURCES, FLEET_RATE, FLEET_SIZE = 100, 100, 200  # sources, msgs/s each, bytes
 # The pool: one source, items over connections, each item 1 msg/s (10k msgs/s in all)
@@ -210,7 +211,7 @@ def render(plan: Plan, cells: list[Cell], started: float, info: dict[str, str]) 
               or (not plan.only and p not in AB_PIPELINES)]
     labels = {p.name: p.label for p in [*PIPELINES, *AB_PIPELINES[:1], FILE_PIPELINE,
                                         *IDLE_PIPELINES]}
-    labels.update({p.name: p.label for p in [*FLEET_PIPELINES, POOL_PIPELINE]})
+    labels.update({p.name: p.label for p in [*FLEET_PIPELINES, POOL_PIPELINE, *LATENCY_ONLY]})
     labels.update({p.name: f"{p.label}, broker at defaults"
                    for p in [*DEFAULT_BROKER_PIPELINES, *AB_PIPELINES[1:]]})
     combos = [(s, q) for s in SIZES for q in QOSES]

@@ -40,6 +40,7 @@ from bridge.sinks.websocket import WebSocketSink
 from bridge.stats.snapshot import Snapshot
 from bridge.systemd import Notifier
 from bridge.tap import Tap
+from bridge.turns import Soon, Turns
 from bridge.upstream.client import SourceClient
 from bridge.upstream.pool import Pool
 from bridge.upstream.pump import DeliverFn
@@ -50,14 +51,15 @@ log = logging.getLogger("bridge.supervisor")
 SHUTDOWN_BUDGET = 10.0  # seconds for sources to unsubscribe and for sinks to flush, each
 
 
-def build_sink(cfg: SinkConfig, hostname: str) -> Sink:
-    """The sink object for one ``sinks:`` entry: the one place that knows the sink types."""
+def build_sink(cfg: SinkConfig, hostname: str, soon: Soon | None = None) -> Sink:
+    """The sink object for one ``sinks:`` entry: the one place that knows the sink types.
+    ``soon``: how the MQTT sink's end-of-turn writes are scheduled (the daemon's ``Turns``)."""
     if isinstance(cfg, StdoutSinkConfig):
         return StdoutSink(cfg)
     if isinstance(cfg, FileSinkConfig):
         return FileSink(cfg, hostname=hostname)
     if isinstance(cfg, MqttSinkConfig):
-        return MqttSink(cfg)
+        return MqttSink(cfg, soon=soon)
     if isinstance(cfg, WebSocketSinkConfig):
         return WebSocketSink(cfg)
     raise TypeError(f"unknown sink config {type(cfg).__name__}")
@@ -84,6 +86,7 @@ class Supervisor:
         self._ha = Links(self.sinks, self._control, self.snapshot, time.monotonic())
         cfg = self.config  # metrics.tap: fixed at start, as metrics.listen is
         self.tap = Tap(cfg.tap_token, cfg.secrets, cfg.tap_buffer) if cfg.tap_token else None
+        self.turns = Turns(cfg.coalesce, self.sinks)  # the loop's turns while messages flow
 
     # -- state -----------------------------------------------------------------------------
 
@@ -138,7 +141,8 @@ class Supervisor:
     async def run(self) -> int:
         """Run until ``request_stop`` (or every source has given up); return the exit code."""
         try:  # a sink that cannot start (an outbox it cannot open) stops us before we connect
-            built = {n: build_sink(c, self.hostname) for n, c in self.config.sinks.items()}
+            built = {n: build_sink(c, self.hostname, self.turns.soon)
+                     for n, c in self.config.sinks.items()}
         except SinkError as exc:
             log.error("%s; not starting", exc)
             return 1
@@ -190,7 +194,8 @@ class Supervisor:
         """``previous``/``before``: the router and client of the source a reload (or a
         requested reconnect of a failed one) restarts; its dedup window carries over."""
         assert self._tg is not None
-        router = Router(src, self.sinks, hostname=self.hostname, previous=previous)
+        router = Router(src, self.sinks, hostname=self.hostname, previous=previous,
+                        routed=self.turns.routed)
         entry = self.sources[src.name] = RunningSource(router)
 
         def on_state(name: str, state: ConnState) -> None:
@@ -276,12 +281,15 @@ class Supervisor:
             add_secrets(new.secrets)
             changed = {n: c for n, c in new.sinks.items() if self.config.sinks.get(n) != c}
             try:
-                built = {n: build_sink(c, self.hostname) for n, c in changed.items()}
+                built = {n: build_sink(c, self.hostname, self.turns.soon)
+                         for n, c in changed.items()}
             except SinkError as exc:
                 log.error("reload rejected: %s; keeping the running config", exc)
                 return False
             await self._apply(new, built)
-            self.config = new
+            if new.coalesce != self.turns.hold:
+                log.info("reload: coalesce %gms", new.coalesce * 1000)
+            self.config, self.turns.hold = new, new.coalesce
             return True
         finally:
             self._reloading = False
@@ -317,7 +325,7 @@ class Supervisor:
                 continue
             if changed & ROUTING_FIELDS or resinked:
                 entry.router = Router(src, self.sinks, hostname=self.hostname,
-                                      previous=entry.router)
+                                      previous=entry.router, routed=self.turns.routed)
                 entry.client.retarget(self._routed(entry.router))
                 entry.time_routes(self._tg, src.name)
             if changed & SUBSCRIPTION_FIELDS:

@@ -571,6 +571,23 @@ console: {type: stdout}
         5, 0, 30.0, 100_000
     )
     assert broker.linger == seconds(defs["mqtt_sink"]["properties"]["linger"]["default"]) == 0
+    assert config.coalesce == seconds(load_schema()["properties"]["coalesce"]["default"]) == 0.0005
+
+
+@pytest.mark.parametrize(("written", "seconds"), [("0", 0.0), ("1ms", 0.001), ("0.25ms", 0.00025),
+                                                  ("100ms", 0.1)])
+def test_coalesce_is_a_duration_of_at_most_100ms(tmp_path: Path, written: str,
+                                                   seconds: float) -> None:
+    assert load(tmp_path, f"coalesce: {written}\n" + MINIMAL).coalesce == seconds
+
+
+def test_a_coalesce_over_100ms_or_not_a_duration_is_refused_where_it_is_written(
+        tmp_path: Path) -> None:
+    for written, says in (("150ms", "is 150ms: at most 100ms"), ("fast", "is not a duration")):
+        text = MINIMAL + f"coalesce: {written}\n"
+        issue = only(issues(tmp_path, text), "coalesce")
+        assert says in issue.message
+        assert (issue.line, issue.column) == at(text, "coalesce")
 
 
 @pytest.mark.parametrize(

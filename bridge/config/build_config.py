@@ -15,6 +15,8 @@ from bridge.config.model import Config
 from bridge.sinks.settings import MqttSinkConfig, SinkConfig
 
 _GRACE = {"ready_grace": "ready_grace"}
+_COALESCE = {"coalesce": "coalesce"}
+MAX_COALESCE = 0.1  # seconds
 
 
 def build_config(
@@ -51,7 +53,18 @@ def build_config(
         tap_token=metrics.get("tap_token") if metrics.get("tap") else None,
         tap_buffer=metrics.get("tap_buffer", 1000),
         **c.seconds(metrics, ("metrics",), _GRACE),
+        **(_coalesce(doc, c) if valid(("coalesce",)) else {}),
     )
+
+
+def _coalesce(doc: dict[str, Any], c: Collector) -> dict[str, Any]:
+    """``coalesce``, at most ``MAX_COALESCE``: the loop does nothing while it holds a turn."""
+    out = c.seconds(doc, (), _COALESCE)
+    if out.get("coalesce", 0.0) > MAX_COALESCE:
+        c.add(("coalesce",), f"is {doc['coalesce']}: at most {MAX_COALESCE * 1000:g}ms, as the"
+              " loop does nothing else (heartbeats, timers, other sockets) while it holds a turn")
+        return {}
+    return out
 
 
 def _outbox_beside(sink: SinkConfig, file: str) -> SinkConfig:

@@ -67,12 +67,14 @@ class Router:
         wall: Callable[[], float] = time.time,
         clock: Callable[[], float] = time.monotonic,
         previous: Router | None = None,
+        routed: Callable[[], None] | None = None,
     ) -> None:
+        """``routed`` is called after each message is routed (the daemon's ``Turns``)."""
         self.source = source.name
         self.stats = RouterStats(filtered=[0] * len(source.routes))
         self.last_received: float | None = None  # wall time of the latest message routed
         self.wake: Callable[[], None] = lambda: None  # a sooner deadline: the timer must know
-        self._wall, self._clock = wall, clock
+        self._wall, self._clock, self._routed = wall, clock, routed
         self._known: float | None = None  # the deadline the timer was last told
         self._flows: Flows = Flows(previous._flows if previous else None)
         self._seq = itertools.count(1).__next__
@@ -115,6 +117,8 @@ class Router:
             self.stats.forwarded[spec.sink] += 1
             if route.block is not None and route.block.full:
                 full.append(route.sink)
+        if self._routed is not None:
+            self._routed()
         return _backpressure(full)
 
     def _feed(self, route: Route, flow: Flow, msg: Message, ctx: Context,

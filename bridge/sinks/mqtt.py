@@ -52,6 +52,7 @@ from bridge.sinks.way_back import Listener
 from bridge.stats.sink import MqttStats
 from bridge.stats.snapshot import SinkSnapshot
 from bridge.tls import client_context
+from bridge.turns import Soon
 from bridge.upstream.backoff import backoff
 
 log = logging.getLogger("bridge.sinks.mqtt")
@@ -63,8 +64,11 @@ CLOSE_TIMEOUT = 5.0  # for close(): flushing the queue, then DISCONNECT
 class MqttSink:
     """The ``Sink`` publishing to one MQTT broker; see the module docstring for reconnects."""
 
-    def __init__(self, cfg: MqttSinkConfig, *, wall: Callable[[], float] = time.time) -> None:
-        """``wall``: the clock messages are received by (their expiry is counted on it)."""
+    def __init__(self, cfg: MqttSinkConfig, *, wall: Callable[[], float] = time.time,
+                 soon: Soon | None = None) -> None:
+        """``wall``: the clock messages are received by (their expiry is counted on it);
+        ``soon``: schedules a call at the end of the loop turn (default: the loop's
+        ``call_soon``; the daemon's ``Turns.soon``, which runs it before the turn is held)."""
         self.name, self.config = cfg.name, cfg
         host = socket.gethostname()
         self.outbox = None
@@ -88,6 +92,7 @@ class MqttSink:
         self._refill_due = False  # the same for the room answers made (_refill), without linger
         self._linger = cfg.linger  # how long that end-of-turn write may wait for more
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._soon: Soon = soon or _call_soon
         self._conn: MqttClient | None = None
         # connections: N: lanes 1..N-1 publish only, each source pinned to one (mqtt_lanes). The
         # outbox re-reads by row from its lowest unsettled row, so it keeps to one connection.
@@ -144,7 +149,7 @@ class MqttSink:
             if self._linger:  # others may share the write (linger)
                 self._loop.call_later(self._linger, self._flush)
             else:
-                self._loop.call_soon(self._flush)
+                self._soon(self._flush)
 
     async def drain(self) -> None:
         while self.queue.full and not self._room.is_set():  # set for good once run() ends
@@ -442,12 +447,16 @@ class MqttSink:
                 self._wake.set()
         elif self._backlog() and not self._refill_due and self._loop is not None:
             self._refill_due = True  # once per read: its answers' room filled in one write
-            self._loop.call_soon(self._refill)
+            self._soon(self._refill)
 
     def _refused(self, topic: str, reason: int) -> None:
         self.stats.refused[topic] += 1
         self._firing.note(topic, f"the broker refused a publish to {topic!r} "
                           f"(reason 0x{reason:02x}): check the broker's ACL for this client")
+
+
+def _call_soon(callback: Callable[[], None]) -> None:
+    asyncio.get_running_loop().call_soon(callback)
 
 
 def _payload_size(d: Delivery) -> int:
