@@ -11,8 +11,8 @@ buffers, and the next turn reads all of it and writes it as one. A message then 
 When a turn is held is decided from when its first message was routed:
 - a message after a quiet spell (none routed for longer than ``hold``) is not held back, nor is
   the turn that routed it: one message now and then is written as soon as it comes;
-- a turn that took ``hold`` or longer (a burst: the loop is busy) is not held either, so a busy
-  loop's throughput is not capped;
+- a turn that took half of ``hold`` or longer is not held either: the loop is busy (a burst, or
+  a flow it has less than half its time to spare for), and holding it would cost throughput;
 - nor is a turn that leaves something in a sink's queue (a full window, a broker down): what
   waits goes out as soon as there is room, not a hold later;
 - ``hold`` 0 turns it off.
@@ -84,8 +84,8 @@ class Turns:
         if first is None:
             return
         now = self._clock()
-        if first - self._ended <= self.hold and (wait := first + self.hold - now) > 0 and \
-                not any(sink.queue for sink in self._sinks.values()):
+        if first - self._ended <= self.hold and (wait := first + self.hold - now) > self.hold / 2 \
+                and not any(sink.queue for sink in self._sinks.values()):
             self._sleep(wait)
             now = self._clock()
         self._ended = now

@@ -80,8 +80,10 @@ async def test_a_busy_turn_is_not_held() -> None:
     clock = Clock()
     t = turns(clock)
     await turn(t, clock)
-    await turn(t, clock, messages=400, took=HOLD)  # a burst: as long as the hold, or longer
+    await turn(t, clock, messages=400, took=HOLD * 0.6)  # a burst: over half the hold
     assert clock.slept == []
+    await turn(t, clock, messages=100, took=HOLD / 2 - 0.00001)  # the loop has time to spare
+    assert clock.slept == [pytest.approx(HOLD / 2 + 0.00001)]
 
 
 async def test_a_turn_that_leaves_a_sink_with_a_queue_is_not_held() -> None:
