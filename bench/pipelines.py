@@ -373,7 +373,7 @@ IDLE_PIPELINES = [
     Pipeline("ws-idle-floor", "floor: a Python process holding idle websockets connections",
              "idle", start_ws_idle),
 ]
-# Latency only: ws-bridge without its turns held while messages flow (the default holds 0.5 ms)
+# Latency only: ws-bridge without its turns held while messages flow (the default holds 0.4 ms)
 LATENCY_ONLY = [Pipeline("ws-bridge-c0", "ws-bridge, `coalesce: 0`", "mqtt", start_ws_bridge_c0)]
 BY_NAME = {p.name: p for p in [*PIPELINES, *DEFAULT_BROKER_PIPELINES, *AB_PIPELINES,
                                FILE_PIPELINE, *IDLE_PIPELINES, *FLEET_PIPELINES,

@@ -571,7 +571,7 @@ console: {type: stdout}
         5, 0, 30.0, 100_000
     )
     assert broker.linger == seconds(defs["mqtt_sink"]["properties"]["linger"]["default"]) == 0
-    assert config.coalesce == seconds(load_schema()["properties"]["coalesce"]["default"]) == 0.0005
+    assert config.coalesce == seconds(load_schema()["properties"]["coalesce"]["default"]) == 0.0004
 
 
 @pytest.mark.parametrize(("written", "seconds"), [("0", 0.0), ("1ms", 0.001), ("0.25ms", 0.00025),

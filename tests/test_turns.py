@@ -9,14 +9,15 @@ import pytest
 
 from bridge.turns import Turns
 
-HOLD = 0.0005
+HOLD = 0.0004
 
 
 class Clock:
     """Time that moves only when told to, or when the loop is held (``sleep``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, late: float = 0.0) -> None:
         self.now = 100.0
+        self.late = late  # how much longer than asked each sleep lasts, as the kernel's do
         self.slept: list[float] = []
         self.log: list[str] = []
 
@@ -26,7 +27,7 @@ class Clock:
     def sleep(self, seconds: float) -> None:
         self.log.append("hold")
         self.slept.append(round(seconds, 9))
-        self.now += seconds
+        self.now += seconds + self.late
 
 
 class Sink:
@@ -71,9 +72,9 @@ async def test_while_messages_flow_a_turn_is_held_until_hold_has_passed_since_it
     await turn(t, clock, took=0.0001)  # the first after a quiet spell: written, not held
     clock.now += 0.0002  # the next comes sooner than HOLD after it
     await turn(t, clock, messages=3, took=0.0001)
-    assert clock.slept == [0.0004]  # HOLD since this turn's first message
-    await turn(t, clock, messages=5, took=0.0002)  # what came while it was held
-    assert clock.slept == [0.0004, 0.0003]
+    assert clock.slept == [pytest.approx(HOLD - 0.0001)]  # HOLD since this turn's first message
+    await turn(t, clock, messages=5, took=0.00005)  # what came while it was held
+    assert clock.slept == [pytest.approx(HOLD - 0.0001), pytest.approx(HOLD - 0.00005)]
 
 
 async def test_a_busy_turn_is_not_held() -> None:
@@ -139,3 +140,15 @@ async def test_a_reload_changes_the_hold_from_the_next_turn() -> None:
     t.hold = 0.001
     await turn(t, clock, took=0.0001)
     assert clock.slept == [pytest.approx(0.0009)]
+
+
+async def test_a_hold_that_the_kernel_ends_late_is_asked_shorter_so_it_ends_on_time() -> None:
+    clock = Clock(late=0.0001)  # timer slack and scheduling: each sleep a tenth of a ms long
+    t = turns(clock)
+    await turn(t, clock)
+    for _ in range(60):
+        first = clock.now
+        await turn(t, clock, took=0.0001)
+    assert clock.now - first == pytest.approx(HOLD, rel=0.01)  # not HOLD + 0.0001
+    assert clock.slept[0] == pytest.approx(HOLD - 0.0001)  # the turn took 0.1 ms
+    assert clock.slept[-1] == pytest.approx(HOLD - 0.0001 - 0.0001, rel=0.01)  # and 0.1 late

@@ -84,4 +84,4 @@ class Config:
     ready_grace: float = 30.0  # /readyz: how long a source may be down and still count as ready
     tap_token: str | None = None  # metrics.tap: the /tap readers' token; None: no /tap
     tap_buffer: int = 1000  # lines a /tap reader may fall behind by before it is cut off
-    coalesce: float = 0.0005  # seconds a loop turn may be held while messages flow (bridge.turns)
+    coalesce: float = 0.0004  # seconds a loop turn may be held while messages flow (bridge.turns)
