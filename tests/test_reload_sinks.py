@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+import pytest
 
 from bridge.supervisor import Supervisor
 from bridge.upstream.state import ConnState
@@ -148,3 +152,58 @@ async def test_a_reload_that_changes_the_topic_prefix_leaves_no_ghost_state(
         assert retained == {"new-prefix/feed/state": b"connected",
                             "new-prefix/feed/availability": b"online", "new-prefix/up": b"online"}
         assert len(upstream.connections) == 1  # the source was not touched
+
+
+async def test_coalesced_turns_deliver_every_source_in_order_and_a_reload_changes_the_hold(
+    upstream: Upstream,
+    tmp_path: Path,
+    mosquitto: Callable[..., Broker],
+    mqtt_subscriber: Callable[..., Awaitable[Subscriber]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Three sources at a steady rate, each message alone on its connection: the loop's turns
+    # are held (coalesce) while they flow. A reload turns the hold off, then to 5ms, mid-stream.
+    per_source = 300
+    go = asyncio.Event()
+
+    async def handler(conn: UpstreamConn) -> None:
+        await go.wait()
+        for n in range(per_source):
+            await conn.send_json({"n": n})
+            await asyncio.sleep(0.001)
+
+    upstream.handler = handler
+    broker = mosquitto()
+    subscriber = await mqtt_subscriber(broker, "steady/#")
+    path = tmp_path / "bridge.yaml"
+
+    def write(coalesce: str) -> None:
+        sources = "".join(f"""
+  - name: s{i}
+    url: {upstream.url}
+    routes: [{{sink: broker, topic: steady/s{i}}}]""" for i in range(3))
+        path.write_text(f"""
+version: 1
+coalesce: {coalesce}
+sinks:
+  broker: {{type: mqtt, url: "mqtt://127.0.0.1:{broker.port}", qos: 1}}
+sources:{sources}
+""")
+
+    write("0.4ms")
+    caplog.set_level(logging.INFO, logger="bridge.supervisor")
+    async with running(path) as supervisor:
+        await upstream.wait_connections(3)
+        go.set()
+        await subscriber.wait_for(per_source, timeout=30.0)  # a third of the way
+        write("0")
+        assert await supervisor.reload() is True
+        write("5ms")
+        assert await supervisor.reload() is True
+        received = await subscriber.wait_for(3 * per_source, timeout=30.0)
+    by_source: dict[str, list[int]] = {}
+    for m in received:
+        by_source.setdefault(m.topic, []).append(json.loads(m.payload)["n"])
+    assert by_source == {f"steady/s{i}": list(range(per_source)) for i in range(3)}
+    said = [r.getMessage() for r in caplog.records if "coalesce" in r.getMessage()]
+    assert said == ["reload: coalesce 0ms", "reload: coalesce 5ms"]
