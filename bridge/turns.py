@@ -78,8 +78,10 @@ class Turns:
 
     def routed(self) -> None:
         """A message was routed in this turn."""
+        if not self.hold:
+            return
         self._routed += 1
-        if self._first is None and self.hold:
+        if self._first is None:
             if not self._due:
                 asyncio.get_running_loop().call_soon(self.end)
             self._first = self._clock()
@@ -96,8 +98,11 @@ class Turns:
             except Exception as exc:  # noqa: BLE001 - as the loop reports a callback's error
                 loop.call_exception_handler({"message": "end-of-turn call failed",
                                              "exception": exc})
-        if first is None:
-            return
+        if first is not None:
+            self._hold(first, routed)
+
+    def _hold(self, first: float, routed: int) -> None:
+        """Hold the loop, if messages flow and nothing says not to (see above)."""
         now = self._clock()
         if routed >= BUSY:
             self._busy = now + BUSY_FOR * self.hold
